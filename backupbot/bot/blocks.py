@@ -1,0 +1,260 @@
+"""Block Kit rendering: pure functions from result objects to Slack messages.
+
+Each function returns a `Message` (fallback text plus blocks) and never calls Slack.
+Every message respects Slack's limits: at most 50 blocks, 3000 characters in a section's
+text and 2000 in a field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backupbot.commands import humanize
+from backupbot.commands.backup import Progress, restore_command
+from backupbot.commands.parse import SUBCOMMANDS
+from backupbot.commands.status import DatabaseStatus
+from backupbot.storage.catalog import SUCCEEDED, BackupRecord
+from backupbot.storage.incidents import Incident
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[Block]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_TEXT)}}
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> Block:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", MAX_FIELD_TEXT)} for k, v in pairs[:10]
+        ],
+    }
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, 3000)}]}
+
+
+def _actor(actor: str) -> str:
+    return f"<@{actor}>" if actor.startswith(("U", "W")) and ":" not in actor else f"`{actor}`"
+
+
+def _label(record: BackupRecord) -> str:
+    return f" · label `{record.label}`" if record.label else ""
+
+
+def backup_started(record: BackupRecord) -> Message:
+    text = f"Backup of {record.database} started by {record.actor} (id {record.id})."
+    return Message(
+        text,
+        [
+            section(
+                f":hourglass_flowing_sand: *Backup of `{record.database}` started* by "
+                f"{_actor(record.actor)}"
+            ),
+            context(f"id `{record.id}`{_label(record)} · store {record.store}"),
+        ],
+    )
+
+
+_STAGE_WORDS = {
+    "snapshot": "taking a consistent snapshot and counting rows",
+    "dumping": "dumping and compressing",
+    "verifying": "reading the stored copy back to verify it",
+}
+
+
+def backup_progress(record: BackupRecord, progress: Progress) -> Message:
+    words = _STAGE_WORDS.get(progress.stage, progress.stage)
+    done = f", {humanize.size(progress.bytes_done)} so far" if progress.bytes_done else ""
+    text = f"Backup of {record.database} running: {words}{done}."
+    return Message(
+        text,
+        [
+            section(
+                f":hourglass_flowing_sand: *Backup of `{record.database}` running*: {words}{done}"
+            ),
+            context(f"id `{record.id}` · started by {_actor(record.actor)}{_label(record)}"),
+        ],
+    )
+
+
+def backup_result(record: BackupRecord) -> Message:
+    if record.status == SUCCEEDED:
+        return _backup_succeeded(record)
+    return _backup_failed(record)
+
+
+def _backup_succeeded(record: BackupRecord) -> Message:
+    manifest = record.manifest or {}
+    counts: dict[str, int] = manifest.get("row_counts", {})
+    prisma = manifest.get("prisma_migration") or {}
+    size = f"{humanize.size(record.stored_size)} (raw {humanize.size(record.raw_size)})"
+    text = (
+        f"Backup of {record.database} succeeded: {humanize.size(record.stored_size)} in "
+        f"{humanize.duration(record.duration)}, sha256 {record.sha256}, id {record.id}."
+    )
+    pairs = [
+        ("Size", size),
+        ("Duration", humanize.duration(record.duration)),
+        ("SHA-256", f"`{(record.sha256 or '')[:16]}…`"),
+        ("Stored at", f"`{record.location}`"),
+        ("Tables / rows", f"{len(counts)} / {sum(counts.values()):,}"),
+        ("Prisma migration", f"`{prisma['migration_name']}`" if prisma else "none"),
+    ]
+    artifact = manifest.get("artifact", "FILE")
+    return Message(
+        text,
+        [
+            section(
+                f":white_check_mark: *Backup of `{record.database}` succeeded* and was "
+                "verified (checksum and `pg_restore --list` on the stored copy)"
+            ),
+            fields(pairs),
+            context(
+                f"id `{record.id}` · by {_actor(record.actor)}{_label(record)} · "
+                f"PostgreSQL {record.server_version} · restore by hand: "
+                f"`{restore_command(artifact)}`"
+            ),
+        ],
+    )
+
+
+def _backup_failed(record: BackupRecord) -> Message:
+    error = record.error or "The backup did not finish."
+    text = f"Backup of {record.database} failed (id {record.id}): {error}"
+    return Message(
+        text,
+        [
+            section(f":x: *Backup of `{record.database}` failed*\n{error}"),
+            context(
+                f"id `{record.id}` · by {_actor(record.actor)}{_label(record)} · nothing was "
+                f"kept · after {humanize.duration(record.duration)}"
+            ),
+        ],
+    )
+
+
+def _status_lines(s: DatabaseStatus) -> list[Block]:
+    ok, now = s.last_success, s.now
+    icon = ":white_check_mark:" if s.healthy else ":warning:"
+    if ok:
+        last = (
+            f"{humanize.age(ok.started_at, now)} ({humanize.utc(ok.started_at)}), "
+            f"{humanize.size(ok.stored_size)}, took {humanize.duration(ok.duration)}, id `{ok.id}`"
+        )
+    else:
+        last = "never"
+    failure = "none"
+    if s.last_failure:
+        f = s.last_failure
+        failure = f"{humanize.age(f.started_at, now)}, id `{f.id}`: {f.error}"
+    pairs = [
+        ("Last good backup", last),
+        ("Last failure", failure),
+        ("Backups kept", str(s.kept)),
+        ("Provider", s.provider),
+    ]
+    if s.running:
+        pairs.append(
+            (
+                "Running now",
+                f"id `{s.running.id}` since "
+                f"{humanize.age(s.running.started_at, now)} by {_actor(s.running.actor)}",
+            )
+        )
+    blocks = [section(f"{icon} *{s.name}*"), fields(pairs)]
+    if s.warnings:
+        blocks.append(section("\n".join(f":warning: {w}" for w in s.warnings)))
+    return blocks
+
+
+def status_message(statuses: Sequence[DatabaseStatus]) -> Message:
+    worrying = [s.name for s in statuses if not s.healthy]
+    summary = (
+        f"{len(worrying)} of {len(statuses)} database(s) need attention: {', '.join(worrying)}."
+        if worrying
+        else f"All {len(statuses)} database(s) have a recent verified backup."
+    )
+    blocks: list[Block] = [section(f"*Backup status* · {summary}")]
+    for i, s in enumerate(statuses):
+        part = [{"type": "divider"}, *_status_lines(s)]
+        if len(blocks) + len(part) > MAX_BLOCKS - 1:
+            rest = len(statuses) - i
+            blocks.append(context(f"{rest} more database(s); ask for one: `/backup status DB`."))
+            break
+        blocks.extend(part)
+    return Message(f"Backup status: {summary}", blocks)
+
+
+def incident_line(i: Incident) -> str:
+    who = _actor(i.actor)
+    db = f" `{i.database}`" if i.database else ""
+    bid = f" id `{i.backup_id}`" if i.backup_id else ""
+    detail = i.details.get("error") or i.details.get("reason") or ""
+    detail = f" — {detail}" if detail else ""
+    return f"`{humanize.utc(i.at)}` {who} *{i.action}*{db} {i.outcome}{bid}{detail}"
+
+
+def log_message(incidents: Sequence[Incident]) -> Message:
+    if not incidents:
+        return Message("The incident log is empty.", [section("The incident log is empty.")])
+    blocks: list[Block] = [section(f"*Incident log* · last {len(incidents)} record(s)")]
+    chunk: list[str] = []
+    for line in (incident_line(i) for i in incidents):
+        line = _clip(line, 600)
+        if sum(len(c) + 1 for c in chunk) + len(line) > MAX_SECTION_TEXT - 100:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    return Message(f"Incident log: last {len(incidents)} record(s).", blocks[:MAX_BLOCKS])
+
+
+def help_message() -> Message:
+    lines = [f"`{s.usage}`\n{s.summary}" for s in SUBCOMMANDS.values()]
+    return Message(
+        "backupbot commands: " + "; ".join(s.usage for s in SUBCOMMANDS.values()),
+        [section("*backupbot* keeps your PostgreSQL backups honest.\n\n" + "\n\n".join(lines))],
+    )
+
+
+def usage_error(problem: str, usage: str) -> Message:
+    text = f"{problem}\nUsage: {usage}" if usage else problem
+    body = f":warning: {problem}"
+    if usage:
+        body += "\n*Usage*\n" + "\n".join(f"`{u}`" for u in usage.splitlines())
+    return Message(text, [section(body)])
+
+
+def notice(text: str) -> Message:
+    return Message(text, [section(text)])
+
+
+def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
+    return notice(
+        f"Backup `{record.id}` of `{record.database}` started at {humanize.utc(when)}; "
+        f"progress and the result will appear in <#{channel}>."
+    )

@@ -1,0 +1,293 @@
+"""The `backupbot` command line: the same operations as Slack, for CI/CD and for when
+Slack is down. Actions are recorded with the actor `cli:<os user>`.
+
+Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from backupbot.bot.composition import Services, build_services, load
+from backupbot.bot.logging_setup import configure_logging
+from backupbot.commands import humanize
+from backupbot.commands.backup import Progress
+from backupbot.commands.parse import MAX_LOG
+from backupbot.commands.status import DatabaseStatus, status_report
+from backupbot.errors import BackupbotError, ConfigError, UsageError
+from backupbot.storage.catalog import SUCCEEDED, BackupRecord
+from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pgtools import find_binaries
+
+log = logging.getLogger(__name__)
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backupbot", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="config file (default: $BACKUPBOT_CONFIG or ./backupbot.yml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    backup = sub.add_parser("backup", help="take a backup").add_subparsers(
+        dest="backup_command", required=True, metavar="now"
+    )
+    now = backup.add_parser("now", help="take a verified backup; prints its id")
+    now.add_argument("database")
+    now.add_argument("--label", help="e.g. pre-deploy")
+
+    status = sub.add_parser("status", help="where each database's backups stand")
+    status.add_argument("database", nargs="?")
+    status.add_argument("--json", action="store_true")
+
+    log_p = sub.add_parser("log", help="the incident log, newest first")
+    log_p.add_argument("--limit", type=int, default=20)
+    log_p.add_argument("--json", action="store_true")
+
+    serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode or HTTP)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    serve.add_argument("--host", default="0.0.0.0")
+
+    config = sub.add_parser("config", help="configuration tools").add_subparsers(
+        dest="config_command", required=True, metavar="check"
+    )
+    check = config.add_parser("check", help="validate the config file and environment")
+    check.add_argument(
+        "--live", action="store_true", help="also connect to every database and the store"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging("WARNING", "text")
+    try:
+        settings = load(args.config)
+        if args.command == "serve":
+            configure_logging(settings.logging.level, settings.logging.format)
+        if args.command == "config":
+            return _config_check(settings, args.live)
+        services = build_services(settings)
+        try:
+            return _dispatch(services, args)
+        finally:
+            services.close()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BackupbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(services: Services, args: argparse.Namespace) -> int:
+    if args.command == "backup":
+        return _backup_now(services, args.database, args.label)
+    if args.command == "status":
+        return _status(services, args.database, args.json)
+    if args.command == "log":
+        if not 1 <= args.limit <= 10 * MAX_LOG:
+            raise UsageError(f"--limit must be between 1 and {10 * MAX_LOG}.")
+        return _log(services, args.limit, args.json)
+    if args.command == "serve":
+        return _serve(services, args.host, args.port)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _backup_now(services: Services, database: str, label: str | None) -> int:
+    if services.settings.database(database) is None:
+        names = ", ".join(services.settings.database_names)
+        raise UsageError(
+            f"There is no configured database named {database!r}. Configured: {names}."
+        )
+
+    def progress(p: Progress) -> None:
+        done = f" ({humanize.size(p.bytes_done)})" if p.bytes_done else ""
+        print(f"[{p.backup_id}] {p.stage}{done}", file=sys.stderr)
+
+    record = services.backups.backup_now(database, cli_actor(), label, progress)
+    if record.status != SUCCEEDED:
+        print(f"backup {record.id} of {database} failed: {record.error}", file=sys.stderr)
+        return 1
+    print(
+        f"backup {record.id} of {database} verified: {humanize.size(record.stored_size)} "
+        f"in {humanize.duration(record.duration)}, sha256 {record.sha256}, at {record.location}",
+        file=sys.stderr,
+    )
+    print(record.id)
+    return 0
+
+
+def _record_json(r: BackupRecord | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "id": r.id,
+        "status": r.status,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "duration_seconds": r.duration.total_seconds() if r.duration else None,
+        "stored_size": r.stored_size,
+        "raw_size": r.raw_size,
+        "sha256": r.sha256,
+        "location": r.location,
+        "label": r.label,
+        "actor": r.actor,
+        "error": r.error,
+    }
+
+
+def _status_json(s: DatabaseStatus) -> dict[str, Any]:
+    return {
+        "database": s.name,
+        "provider": s.provider,
+        "healthy": s.healthy,
+        "warnings": s.warnings,
+        "backups_kept": s.kept,
+        "last_success": _record_json(s.last_success),
+        "last_failure": _record_json(s.last_failure),
+        "running": _record_json(s.running),
+    }
+
+
+def _status(services: Services, database: str | None, as_json: bool) -> int:
+    settings = services.settings
+    if database is not None and settings.database(database) is None:
+        raise UsageError(f"There is no configured database named {database!r}.")
+    names = [database] if database else settings.database_names
+    report = status_report(
+        services.catalog,
+        [(n, settings.database(n).provider) for n in names],  # type: ignore[union-attr]
+        services.clock.now(),
+        services.stale_after,
+    )
+    if as_json:
+        print(json.dumps([_status_json(s) for s in report], indent=2))
+        return 0 if all(s.healthy for s in report) else 1
+    for s in report:
+        ok = s.last_success
+        print(f"{s.name} ({s.provider}): {'OK' if s.healthy else 'NEEDS ATTENTION'}")
+        if ok:
+            print(
+                f"  last good backup: {humanize.age(ok.started_at, s.now)} "
+                f"({humanize.utc(ok.started_at)}), {humanize.size(ok.stored_size)}, "
+                f"took {humanize.duration(ok.duration)}, id {ok.id}"
+            )
+        else:
+            print("  last good backup: never")
+        if s.last_failure:
+            f = s.last_failure
+            print(f"  last failure: {humanize.age(f.started_at, s.now)}, id {f.id}: {f.error}")
+        print(f"  backups kept: {s.kept}")
+        if s.running:
+            print(f"  running now: id {s.running.id}, started by {s.running.actor}")
+        for w in s.warnings:
+            print(f"  ! {w}")
+    return 0 if all(s.healthy for s in report) else 1
+
+
+def _log(services: Services, limit: int, as_json: bool) -> int:
+    records = services.incidents.recent(limit)
+    if as_json:
+        print(json.dumps([i.as_json() for i in records], indent=2))
+        return 0
+    for i in records:
+        db = f" {i.database}" if i.database else ""
+        bid = f" [{i.backup_id}]" if i.backup_id else ""
+        detail = i.details.get("error") or i.details.get("reason") or ""
+        print(f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}")
+    return 0
+
+
+def _config_check(settings: Any, live: bool) -> int:
+    from backupbot.bot.composition import build_store
+    from backupbot.settings import SlackCredentials
+    from backupbot.storage.pginspect import SnapshotSession
+
+    print(f"config OK: {len(settings.databases)} database(s): {', '.join(settings.database_names)}")
+    problems = SlackCredentials.from_env(os.environ).problems_for_serving()
+    if settings.slack is None:
+        problems.append("slack: no `slack:` section; `serve` needs slack.channel")
+    for p in problems:
+        print(f"warning (needed for `serve`): {p}")
+    if not live:
+        return 0
+    failed = False
+    try:
+        build_store(settings.storage).check()
+        print("store OK")
+    except BackupbotError as exc:
+        failed = True
+        print(f"store FAILED: {exc}")
+    for db in settings.databases:
+        try:
+            session = SnapshotSession(ConnInfo.from_url(db.url.get_secret_value()))
+            try:
+                bins = find_binaries(session.server.major, settings.backup.pg_bin_dirs)
+            finally:
+                session.close()
+            print(f"{db.name} OK: PostgreSQL {session.server.version}, pg_dump {bins.version}")
+        except BackupbotError as exc:
+            failed = True
+            print(f"{db.name} FAILED: {exc}")
+    return 1 if failed else 0
+
+
+def _serve(services: Services, host: str, port: int) -> int:
+    import waitress
+
+    from backupbot.bot.slack_app import build_app, wsgi_app
+
+    for record in services.catalog.fail_abandoned(services.clock.now()):
+        services.incidents.record(
+            at=services.clock.now(),
+            actor="system",
+            action="backup.abandoned",
+            outcome="failed",
+            database=record.database,
+            backup_id=record.id,
+            details={"error": "The process running this backup stopped before it finished."},
+        )
+    app = build_app(services)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if services.slack.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert services.slack.app_token is not None
+        handler = SocketModeHandler(app, services.slack.app_token.get_secret_value())
+        handler.connect()
+        log.info("connected to Slack in Socket Mode; health check on port %d", port)
+        health = waitress.create_server(wsgi_app(None), host=host, port=port)
+        threading.Thread(target=health.run, daemon=True).start()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            handler.close()
+            health.close()
+        return 0
+    log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
+    with contextlib.suppress(KeyboardInterrupt):
+        waitress.serve(wsgi_app(app), host=host, port=port, threads=8)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

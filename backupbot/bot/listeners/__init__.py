@@ -1,0 +1,1 @@
+"""Slack listeners: each module has one `register(app, services)`."""

@@ -1,0 +1,112 @@
+"""The `/backup` slash command: acknowledge, parse, call one command, render.
+
+Everything slow (the backup itself) runs after the acknowledgement in a background job;
+the channel message posted at the start is updated in place with progress and the result.
+The acting user is always the signed payload's `user_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from backupbot.bot import blocks, slack_contract
+from backupbot.bot.composition import Services
+from backupbot.commands.backup import Progress
+from backupbot.commands.parse import ParsedCommand, parse_command
+from backupbot.commands.status import status_report
+from backupbot.errors import BackupbotError, UsageError
+from backupbot.storage.catalog import BackupRecord
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.command(slack_contract.SLASH_COMMAND)
+    def on_backup(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        user = command["user_id"]
+        text = command.get("text", "")
+        try:
+            parsed = parse_command(text, services.settings.database_names)
+        except UsageError as exc:
+            ack(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
+            services.incidents.record(
+                at=services.clock.now(),
+                actor=user,
+                action="command.rejected",
+                outcome="refused",
+                details={"command": text[:200], "reason": str(exc)},
+            )
+            return
+        if parsed.name == "help":
+            ack(**blocks.help_message().as_kwargs())
+        elif parsed.name == "now":
+            _backup_now(ack, respond, client, services, user, parsed)
+        elif parsed.name == "status":
+            ack()
+            names = [parsed.database] if parsed.database else services.settings.database_names
+            report = status_report(
+                services.catalog,
+                [(n, services.settings.database(n).provider) for n in names],  # type: ignore[union-attr]
+                services.clock.now(),
+                services.stale_after,
+            )
+            respond(**blocks.status_message(report).as_kwargs())
+        elif parsed.name == "log":
+            ack()
+            respond(**blocks.log_message(services.incidents.recent(parsed.limit or 10)).as_kwargs())
+
+
+def _backup_now(
+    ack: Ack,
+    respond: Respond,
+    client: WebClient,
+    services: Services,
+    user: str,
+    parsed: ParsedCommand,
+) -> None:
+    assert parsed.database is not None and services.settings.slack is not None
+    channel = services.settings.slack.channel
+    try:
+        record = services.backups.start(parsed.database, user, parsed.label)
+    except BackupbotError as exc:
+        ack(**blocks.notice(str(exc)).as_kwargs())
+        return
+    ack(**blocks.started_ack(record, channel, record.started_at).as_kwargs())
+    services.jobs.submit(_run_backup, services, client, respond, channel, record)
+
+
+def _run_backup(
+    services: Services, client: WebClient, respond: Respond, channel: str, record: BackupRecord
+) -> None:
+    ts = _post(client, channel, blocks.backup_started(record))
+
+    def on_progress(progress: Progress) -> None:
+        if ts:
+            _update(client, channel, ts, blocks.backup_progress(record, progress))
+
+    final = services.backups.run(record, on_progress)
+    result = blocks.backup_result(final)
+    if ts is None or not _update(client, channel, ts, result):
+        respond(**result.as_kwargs())  # the channel is unreachable: tell the requester
+
+
+def _post(client: WebClient, channel: str, message: blocks.Message) -> str | None:
+    try:
+        return str(client.chat_postMessage(channel=channel, **message.as_kwargs())["ts"])
+    except SlackApiError as exc:
+        log.error("could not post to %s: %s", channel, exc.response.get("error"))
+        return None
+
+
+def _update(client: WebClient, channel: str, ts: str, message: blocks.Message) -> bool:
+    try:
+        client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        return True
+    except SlackApiError as exc:
+        log.error("could not update message %s in %s: %s", ts, channel, exc.response.get("error"))
+        return False

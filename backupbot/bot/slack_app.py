@@ -1,0 +1,85 @@
+"""The Slack app: a bolt `App` wired to backupbot's services, plus the HTTP front door.
+
+HTTP mode serves bolt's WSGI handler at `/slack/events` on waitress (a production WSGI
+server) and answers `GET /` and `GET /healthz` for load balancers. Socket Mode connects out
+with the app-level token and still serves the health endpoint on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from backupbot.bot import slack_contract
+from backupbot.bot.composition import Services
+from backupbot.bot.listeners import backup_command
+from backupbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def build_web_client(services: Services) -> WebClient:
+    creds = services.slack
+    kwargs: dict[str, Any] = {}
+    if creds.api_url:
+        kwargs["base_url"] = creds.api_url.rstrip("/") + "/"
+    client = WebClient(
+        token=creds.bot_token.get_secret_value() if creds.bot_token else None,
+        timeout=30,
+        **kwargs,
+    )
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
+def build_app(services: Services) -> App:
+    """A bolt App with every listener registered. Raises `ConfigError` if Slack is not set up."""
+    creds = services.slack
+    problems = creds.problems_for_serving()
+    if services.settings.slack is None:
+        problems.append("slack.channel: the config has no `slack:` section; add the channel id")
+    if problems:
+        raise ConfigError(problems, "Slack set-up")
+    app = App(
+        client=build_web_client(services),
+        signing_secret=creds.signing_secret.get_secret_value() if creds.signing_secret else None,
+        process_before_response=False,
+    )
+    backup_command.register(app, services)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error in a Slack listener", exc_info=error)
+
+    return app
+
+
+def wsgi_app(app: App | None) -> WsgiApp:
+    """Bolt at EVENTS_PATH (when given), health checks at `/` and `/healthz`."""
+    handler = SlackRequestHandler(app, path=slack_contract.EVENTS_PATH) if app else None
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") == "GET" and path in ("/", "/healthz"):
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        if handler is not None and path == slack_contract.EVENTS_PATH:
+            return handler(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found\n"]
+
+    return application

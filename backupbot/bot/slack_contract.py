@@ -1,0 +1,16 @@
+"""What the Slack app registers, in one place.
+
+`manifest.yml` must agree with these values; `tests/test_manifest.py` checks that it does.
+"""
+
+SLASH_COMMAND = "/backup"
+EVENTS_PATH = "/slack/events"
+USES_INTERACTIVITY = True
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "usergroups:read",
+    "users:read",
+)

@@ -1,0 +1,391 @@
+"""`backup now`: take a verified backup of one configured database.
+
+The flow, each step able to fail and leave nothing that looks good behind:
+claim the database (one backup at a time) -> export a snapshot and count rows in it ->
+pg_dump --snapshot | zstd | sha256 -> store -> read back and verify -> write the manifest
+-> mark succeeded. Any failure aborts the upload or deletes what was stored, marks the
+backup failed with a plain-language reason, and writes an incident record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backupbot.clock import Clock
+from backupbot.errors import BackupbotError, UsageError
+from backupbot.settings import DatabaseSettings
+from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.catalog import BackupCatalog, BackupRecord, SuccessDetails
+from backupbot.storage.dumpstream import (
+    COMPRESSION,
+    EXTENSION,
+    StreamResult,
+    compress_stream,
+    verify_artifact,
+)
+from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pginspect import SnapshotSession
+from backupbot.storage.pgtools import PgDump, find_binaries
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "backupbot-manifest/1"
+MAX_LABEL = 200
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running backup reports: the stage and how many bytes it has handled."""
+
+    backup_id: str
+    database: str
+    stage: str  # "snapshot" | "dumping" | "verifying"
+    bytes_done: int
+
+
+ProgressListener = Callable[[Progress], None]
+
+
+def artifact_keys(database: str, started_at: datetime, backup_id: str) -> tuple[str, str]:
+    """`<database>/<UTC timestamp>-<id>.dump.zst` and its manifest beside it."""
+    stem = f"{database}/{started_at.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}"
+    return stem + EXTENSION, stem + ".manifest.json"
+
+
+def restore_command(artifact_name: str) -> str:
+    return f"zstd -dc {artifact_name} | pg_restore --no-owner --no-acl -d TARGET_DB"
+
+
+def validate_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    label = label.strip()
+    if not label:
+        raise UsageError("--label needs some text, e.g. --label pre-deploy.")
+    if len(label) > MAX_LABEL or any(ord(c) < 32 for c in label):
+        raise UsageError(f"A label must be one line of at most {MAX_LABEL} characters.")
+    return label
+
+
+class BackupService:
+    """Runs backups. Stateless apart from its collaborators; safe to share across threads."""
+
+    def __init__(
+        self,
+        *,
+        databases: Sequence[DatabaseSettings],
+        catalog: BackupCatalog,
+        incidents: IncidentLog,
+        store: ArtifactStore,
+        clock: Clock,
+        compression_level: int = 3,
+        compression_threads: int = 0,
+        pg_bin_dirs: Sequence[Path] = (),
+        heartbeat_seconds: float = 5.0,
+    ) -> None:
+        self._databases = {d.name: d for d in databases}
+        self._catalog = catalog
+        self._incidents = incidents
+        self._store = store
+        self._clock = clock
+        self._level = compression_level
+        self._threads = compression_threads
+        self._pg_bin_dirs = list(pg_bin_dirs)
+        self._heartbeat_seconds = heartbeat_seconds
+
+    def start(self, database: str, actor: str, label: str | None = None) -> BackupRecord:
+        """Claim the database and record the start; raises `BackupAlreadyRunning` if busy."""
+        label = validate_label(label)
+        if database not in self._databases:
+            raise UsageError(f"There is no configured database named {database!r}.")
+        now = self._clock.now()
+        try:
+            record = self._catalog.start(database, actor, label, self._store.kind, now)
+        except BackupbotError as exc:
+            self._incidents.record(
+                at=now,
+                actor=actor,
+                action="backup.refused",
+                outcome="refused",
+                database=database,
+                details={"reason": str(exc)},
+            )
+            raise
+        self._incidents.record(
+            at=now,
+            actor=actor,
+            action="backup.started",
+            outcome="ok",
+            database=database,
+            backup_id=record.id,
+            details={"label": label, "store": self._store.kind},
+        )
+        return record
+
+    def run(
+        self, record: BackupRecord, on_progress: ProgressListener = lambda _p: None
+    ) -> BackupRecord:
+        """Do the backup claimed by `start`. Never raises for expected failures: the
+        returned record says `succeeded` or `failed` with a plain-language `error`."""
+        db = self._databases[record.database]
+        artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
+        beat = _Heartbeat(self, record, on_progress, self._heartbeat_seconds)
+        try:
+            details = self._execute(db, record, artifact_key, manifest_key, beat)
+        except BackupbotError as exc:
+            return self._record_failure(record, artifact_key, manifest_key, str(exc), exc)
+        except Exception as exc:
+            log.exception("backup %s crashed", record.id)
+            message = (
+                "An internal error stopped the backup; nothing was kept. The bot's log has "
+                "the details (search for the backup id)."
+            )
+            return self._record_failure(record, artifact_key, manifest_key, message, exc)
+        now = self._clock.now()
+        if not self._catalog.succeed(record.id, now, details):
+            # Someone marked it failed meanwhile (e.g. declared abandoned): do not keep it.
+            self._delete_quietly(artifact_key, manifest_key)
+            return self._catalog.get(record.id)
+        final = self._catalog.get(record.id)
+        self._incidents.record(
+            at=now,
+            actor=record.actor,
+            action="backup.succeeded",
+            outcome="ok",
+            database=db.name,
+            backup_id=record.id,
+            details={
+                "location": details.location,
+                "stored_size": details.stored_size,
+                "raw_size": details.raw_size,
+                "sha256": details.sha256,
+                "duration_seconds": round((now - record.started_at).total_seconds(), 1),
+                "label": record.label,
+            },
+        )
+        return final
+
+    def backup_now(
+        self,
+        database: str,
+        actor: str,
+        label: str | None = None,
+        on_progress: ProgressListener = lambda _p: None,
+    ) -> BackupRecord:
+        return self.run(self.start(database, actor, label), on_progress)
+
+    # -- the work -------------------------------------------------------------------------
+
+    def _execute(
+        self,
+        db: DatabaseSettings,
+        record: BackupRecord,
+        artifact_key: str,
+        manifest_key: str,
+        beat: _Heartbeat,
+    ) -> SuccessDetails:
+        conn = ConnInfo.from_url(db.url.get_secret_value())
+        beat.stage("snapshot", 0)
+        session = SnapshotSession(conn)
+        try:
+            binaries = find_binaries(session.server.major, self._pg_bin_dirs)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount") as pool:
+                dump = PgDump(binaries, conn, snapshot=session.snapshot)
+                if session.consistent:
+                    counts: Future[dict[str, int]] = pool.submit(session.row_counts)
+                writer = self._store.open_writer(artifact_key)
+                try:
+                    with conn.client_env() as env:
+                        stdout = dump.start(env)
+                        if not session.consistent:
+                            counts = pool.submit(session.row_counts)
+                        beat.stage("dumping", 0)
+                        try:
+                            streamed = compress_stream(
+                                stdout,
+                                writer,
+                                level=self._level,
+                                threads=self._threads,
+                                on_bytes=lambda n: beat.tick("dumping", n),
+                            )
+                        except BaseException:
+                            dump.kill()  # the store failed: stop pg_dump, report the store
+                            with contextlib.suppress(BackupbotError):
+                                dump.finish()
+                            raise
+                        dump.finish()
+                    row_counts = counts.result()
+                    prisma = session.prisma_head()
+                    writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
+        finally:
+            session.close()
+        beat.stage("verifying", 0)
+        verified = verify_artifact(
+            self._store,
+            artifact_key,
+            streamed,
+            binaries,
+            expected_tables=row_counts,
+            on_bytes=lambda n: beat.tick("verifying", n),
+        )
+        finished = self._clock.now()
+        manifest = self._manifest(
+            db,
+            record,
+            conn,
+            session,
+            binaries.version,
+            streamed,
+            row_counts,
+            prisma,
+            artifact_key,
+            finished,
+            verified.toc_entries,
+        )
+        self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
+        return SuccessDetails(
+            artifact_key=artifact_key,
+            manifest_key=manifest_key,
+            location=self._store.location(artifact_key),
+            raw_size=streamed.raw_size,
+            stored_size=streamed.stored_size,
+            sha256=streamed.sha256,
+            compression=f"{COMPRESSION}-{self._level}",
+            server_version=session.server.version,
+            pg_dump_version=binaries.version,
+            manifest=manifest,
+        )
+
+    def _manifest(
+        self,
+        db: DatabaseSettings,
+        record: BackupRecord,
+        conn: ConnInfo,
+        session: SnapshotSession,
+        pg_dump_version: str,
+        streamed: StreamResult,
+        row_counts: dict[str, int],
+        prisma: dict[str, Any] | None,
+        artifact_key: str,
+        finished: datetime,
+        toc_entries: int,
+    ) -> dict[str, Any]:
+        name = artifact_key.rsplit("/", 1)[-1]
+        return {
+            "format": MANIFEST_FORMAT,
+            "backup_id": record.id,
+            "database": db.name,
+            "provider": db.provider,
+            "source": {"host": conn.host, "port": conn.port, "dbname": conn.dbname},
+            "label": record.label,
+            "requested_by": record.actor,
+            "started_at": record.started_at.isoformat(),
+            "finished_at": finished.isoformat(),
+            "server_version": session.server.version,
+            "server_version_num": session.server.version_num,
+            "pg_dump_version": pg_dump_version,
+            "artifact": name,
+            "archive_format": "pg_dump custom format (--format=custom --compress=0)",
+            "compression": COMPRESSION,
+            "compression_level": self._level,
+            "raw_size": streamed.raw_size,
+            "stored_size": streamed.stored_size,
+            "sha256": streamed.sha256,
+            "row_counts": row_counts,
+            "row_counts_snapshot": "same as dump" if session.consistent else "separate",
+            "prisma_migration": prisma,
+            "verified": {
+                "sha256": True,
+                "zstd_checksum": True,
+                "pg_restore_list": True,
+                "toc_entries": toc_entries,
+                "at": finished.isoformat(),
+            },
+            "restore_command": restore_command(name),
+        }
+
+    def _record_failure(
+        self,
+        record: BackupRecord,
+        artifact_key: str,
+        manifest_key: str,
+        message: str,
+        exc: BaseException,
+    ) -> BackupRecord:
+        log.warning(
+            "backup %s of %s failed: %s",
+            record.id,
+            record.database,
+            message,
+            extra={"detail": getattr(exc, "stderr", None) or getattr(exc, "detail", None)},
+        )
+        self._delete_quietly(artifact_key, manifest_key)
+        now = self._clock.now()
+        self._catalog.fail(record.id, now, message)
+        self._incidents.record(
+            at=now,
+            actor=record.actor,
+            action="backup.failed",
+            outcome="failed",
+            database=record.database,
+            backup_id=record.id,
+            details={"error": message, "error_type": type(exc).__name__},
+        )
+        return self._catalog.get(record.id)
+
+    def _delete_quietly(self, *keys: str) -> None:
+        for key in keys:
+            try:
+                self._store.delete(key)
+            except BackupbotError:
+                log.exception("could not remove %s after a failed backup", key)
+
+
+class _Heartbeat:
+    """Throttles progress: the catalog heartbeat and the listener fire at most every
+    `interval` seconds of process time, plus once at every stage change."""
+
+    def __init__(
+        self,
+        service: BackupService,
+        record: BackupRecord,
+        listener: ProgressListener,
+        interval: float,
+    ) -> None:
+        self._service = service
+        self._record = record
+        self._listener = listener
+        self._interval = interval
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def stage(self, stage: str, done: int) -> None:
+        self._emit(stage, done)
+
+    def tick(self, stage: str, done: int) -> None:
+        if time.monotonic() - self._last >= self._interval:
+            self._emit(stage, done)
+
+    def _emit(self, stage: str, done: int) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+        svc = self._service
+        svc._catalog.heartbeat(self._record.id, svc._clock.now(), done)
+        try:
+            self._listener(Progress(self._record.id, self._record.database, stage, done))
+        except Exception:
+            log.exception("progress listener failed; the backup goes on")

@@ -1,0 +1,88 @@
+"""One exception tree for the whole program.
+
+Every error a user can cause or meet is a `BackupbotError`. Its `str()` is a plain-language
+message that says what went wrong and what to do next; internal detail (stderr, tracebacks)
+travels in attributes and goes to the log only.
+"""
+
+from __future__ import annotations
+
+
+class BackupbotError(Exception):
+    """Base of every expected failure. `str(err)` is safe to show a user."""
+
+
+class ConfigError(BackupbotError):
+    """The configuration file is missing or invalid. Each problem names the key and the fix."""
+
+    def __init__(self, problems: list[str], source: str = "configuration") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class UsageError(BackupbotError):
+    """A command was malformed. `usage` is the correct form to show beside the message."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        self.usage = usage
+        super().__init__(message)
+
+
+class UnknownDatabase(UsageError):
+    """The named database is not in the configuration."""
+
+
+class BackupAlreadyRunning(BackupbotError):
+    """A backup of this database is in progress; a second one is refused, not queued."""
+
+    def __init__(self, database: str, backup_id: str, started_by: str, started_at: str) -> None:
+        self.database = database
+        self.backup_id = backup_id
+        self.started_by = started_by
+        self.started_at = started_at
+        super().__init__(
+            f"A backup of {database} is already running (id {backup_id}), started by "
+            f"{started_by} at {started_at}. Wait for it to finish; `/backup status {database}` "
+            "shows its result."
+        )
+
+
+class CommandFailed(BackupbotError):
+    """An external program (pg_dump, pg_restore, ...) failed.
+
+    The message is for people; `returncode` and `stderr` are for the log.
+    """
+
+    def __init__(self, message: str, *, program: str, returncode: int | None, stderr: str) -> None:
+        self.program = program
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(message)
+
+
+class PgToolMissing(BackupbotError):
+    """No suitable pg_dump/pg_restore binary is installed."""
+
+
+class DatabaseUnreachable(BackupbotError):
+    """The database server refused the connection, the password was wrong, or it is down."""
+
+
+class StoreError(BackupbotError):
+    """The artifact store failed (S3 error, disk full, missing bucket).
+
+    `permanent` tells whether retrying the same operation can help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class VerificationFailed(BackupbotError):
+    """A stored artifact did not match what was written, or could not be read back."""
+
+
+class NotFound(BackupbotError):
+    """A backup, request or record the user named does not exist."""

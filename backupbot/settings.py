@@ -1,0 +1,316 @@
+"""The configuration model: one YAML file plus Slack credentials from the environment.
+
+Only the composition root (`backupbot.bot.composition`) calls `load_settings`; everything
+else receives the validated objects. Unknown keys are errors, and every problem names the
+key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from backupbot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "backupbot.yml"
+CONFIG_ENV = "BACKUPBOT_CONFIG"
+PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalStorage(_Strict):
+    path: Path = Path("./backups")
+
+
+class S3Storage(_Strict):
+    bucket: str = Field(min_length=3)
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    part_size_mb: int = Field(default=16, ge=5, le=512)
+    max_concurrency: int = Field(default=4, ge=1, le=16)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, v: str) -> str:
+        return v if not v or v.endswith("/") else v + "/"
+
+
+class StorageSettings(_Strict):
+    local: LocalStorage | None = None
+    s3: S3Storage | None = None
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if (self.local is None) == (self.s3 is None):
+            raise ValueError("set exactly one of storage.local or storage.s3")
+
+
+class SlackSettings(_Strict):
+    channel: str = Field(min_length=1)
+    approvers: list[str] = []
+    approver_group: str | None = None
+    required_approvals: int = Field(default=1, ge=1, le=5)
+    approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+
+class DatabaseSettings(_Strict):
+    name: str
+    url: SecretStr
+    provider: Literal["neon", "supabase", "railway", "render", "generic"] = "generic"
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    protected: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                "use letters, digits, '_', '-' or '.', starting with a letter or digit "
+                "(it becomes part of artifact paths)"
+            )
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, v: SecretStr) -> SecretStr:
+        parts = urlsplit(v.get_secret_value())
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
+        if not parts.path.strip("/"):
+            raise ValueError("must name the database, e.g. postgresql://user@host/app")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise ValueError(f"not a 5-field cron expression ({exc}); e.g. '0 2 * * *'") from exc
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone; use an IANA name such as 'UTC'") from exc
+        return v
+
+
+class BackupSettings(_Strict):
+    compression_level: int = Field(default=3, ge=1, le=19)
+    compression_threads: int = Field(default=0, ge=0, le=64)  # 0: one per CPU
+    stale_after_hours: int = Field(default=26, ge=1)
+    pg_bin_dirs: list[Path] = []
+
+
+class LoggingSettings(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(_Strict):
+    state_url: str = "sqlite:///backupbot.db"
+    storage: StorageSettings = StorageSettings(local=LocalStorage())
+    slack: SlackSettings | None = None
+    databases: list[DatabaseSettings] = Field(min_length=1)
+    backup: BackupSettings = BackupSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("databases")
+    @classmethod
+    def _unique_names(cls, v: list[DatabaseSettings]) -> list[DatabaseSettings]:
+        seen: set[str] = set()
+        for db in v:
+            if db.name in seen:
+                raise ValueError(f"database name {db.name!r} appears twice; names must be unique")
+            seen.add(db.name)
+        return v
+
+    def database(self, name: str) -> DatabaseSettings | None:
+        return next((d for d in self.databases if d.name == name), None)
+
+    @property
+    def database_names(self) -> list[str]:
+        return [d.name for d in self.databases]
+
+
+class SlackCredentials(_Strict):
+    """Slack secrets, always from the environment, never from the file."""
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SlackCredentials:
+        def secret(name: str) -> SecretStr | None:
+            value = environ.get(name)
+            return SecretStr(value) if value else None
+
+        return cls(
+            bot_token=secret("SLACK_BOT_TOKEN"),
+            signing_secret=secret("SLACK_SIGNING_SECRET"),
+            app_token=secret("SLACK_APP_TOKEN"),
+            api_url=environ.get("SLACK_API_URL") or None,
+        )
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+    def problems_for_serving(self) -> list[str]:
+        problems = []
+        if self.bot_token is None:
+            problems.append("SLACK_BOT_TOKEN is not set: export the app's xoxb- bot token")
+        if self.app_token is None and self.signing_secret is None:
+            problems.append(
+                "set SLACK_APP_TOKEN (xapp-, Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)"
+            )
+        return problems
+
+
+def config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """`--config` wins, then $BACKUPBOT_CONFIG, then ./backupbot.yml."""
+    return Path(cli_value or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; a missing variable is an error."""
+    if isinstance(value, dict):
+        return {
+            k: interpolate(v, environ, f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    missing: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    result = _ENV_RE.sub(sub, value)
+    if missing:
+        raise ConfigError(
+            [
+                f"{where}: environment variable {n} is not set; export it or use ${{{n}:-default}}"
+                for n in missing
+            ]
+        )
+    return result
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("LocalStorage", "S3Storage", "function-after"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", (annotation,)):
+            inner = getattr(candidate, "__args__", (candidate,))
+            found = next(
+                (c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None
+            )
+            if found is not None:
+                current = found
+                break
+        else:
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                current = annotation
+            else:
+                return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _describe(err: Any) -> str:
+    loc = tuple(err["loc"])
+    where = _location(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = _known_keys(Settings, loc)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+        return f"{where}: unknown key; {hint}"
+    if kind == "missing":
+        return f"{where}: required; add it"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{where}: must be one of {expected}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def parse_settings(raw: Any, environ: Mapping[str, str], source: str = "configuration") -> Settings:
+    if not isinstance(raw, dict):
+        raise ConfigError(["the file must be a YAML mapping with a `databases:` list"], source)
+    data = interpolate(raw, environ)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))
+        raise ConfigError(problems, source) from None
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    if not path.exists():
+        raise ConfigError(
+            [f"{path} does not exist; create it (see README 'Configuration') or pass --config"],
+            str(path),
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            [f"not valid YAML{at}: {getattr(exc, 'problem', exc)}"], str(path)
+        ) from None
+    return parse_settings(raw, environ, str(path))

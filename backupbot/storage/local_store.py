@@ -1,0 +1,136 @@
+"""Artifact store on a local (or mounted) directory.
+
+Writes go to a hidden temporary name in the target directory, are fsynced, and are
+renamed into place atomically; the directory is fsynced so the rename survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from backupbot.errors import NotFound, StoreError
+
+
+def _store_error(exc: OSError, where: Path) -> StoreError:
+    if exc.errno == errno.ENOSPC:
+        return StoreError(
+            f"The backup disk is full ({where}). Nothing was kept; free space or move "
+            "storage.local.path, then run the backup again."
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(f"backupbot may not write to {where}. Fix its permissions.")
+    return StoreError(f"Writing to {where} failed: {exc.strerror or exc}.")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _LocalWriter:
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
+        self._fh = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise _store_error(exc, self.final.parent) from exc
+
+    def commit(self) -> None:
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.tmp, self.final)
+            _fsync_dir(self.final.parent)
+            self._done = True
+        except OSError as exc:
+            self.abort()
+            raise _store_error(exc, self.final.parent) from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+        if self._done:
+            with contextlib.suppress(FileNotFoundError):
+                self.final.unlink()
+
+
+class LocalStore:
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise StoreError(f"Refusing a key outside the store: {key!r}.")
+        return path
+
+    def location(self, key: str) -> str:
+        return str(self._path(key))
+
+    def open_writer(self, key: str) -> _LocalWriter:
+        try:
+            return _LocalWriter(self._path(key))
+        except OSError as exc:
+            raise _store_error(exc, self.root) from exc
+
+    def read_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            fh = open(self._path(key), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise NotFound(f"{self.location(key)} is missing from the backup directory.") from None
+        with fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        writer = self.open_writer(key)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.read_chunks(key))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        if not self.root.exists():
+            return []
+        keys = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{secrets.token_hex(4)}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise _store_error(exc, self.root) from exc

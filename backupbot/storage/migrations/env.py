@@ -1,0 +1,14 @@
+"""Alembic environment: always run programmatically by `backupbot.storage.state.migrate`."""
+
+from alembic import context
+
+from backupbot.storage.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,76 @@
+"""SQLAlchemy models for backupbot's own state: the backup catalog and the incident log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state database; use UTC-aware times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BackupRow(Base):
+    """One backup attempt. `running_lock` holds the database name while the backup runs:
+    a unique column, so a second concurrent backup of the same database cannot be inserted."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    database: Mapped[str] = mapped_column(String(63), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    running_lock: Mapped[str | None] = mapped_column(String(63), unique=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    label: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    progress_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    store: Mapped[str] = mapped_column(String(16))
+    artifact_key: Mapped[str | None] = mapped_column(String(1024))
+    manifest_key: Mapped[str | None] = mapped_column(String(1024))
+    location: Mapped[str | None] = mapped_column(String(1200))
+    raw_size: Mapped[int | None] = mapped_column(BigInteger)
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    compression: Mapped[str | None] = mapped_column(String(40))
+    server_version: Mapped[str | None] = mapped_column(String(40))
+    pg_dump_version: Mapped[str | None] = mapped_column(String(80))
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentRow(Base):
+    """An append-only record of one action (triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    database: Mapped[str | None] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    outcome: Mapped[str] = mapped_column(String(20))
+    backup_id: Mapped[str | None] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,107 @@
+"""What backupbot reads from a team's database besides the dump itself.
+
+`SnapshotSession` opens a repeatable-read, read-only transaction and exports its snapshot
+so pg_dump (`--snapshot`) sees exactly what the row counts here saw. Where the server
+does not allow exporting a snapshot, it falls back to counting in its own transaction
+and says so (`consistent = False`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from backupbot.storage.pgconn import ConnInfo
+
+log = logging.getLogger(__name__)
+
+_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+_PRISMA_TABLE = """
+SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = '_prisma_migrations' AND c.relkind = 'r'
+ORDER BY (n.nspname = 'public') DESC, n.nspname LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version_num: int
+    version: str
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+
+class SnapshotSession:
+    """A held snapshot plus the facts taken inside it. Close it after pg_dump finishes."""
+
+    def __init__(self, conn_info: ConnInfo) -> None:
+        self._conn = conn_info.connect(autocommit=False)
+        self.server = ServerInfo(
+            version_num=self._conn.info.server_version,
+            version=str(self._conn.info.parameter_status("server_version") or ""),
+        )
+        self.snapshot: str | None = None
+        self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        self._conn.read_only = True
+        try:
+            row = self._conn.execute("SELECT pg_export_snapshot()").fetchone()
+            self.snapshot = str(row[0]) if row else None
+        except psycopg.Error as exc:
+            log.warning("cannot export a snapshot; row counts taken separately: %s", exc)
+            self._conn.rollback()
+
+    @property
+    def consistent(self) -> bool:
+        """Whether counts and dump share one snapshot."""
+        return self.snapshot is not None
+
+    def row_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for schema, table in self._conn.execute(_TABLES).fetchall():
+            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            row = self._conn.execute(query).fetchone()
+            counts[f"{schema}.{table}"] = int(row[0]) if row else 0
+        return counts
+
+    def prisma_head(self) -> dict[str, Any] | None:
+        """The newest applied, not rolled back `_prisma_migrations` row, if the table exists."""
+        row = self._conn.execute(_PRISMA_TABLE).fetchone()
+        if row is None:
+            return None
+        query = sql.SQL(
+            "SELECT migration_name, finished_at, checksum FROM {}._prisma_migrations "
+            "WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL "
+            "ORDER BY finished_at DESC, migration_name DESC LIMIT 1"
+        ).format(sql.Identifier(row[0]))
+        head = self._conn.execute(query).fetchone()
+        if head is None:
+            return None
+        return {
+            "migration_name": head[0],
+            "finished_at": head[1].isoformat() if head[1] else None,
+            "checksum": head[2],
+        }
+
+    def close(self) -> None:
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()

@@ -1,0 +1,222 @@
+"""Artifact store on S3 or any S3-compatible service (R2, MinIO, B2, moto).
+
+Artifacts go up as multipart uploads with bounded memory: at most `max_concurrency`
+parts in flight plus the one being filled. Any failure aborts the multipart upload, so
+no partial object is ever visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from backupbot.errors import NotFound, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def _s3_error(exc: Exception, bucket: str, action: str) -> StoreError:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404"):
+            return StoreError(
+                f"The S3 bucket {bucket!r} does not exist. Create it or fix storage.s3.bucket."
+            )
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StoreError(
+                f"S3 refused access to bucket {bucket!r} ({code}). Check the credentials and "
+                "the bucket policy."
+            )
+        if code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
+            return StoreError(f"S3 was unavailable while {action} ({code}).", permanent=False)
+        return StoreError(f"S3 failed while {action}: {code or exc}.")
+    if isinstance(exc, EndpointConnectionError):
+        return StoreError(
+            f"Could not reach the S3 endpoint while {action}. Check storage.s3.endpoint_url "
+            "and the network.",
+            permanent=False,
+        )
+    return StoreError(f"S3 failed while {action}: {exc}.", permanent=False)
+
+
+class _MultipartWriter:
+    def __init__(self, store: S3Store, key: str) -> None:
+        self._s3 = store.client
+        self._bucket = store.bucket
+        self._key = key
+        self._part_size = store.part_size
+        self._buf = bytearray()
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._slots = threading.BoundedSemaphore(store.max_concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=store.max_concurrency)
+        self._upload_id: str | None = None
+        self._closed = False
+        try:
+            resp = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            self._pool.shutdown(wait=False)
+            raise _s3_error(exc, self._bucket, "starting the upload") from exc
+        self._upload_id = resp["UploadId"]
+
+    def _upload(self, number: int, body: bytes) -> dict[str, Any]:
+        try:
+            resp = self._s3.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+            return {"PartNumber": number, "ETag": resp["ETag"]}
+        finally:
+            self._slots.release()
+
+    def _raise_failed_part(self) -> None:
+        for fut in self._parts:
+            if fut.done() and fut.exception() is not None:
+                exc = fut.exception()
+                assert exc is not None
+                raise _s3_error(exc, self._bucket, "uploading") from exc
+
+    def _flush_part(self) -> None:
+        if not self._buf:
+            return
+        self._raise_failed_part()
+        self._slots.acquire()  # bounds memory: waits while max_concurrency parts are in flight
+        body = bytes(self._buf)
+        self._buf.clear()
+        self._parts.append(self._pool.submit(self._upload, len(self._parts) + 1, body))
+
+    def write(self, data: bytes) -> None:
+        self._buf.extend(data)
+        if len(self._buf) >= self._part_size:
+            self._flush_part()
+
+    def commit(self) -> None:
+        try:
+            self._flush_part()
+            if not self._parts:  # an empty artifact still needs one part
+                self._slots.acquire()
+                self._parts.append(self._pool.submit(self._upload, 1, b""))
+            parts = [f.result() for f in self._parts]
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            self._closed = True
+        except StoreError:
+            self.abort()
+            raise
+        except (ClientError, BotoCoreError) as exc:
+            self.abort()
+            raise _s3_error(exc, self._bucket, "finishing the upload") from exc
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for fut in self._parts:
+            fut.cancel()
+        self._pool.shutdown(wait=True)
+        self._buf.clear()
+        try:
+            self._s3.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+        except (ClientError, BotoCoreError):
+            log.warning("could not abort multipart upload", extra={"key": self._key})
+
+
+class S3Store:
+    kind = "s3"
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        *,
+        part_size: int = 16 << 20,
+        max_concurrency: int = 4,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def open_writer(self, key: str) -> _MultipartWriter:
+        return _MultipartWriter(self, self._key(key))
+
+    def read_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise NotFound(f"{self.location(key)} is missing from the bucket.") from None
+            raise _s3_error(exc, self.bucket, "reading") from exc
+        except BotoCoreError as exc:
+            raise _s3_error(exc, self.bucket, "reading") from exc
+        try:
+            yield from body.iter_chunks(chunk_size)
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "reading") from exc
+        finally:
+            body.close()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "writing the manifest") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.read_chunks(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _s3_error(exc, self.bucket, "checking an object") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "deleting") from exc
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                keys.extend(o["Key"][len(self.prefix) :] for o in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "listing") from exc
+        return sorted(keys)
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "checking the bucket") from exc
