@@ -1,0 +1,198 @@
+"""Send Slack-signed requests to a bot's HTTP endpoint, as Slack would on a user's behalf.
+
+`SignedSlackClient` builds slash-command and button-click requests shaped like Slack's, signs
+them with the app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`) and posts
+them with the standard library. Given a `SlackStandin`, it hands out response_urls the
+stand-in records and fills in the clicked message from what the stand-in holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from backupbot.devkit.slack_standin import SlackStandin
+
+_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+_FORM_TYPE = "application/x-www-form-urlencoded"
+_APP_ID = "A0STANDIN"
+_VERIFICATION_TOKEN = "standin-verification-token"
+_TEAM_DOMAIN = "standin"
+# Nothing listens on the discard port, so a bot that posts here fails fast and offline.
+_DUMMY_RESPONSE_URL = "http://127.0.0.1:9/response/none"
+
+
+def slack_signature(signing_secret: str, timestamp: int | str, body: bytes) -> str:
+    """The `X-Slack-Signature` value Slack sends for `body` at `timestamp`."""
+    base = b"v0:" + str(timestamp).encode("ascii") + b":" + body
+    digest = hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+@dataclass
+class SlackResponse:
+    """What the bot answered; `elapsed` is seconds from send to fully read response."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+    elapsed: float
+
+    def json(self) -> dict:
+        """The body parsed as JSON; `{}` for an empty body (a bare acknowledgement)."""
+        return json.loads(self.body) if self.body.strip() else {}
+
+
+class SignedSlackClient:
+    """Plays Slack towards the bot at `events_url`, signing with `signing_secret`."""
+
+    def __init__(
+        self,
+        events_url: str,
+        signing_secret: str,
+        standin: SlackStandin | None = None,
+        team_id: str = "T0STANDIN",
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.standin = standin
+        self.team_id = team_id
+        self.timeout = timeout
+        # Never route through an environment proxy: the bot under test is local.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def slash_command(
+        self,
+        user_id: str,
+        text: str,
+        command: str = "/backup",
+        channel_id: str = "C0STANDIN",
+        user_name: str | None = None,
+    ) -> SlackResponse:
+        """Invoke `command text` as `user_id` in `channel_id`."""
+        fields = {
+            "token": _VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "team_domain": _TEAM_DOMAIN,
+            "channel_id": channel_id,
+            "channel_name": _channel_name(channel_id),
+            "user_id": user_id,
+            "user_name": user_name or _user_name(user_id),
+            "command": command,
+            "text": text,
+            "api_app_id": _APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self._response_url(),
+            "trigger_id": _trigger_id(),
+        }
+        return self.send_raw(urlencode(fields).encode("utf-8"), _FORM_TYPE)
+
+    def block_action(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        channel_id: str,
+        message_ts: str,
+        block_id: str = "b",
+        response_url: str | None = None,
+    ) -> SlackResponse:
+        """Click the button `action_id` (carrying `value`) on message `message_ts`."""
+        name = _user_name(user_id)
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": _APP_ID,
+            "token": _VERIFICATION_TOKEN,
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            },
+            "trigger_id": _trigger_id(),
+            "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": _channel_name(channel_id)},
+            "message": self._clicked_message(channel_id, message_ts),
+            "state": {"values": {}},
+            "response_url": response_url or self._response_url(),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
+        return self.send_raw(body, _FORM_TYPE)
+
+    def send_raw(
+        self,
+        body: bytes,
+        content_type: str,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> SlackResponse:
+        """POST `body` signed for `timestamp` (default now); `signature` overrides the real one."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        if signature is None:
+            signature = slack_signature(self.signing_secret, ts, body)
+        headers = {
+            "Content-Type": content_type,
+            "User-Agent": _USER_AGENT,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature,
+        }
+        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
+        started = time.monotonic()
+        try:
+            with self._opener.open(request, timeout=self.timeout) as resp:
+                status, raw, got = resp.status, resp.read(), dict(resp.headers.items())
+        except urllib.error.HTTPError as err:
+            status, raw, got = err.code, err.read(), dict(err.headers.items())
+            err.close()
+        elapsed = time.monotonic() - started
+        return SlackResponse(status, raw.decode("utf-8", errors="replace"), got, elapsed)
+
+    def _response_url(self) -> str:
+        return self.standin.new_response_url() if self.standin else _DUMMY_RESPONSE_URL
+
+    def _clicked_message(self, channel_id: str, message_ts: str) -> dict[str, Any]:
+        """The message as the stand-in holds it, or a bare reference without one."""
+        message: dict[str, Any] = {"type": "message", "ts": message_ts}
+        if self.standin is not None:
+            try:
+                posted = self.standin.message(channel_id, message_ts)
+            except KeyError:
+                return message
+            message.update(text=posted.text, blocks=posted.blocks, user=self.standin.bot_user_id)
+            if posted.thread_ts:
+                message["thread_ts"] = posted.thread_ts
+        return message
+
+
+def _user_name(user_id: str) -> str:
+    return f"user-{user_id.lower()}"
+
+
+def _channel_name(channel_id: str) -> str:
+    return "directmessage" if channel_id.startswith("D") else channel_id.lower()
+
+
+def _trigger_id() -> str:
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"

@@ -1,0 +1,219 @@
+"""Shared fixtures: a real PostgreSQL cluster, an S3 server (moto over HTTP), the Slack
+stand-in, and a running bot that receives signed requests over HTTP.
+
+A missing service fails the run with an install hint; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import psycopg
+import pytest
+import waitress
+
+from backupbot.bot.composition import Services, build_services
+from backupbot.bot.slack_app import build_app, wsgi_app
+from backupbot.devkit.pgcluster import PgCluster, PgUnavailable
+from backupbot.devkit.sample_data import load_sample_data
+from backupbot.devkit.slack_signer import SignedSlackClient
+from backupbot.devkit.slack_standin import SlackStandin
+from backupbot.settings import Settings, parse_settings
+
+CHANNEL = "C0BACKUPS"
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+PG_PASSWORD = "pw-" + secrets.token_hex(8)  # distinctive, so leak checks can search for it
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ExternalServer:
+    """A server given by TEST_DATABASE_URL, with the same helpers as `PgCluster`."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        parts = urlsplit(url)
+        self.password = parts.password or ""
+
+    def url(self, dbname: str = "postgres", *, password: str | None = None) -> str:
+        parts = urlsplit(self._url)
+        netloc = parts.netloc
+        if password is not None:
+            user, host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}:{password}@{host}"
+        return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, ""))
+
+    def create_database(self, name: str) -> str:
+        self.drop_database(name)
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def execute(self, sql: str, dbname: str = "postgres") -> None:
+        with psycopg.connect(self.url(dbname), autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The PostgreSQL server: TEST_DATABASE_URL if set, else a throwaway cluster."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield ExternalServer(os.environ["TEST_DATABASE_URL"])
+        return
+    try:
+        cluster = PgCluster(tmp_path_factory.mktemp("pg"), password=PG_PASSWORD).start()
+    except PgUnavailable as exc:
+        pytest.fail(
+            f"{exc}\nThe tests need a real PostgreSQL server: install it (apt-get install -y "
+            "postgresql) or set TEST_DATABASE_URL.",
+            pytrace=False,
+        )
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_db(pg: Any) -> dict[str, Any]:
+    """A database built from the runbook's tables; its URL and row counts. Do not modify."""
+    url = pg.create_database("app_sample")
+    counts = load_sample_data(url)
+    return {"url": url, "counts": counts, "name": "app_sample"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        pytest.fail("moto's server is missing: pip install 'moto[server]'", pytrace=False)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_test_credentials() -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"backups-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def s3_keys(s3: Any, bucket: str) -> list[str]:
+    resp = s3.list_objects_v2(Bucket=bucket)
+    return sorted(o["Key"] for o in resp.get("Contents", []))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path, pg: Any) -> Iterator[str]:
+    """The bot's own state database: both supported kinds."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    name = f"state_{secrets.token_hex(4)}"
+    url = pg.create_database(name)
+    yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+    pg.drop_database(name)
+
+
+def make_settings(
+    *,
+    databases: list[dict[str, Any]],
+    state_url: str,
+    storage: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Settings:
+    raw = {
+        "state_url": state_url,
+        "storage": storage,
+        "slack": {"channel": CHANNEL, "approvers": ["UAPPROVER"]},
+        "databases": databases,
+        "logging": {"format": "text"},
+        **(extra or {}),
+    }
+    return parse_settings(raw, os.environ)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandin]:
+    with SlackStandin(bot_token=BOT_TOKEN) as standin:
+        yield standin
+
+
+@dataclass
+class RunningBot:
+    services: Services
+    standin: SlackStandin
+    signer: SignedSlackClient
+    url: str
+
+    def wait_idle(self, timeout: float = 120) -> None:
+        assert self.services.jobs.wait_idle(timeout), "background jobs did not finish in time"
+
+
+def start_bot(settings: Settings, standin: SlackStandin) -> tuple[RunningBot, Any]:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": standin.base_url,
+    }
+    services = build_services(settings, env)
+    app = build_app(services)
+    port = free_port()
+    server = waitress.create_server(wsgi_app(app), host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    signer = SignedSlackClient(f"{url}/slack/events", SIGNING_SECRET, standin=standin)
+    return RunningBot(services, standin, signer, url), server
+
+
+@pytest.fixture
+def bot_factory(slack: SlackStandin) -> Iterator[Any]:
+    """Start a bot for given settings; stopped after the test."""
+    started: list[tuple[RunningBot, Any]] = []
+
+    def factory(settings: Settings) -> RunningBot:
+        bot, server = start_bot(settings, slack)
+        started.append((bot, server))
+        return bot
+
+    yield factory
+    for bot, server in started:
+        bot.services.jobs.wait_idle(60)
+        server.close()
+        bot.services.close()
