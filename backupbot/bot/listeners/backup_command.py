@@ -1,4 +1,4 @@
-"""The `/backup` slash command: acknowledge, parse, call one command, render.
+"""The `/backup` slash command: parse, call one command, acknowledge, render.
 
 Everything slow (the backup itself) runs after the acknowledgement in a background job;
 the channel message posted at the start is updated in place with progress and the result.
@@ -33,7 +33,6 @@ def register(app: App, services: Services) -> None:
         try:
             parsed = parse_command(text, services.settings.database_names)
         except UsageError as exc:
-            ack(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
             services.incidents.record(
                 at=services.clock.now(),
                 actor=user,
@@ -41,24 +40,34 @@ def register(app: App, services: Services) -> None:
                 outcome="refused",
                 details={"command": text[:200], "reason": str(exc)},
             )
+            ack(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
             return
         if parsed.name == "help":
             ack(**blocks.help_message().as_kwargs())
         elif parsed.name == "now":
             _backup_now(ack, respond, client, services, user, parsed)
         elif parsed.name == "status":
+            services.jobs.submit(_respond_status, services, respond, parsed.database)
             ack()
-            names = [parsed.database] if parsed.database else services.settings.database_names
-            report = status_report(
-                services.catalog,
-                [(n, services.settings.database(n).provider) for n in names],  # type: ignore[union-attr]
-                services.clock.now(),
-                services.stale_after,
-            )
-            respond(**blocks.status_message(report).as_kwargs())
         elif parsed.name == "log":
+            services.jobs.submit(_respond_log, services, respond, parsed.limit or 10)
             ack()
-            respond(**blocks.log_message(services.incidents.recent(parsed.limit or 10)).as_kwargs())
+
+
+def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
+    settings = services.settings
+    names = [database] if database else settings.database_names
+    report = status_report(
+        services.catalog,
+        [(n, settings.database(n).provider) for n in names],  # type: ignore[union-attr]
+        services.clock.now(),
+        services.stale_after,
+    )
+    respond(**blocks.status_message(report).as_kwargs())
+
+
+def _respond_log(services: Services, respond: Respond, limit: int) -> None:
+    respond(**blocks.log_message(services.incidents.recent(limit)).as_kwargs())
 
 
 def _backup_now(
@@ -76,8 +85,10 @@ def _backup_now(
     except BackupbotError as exc:
         ack(**blocks.notice(str(exc)).as_kwargs())
         return
-    ack(**blocks.started_ack(record, channel, record.started_at).as_kwargs())
+    # Jobs are submitted before the acknowledgement so that, once Slack has its answer,
+    # the work is already tracked (tests and shutdown wait on `services.jobs`).
     services.jobs.submit(_run_backup, services, client, respond, channel, record)
+    ack(**blocks.started_ack(record, channel, record.started_at).as_kwargs())
 
 
 def _run_backup(
