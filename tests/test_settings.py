@@ -1,0 +1,513 @@
+"""The configuration model: defaults, `${VAR}` interpolation, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupbot.errors import ConfigError
+from backupbot.settings import (
+    SlackCredentials,
+    config_path,
+    load_settings,
+    parse_settings,
+)
+
+PASSWORD = "Sup3r-s3cret-pw"
+URL = f"postgresql://alice:{PASSWORD}@db.example.com:5432/app"
+
+
+def db(**overrides: Any) -> dict[str, Any]:
+    return {"name": "app", "url": URL, **overrides}
+
+
+def config_error(raw: Any, environ: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw, environ or {})
+    return info.value
+
+
+# --- defaults and interpolation ---------------------------------------------------------
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    settings = parse_settings({"databases": [db()]}, {})
+
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == Path("./backups")
+    assert settings.storage.s3 is None
+    assert settings.slack is None
+    [database] = settings.databases
+    assert database.name == "app"
+    assert database.url.get_secret_value() == URL
+    assert database.provider == "generic"
+    assert database.schedule == "0 2 * * *"
+    assert database.timezone == "UTC"
+    assert database.retention_days == 30
+    assert database.protected is False
+    assert settings.database_names == ["app"]
+    assert settings.database("app") is database
+    assert settings.database("nope") is None
+
+
+def test_env_var_is_substituted_into_a_value() -> None:
+    settings = parse_settings({"databases": [db(url="${APP_DB_URL}")]}, {"APP_DB_URL": URL})
+
+    assert settings.databases[0].url.get_secret_value() == URL
+
+
+def test_env_var_is_substituted_inside_a_longer_string() -> None:
+    raw = {"databases": [db(url="postgresql://alice:${PGPW}@db.example.com/app")]}
+
+    settings = parse_settings(raw, {"PGPW": PASSWORD})
+
+    assert settings.databases[0].url.get_secret_value() == URL.replace(":5432", "")
+
+
+def test_env_default_is_used_when_variable_is_unset() -> None:
+    raw = {"databases": [db(url="${APP_DB_URL:-" + URL + "}")]}
+
+    settings = parse_settings(raw, {})
+
+    assert settings.databases[0].url.get_secret_value() == URL
+
+
+def test_env_default_is_ignored_when_variable_is_set() -> None:
+    raw = {"databases": [db(url="${APP_DB_URL:-postgresql://other@elsewhere/other}")]}
+
+    settings = parse_settings(raw, {"APP_DB_URL": URL})
+
+    assert settings.databases[0].url.get_secret_value() == URL
+
+
+def test_env_interpolation_reaches_nested_sections() -> None:
+    raw = {
+        "databases": [db()],
+        "slack": {"channel": "${CHANNEL}", "approvers": ["${APPROVER:-U0DEFAULT}"]},
+        "storage": {"s3": {"bucket": "${BUCKET}", "prefix": "prod"}},
+    }
+
+    settings = parse_settings(raw, {"CHANNEL": "C0OPS", "BUCKET": "team-backups"})
+
+    assert settings.slack is not None
+    assert settings.slack.channel == "C0OPS"
+    assert settings.slack.approvers == ["U0DEFAULT"]
+    assert settings.storage.s3 is not None
+    assert settings.storage.s3.bucket == "team-backups"
+    assert settings.storage.s3.prefix == "prod/"
+
+
+def test_missing_env_var_names_key_path_and_variable() -> None:
+    err = config_error({"databases": [db(url="${APP_DB_URL}")]})
+
+    assert err.problems == [
+        "databases[0].url: environment variable APP_DB_URL is not set; export it or use "
+        "${APP_DB_URL:-default}"
+    ]
+    assert "databases[0].url" in str(err)
+    assert "APP_DB_URL" in str(err)
+
+
+def test_missing_env_var_in_second_database_names_its_index() -> None:
+    raw = {"databases": [db(), db(name="billing", url="${BILLING_URL}")]}
+
+    err = config_error(raw)
+
+    assert "databases[1].url" in str(err)
+    assert "BILLING_URL" in str(err)
+
+
+# --- unknown keys ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "suggestion"),
+    [
+        ({"databses": [db()]}, "databses", "databases"),
+        ({"databases": [db()], "loging": {}}, "loging", "logging"),
+        (
+            {"databases": [db()], "storage": {"s3": {"bucket": "b-1", "regoin": "eu-west-1"}}},
+            "storage.s3.regoin",
+            "region",
+        ),
+        (
+            {"databases": [db()], "slack": {"channel": "C0OPS", "aprovers": ["U1"]}},
+            "slack.aprovers",
+            "approvers",
+        ),
+        ({"databases": [db(shedule="0 3 * * *")]}, "databases[0].shedule", "schedule"),
+        ({"databases": [db()], "storage": {"local": {"pth": "/x"}}}, "storage.local.pth", "path"),
+        (
+            {"databases": [db()], "backup": {"compresion_level": 5}},
+            "backup.compresion_level",
+            "compression_level",
+        ),
+    ],
+)
+def test_misspelled_key_is_named_with_did_you_mean_hint(
+    raw: dict[str, Any], where: str, suggestion: str
+) -> None:
+    err = config_error(raw)
+
+    assert f"{where}: unknown key; did you mean {suggestion!r}?" in err.problems
+
+
+def test_unknown_key_without_close_match_lists_known_keys() -> None:
+    err = config_error({"databases": [db(colour="blue")]})
+
+    [problem] = err.problems
+    assert problem.startswith("databases[0].colour: unknown key; known keys: ")
+    for key in ("name", "url", "provider", "schedule", "timezone", "retention_days"):
+        assert key in problem
+
+
+def test_unknown_top_level_key_without_close_match_lists_top_level_keys() -> None:
+    err = config_error({"databases": [db()], "zzzz": 1})
+
+    [problem] = err.problems
+    assert problem.startswith("zzzz: unknown key; known keys: ")
+    assert "databases" in problem
+    assert "storage" in problem
+
+
+# --- invalid values -------------------------------------------------------------------------
+
+
+def test_both_local_and_s3_storage_is_an_error() -> None:
+    raw = {"databases": [db()], "storage": {"local": {"path": "/b"}, "s3": {"bucket": "b-1"}}}
+
+    err = config_error(raw)
+
+    assert err.problems == ["storage: set exactly one of storage.local or storage.s3"]
+
+
+def test_empty_storage_section_is_an_error() -> None:
+    err = config_error({"databases": [db()], "storage": {}})
+
+    assert err.problems == ["storage: set exactly one of storage.local or storage.s3"]
+
+
+@pytest.mark.parametrize(
+    ("database", "where", "fragment"),
+    [
+        (db(provider="heroku"), "databases[0].provider", "must be one of"),
+        (db(schedule="every night"), "databases[0].schedule", "cron"),
+        (db(schedule="0 2 * *"), "databases[0].schedule", "cron"),
+        (db(timezone="Mars/Olympus_Mons"), "databases[0].timezone", "time zone"),
+        (
+            db(url=f"mysql://alice:{PASSWORD}@db.example.com/app"),
+            "databases[0].url",
+            "postgresql://",
+        ),
+        (
+            db(url=f"postgresql://alice:{PASSWORD}@db.example.com:5432"),
+            "databases[0].url",
+            "must name the database",
+        ),
+        (
+            db(url=f"postgresql://alice:{PASSWORD}@db.example.com:5432/"),
+            "databases[0].url",
+            "must name the database",
+        ),
+        (db(name="app/x"), "databases[0].name", "letters, digits"),
+        (db(name="-app"), "databases[0].name", "starting with a letter or digit"),
+        (db(retention_days=0), "databases[0].retention_days", "greater than or equal to 1"),
+    ],
+)
+def test_invalid_database_value_is_reported_at_its_key_path(
+    database: dict[str, Any], where: str, fragment: str
+) -> None:
+    err = config_error({"databases": [database]})
+
+    [problem] = err.problems
+    assert problem.startswith(f"{where}: ")
+    assert fragment in problem
+    assert PASSWORD not in str(err)
+
+
+def test_bad_value_in_second_database_names_its_index() -> None:
+    err = config_error({"databases": [db(), db(name="billing", provider="aws")]})
+
+    assert [p.split(":")[0] for p in err.problems] == ["databases[1].provider"]
+
+
+def test_duplicate_database_names_are_an_error() -> None:
+    err = config_error({"databases": [db(), db()]})
+
+    assert err.problems == ["databases: database name 'app' appears twice; names must be unique"]
+
+
+def test_missing_databases_list_is_required() -> None:
+    err = config_error({"storage": {"local": {}}})
+
+    assert err.problems == ["databases: required; add it"]
+
+
+def test_empty_databases_list_is_an_error() -> None:
+    err = config_error({"databases": []})
+
+    [problem] = err.problems
+    assert problem.startswith("databases: ")
+
+
+def test_non_mapping_document_is_an_error() -> None:
+    err = config_error(["databases"])
+
+    assert "YAML mapping" in str(err)
+
+
+def test_several_problems_are_all_reported() -> None:
+    err = config_error({"databases": [db(provider="aws", timezone="Nowhere/Here")], "x": 1})
+
+    wheres = sorted(p.split(":")[0] for p in err.problems)
+    assert wheres == ["databases[0].provider", "databases[0].timezone", "x"]
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_database_password_is_hidden_in_settings_repr_and_str() -> None:
+    settings = parse_settings({"databases": [db()]}, {})
+
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in str(settings)
+    assert PASSWORD not in repr(settings.databases[0])
+
+
+def test_s3_keys_are_hidden_in_settings_repr() -> None:
+    raw = {
+        "databases": [db()],
+        "storage": {
+            "s3": {
+                "bucket": "b-1",
+                "access_key_id": "AKIAEXAMPLEKEYID",
+                "secret_access_key": "wJalrXUtnFEMI-secret",
+            }
+        },
+    }
+
+    settings = parse_settings(raw, {})
+
+    assert "AKIAEXAMPLEKEYID" not in repr(settings)
+    assert "wJalrXUtnFEMI-secret" not in repr(settings)
+    assert settings.storage.s3 is not None
+    assert settings.storage.s3.secret_access_key is not None
+    assert settings.storage.s3.secret_access_key.get_secret_value() == "wJalrXUtnFEMI-secret"
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        db(url=f"mysql://alice:{PASSWORD}@db.example.com/app"),
+        db(url=f"postgresql://alice:{PASSWORD}@db.example.com"),
+        db(url=f"postgresql://alice:{PASSWORD}@[db.example.com/app"),
+        db(provider="heroku"),
+        db(name="app/x"),
+        db(extra_key=URL),
+    ],
+)
+def test_database_password_never_appears_in_config_error(database: dict[str, Any]) -> None:
+    err = config_error({"databases": [database, database]})
+
+    assert PASSWORD not in str(err)
+    assert all(PASSWORD not in p for p in err.problems)
+
+
+def test_interpolated_password_never_appears_in_config_error() -> None:
+    raw = {"databases": [db(url="mysql://alice:${PW}@db.example.com/app")]}
+
+    err = config_error(raw, {"PW": PASSWORD})
+
+    assert "databases[0].url" in str(err)
+    assert PASSWORD not in str(err)
+
+
+def test_password_with_nfkc_unsafe_character_never_appears_in_config_error() -> None:
+    # BUG: urlsplit() raises ValueError("netloc 'alice:pw＃...@host' contains invalid
+    # characters under NFKC normalization") for a password containing e.g. U+FF03 (＃), and
+    # DatabaseSettings._valid_url lets that message through, so the whole netloc, password
+    # included, ends up in str(ConfigError). The message must name the key, not the secret.
+    password = "pw\uff03" + PASSWORD
+    url = f"postgresql://alice:{password}@db.example.com/app"
+
+    err = config_error({"databases": [db(url=url)]})
+
+    assert "databases[0].url" in str(err)
+    assert password not in str(err)
+    assert PASSWORD not in str(err)
+
+
+# --- loading files --------------------------------------------------------------------------
+
+
+def test_load_settings_on_missing_file_says_how_to_fix(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yml"
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    assert info.value.source == str(path)
+    assert f"{path} does not exist" in str(info.value)
+    assert "--config" in str(info.value)
+
+
+def test_load_settings_on_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "backupbot.yml"
+    path.write_text("state_url: sqlite:///x.db\ndatabases:\n  - name: app: bad\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    [problem] = info.value.problems
+    assert problem.startswith("not valid YAML at line 3, column ")
+    assert str(path) in str(info.value)
+
+
+def test_load_settings_on_empty_file_asks_for_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "backupbot.yml"
+    path.write_text("")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    assert "databases:" in str(info.value)
+
+
+def test_load_settings_validation_errors_name_the_file_as_source(tmp_path: Path) -> None:
+    path = tmp_path / "backupbot.yml"
+    path.write_text("databases:\n  - name: app\n    url: mysql://h/app\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    assert info.value.source == str(path)
+    assert str(info.value).startswith(f"{path} is invalid:")
+    assert "databases[0].url" in str(info.value)
+
+
+def test_load_settings_reads_yaml_and_interpolates_from_given_environ(tmp_path: Path) -> None:
+    path = tmp_path / "backupbot.yml"
+    path.write_text(
+        "storage:\n  local:\n    path: /srv/backups\n"
+        "databases:\n  - name: app\n    url: ${APP_DB_URL}\n    provider: neon\n"
+    )
+
+    settings = load_settings(path, {"APP_DB_URL": URL})
+
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == Path("/srv/backups")
+    assert settings.databases[0].provider == "neon"
+    assert settings.databases[0].url.get_secret_value() == URL
+
+
+def test_load_settings_errors_name_the_file_as_source(tmp_path: Path) -> None:
+    # BUG: parse_settings() calls interpolate() without passing `source`, so a missing
+    # environment variable is reported as "configuration is invalid:" (ConfigError.source ==
+    # "configuration") while every other problem in the same file names the file's path.
+    path = tmp_path / "backupbot.yml"
+    path.write_text("databases:\n  - name: app\n    url: ${NOT_SET}\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    assert info.value.source == str(path)
+    assert str(info.value).startswith(f"{path} is invalid:")
+    assert "databases[0].url" in str(info.value)
+    assert "NOT_SET" in str(info.value)
+
+
+# --- config path ---------------------------------------------------------------------------
+
+
+def test_config_path_prefers_cli_flag_over_environment() -> None:
+    path = config_path("/etc/cli.yml", {"BACKUPBOT_CONFIG": "/etc/env.yml"})
+
+    assert path == Path("/etc/cli.yml")
+
+
+def test_config_path_uses_environment_when_no_flag() -> None:
+    assert config_path(None, {"BACKUPBOT_CONFIG": "/etc/env.yml"}) == Path("/etc/env.yml")
+
+
+def test_config_path_defaults_to_backupbot_yml_in_working_directory() -> None:
+    assert config_path(None, {}) == Path("backupbot.yml")
+
+
+def test_config_path_treats_empty_environment_value_as_unset() -> None:
+    assert config_path(None, {"BACKUPBOT_CONFIG": ""}) == Path("backupbot.yml")
+
+
+# --- Slack credentials -----------------------------------------------------------------
+
+
+def test_slack_credentials_read_from_environment() -> None:
+    creds = SlackCredentials.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "sign-1",
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        }
+    )
+
+    assert creds.bot_token is not None
+    assert creds.bot_token.get_secret_value() == "xoxb-1"
+    assert creds.signing_secret is not None
+    assert creds.signing_secret.get_secret_value() == "sign-1"
+    assert creds.app_token is None
+    assert creds.api_url == "http://127.0.0.1:9/api/"
+    assert creds.socket_mode is False
+    assert creds.problems_for_serving() == []
+
+
+def test_slack_credentials_hide_tokens_in_repr() -> None:
+    creds = SlackCredentials.from_env(
+        {"SLACK_BOT_TOKEN": "xoxb-very-secret", "SLACK_APP_TOKEN": "xapp-very-secret"}
+    )
+
+    assert "xoxb-very-secret" not in repr(creds)
+    assert "xapp-very-secret" not in repr(creds)
+
+
+def test_slack_app_token_selects_socket_mode_without_signing_secret() -> None:
+    creds = SlackCredentials.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+
+    assert creds.socket_mode is True
+    assert creds.problems_for_serving() == []
+
+
+def test_slack_empty_variables_count_as_unset() -> None:
+    creds = SlackCredentials.from_env(
+        {"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": "", "SLACK_API_URL": ""}
+    )
+
+    assert creds.bot_token is None
+    assert creds.signing_secret is None
+    assert creds.app_token is None
+    assert creds.api_url is None
+    assert creds.socket_mode is False
+
+
+def test_serving_without_any_slack_credentials_lists_both_problems() -> None:
+    problems = SlackCredentials.from_env({}).problems_for_serving()
+
+    assert len(problems) == 2
+    assert "SLACK_BOT_TOKEN" in problems[0]
+    assert "SLACK_APP_TOKEN" in problems[1]
+    assert "SLACK_SIGNING_SECRET" in problems[1]
+
+
+def test_serving_without_bot_token_is_a_problem_even_with_signing_secret() -> None:
+    problems = SlackCredentials.from_env({"SLACK_SIGNING_SECRET": "s"}).problems_for_serving()
+
+    assert len(problems) == 1
+    assert "SLACK_BOT_TOKEN" in problems[0]
+
+
+def test_serving_with_bot_token_but_no_transport_secret_is_a_problem() -> None:
+    problems = SlackCredentials.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).problems_for_serving()
+
+    assert len(problems) == 1
+    assert "SLACK_APP_TOKEN" in problems[0]
+    assert "SLACK_SIGNING_SECRET" in problems[0]
