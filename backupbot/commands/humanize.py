@@ -19,6 +19,8 @@ def size(n: int | None) -> str:
 def duration(d: timedelta | None) -> str:
     if d is None:
         return "?"
+    if d.total_seconds() < 10:
+        return f"{d.total_seconds():.1f} s"
     seconds = round(d.total_seconds())
     if seconds < 60:
         return f"{seconds} s"

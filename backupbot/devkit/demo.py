@@ -1,0 +1,122 @@
+"""`make demo`: backupbot end to end on the embedded defaults, nothing to configure.
+
+Starts a throwaway PostgreSQL with the runbook's sample tables, the Slack stand-in and the
+bot (SQLite state, local artifact store), then sends signed `/backup now`, `/backup status`
+and `/backup log` as a user would, prints what the channel shows, and restores the backup
+with plain `zstd | pg_restore` to prove it is good.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import waitress
+
+from backupbot.bot.composition import build_services
+from backupbot.bot.slack_app import build_app, wsgi_app
+from backupbot.devkit.console import render_blocks
+from backupbot.devkit.pgcluster import PgCluster
+from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
+from backupbot.devkit.slack_signer import SignedSlackClient
+from backupbot.devkit.slack_standin import SlackStandin
+from backupbot.settings import parse_settings
+
+CHANNEL = "C0DEMO"
+USER = "U0DEMO"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _say(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+def run(workdir: Path) -> int:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    password = secrets.token_urlsafe(12)
+    secret = secrets.token_hex(16)
+    with PgCluster(workdir / "pg", password=password).start() as pg, SlackStandin() as slack:
+        url = pg.create_database("app")
+        counts = load_sample_data(url)
+        _say(f"throwaway PostgreSQL on port {pg.port}: database app, {sum(counts.values())} rows")
+        settings = parse_settings(
+            {
+                "state_url": f"sqlite:///{workdir / 'state.db'}",
+                "storage": {"local": {"path": str(workdir / "backups")}},
+                "slack": {"channel": CHANNEL},
+                "databases": [{"name": "app", "url": "${APP_DATABASE_URL}"}],
+                "logging": {"format": "text", "level": "WARNING"},
+            },
+            {"APP_DATABASE_URL": url},
+        )
+        env = {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": secret,
+            "SLACK_API_URL": slack.base_url,
+        }
+        services = build_services(settings, env)
+        port = _free_port()
+        server = waitress.create_server(wsgi_app(build_app(services)), host="127.0.0.1", port=port)
+        threading.Thread(target=server.run, daemon=True).start()
+        user = SignedSlackClient(f"http://127.0.0.1:{port}/slack/events", secret, slack)
+        try:
+            _say("you type: /backup now app --label demo")
+            ack = user.slash_command(USER, "now app --label demo", channel_id=CHANNEL)
+            print(f"  bot answers at once (HTTP {ack.status}, {ack.elapsed * 1000:.0f} ms):")
+            print(render_blocks(ack.json().get("blocks", []), "    "))
+            services.jobs.wait_idle(300)
+            message = slack.messages(CHANNEL)[-1]
+            print(f"  the channel message, updated {len(message.history)} time(s), now reads:")
+            print(render_blocks(message.blocks, "    "))
+
+            _say("you type: /backup status")
+            user.slash_command(USER, "status", channel_id=CHANNEL)
+            services.jobs.wait_idle(60)
+            print(render_blocks(slack.response_posts()[-1].body["blocks"]))
+
+            _say("you type: /backup log 5")
+            user.slash_command(USER, "log 5", channel_id=CHANNEL)
+            services.jobs.wait_idle(60)
+            print(render_blocks(slack.response_posts()[-1].body["blocks"]))
+
+            record = services.catalog.latest("app")
+            if record is None or record.status != "succeeded" or not record.artifact_key:
+                print("demo failed: the backup did not succeed", file=sys.stderr)
+                return 1
+            artifact = workdir / "backups" / record.artifact_key
+            _say("restore by hand, without backupbot")
+            target = pg.create_database("app_restored")
+            print(f"  zstd -dc {artifact.name} | pg_restore --no-owner --no-acl -d app_restored")
+            with subprocess.Popen(["zstd", "-dc", str(artifact)], stdout=subprocess.PIPE) as z:
+                subprocess.run(
+                    ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target],
+                    stdin=z.stdout,
+                    check=True,
+                )
+            same = database_fingerprint(target) == database_fingerprint(url)
+            print(f"  restored database identical to the source: {'yes' if same else 'NO'}")
+            print(f"\nArtifacts are in {workdir / 'backups'}; state in {workdir / 'state.db'}.")
+            return 0 if same else 1
+        finally:
+            server.close()
+            services.close()
+
+
+def main() -> int:
+    return run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(".demo"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
