@@ -150,7 +150,7 @@ def test_missing_bucket_gives_a_clear_message(
     _assert_failed_cleanly(bot, s3, None, "does not exist")
 
 
-def test_pg_dump_killed_midway_leaves_nothing_and_says_so(
+def test_pg_dump_killed_midway_leaves_nothing_and_never_saw_the_password_in_argv(
     sample_db: dict[str, Any],
     tmp_path: Path,
     s3: Any,
@@ -169,6 +169,9 @@ def test_pg_dump_killed_midway_leaves_nothing_and_says_so(
         if progress.stage == "dumping" and not killed:
             for child in psutil.Process().children(recursive=True):
                 if child.name() == "pg_dump":
+                    argv = " ".join(child.cmdline())
+                    assert PG_PASSWORD not in argv and "--snapshot=" in argv
+                    assert PG_PASSWORD not in str(child.environ())  # passfile, not PGPASSWORD
                     child.kill()
                     killed.append(child.pid)
 
