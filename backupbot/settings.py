@@ -91,7 +91,13 @@ class DatabaseSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, v: SecretStr) -> SecretStr:
-        parts = urlsplit(v.get_secret_value())
+        try:
+            parts = urlsplit(v.get_secret_value())
+        except ValueError:  # its message would quote the netloc, password included
+            raise ValueError(
+                "could not be parsed as a URL; percent-encode special characters in the "
+                "password (e.g. %23 for #)"
+            ) from None
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
         if not parts.path.strip("/"):
@@ -213,7 +219,7 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if name in environ:
+        if environ.get(name) or (name in environ and default is None):
             return environ[name]
         if default is not None:
             return default
@@ -290,7 +296,10 @@ def _describe(err: Any) -> str:
 def parse_settings(raw: Any, environ: Mapping[str, str], source: str = "configuration") -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a YAML mapping with a `databases:` list"], source)
-    data = interpolate(raw, environ)
+    try:
+        data = interpolate(raw, environ)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source) from None
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

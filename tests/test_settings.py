@@ -325,8 +325,9 @@ def test_interpolated_password_never_appears_in_config_error() -> None:
 
 
 def test_password_with_nfkc_unsafe_character_never_appears_in_config_error() -> None:
-    # BUG: urlsplit() raises ValueError("netloc 'alice:pw＃...@host' contains invalid
-    # characters under NFKC normalization") for a password containing e.g. U+FF03 (＃), and
+    # Regression: for a password containing a character whose NFKC form is one of "/?#@:" (here
+    # U+FF03 FULLWIDTH NUMBER SIGN), urlsplit() raises ValueError("netloc 'alice:pw...@host'
+    # contains invalid characters under NFKC normalization"), and
     # DatabaseSettings._valid_url lets that message through, so the whole netloc, password
     # included, ends up in str(ConfigError). The message must name the key, not the secret.
     password = "pw\uff03" + PASSWORD
@@ -403,7 +404,7 @@ def test_load_settings_reads_yaml_and_interpolates_from_given_environ(tmp_path: 
 
 
 def test_load_settings_errors_name_the_file_as_source(tmp_path: Path) -> None:
-    # BUG: parse_settings() calls interpolate() without passing `source`, so a missing
+    # Regression: parse_settings() once called interpolate() without `source`, so a missing
     # environment variable is reported as "configuration is invalid:" (ConfigError.source ==
     # "configuration") while every other problem in the same file names the file's path.
     path = tmp_path / "backupbot.yml"
@@ -479,7 +480,12 @@ def test_slack_app_token_selects_socket_mode_without_signing_secret() -> None:
 
 def test_slack_empty_variables_count_as_unset() -> None:
     creds = SlackCredentials.from_env(
-        {"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": "", "SLACK_API_URL": ""}
+        {
+            "SLACK_BOT_TOKEN": "",
+            "SLACK_SIGNING_SECRET": "",
+            "SLACK_APP_TOKEN": "",
+            "SLACK_API_URL": "",
+        }
     )
 
     assert creds.bot_token is None

@@ -111,7 +111,7 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
             raise UsageError("`log` takes at most one number.", usage)
         limit = 10
         if args:
-            if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_LOG:
+            if not (args[0].isascii() and args[0].isdigit()) or not 1 <= int(args[0]) <= MAX_LOG:
                 raise UsageError(f"n must be a number from 1 to {MAX_LOG}.", usage)
             limit = int(args[0])
         return ParsedCommand("log", limit=limit)

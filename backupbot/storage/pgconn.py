@@ -13,7 +13,6 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -122,17 +121,18 @@ class ConnInfo:
                 os.unlink(path)
 
 
+# The password runs to the last "@" that is followed by a host (no "@", "/", "?" or "#").
+_USERINFO_PASSWORD = re.compile(r"(://[^:@/]*:)(.*)@(?=[^@/?#]*(?:[/?#]|$))")
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&]*")
+
+
 def redact(url: str) -> str:
-    """The URL with its password replaced by `***` (also `password=` query parameters)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostpart = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{hostpart}"
-    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The URL with its password replaced by `***` (also `password=` query parameters).
+
+    Works on the text rather than a strict URL parse, so passwords holding `#`, `?`, `/`
+    or `@` that libpq tolerates unencoded are hidden too.
+    """
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url, count=1))
 
 
 def explain_connection_error(text: str, conn: ConnInfo) -> DatabaseUnreachable:
@@ -144,13 +144,13 @@ def explain_connection_error(text: str, conn: ConnInfo) -> DatabaseUnreachable:
             f"The server at {conn.where} refused the password for user {conn.user!r}. "
             "Check the password in this database's URL (usually an environment variable)."
         )
-    elif "does not exist" in low and "database" in low:
+    elif re.search(r'role "[^"]*" does not exist', low):
+        msg = f"The server at {conn.host}:{conn.port} has no user {conn.user!r}. Check the URL."
+    elif re.search(r'database "[^"]*" does not exist', low):
         msg = (
             f"The server at {conn.host}:{conn.port} has no database {conn.dbname!r}. "
             "Check the database name in the URL."
         )
-    elif "role" in low and "does not exist" in low:
-        msg = f"The server at {conn.host}:{conn.port} has no user {conn.user!r}. Check the URL."
     elif any(s in low for s in ("could not translate host name", "name or service not known")):
         msg = f"The host name {conn.host!r} could not be resolved. Check the host in the URL."
     elif any(s in low for s in ("connection refused", "timeout", "timed out", "no route")):
