@@ -190,11 +190,9 @@ def test_redact_replaces_passwords_with_stars(url: str, expected: str) -> None:
 
 @pytest.mark.parametrize("char", ["#", "?"])
 def test_redact_hides_password_containing_url_delimiters(char: str) -> None:
-    # Regression: libpq accepts `postgresql://alice:pa#ss@host/app` (password "pa#ss"; likewise "?"),
-    # and a redact() built on urlsplit() cut the netloc at "#" or "?", finds no "@" and
-    # returns the URL unchanged, password and all. ConnInfo.from_url puts redact(url) into its
-    # error message. (Today settings rejects such URLs before they get here, with a misleading
-    # "must name the database", so this is redact()'s own contract failing, not a live leak.)
+    # Regression: libpq accepts `postgresql://alice:pa#ss@host/app` (password "pa#ss"),
+    # and a redact() built on urlsplit() cut the netloc at "#" or "?" and returned the URL
+    # unchanged, password and all.
     password = f"pa{char}{PASSWORD}"
     url = f"postgresql://alice:{password}@db.example.com/app"
 
