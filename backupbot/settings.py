@@ -43,8 +43,8 @@ class S3Storage(_Strict):
     endpoint_url: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    part_size_mb: int = Field(default=16, ge=5, le=512)
-    max_concurrency: int = Field(default=4, ge=1, le=16)
+    part_size_mb: int = Field(default=8, ge=5, le=512)
+    max_concurrency: int = Field(default=3, ge=1, le=16)
 
     @field_validator("prefix")
     @classmethod

@@ -107,3 +107,14 @@ def test_incident_log_refuses_updates_and_deletes(state_url: str) -> None:
             conn.execute(text(statement))
     assert [i.outcome for i in IncidentLog(engine).recent()] == ["ok"]
     engine.dispose()
+
+
+def test_head_revision_constant_matches_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from backupbot.storage.state import HEAD_REVISION, MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION

@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
-from botocore.config import Config as BotoConfig
-
 from backupbot.bot.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.backup import BackupService
@@ -25,13 +22,17 @@ from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.local_store import LocalStore
-from backupbot.storage.s3_store import S3Store
 from backupbot.storage.state import create_state_engine, migrate
 
 
 def build_store(storage: StorageSettings) -> ArtifactStore:
     if storage.local is not None:
         return LocalStore(Path(storage.local.path))
+    import boto3  # imported here: only S3 users pay for it (time and memory)
+    from botocore.config import Config as BotoConfig
+
+    from backupbot.storage.s3_store import S3Store
+
     s3 = storage.s3
     assert s3 is not None
     client = boto3.client(
