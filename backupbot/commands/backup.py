@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from backupbot.clock import Clock
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.settings import DatabaseSettings
@@ -145,6 +147,12 @@ class BackupService:
             details = self._execute(db, record, artifact_key, manifest_key, beat)
         except BackupbotError as exc:
             return self._record_failure(record, artifact_key, manifest_key, str(exc), exc)
+        except psycopg.OperationalError as exc:
+            message = (
+                f"The connection to {record.database}'s database server was lost during the "
+                "backup (server restart or network drop); nothing was kept. Run it again."
+            )
+            return self._record_failure(record, artifact_key, manifest_key, message, exc)
         except Exception as exc:
             log.exception("backup %s crashed", record.id)
             message = (
@@ -152,6 +160,10 @@ class BackupService:
                 "the details (search for the backup id)."
             )
             return self._record_failure(record, artifact_key, manifest_key, message, exc)
+        except BaseException as exc:  # Ctrl-C or shutdown: record it, then let it propagate
+            message = "The backup was interrupted (the bot or CLI was stopped); nothing was kept."
+            self._record_failure(record, artifact_key, manifest_key, message, exc)
+            raise
         now = self._clock.now()
         if not self._catalog.succeed(record.id, now, details):
             # Someone marked it failed meanwhile (e.g. declared abandoned): do not keep it.
