@@ -44,7 +44,7 @@ class S3Storage(_Strict):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     part_size_mb: int = Field(default=8, ge=5, le=512)
-    max_concurrency: int = Field(default=3, ge=1, le=16)
+    max_concurrency: int = Field(default=2, ge=1, le=16)
 
     @field_validator("prefix")
     @classmethod
@@ -127,7 +127,7 @@ class DatabaseSettings(_Strict):
 
 class BackupSettings(_Strict):
     compression_level: int = Field(default=3, ge=1, le=19)
-    compression_threads: int = Field(default=0, ge=0, le=64)  # 0: one per CPU
+    compression_threads: int = Field(default=1, ge=0, le=64)  # worker threads; 0: one per CPU
     stale_after_hours: int = Field(default=26, ge=1)
     pg_bin_dirs: list[Path] = []
 

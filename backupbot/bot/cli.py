@@ -23,7 +23,7 @@ from backupbot.bot.logging_setup import configure_logging
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import MAX_LOG
-from backupbot.commands.status import DatabaseStatus, status_report
+from backupbot.commands.status import DatabaseStatus
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 from backupbot.storage.pgconn import ConnInfo
@@ -172,13 +172,7 @@ def _status(services: Services, database: str | None, as_json: bool) -> int:
     settings = services.settings
     if database is not None and settings.database(database) is None:
         raise UsageError(f"There is no configured database named {database!r}.")
-    names = [database] if database else settings.database_names
-    report = status_report(
-        services.catalog,
-        [(n, settings.database(n).provider) for n in names],  # type: ignore[union-attr]
-        services.clock.now(),
-        services.stale_after,
-    )
+    report = services.status_report(database)
     if as_json:
         print(json.dumps([_status_json(s) for s in report], indent=2))
         return 0 if all(s.healthy for s in report) else 1

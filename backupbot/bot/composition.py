@@ -11,6 +11,7 @@ from pathlib import Path
 from backupbot.bot.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.backup import BackupService
+from backupbot.commands.status import DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
     SlackCredentials,
@@ -68,6 +69,16 @@ class Services:
     @property
     def stale_after(self) -> timedelta:
         return timedelta(hours=self.settings.backup.stale_after_hours)
+
+    def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
+        """Status of one configured database, or of all in configuration order."""
+        dbs = [d for d in self.settings.databases if database in (None, d.name)]
+        return status_report(
+            self.catalog,
+            [(d.name, d.provider) for d in dbs],
+            self.clock.now(),
+            self.stale_after,
+        )
 
     def close(self) -> None:
         self.jobs.shutdown()

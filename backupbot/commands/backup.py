@@ -92,7 +92,7 @@ class BackupService:
         store: ArtifactStore,
         clock: Clock,
         compression_level: int = 3,
-        compression_threads: int = 0,
+        compression_threads: int = 1,
         pg_bin_dirs: Sequence[Path] = (),
         heartbeat_seconds: float = 5.0,
     ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -86,6 +87,42 @@ def hash_chunks(chunks: Iterable[bytes]) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
+class _Unpacker:
+    """Decompresses the stored artifact and feeds the archive to `pg_restore --list`."""
+
+    def __init__(self, lister: PgRestoreList, where: str) -> None:
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._lister = lister
+        self._sink: IO[bytes] | None = lister.start()
+        self._where = where
+        self.raw = 0
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            data = self._dobj.decompress(chunk)
+        except zstandard.ZstdError as exc:
+            raise VerificationFailed(
+                f"The stored backup at {self._where} is corrupt (zstd: {exc}). It was not kept."
+            ) from None
+        self.raw += len(data)
+        if self._sink is not None and data:
+            try:
+                self._sink.write(data)
+            except BrokenPipeError:
+                self._sink = None  # pg_restore --list has read the whole table of contents
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._dobj.eof)
+
+    def finish(self) -> str | Exception:
+        """The table of contents, or the error pg_restore gave (reported after byte checks)."""
+        try:
+            return self._lister.finish()
+        except Exception as exc:
+            return exc
+
+
 def verify_artifact(
     store: ArtifactStore,
     key: str,
@@ -101,40 +138,31 @@ def verify_artifact(
     reads the archive; every counted table has a TABLE DATA entry.
     """
     hasher = hashlib.sha256()
-    stored = raw = 0
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    lister = PgRestoreList(binaries)
-    sink: IO[bytes] | None = lister.start()
+    stored = 0
     where = store.location(key)
-    try:
-        for chunk in store.read_chunks(key):
-            hasher.update(chunk)
-            stored += len(chunk)
-            try:
-                data = dobj.decompress(chunk)
-            except zstandard.ZstdError as exc:
-                raise VerificationFailed(
-                    f"The stored backup at {where} is corrupt (zstd: {exc}). It was not kept."
-                ) from None
-            raw += len(data)
-            on_bytes(stored)
-            if sink is not None and data:
-                try:
-                    sink.write(data)
-                except BrokenPipeError:
-                    sink = None  # pg_restore --list has read the whole table of contents
-        if not dobj.eof:
-            raise VerificationFailed(f"The stored backup at {where} is truncated. It was not kept.")
-    except NotFound:
-        raise VerificationFailed(
-            f"The backup vanished from {where} right after it was written. It was not kept."
-        ) from None
-    finally:
-        toc_or_error: str | Exception
+    unpack = _Unpacker(PgRestoreList(binaries), where)
+    # Hashing (this thread) and decompressing (a worker) overlap; both release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+        pending: Future[None] | None = None
         try:
-            toc_or_error = lister.finish()
-        except Exception as exc:  # reported below, after the byte checks
-            toc_or_error = exc
+            for chunk in store.read_chunks(key):
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(unpack.feed, chunk)
+                hasher.update(chunk)
+                stored += len(chunk)
+                on_bytes(stored)
+            if pending is not None:
+                pending.result()
+        except NotFound:
+            raise VerificationFailed(
+                f"The backup vanished from {where} right after it was written. It was not kept."
+            ) from None
+        finally:
+            toc_or_error = unpack.finish()
+    raw = unpack.raw
+    if not unpack.complete:
+        raise VerificationFailed(f"The stored backup at {where} is truncated. It was not kept.")
     digest = hasher.hexdigest()
     if stored != expected.stored_size or digest != expected.sha256:
         raise VerificationFailed(

@@ -18,7 +18,6 @@ from backupbot.bot import blocks, slack_contract
 from backupbot.bot.composition import Services
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import ParsedCommand, parse_command
-from backupbot.commands.status import status_report
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.storage.catalog import BackupRecord
 
@@ -55,15 +54,7 @@ def register(app: App, services: Services) -> None:
 
 
 def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
-    settings = services.settings
-    names = [database] if database else settings.database_names
-    report = status_report(
-        services.catalog,
-        [(n, settings.database(n).provider) for n in names],  # type: ignore[union-attr]
-        services.clock.now(),
-        services.stale_after,
-    )
-    respond(**blocks.status_message(report).as_kwargs())
+    respond(**blocks.status_message(services.status_report(database)).as_kwargs())
 
 
 def _respond_log(services: Services, respond: Respond, limit: int) -> None:
