@@ -277,9 +277,11 @@ def _serve(services: Services, host: str, port: int) -> int:
             handler.close()
             health.close()
         return 0
+    server = waitress.create_server(wsgi_app(app), host=host, port=port, threads=8)
     log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
     with contextlib.suppress(KeyboardInterrupt):
-        waitress.serve(wsgi_app(app), host=host, port=port, threads=8)
+        server.run()
+    server.close()
     return 0
 
 
