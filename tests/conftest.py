@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import psycopg
 import pytest
-import waitress
 
 from backupbot.bot.composition import Services, build_services
-from backupbot.bot.slack_app import build_app, wsgi_app
+from backupbot.devkit.botserver import free_port, start_http_bot
 from backupbot.devkit.pgcluster import PgCluster, PgUnavailable
 from backupbot.devkit.sample_data import load_sample_data
 from backupbot.devkit.slack_signer import SignedSlackClient
@@ -33,12 +30,6 @@ CHANNEL = "C0BACKUPS"
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 PG_PASSWORD = "pw-" + secrets.token_hex(8)  # distinctive, so leak checks can search for it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ExternalServer:
@@ -193,11 +184,7 @@ def start_bot(settings: Settings, standin: SlackStandin) -> tuple[RunningBot, An
         "SLACK_API_URL": standin.base_url,
     }
     services = build_services(settings, env)
-    app = build_app(services)
-    port = free_port()
-    server = waitress.create_server(wsgi_app(app), host="127.0.0.1", port=port, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
+    url, server = start_http_bot(services)
     signer = SignedSlackClient(f"{url}/slack/events", SIGNING_SECRET, standin=standin)
     return RunningBot(services, standin, signer, url), server
 
