@@ -78,15 +78,6 @@ def compress_stream(
     return StreamResult(raw_size=raw, stored_size=sink.size, sha256=sink.hash.hexdigest())
 
 
-def hash_chunks(chunks: Iterable[bytes]) -> tuple[int, str]:
-    h = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        h.update(chunk)
-        size += len(chunk)
-    return size, h.hexdigest()
-
-
 class _Unpacker:
     """Decompresses the stored artifact and feeds the archive to `pg_restore --list`."""
 
