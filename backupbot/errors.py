@@ -86,3 +86,15 @@ class VerificationFailed(BackupbotError):
 
 class NotFound(BackupbotError):
     """A backup, request or record the user named does not exist."""
+
+
+class RestoreConflict(BackupbotError):
+    """Another restore of the same target database is open or running."""
+
+    def __init__(self, target: str, restore_id: str, requester: str, status: str) -> None:
+        self.restore_id = restore_id
+        super().__init__(
+            f"Restore {restore_id} into {target} is already {status} (requested by "
+            f"{requester}). Only one restore per target database can be open: wait for it, "
+            "or cancel it first."
+        )

@@ -76,7 +76,8 @@ class DatabaseSettings(_Strict):
     schedule: str = "0 2 * * *"
     timezone: str = "UTC"
     retention_days: int = Field(default=30, ge=1, le=3650)
-    protected: bool = False
+    protected: bool = False  # `--in-place` restores need two approvals
+    rto_minutes: int | None = Field(default=None, ge=1)  # overrides restore.rto_minutes
 
     @field_validator("name")
     @classmethod
@@ -132,6 +133,14 @@ class BackupSettings(_Strict):
     pg_bin_dirs: list[Path] = []
 
 
+class RestoreSettings(_Strict):
+    rto_minutes: int = Field(default=30, ge=1)  # the recovery-time target reports compare to
+    no_owner: bool = True  # pg_restore --no-owner: objects belong to the restoring user
+    no_acl: bool = True  # pg_restore --no-acl: skip GRANT/REVOKE (roles differ per server)
+    jobs: int = Field(default=0, ge=0, le=32)  # pg_restore -j; 0: one per CPU, at most 4
+    work_dir: Path | None = None  # where the archive is unpacked for pg_restore; default TMPDIR
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -143,6 +152,7 @@ class Settings(_Strict):
     slack: SlackSettings | None = None
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
+    restore: RestoreSettings = RestoreSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @field_validator("databases")

@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
+from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.backup import BackupService
+from backupbot.commands.restore import RestoreService
 from backupbot.commands.status import DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
     SlackCredentials,
+    SlackSettings,
     StorageSettings,
     config_path,
     load_settings,
@@ -23,7 +27,11 @@ from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.local_store import LocalStore
+from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.state import create_state_engine, migrate
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
 
 
 def build_store(storage: StorageSettings) -> ArtifactStore:
@@ -55,6 +63,59 @@ def build_store(storage: StorageSettings) -> ArtifactStore:
     )
 
 
+def build_slack_client(creds: SlackCredentials) -> WebClient | None:
+    """A Web API client with retries on rate limits and dropped connections, or None
+    without a bot token (CLI use with Slack not set up)."""
+    if creds.bot_token is None:
+        return None
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+    )
+
+    kwargs: dict[str, Any] = {}
+    if creds.api_url:
+        kwargs["base_url"] = creds.api_url.rstrip("/") + "/"
+    client = WebClient(token=creds.bot_token.get_secret_value(), timeout=30, **kwargs)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
+class SlackApproverDirectory:
+    """Members of a Slack user group, from `usergroups.users.list`."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def members(self, group: str) -> frozenset[str]:
+        from slack_sdk.errors import SlackApiError
+
+        from backupbot.errors import BackupbotError
+
+        try:
+            users = self._client.usergroups_users_list(usergroup=group)["users"]
+        except SlackApiError as exc:
+            raise BackupbotError(
+                f"Could not read the approver group {group} from Slack "
+                f"({exc.response.get('error')}); try again, or list approvers by user id."
+            ) from None
+        return frozenset(str(u) for u in users or [])
+
+
+def approval_policy(settings: Settings) -> ApprovalPolicy:
+    slack = settings.slack or SlackSettings(channel="-")
+    return ApprovalPolicy(
+        approvers=frozenset(slack.approvers),
+        approver_group=slack.approver_group,
+        required_approvals=slack.required_approvals,
+        timeout=timedelta(minutes=slack.approval_timeout_minutes),
+    )
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -64,6 +125,8 @@ class Services:
     incidents: IncidentLog
     store: ArtifactStore
     backups: BackupService
+    restores: RestoreService
+    slack_client: WebClient | None
     jobs: BackgroundJobs = field(default_factory=BackgroundJobs)
 
     @property
@@ -99,6 +162,8 @@ def build_services(
     catalog = BackupCatalog(engine, stale_after=timedelta(minutes=15))
     incidents = IncidentLog(engine)
     store = store or build_store(settings.storage)
+    slack = SlackCredentials.from_env(environ)
+    slack_client = build_slack_client(slack)
     backups = BackupService(
         databases=settings.databases,
         catalog=catalog,
@@ -109,14 +174,31 @@ def build_services(
         compression_threads=settings.backup.compression_threads,
         pg_bin_dirs=settings.backup.pg_bin_dirs,
     )
+    policy = approval_policy(settings)
+    directory = SlackApproverDirectory(slack_client) if slack_client else None
+    restores = RestoreService(
+        databases=settings.databases,
+        catalog=catalog,
+        restores=RestoreRequests(engine, stale_after=timedelta(minutes=15)),
+        incidents=incidents,
+        store=store,
+        backups=backups,
+        clock=clock,
+        policy=policy,
+        approvers=CachedApprovers(policy, directory, ttl=300.0),
+        settings=settings.restore,
+        pg_bin_dirs=settings.backup.pg_bin_dirs,
+    )
     return Services(
         settings=settings,
-        slack=SlackCredentials.from_env(environ),
+        slack=slack,
         clock=clock,
         catalog=catalog,
         incidents=incidents,
         store=store,
         backups=backups,
+        restores=restores,
+        slack_client=slack_client,
     )
 
 

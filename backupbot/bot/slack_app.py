@@ -14,10 +14,6 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
 from backupbot.bot import slack_contract
 from backupbot.bot.composition import Services
@@ -30,20 +26,9 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def build_web_client(services: Services) -> WebClient:
-    creds = services.slack
-    kwargs: dict[str, Any] = {}
-    if creds.api_url:
-        kwargs["base_url"] = creds.api_url.rstrip("/") + "/"
-    client = WebClient(
-        token=creds.bot_token.get_secret_value() if creds.bot_token else None,
-        timeout=30,
-        **kwargs,
-    )
-    client.retry_handlers = [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=5),
-    ]
-    return client
+    if services.slack_client is None:
+        raise ConfigError(["SLACK_BOT_TOKEN is not set: export the app's xoxb- bot token"])
+    return services.slack_client
 
 
 def build_app(services: Services) -> App:

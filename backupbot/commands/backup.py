@@ -105,11 +105,24 @@ class BackupService:
         self._threads = compression_threads
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
+        self._adhoc: dict[str, DatabaseSettings] = {}
+        self._adhoc_lock = threading.Lock()
 
-    def start(self, database: str, actor: str, label: str | None = None) -> BackupRecord:
-        """Claim the database and record the start; raises `BackupAlreadyRunning` if busy."""
+    def start(
+        self,
+        database: str,
+        actor: str,
+        label: str | None = None,
+        *,
+        source: DatabaseSettings | None = None,
+    ) -> BackupRecord:
+        """Claim the database and record the start; raises `BackupAlreadyRunning` if busy.
+
+        `source` backs up a database that is not configured (a restore's target, before it
+        is overwritten) under the catalog name `database`.
+        """
         label = validate_label(label)
-        if database not in self._databases:
+        if source is None and database not in self._databases:
             raise UsageError(f"There is no configured database named {database!r}.")
         now = self._clock.now()
         try:
@@ -124,6 +137,9 @@ class BackupService:
                 details={"reason": str(exc)},
             )
             raise
+        if source is not None:
+            with self._adhoc_lock:
+                self._adhoc[record.id] = source
         self._incidents.record(
             at=now,
             actor=actor,
@@ -140,7 +156,8 @@ class BackupService:
     ) -> BackupRecord:
         """Do the backup claimed by `start`. Never raises for expected failures: the
         returned record says `succeeded` or `failed` with a plain-language `error`."""
-        db = self._databases[record.database]
+        with self._adhoc_lock:
+            db = self._adhoc.pop(record.id, None) or self._databases[record.database]
         artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
         beat = _Heartbeat(self, record, on_progress, self._heartbeat_seconds)
         try:

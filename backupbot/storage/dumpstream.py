@@ -9,14 +9,16 @@ hands the archive to `pg_restore --list`.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import zstandard
 
-from backupbot.errors import NotFound, VerificationFailed
+from backupbot.errors import NotFound, StoreError, VerificationFailed
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
 from backupbot.storage.pgtools import PgBinaries, PgRestoreList, toc_tables_with_data
 
@@ -181,3 +183,89 @@ def verify_artifact(
         )
     entries = sum(1 for ln in toc.splitlines() if ln and not ln.startswith(";"))
     return VerifyResult(toc_entries=entries, tables_with_data=len(with_data))
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    path: Path
+    raw_size: int
+    stored_size: int
+    sha256: str
+
+
+def unpack_artifact(
+    store: ArtifactStore,
+    key: str,
+    dest: Path,
+    *,
+    sha256: str,
+    stored_size: int,
+    raw_size: int,
+    on_bytes: Callable[[int], None] = lambda _n: None,
+) -> Unpacked:
+    """Download `key`, check it is byte for byte the verified backup, and unpack the archive
+    to `dest` (a seekable file, as `pg_restore -j` needs).
+
+    Nothing is restored from a file that failed a check: on any mismatch `dest` is removed
+    and `VerificationFailed` says what differed.
+    """
+    free = shutil.disk_usage(dest.parent).free
+    if free < raw_size:
+        raise StoreError(
+            f"Not enough disk space to unpack the backup in {dest.parent}: it needs "
+            f"{raw_size:,} bytes, {free:,} are free. Set restore.work_dir to a larger disk."
+        )
+    where = store.location(key)
+    hasher = hashlib.sha256()
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    stored = raw = 0
+    try:
+        with open(dest, "wb") as out, ThreadPoolExecutor(1, "unpack") as pool:
+
+            def unpack(chunk: bytes) -> int:
+                data = dobj.decompress(chunk)
+                out.write(data)
+                return len(data)
+
+            pending: Future[int] | None = None
+            for chunk in store.read_chunks(key):
+                if pending is not None:
+                    raw += pending.result()
+                pending = pool.submit(unpack, chunk)
+                hasher.update(chunk)
+                stored += len(chunk)
+                on_bytes(stored)
+            if pending is not None:
+                raw += pending.result()
+        digest = hasher.hexdigest()
+        if stored != stored_size or digest != sha256:
+            raise VerificationFailed(
+                f"The stored backup at {where} is not the one that was verified: "
+                f"{stored:,} bytes with SHA-256 {digest[:12]}…, expected {stored_size:,} bytes "
+                f"with {sha256[:12]}…. It may be corrupt or replaced; nothing was restored."
+            )
+        if not dobj.eof or raw != raw_size:
+            raise VerificationFailed(
+                f"The stored backup at {where} does not unpack to the archive that was "
+                f"verified ({raw:,} of {raw_size:,} bytes). Nothing was restored."
+            )
+    except zstandard.ZstdError as exc:
+        dest.unlink(missing_ok=True)
+        raise VerificationFailed(
+            f"The stored backup at {where} is corrupt (zstd: {exc}). Nothing was restored."
+        ) from None
+    except NotFound:
+        dest.unlink(missing_ok=True)
+        raise VerificationFailed(
+            f"The backup file is missing from {where}. Nothing was restored."
+        ) from None
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise StoreError(
+            f"Could not unpack the backup into {dest.parent} ({exc.strerror or exc}). Free some "
+            "space or set restore.work_dir. Nothing was restored."
+        ) from None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return Unpacked(dest, raw, stored, digest)

@@ -1,11 +1,20 @@
-"""SQLAlchemy models for backupbot's own state: the backup catalog and the incident log."""
+"""SQLAlchemy models for backupbot's own state: backups, restores and the incident log."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,3 +83,44 @@ class IncidentRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     backup_id: Mapped[str | None] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RestoreRow(Base):
+    """One restore request, from request through decision to result.
+
+    `target_lock` holds the target's `host:port/dbname` while the request is pending or
+    running: a unique column, so a second open restore of the same target cannot exist.
+    `approval_count` is the compare-and-set counter approvals are guarded on.
+    """
+
+    __tablename__ = "restores"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    database: Mapped[str] = mapped_column(String(63), index=True)
+    backup_id: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(12))
+    target_db: Mapped[str] = mapped_column(String(63))
+    target_where: Mapped[str] = mapped_column(String(400))
+    target_lock: Mapped[str | None] = mapped_column(String(400), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requester: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    approval_count: Mapped[int] = mapped_column(Integer, default=0)
+    approvals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(40))
+    message_ts: Mapped[str | None] = mapped_column(String(40))
+    preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
+    announce_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    stage: Mapped[str | None] = mapped_column(String(20))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    safety_backup_id: Mapped[str | None] = mapped_column(String(16))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

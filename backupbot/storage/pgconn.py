@@ -165,3 +165,11 @@ def explain_connection_error(text: str, conn: ConnInfo) -> DatabaseUnreachable:
     err = DatabaseUnreachable(msg)
     err.detail = text  # type: ignore[attr-defined]
     return err
+
+
+def url_with_dbname(url: str, dbname: str) -> str:
+    """`url` pointing at database `dbname` on the same server with the same credentials."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(dbname), parts.query, ""))

@@ -37,6 +37,38 @@ ORDER BY (n.nspname = 'public') DESC, n.nspname LIMIT 1
 """
 
 
+def count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """`schema.table` -> exact row count for every user table (extensions' tables excluded)."""
+    counts: dict[str, int] = {}
+    for schema, table in conn.execute(_TABLES).fetchall():
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        row = conn.execute(query).fetchone()
+        counts[f"{schema}.{table}"] = int(row[0]) if row else 0
+    return counts
+
+
+def prisma_head(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    """The newest applied, not rolled back `_prisma_migrations` row, if the table exists."""
+    row = conn.execute(_PRISMA_TABLE).fetchone()
+    if row is None:
+        return None
+    query = sql.SQL(
+        "SELECT migration_name, finished_at, checksum FROM {}._prisma_migrations "
+        "WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL "
+        "ORDER BY finished_at DESC, migration_name DESC LIMIT 1"
+    ).format(sql.Identifier(row[0]))
+    head = conn.execute(query).fetchone()
+    if head is None:
+        return None
+    return {
+        "migration_name": head[0],
+        "finished_at": head[1].isoformat() if head[1] else None,
+        "checksum": head[2],
+    }
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     version_num: int
@@ -72,33 +104,10 @@ class SnapshotSession:
         return self.snapshot is not None
 
     def row_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for schema, table in self._conn.execute(_TABLES).fetchall():
-            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-            row = self._conn.execute(query).fetchone()
-            counts[f"{schema}.{table}"] = int(row[0]) if row else 0
-        return counts
+        return count_rows(self._conn)
 
     def prisma_head(self) -> dict[str, Any] | None:
-        """The newest applied, not rolled back `_prisma_migrations` row, if the table exists."""
-        row = self._conn.execute(_PRISMA_TABLE).fetchone()
-        if row is None:
-            return None
-        query = sql.SQL(
-            "SELECT migration_name, finished_at, checksum FROM {}._prisma_migrations "
-            "WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL "
-            "ORDER BY finished_at DESC, migration_name DESC LIMIT 1"
-        ).format(sql.Identifier(row[0]))
-        head = self._conn.execute(query).fetchone()
-        if head is None:
-            return None
-        return {
-            "migration_name": head[0],
-            "finished_at": head[1].isoformat() if head[1] else None,
-            "checksum": head[2],
-        }
+        return prisma_head(self._conn)
 
     def close(self) -> None:
         try:

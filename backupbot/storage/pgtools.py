@@ -261,3 +261,63 @@ def toc_tables_with_data(toc: str) -> set[str]:
         if m:
             tables.add(f"{m.group(1)}.{m.group(2)}")
     return tables
+
+
+class PgRestore:
+    """`pg_restore --exit-on-error` from an archive file into one database.
+
+    A file (not a pipe) because `-j` needs to seek; `clean` adds `--clean --if-exists`
+    so the archive's objects are dropped and recreated in a database that has them.
+    """
+
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        conn: ConnInfo,
+        archive: Path,
+        *,
+        jobs: int = 1,
+        clean: bool = False,
+        no_owner: bool = True,
+        no_acl: bool = True,
+    ) -> None:
+        self.conn = conn
+        self.args = [binaries.pg_restore, "--exit-on-error", "--no-password", f"--jobs={jobs}"]
+        if clean:
+            self.args += ["--clean", "--if-exists"]
+        if no_owner:
+            self.args.append("--no-owner")
+        if no_acl:
+            self.args.append("--no-acl")
+        # The database comes from PGDATABASE (client_env), so argv names only the file.
+        self.args += ["--dbname=" + conn.dbname, str(archive)]
+
+    def run(self) -> None:
+        """Restore; raise `CommandFailed` in plain words unless pg_restore succeeded."""
+        log.info("starting pg_restore", extra={"args": self.args, "target": self.conn.where})
+        with self.conn.client_env() as env:
+            proc = subprocess.run(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                check=False,
+            )
+        stderr = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode == 0:
+            return
+        log.error(
+            "pg_restore failed", extra={"returncode": proc.returncode, "stderr": stderr[-4000:]}
+        )
+        low = stderr.lower()
+        if "connection to server" in low or "password authentication" in low:
+            raise explain_connection_error(stderr, self.conn)
+        first = next((ln for ln in stderr.splitlines() if "error" in ln.lower()), "")
+        reason = f": {first.split('error:', 1)[-1].strip()}" if first else ""
+        raise CommandFailed(
+            f"{_describe_exit('pg_restore', proc.returncode)}{reason}",
+            program="pg_restore",
+            returncode=proc.returncode,
+            stderr=stderr,
+        )

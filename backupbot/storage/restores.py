@@ -1,0 +1,292 @@
+"""Restore requests: one row each, changed only by guarded updates.
+
+Every transition names the state it expects (`WHERE id = :id AND status = 'pending'`, and
+for approvals `AND approval_count = :seen`) and reports whether exactly one row changed.
+Two approvers clicking at once, a double click or a Slack retry therefore move a request
+once; the losers learn they lost and re-read.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backupbot.errors import NotFound, RestoreConflict
+from backupbot.storage.models import RestoreRow
+
+PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
+DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
+OPEN = (PENDING, RUNNING)
+MODES = ("new", "into", "in_place")
+
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    id: str
+    database: str
+    backup_id: str
+    mode: str
+    target_db: str
+    target_where: str
+    status: str
+    requester: str
+    reason: str | None
+    required_approvals: int
+    approval_count: int
+    approvals: list[dict[str, Any]]
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    channel: str | None
+    message_ts: str | None
+    preview: dict[str, Any]
+    break_glass: bool
+    announce_pending: bool
+    stage: str | None
+    heartbeat_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    safety_backup_id: str | None
+    result: dict[str, Any]
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: RestoreRow) -> RestoreRecord:
+        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+        values["approvals"] = list(row.approvals or [])
+        values["preview"] = dict(row.preview or {})
+        values["result"] = dict(row.result or {})
+        return cls(**values)
+
+    @property
+    def approvers(self) -> list[str]:
+        return [a["user"] for a in self.approvals]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+
+@dataclass(frozen=True)
+class NewRestore:
+    database: str
+    backup_id: str
+    mode: str
+    target_db: str
+    target_where: str
+    requester: str
+    reason: str | None
+    required_approvals: int
+    expires_at: datetime
+    preview: dict[str, Any]
+    break_glass: bool = False
+
+
+def new_restore_id() -> str:
+    return "r" + secrets.token_hex(4)
+
+
+class RestoreRequests:
+    def __init__(self, engine: Engine, *, stale_after: timedelta = timedelta(minutes=15)) -> None:
+        self._engine = engine
+        self._stale_after = stale_after
+
+    # -- creation -------------------------------------------------------------------------
+
+    def create(self, new: NewRestore, now: datetime) -> RestoreRecord:
+        """Insert a pending request (or, for break-glass, a running one).
+
+        Raises `RestoreConflict` when another request for the same target is open. An open
+        request past its expiry, or a running one whose heartbeat went stale, no longer
+        holds the target: it is closed (expired / failed) and the insert retried once.
+        """
+        for _attempt in range(2):
+            row = RestoreRow(
+                id=new_restore_id(),
+                database=new.database,
+                backup_id=new.backup_id,
+                mode=new.mode,
+                target_db=new.target_db,
+                target_where=new.target_where,
+                target_lock=new.target_where,
+                status=RUNNING if new.break_glass else PENDING,
+                requester=new.requester,
+                reason=new.reason,
+                required_approvals=0 if new.break_glass else new.required_approvals,
+                approval_count=0,
+                approvals=[],
+                created_at=now,
+                expires_at=new.expires_at,
+                preview=new.preview,
+                break_glass=new.break_glass,
+                announce_pending=new.break_glass,
+                heartbeat_at=now if new.break_glass else None,
+                started_at=now if new.break_glass else None,
+                decided_by=new.requester if new.break_glass else None,
+                decided_at=now if new.break_glass else None,
+                result={},
+            )
+            try:
+                with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                    session.add(row)
+                return RestoreRecord.from_row(row)
+            except IntegrityError:
+                current = self.open_for_target(new.target_where)
+                if current is None:
+                    continue
+                if current.status == PENDING and current.expires_at <= now:
+                    self.close_pending(current.id, EXPIRED, "backupbot", now)
+                    continue
+                if (
+                    current.status == RUNNING
+                    and current.heartbeat_at is not None
+                    and now - current.heartbeat_at > self._stale_after
+                ):
+                    self.finish(current.id, FAILED, now, error=_ABANDONED)
+                    continue
+                raise RestoreConflict(
+                    f"{new.target_db} ({new.target_where})",
+                    current.id,
+                    current.requester,
+                    "pending approval" if current.status == PENDING else "running",
+                ) from None
+        raise RestoreConflict(new.target_where, "?", "another process", "open")
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def add_approval(self, restore_id: str, user: str, now: datetime, seen: RestoreRecord) -> bool:
+        """Record `user`'s approval on top of the state `seen`; when it is the last one
+        needed the request moves to running in the same update. True if it took."""
+        count = seen.approval_count + 1
+        values: dict[str, Any] = {
+            "approval_count": count,
+            "approvals": [*seen.approvals, {"user": user, "at": now.isoformat()}],
+        }
+        if count >= seen.required_approvals:
+            values.update(
+                status=RUNNING,
+                decided_by=user,
+                decided_at=now,
+                started_at=now,
+                heartbeat_at=now,
+                stage="queued",
+            )
+        return self._guarded(
+            restore_id,
+            values,
+            RestoreRow.status == PENDING,
+            RestoreRow.approval_count == seen.approval_count,
+            RestoreRow.expires_at > now,
+        )
+
+    def close_pending(self, restore_id: str, status: str, user: str, now: datetime) -> bool:
+        """Deny, cancel or expire a pending request; frees the target."""
+        assert status in (DENIED, CANCELLED, EXPIRED)
+        return self._guarded(
+            restore_id,
+            {"status": status, "decided_by": user, "decided_at": now, "target_lock": None},
+            RestoreRow.status == PENDING,
+        )
+
+    def set_message(self, restore_id: str, channel: str, ts: str) -> None:
+        self._guarded(restore_id, {"channel": channel, "message_ts": ts})
+
+    def progress(self, restore_id: str, stage: str, now: datetime, **values: Any) -> None:
+        self._guarded(
+            restore_id,
+            {"stage": stage, "heartbeat_at": now, **values},
+            RestoreRow.status == RUNNING,
+        )
+
+    def finish(
+        self,
+        restore_id: str,
+        status: str,
+        now: datetime,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        assert status in (SUCCEEDED, FAILED)
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": now,
+            "heartbeat_at": now,
+            "target_lock": None,
+            "error": error,
+        }
+        if result is not None:
+            values["result"] = result
+        return self._guarded(restore_id, values, RestoreRow.status == RUNNING)
+
+    def mark_announced(self, restore_id: str) -> bool:
+        return self._guarded(
+            restore_id, {"announce_pending": False}, RestoreRow.announce_pending.is_(True)
+        )
+
+    def _guarded(self, restore_id: str, values: dict[str, Any], *conditions: Any) -> bool:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(RestoreRow).where(RestoreRow.id == restore_id, *conditions).values(**values)
+            )
+        return result.rowcount == 1
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get(self, restore_id: str) -> RestoreRecord:
+        with Session(self._engine) as session:
+            row = session.get(RestoreRow, restore_id)
+            if row is None:
+                raise NotFound(f"There is no restore request with id {restore_id!r}.")
+            return RestoreRecord.from_row(row)
+
+    def open_for_target(self, target_where: str) -> RestoreRecord | None:
+        return self._first(select(RestoreRow).where(RestoreRow.target_lock == target_where))
+
+    def due_to_expire(self, now: datetime) -> list[RestoreRecord]:
+        return self._all(
+            select(RestoreRow).where(RestoreRow.status == PENDING, RestoreRow.expires_at <= now)
+        )
+
+    def abandoned(self, now: datetime) -> list[RestoreRecord]:
+        return self._all(
+            select(RestoreRow).where(
+                RestoreRow.status == RUNNING,
+                RestoreRow.heartbeat_at < now - self._stale_after,
+            )
+        )
+
+    def unannounced(self) -> list[RestoreRecord]:
+        return self._all(
+            select(RestoreRow)
+            .where(RestoreRow.announce_pending.is_(True))
+            .order_by(RestoreRow.created_at)
+        )
+
+    def list(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
+        stmt = select(RestoreRow).order_by(RestoreRow.created_at.desc()).limit(limit)
+        if database:
+            stmt = stmt.where(RestoreRow.database == database)
+        return self._all(stmt)
+
+    def _first(self, stmt: Any) -> RestoreRecord | None:
+        with Session(self._engine) as session:
+            row = session.scalars(stmt).first()
+            return RestoreRecord.from_row(row) if row else None
+
+    def _all(self, stmt: Any) -> list[RestoreRecord]:
+        with Session(self._engine) as session:
+            return [RestoreRecord.from_row(r) for r in session.scalars(stmt)]
+
+
+_ABANDONED = (
+    "The process running this restore stopped before it finished; the target database may "
+    "be partially restored."
+)
