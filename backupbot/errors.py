@@ -98,3 +98,7 @@ class RestoreConflict(BackupbotError):
             f"{requester}). Only one restore per target database can be open: wait for it, "
             "or cancel it first."
         )
+
+
+class SlackUnreachable(BackupbotError):
+    """A message that people must see (a request to approve) could not be posted."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +21,8 @@ import psycopg
 import pytest
 
 from backupbot.bot.composition import Services, build_services
+from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.clock import Clock
 from backupbot.devkit.botserver import free_port, start_http_bot
 from backupbot.devkit.pgcluster import PgCluster, PgUnavailable
 from backupbot.devkit.sample_data import load_sample_data
@@ -173,17 +177,42 @@ class RunningBot:
     signer: SignedSlackClient
     url: str
 
+    @property
+    def flow(self) -> RestoreFlow:
+        """The restore flow as `serve`'s sweeps run it (expiry, break-glass notices)."""
+        assert self.services.slack_client is not None
+        return RestoreFlow(self.services, self.services.slack_client)
+
     def wait_idle(self, timeout: float = 120) -> None:
         assert self.services.jobs.wait_idle(timeout), "background jobs did not finish in time"
 
 
-def start_bot(settings: Settings, standin: SlackStandin) -> tuple[RunningBot, Any]:
+class ManualClock:
+    """A clock tests move by hand (`advance`); it never moves on its own."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now
+
+
+def start_bot(
+    settings: Settings, standin: SlackStandin, clock: Clock | None = None
+) -> tuple[RunningBot, Any]:
     env = {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": standin.base_url,
     }
-    services = build_services(settings, env)
+    services = build_services(settings, env, clock=clock)
     url, server = start_http_bot(services)
     signer = SignedSlackClient(f"{url}/slack/events", SIGNING_SECRET, standin=standin)
     return RunningBot(services, standin, signer, url), server
@@ -194,8 +223,8 @@ def bot_factory(slack: SlackStandin) -> Iterator[Any]:
     """Start a bot for given settings; stopped after the test."""
     started: list[tuple[RunningBot, Any]] = []
 
-    def factory(settings: Settings) -> RunningBot:
-        bot, server = start_bot(settings, slack)
+    def factory(settings: Settings, clock: Clock | None = None) -> RunningBot:
+        bot, server = start_bot(settings, slack, clock)
         started.append((bot, server))
         return bot
 

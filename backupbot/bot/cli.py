@@ -16,13 +16,17 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from backupbot.bot.composition import Services, build_services, load
 from backupbot.bot.logging_setup import configure_logging
+from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.sweeper import Sweeper
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import MAX_LOG
+from backupbot.commands.restore import RestoreProgress
 from backupbot.commands.status import DatabaseStatus
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
@@ -50,6 +54,35 @@ def _parser() -> argparse.ArgumentParser:
     now = backup.add_parser("now", help="take a verified backup; prints its id")
     now.add_argument("database")
     now.add_argument("--label", help="e.g. pre-deploy")
+
+    restore = sub.add_parser("restore", help="restore a backup").add_subparsers(
+        dest="restore_command", required=True, metavar="{request,run}"
+    )
+    for name, help_text in (
+        ("request", "post a restore request in Slack; a second person approves it there"),
+        ("run", "restore now without approval (--break-glass), for when Slack is down"),
+    ):
+        r = restore.add_parser(name, help=help_text)
+        r.add_argument("database")
+        r.add_argument("backup", nargs="?", default="latest", help="latest (default) or an id")
+        where = r.add_mutually_exclusive_group()
+        where.add_argument("--into", metavar="TARGET", help="restore into this database")
+        where.add_argument(
+            "--in-place", action="store_true", help="overwrite the source (safety backup first)"
+        )
+        r.add_argument("--reason", help="why; shown to approvers and recorded")
+        if name == "request":
+            r.add_argument(
+                "--slack-user",
+                metavar="UID",
+                help="your Slack user id (U...), so you cannot approve your own request",
+            )
+        else:
+            r.add_argument(
+                "--break-glass",
+                action="store_true",
+                help="confirm: run without a second person's approval (recorded as such)",
+            )
 
     status = sub.add_parser("status", help="where each database's backups stand")
     status.add_argument("database", nargs="?")
@@ -109,6 +142,10 @@ def _dispatch(services: Services, args: argparse.Namespace) -> int:
         return _log(services, args.limit, args.json)
     if args.command == "serve":
         return _serve(services, args.host, args.port)
+    if args.command == "restore" and args.restore_command == "request":
+        return _restore_request(services, args)
+    if args.command == "restore":
+        return _restore_run(services, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -134,6 +171,85 @@ def _backup_now(services: Services, database: str, label: str | None) -> int:
     )
     print(record.id)
     return 0
+
+
+def _restore_flow(services: Services) -> RestoreFlow | None:
+    if services.slack_client is None or services.settings.slack is None:
+        return None
+    return RestoreFlow(services, services.slack_client)
+
+
+def _restore_request(services: Services, args: argparse.Namespace) -> int:
+    flow = _restore_flow(services)
+    if flow is None:
+        raise UsageError(
+            "restore request needs Slack (SLACK_BOT_TOKEN and a `slack:` section), where the "
+            "request is approved. Without Slack: restore run --break-glass --reason TEXT."
+        )
+    requester = args.slack_user or cli_actor()
+    record = services.restores.request(
+        args.database,
+        args.backup,
+        requester=requester,
+        into=args.into,
+        in_place=args.in_place,
+        reason=args.reason,
+    )
+    record = flow.post_request(record)
+    print(
+        f"restore request {record.id} posted in {record.channel}: {args.database} backup "
+        f"{record.backup_id} into {record.target_db}; needs {record.required_approvals} "
+        f"approval(s) before {humanize.utc(record.expires_at)}",
+        file=sys.stderr,
+    )
+    print(record.id)
+    return 0
+
+
+def _restore_run(services: Services, args: argparse.Namespace) -> int:
+    if not args.break_glass:
+        raise UsageError(
+            "restore run restores without a second person's approval: confirm with "
+            "--break-glass --reason TEXT, or use `restore request` to ask in Slack."
+        )
+    if not args.reason:
+        raise UsageError("A break-glass restore needs --reason TEXT; it goes in the record.")
+
+    def progress(p: RestoreProgress) -> None:
+        print(f"[{p.restore_id}] {p.stage}", file=sys.stderr)
+
+    record = services.restores.break_glass(
+        args.database,
+        args.backup,
+        actor=cli_actor(),
+        reason=args.reason,
+        into=args.into,
+        in_place=args.in_place,
+        on_progress=progress,
+    )
+    flow = _restore_flow(services)
+    announced = bool(flow and flow.announce_pending())
+    res = record.result
+    if record.status == "succeeded":
+        print(
+            f"restore {record.id}: {args.database} backup {record.backup_id} restored into "
+            f"{record.target_db} and verified ({res.get('tables')} tables) in "
+            f"{humanize.duration(timedelta(seconds=res.get('total_seconds') or 0))} (RTO target "
+            f"{res.get('rto_minutes')} min)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"restore {record.id} failed: {record.error}", file=sys.stderr)
+        print(f"target: {res.get('target_state')}", file=sys.stderr)
+    if res.get("safety_backup_id"):
+        print(f"safety backup: {res['safety_backup_id']}", file=sys.stderr)
+    if not announced:
+        print(
+            "Slack was not told yet; `backupbot serve` posts the notice when it can.",
+            file=sys.stderr,
+        )
+    print(record.id)
+    return 0 if record.status == "succeeded" else 1
 
 
 def _record_json(r: BackupRecord | None) -> dict[str, Any] | None:
@@ -248,7 +364,7 @@ def _config_check(settings: Any, live: bool) -> int:
 def _serve(services: Services, host: str, port: int) -> int:
     import waitress
 
-    from backupbot.bot.slack_app import build_app, wsgi_app
+    from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
 
     for record in services.catalog.fail_abandoned(services.clock.now()):
         services.incidents.record(
@@ -260,7 +376,12 @@ def _serve(services: Services, host: str, port: int) -> int:
             backup_id=record.id,
             details={"error": "The process running this backup stopped before it finished."},
         )
+    services.restores.fail_abandoned()
     app = build_app(services)
+    flow = RestoreFlow(services, build_web_client(services))
+    sweeper = Sweeper([flow.expire_due, flow.announce_pending])
+    sweeper.run_once()
+    sweeper.start()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if services.slack.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

@@ -17,7 +17,8 @@ from slack_sdk import WebClient
 
 from backupbot.bot import slack_contract
 from backupbot.bot.composition import Services
-from backupbot.bot.listeners import backup_command
+from backupbot.bot.listeners import backup_command, restore_actions
+from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ def build_app(services: Services) -> App:
         signing_secret=creds.signing_secret.get_secret_value() if creds.signing_secret else None,
         process_before_response=False,
     )
-    backup_command.register(app, services)
+    flow = RestoreFlow(services, build_web_client(services))
+    backup_command.register(app, services, flow)
+    restore_actions.register(app, services, flow)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -31,6 +31,13 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "appear in the channel.",
         ),
         Subcommand(
+            "restore",
+            "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]",
+            "Ask to restore a backup; a second person approves in the channel. Without "
+            "--into it goes to a new database `<db>_restored_<time>`; --in-place overwrites "
+            "the source after a safety backup.",
+        ),
+        Subcommand(
             "status",
             "/backup status [db]",
             "Last good backup, last failure, backups kept and anything worrying, per database.",
@@ -48,6 +55,10 @@ class ParsedCommand:
     database: str | None = None
     label: str | None = None
     limit: int | None = None
+    backup_ref: str | None = None
+    into: str | None = None
+    in_place: bool = False
+    reason: str | None = None
 
 
 def usage_of(name: str) -> str:
@@ -116,6 +127,8 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
             limit = int(args[0])
         return ParsedCommand("log", limit=limit)
 
+    if name == "restore":
+        return _parse_restore(args, databases, usage)
     positional: list[str] = []
     label: str | None = None
     i = 0
@@ -141,3 +154,55 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
         return ParsedCommand("status", database=db)
     db = resolve_database(positional[0] if positional else None, databases, usage)
     return ParsedCommand("now", database=db, label=label)
+
+
+def _option_value(args: list[str], i: int, option: str, usage: str) -> tuple[str, int]:
+    """The value of `--option VALUE` or `--option=VALUE` at args[i]; the next index."""
+    arg = args[i]
+    if arg.startswith(option + "="):
+        return arg.split("=", 1)[1], i + 1
+    if i + 1 < len(args) and not args[i + 1].startswith("--"):
+        return args[i + 1], i + 2
+    raise UsageError(f"{option} needs a value.", usage)
+
+
+def _parse_restore(args: list[str], databases: Sequence[str], usage: str) -> ParsedCommand:
+    positional: list[str] = []
+    into: str | None = None
+    reason: str | None = None
+    in_place = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--into" or arg.startswith("--into="):
+            into, i = _option_value(args, i, "--into", usage)
+        elif arg == "--reason" or arg.startswith("--reason="):
+            reason, i = _option_value(args, i, "--reason", usage)
+        elif arg == "--in-place":
+            in_place, i = True, i + 1
+        elif arg.startswith("-"):
+            close = difflib.get_close_matches(arg, ["--into", "--in-place", "--reason"], n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise UsageError(f"Unknown option `{arg}`.{hint}", usage)
+        else:
+            positional.append(arg)
+            i += 1
+    if not positional:
+        raise UsageError(
+            f"Which database? Configured: {', '.join(databases)}. Name it first, e.g. "
+            f"`/backup restore {databases[0]} latest`.",
+            usage,
+        )
+    if len(positional) > 2:
+        raise UsageError(
+            "`restore` takes a database and a backup (`latest` or an id); put the reason "
+            'in quotes: --reason "why".',
+            usage,
+        )
+    if in_place and into is not None:
+        raise UsageError("Choose one of --into TARGET and --in-place.", usage)
+    db = resolve_database(positional[0], databases, usage)
+    ref = positional[1] if len(positional) > 1 else "latest"
+    return ParsedCommand(
+        "restore", database=db, backup_ref=ref, into=into, in_place=in_place, reason=reason
+    )

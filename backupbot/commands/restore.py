@@ -419,7 +419,7 @@ class RestoreService:
                     "refused",
                     record.database,
                     record,
-                    action=action,
+                    clicked=action,
                     code=refusal.code,
                     reason=refusal.message,
                 )
@@ -472,6 +472,17 @@ class RestoreService:
             record.database,
             record,
             expired_at=record.expires_at.isoformat(),
+        )
+        return True
+
+    def withdraw(self, restore_id: str, why: str) -> bool:
+        """Close a pending request nobody can act on (e.g. its message was never posted)."""
+        now = self._clock.now()
+        record = self._restores.get(restore_id)
+        if not self._restores.close_pending(restore_id, CANCELLED, BOT_ACTOR, now):
+            return False
+        self._record(
+            now, BOT_ACTOR, "restore.cancelled", "cancelled", record.database, record, reason=why
         )
         return True
 

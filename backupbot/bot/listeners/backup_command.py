@@ -14,8 +14,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from backupbot.bot import blocks, slack_contract
+from backupbot.bot import blocks, restore_blocks, slack_contract
 from backupbot.bot.composition import Services
+from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
@@ -24,7 +25,7 @@ from backupbot.storage.catalog import BackupRecord
 log = logging.getLogger(__name__)
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App, services: Services, flow: RestoreFlow) -> None:
     @app.command(slack_contract.SLASH_COMMAND)
     def on_backup(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         user = command["user_id"]
@@ -45,12 +46,40 @@ def register(app: App, services: Services) -> None:
             ack(**blocks.help_message().as_kwargs())
         elif parsed.name == "now":
             _backup_now(ack, respond, client, services, user, parsed)
+        elif parsed.name == "restore":
+            services.jobs.submit(_restore_request, services, flow, respond, user, parsed)
+            ack(**blocks.notice("Checking the backup and the target database…").as_kwargs())
         elif parsed.name == "status":
             services.jobs.submit(_respond_status, services, respond, parsed.database)
             ack()
         elif parsed.name == "log":
             services.jobs.submit(_respond_log, services, respond, parsed.limit or 10)
             ack()
+
+
+def _restore_request(
+    services: Services, flow: RestoreFlow, respond: Respond, user: str, parsed: ParsedCommand
+) -> None:
+    """Create the request (this looks at the target database, so it runs after the ack),
+    post it in the channel, and tell the requester where it is."""
+    assert parsed.database is not None
+    try:
+        record = services.restores.request(
+            parsed.database,
+            parsed.backup_ref,
+            requester=user,
+            into=parsed.into,
+            in_place=parsed.in_place,
+            reason=parsed.reason,
+        )
+        record = flow.post_request(record)
+    except UsageError as exc:
+        respond(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
+        return
+    except BackupbotError as exc:
+        respond(**blocks.notice(f":warning: {exc}").as_kwargs())
+        return
+    respond(**restore_blocks.requested_ack(record, flow.channel).as_kwargs())
 
 
 def _respond_status(services: Services, respond: Respond, database: str | None) -> None:

@@ -1,0 +1,53 @@
+"""The restore request's buttons: Approve, Deny, Cancel.
+
+The acting user is the signed payload's `user.id`; the button's value only names the
+request. The decision is `RestoreService.click`; the listener acknowledges at once and
+shows the effect (message update, ephemeral refusal, the restore itself) in a job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from backupbot.bot import restore_blocks
+from backupbot.bot.composition import Services
+from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.commands.approvals import APPROVE, CANCEL, DENY
+from backupbot.errors import BackupbotError
+
+_ACTIONS = {
+    restore_blocks.APPROVE_ACTION: APPROVE,
+    restore_blocks.DENY_ACTION: DENY,
+    restore_blocks.CANCEL_ACTION: CANCEL,
+}
+
+
+def register(app: App, services: Services, flow: RestoreFlow) -> None:
+    for action_id, action in _ACTIONS.items():
+        app.action(action_id)(_handler(services, flow, action))
+
+
+def _handler(services: Services, flow: RestoreFlow, action: str) -> Any:
+    def on_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        user = str(body["user"]["id"])
+        restore_id = str(body["actions"][0].get("value", ""))
+        services.jobs.submit(_click, services, flow, respond, restore_id, action, user)
+        ack()
+
+    on_click.__name__ = f"on_restore_{action}"
+    return on_click
+
+
+def _click(
+    services: Services, flow: RestoreFlow, respond: Respond, restore_id: str, action: str, user: str
+) -> None:
+    try:
+        result = services.restores.click(restore_id, action, user)
+    except BackupbotError as exc:  # e.g. a request id that does not exist
+        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        return
+    answer = flow.after_click(result)
+    if answer is not None:
+        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())

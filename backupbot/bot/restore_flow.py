@@ -1,0 +1,153 @@
+"""Restores in Slack: post the request, apply clicks, run the approved restore with its
+progress in the request message and the details in its thread.
+
+Only Slack I/O lives here; every decision is `RestoreService`'s. The same flow serves the
+slash command, the buttons, the CLI (`restore request`), and the periodic sweep that
+expires requests and announces break-glass restores.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+
+from backupbot.bot import restore_blocks
+from backupbot.bot.blocks import Message
+from backupbot.commands.restore import ClickResult, RestoreProgress
+from backupbot.errors import SlackUnreachable
+from backupbot.storage.restores import RestoreRecord
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from backupbot.bot.composition import Services
+
+log = logging.getLogger(__name__)
+
+
+class RestoreFlow:
+    def __init__(self, services: Services, client: WebClient) -> None:
+        self._services = services
+        self._client = client
+        self._restores = services.restores
+
+    @property
+    def channel(self) -> str:
+        assert self._services.settings.slack is not None
+        return self._services.settings.slack.channel
+
+    def _now(self) -> datetime:
+        return self._services.clock.now()
+
+    # -- posting ----------------------------------------------------------------------------
+
+    def post_request(self, record: RestoreRecord) -> RestoreRecord:
+        """Post the request message in the channel and remember where it is."""
+        message = restore_blocks.restore_message(record, self._now())
+        ts = self._post(self.channel, message)
+        if ts is None:
+            self._restores.withdraw(record.id, "the request could not be posted in Slack")
+            raise SlackUnreachable(
+                f"The restore request {record.id} could not be posted in the channel, so nobody "
+                "can approve it; it was withdrawn. Check the bot's access to the channel."
+            )
+        self._restores.set_message(record.id, self.channel, ts)
+        return self._restores.get(record.id)
+
+    def refresh(self, record: RestoreRecord, progress: RestoreProgress | None = None) -> None:
+        if record.channel and record.message_ts:
+            message = restore_blocks.restore_message(record, self._now(), progress)
+            self._update(record.channel, record.message_ts, message)
+
+    def thread_reply(self, record: RestoreRecord, message: Message) -> None:
+        if record.channel and record.message_ts:
+            self._post(record.channel, message, thread_ts=record.message_ts)
+
+    # -- clicks ------------------------------------------------------------------------------
+
+    def after_click(self, result: ClickResult) -> Message | None:
+        """Show the click's effect; returns the ephemeral answer for the clicker, if any.
+
+        An approval that completes the request starts the restore in this thread.
+        """
+        if result.refusal is not None:
+            if result.expired_now:
+                self.refresh(result.record)
+            return restore_blocks.refused(result.refusal)
+        self.refresh(result.record)
+        if result.start_restore:
+            self.run(result.record)
+        return None
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def run(self, record: RestoreRecord) -> RestoreRecord:
+        """Execute an approved restore, reporting in the request message and its thread."""
+        last: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def on_progress(progress: RestoreProgress) -> None:
+            with lock:
+                for stage, seconds in progress.timings.items():
+                    if stage not in last:
+                        last[stage] = seconds
+                        note = restore_blocks.stage_note(stage, seconds, progress.safety_backup_id)
+                        self.thread_reply(record, note)
+                self.refresh(self._restores.get(record.id), progress)
+
+        final = self._restores.execute(record.id, on_progress)
+        for stage, seconds in (final.result.get("timings") or {}).items():
+            if stage not in last and final.status == "succeeded":
+                self.thread_reply(final, restore_blocks.stage_note(stage, seconds))
+        self.refresh(final)
+        self.thread_reply(final, restore_blocks.restore_report(final))
+        return final
+
+    # -- sweeps ------------------------------------------------------------------------------
+
+    def expire_due(self) -> list[RestoreRecord]:
+        """Close requests past their expiry and take their buttons away."""
+        expired = self._restores.expire_due()
+        for record in expired:
+            self.refresh(record)
+        return expired
+
+    def announce_pending(self) -> list[RestoreRecord]:
+        """Tell the channel about break-glass restores run while Slack was unreachable."""
+        announced = []
+        for record in self._restores.unannounced():
+            ts = self._post(self.channel, restore_blocks.break_glass_notice(record))
+            if ts is None:
+                break  # still unreachable: try again on the next sweep
+            if self._restores.mark_announced(record.id):
+                self._restores.set_message(record.id, self.channel, ts)
+                announced.append(record)
+        return announced
+
+    # -- Slack calls -------------------------------------------------------------------------
+
+    def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:
+        try:
+            resp = self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **message.as_kwargs()
+            )
+            return str(resp["ts"])
+        except SlackApiError as exc:
+            log.error("could not post to %s: %s", channel, exc.response.get("error"))
+        except OSError as exc:
+            log.error("Slack is unreachable: %s", exc)
+        return None
+
+    def _update(self, channel: str, ts: str, message: Message) -> bool:
+        try:
+            self._client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+            return True
+        except SlackApiError as exc:
+            log.error("could not update %s in %s: %s", ts, channel, exc.response.get("error"))
+        except OSError as exc:
+            log.error("Slack is unreachable: %s", exc)
+        return False
