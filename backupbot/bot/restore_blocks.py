@@ -8,7 +8,6 @@ the request is pending.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -227,10 +226,11 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
                 f"{who}{approvals}{safety}"
             )
         ]
+    error = (r.error or "")[:1500]  # the target's state must never be clipped away
     return [
         section(
-            f":x: *Restore failed* during {res.get('failed_stage', '?')}: {r.error}\n"
-            f"*Target:* {res.get('target_state', 'unknown')}\n{who}{approvals}{safety}"
+            f":x: *Restore failed* during {res.get('failed_stage', '?')}\n"
+            f"*Target:* {res.get('target_state', 'unknown')}\n{who}{approvals}{safety}\n{error}"
         )
     ]
 
@@ -307,6 +307,9 @@ def restore_report(r: RestoreRecord) -> Message:
         for m in (res.get("mismatches") or [])[:MAX_TABLE_LINES]:
             actual = "missing" if m.get("actual") is None else f"{m['actual']:,}"
             lines.append(f"• `{m['table']}`: {actual} row(s), backup has {m['expected']:,}")
+        hidden = len(res.get("mismatches") or []) - MAX_TABLE_LINES
+        if hidden > 0:
+            lines.append(f"…and {hidden} more table(s)")
         tail = [section("\n".join(lines))]
         text = f"Restore failed: {r.error} Target: {res.get('target_state')}."
     return Message(text, [section(head), fields(pairs), *tail])
@@ -331,7 +334,3 @@ def break_glass_notice(r: RestoreRecord) -> Message:
         f"{_actor(r.requester)} at {humanize.utc(r.started_at)}, without approval."
     )
     return Message("Break-glass restore: " + m.text, [head, *m.blocks])
-
-
-def restore_list_text(records: Sequence[RestoreRecord]) -> str:
-    return "\n".join(f"`{r.id}` {r.database} → {r.target_db}: {r.status}" for r in records)

@@ -1,0 +1,401 @@
+"""Who may approve, deny or cancel a restore request: the access rules as a table."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backupbot.commands.approvals import (
+    ACCESS_RULES,
+    ACTIONS,
+    ApprovalPolicy,
+    CachedApprovers,
+    check_click,
+)
+from backupbot.errors import BackupbotError
+from backupbot.storage.restores import (
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    RestoreRecord,
+)
+
+CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+EXPIRES = CREATED + timedelta(minutes=30)
+BEFORE_EXPIRY = EXPIRES - timedelta(seconds=1)
+AFTER_EXPIRY = EXPIRES + timedelta(seconds=1)
+DECIDED_AT = CREATED + timedelta(minutes=5)
+
+REQUESTER = "UREQUESTER"
+APPROVER = "UAPPROVER"
+APPROVED = "UAPPROVED"  # an approver who has already approved this request
+OUTSIDER = "UOUTSIDER"
+DECIDER = "UDECIDER"
+
+# The requester is listed as an approver on purpose: the two-person rule must still hold.
+APPROVERS = frozenset({REQUESTER, APPROVER, APPROVED, DECIDER})
+USERS = {"requester": REQUESTER, "approver": APPROVER, "approved": APPROVED, "outsider": OUTSIDER}
+
+BASE = RestoreRecord(
+    id="r0a1b2c3d",
+    database="app",
+    backup_id="1a2b3c4d",
+    mode="into",
+    target_db="app_copy",
+    target_where="db.example.com:5432/app_copy",
+    status=PENDING,
+    requester=REQUESTER,
+    reason="customer rows deleted by a bad migration",
+    required_approvals=2,
+    approval_count=1,
+    approvals=[{"user": APPROVED, "at": (CREATED + timedelta(minutes=1)).isoformat()}],
+    created_at=CREATED,
+    expires_at=EXPIRES,
+    decided_by=None,
+    decided_at=None,
+    channel="C0BACKUPS",
+    message_ts="1714564800.000100",
+    preview={},
+    break_glass=False,
+    announce_pending=False,
+    stage=None,
+    heartbeat_at=None,
+    started_at=None,
+    finished_at=None,
+    safety_backup_id=None,
+    result={},
+    error=None,
+)
+
+
+def listed_approver(user: str) -> bool:
+    return user in APPROVERS
+
+
+def policy(
+    approvers: frozenset[str] = frozenset(),
+    group: str | None = None,
+    required: int = 1,
+) -> ApprovalPolicy:
+    return ApprovalPolicy(
+        approvers=approvers,
+        approver_group=group,
+        required_approvals=required,
+        timeout=timedelta(minutes=30),
+    )
+
+
+# -- the table --------------------------------------------------------------------------
+
+PENDING_TABLE: list[tuple[str, str, bool, str | None]] = [
+    # (action, role, after expiry, expected refusal code)
+    ("approve", "requester", False, "self"),
+    ("approve", "approver", False, None),
+    ("approve", "outsider", False, "outsider"),
+    ("approve", "approved", False, "duplicate"),
+    ("deny", "requester", False, "self"),
+    ("deny", "approver", False, None),
+    ("deny", "outsider", False, "outsider"),
+    ("deny", "approved", False, None),
+    ("cancel", "requester", False, None),
+    ("cancel", "approver", False, "not_requester"),
+    ("cancel", "outsider", False, "not_requester"),
+    ("cancel", "approved", False, "not_requester"),
+    ("launch", "approver", False, "unknown"),
+    ("", "requester", False, "unknown"),
+    *((action, role, True, "expired") for action in ACTIONS for role in USERS),
+    ("launch", "approver", True, "unknown"),
+]
+
+DECIDED_STATUSES = (RUNNING, SUCCEEDED, FAILED, DENIED, CANCELLED, EXPIRED)
+DECIDED_TABLE: list[tuple[str, str, str, bool]] = [
+    (status, action, role, late)
+    for status in DECIDED_STATUSES
+    for action in ACTIONS
+    for role in USERS
+    for late in (False, True)
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "role", "late", "expected"),
+    PENDING_TABLE,
+    ids=[f"{a or 'empty'}-{r}-{'late' if t else 'in_time'}" for a, r, t, _ in PENDING_TABLE],
+)
+def test_pending_request_click_is_allowed_or_refused_per_access_table(
+    action: str, role: str, late: bool, expected: str | None
+) -> None:
+    now = AFTER_EXPIRY if late else BEFORE_EXPIRY
+    refusal = check_click(BASE, action, USERS[role], now, listed_approver)
+    assert (refusal.code if refusal else None) == expected
+    if refusal is not None:
+        assert refusal.message.strip(), "a refusal must explain itself"
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "role", "late"),
+    DECIDED_TABLE,
+    ids=[f"{s}-{a}-{r}-{'late' if t else 'in_time'}" for s, a, r, t in DECIDED_TABLE],
+)
+def test_any_click_after_a_decision_is_refused_as_decided_naming_the_decider(
+    status: str, action: str, role: str, late: bool
+) -> None:
+    record = dataclasses.replace(BASE, status=status, decided_by=DECIDER, decided_at=DECIDED_AT)
+    now = AFTER_EXPIRY if late else BEFORE_EXPIRY
+    refusal = check_click(record, action, USERS[role], now, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "decided"
+    assert f"<@{DECIDER}>" in refusal.message
+    assert "2024-05-01 12:05 UTC" in refusal.message
+
+
+@pytest.mark.parametrize(
+    ("status", "word"),
+    [
+        (DENIED, "denied"),
+        (CANCELLED, "cancelled"),
+        (EXPIRED, "expired"),
+        (RUNNING, "approved"),
+        (SUCCEEDED, "approved"),
+        (FAILED, "approved"),
+    ],
+)
+def test_decided_refusal_says_what_the_decision_was(status: str, word: str) -> None:
+    record = dataclasses.replace(BASE, status=status, decided_by=DECIDER, decided_at=DECIDED_AT)
+    refusal = check_click(record, "approve", APPROVER, BEFORE_EXPIRY, listed_approver)
+    assert refusal is not None
+    assert f"already {word} by <@{DECIDER}>" in refusal.message
+
+
+def test_request_expired_by_the_bot_names_the_bot_as_decider() -> None:
+    record = dataclasses.replace(BASE, status=EXPIRED, decided_by="backupbot", decided_at=EXPIRES)
+    refusal = check_click(record, "approve", APPROVER, AFTER_EXPIRY, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "decided"
+    assert "already expired by backupbot" in refusal.message
+
+
+def test_click_exactly_at_expiry_is_refused_as_expired() -> None:
+    refusal = check_click(BASE, "approve", APPROVER, EXPIRES, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "expired"
+    assert "2024-05-01 12:30 UTC" in refusal.message
+
+
+def test_unknown_action_is_refused_even_after_a_decision() -> None:
+    record = dataclasses.replace(BASE, status=DENIED, decided_by=DECIDER, decided_at=DECIDED_AT)
+    refusal = check_click(record, "restore_now", APPROVER, BEFORE_EXPIRY, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "unknown"
+    assert "restore_now" in refusal.message
+
+
+def test_duplicate_approval_says_how_many_more_are_needed() -> None:
+    three = dataclasses.replace(BASE, required_approvals=3)
+    refusal = check_click(three, "approve", APPROVED, BEFORE_EXPIRY, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "duplicate"
+    assert "needs 2 more approval(s)" in refusal.message
+
+    two = check_click(BASE, "approve", APPROVED, BEFORE_EXPIRY, listed_approver)
+    assert two is not None
+    assert "needs 1 more approval(s)" in two.message
+
+
+def test_requester_listed_as_approver_is_told_to_cancel_instead_of_deny() -> None:
+    refusal = check_click(BASE, "deny", REQUESTER, BEFORE_EXPIRY, listed_approver)
+    assert refusal is not None
+    assert refusal.code == "self"
+    assert "Cancel" in refusal.message
+
+
+def test_approver_check_is_not_consulted_for_the_requester() -> None:
+    asked: list[str] = []
+
+    def everyone(user: str) -> bool:
+        asked.append(user)
+        return True
+
+    refusal = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, everyone)
+    assert refusal is not None and refusal.code == "self"
+    assert asked == []
+
+
+def test_access_rules_cover_every_action() -> None:
+    assert set(ACCESS_RULES) == set(ACTIONS)
+    assert ACCESS_RULES["cancel"] == "requester"
+    assert ACCESS_RULES["approve"] == ACCESS_RULES["deny"] == "approver"
+
+
+# -- required approvals -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "protected", "in_place", "expected"),
+    [
+        (1, True, True, 2),
+        (2, True, True, 2),
+        (3, True, True, 3),
+        (1, True, False, 1),
+        (1, False, True, 1),
+        (1, False, False, 1),
+        (3, False, True, 3),
+        (3, True, False, 3),
+    ],
+)
+def test_in_place_restore_of_protected_database_needs_at_least_two_approvals(
+    configured: int, protected: bool, in_place: bool, expected: int
+) -> None:
+    assert policy(required=configured).required_for(protected=protected, in_place=in_place) == (
+        expected
+    )
+
+
+# -- open to everyone -------------------------------------------------------------------
+
+
+def test_policy_is_open_to_everyone_only_without_approvers_and_group() -> None:
+    assert policy().open_to_everyone
+    assert not policy(approvers=frozenset({APPROVER})).open_to_everyone
+    assert not policy(group="S0DBAS").open_to_everyone
+
+
+def test_open_policy_lets_anyone_but_the_requester_approve() -> None:
+    approvers = CachedApprovers(policy(), directory=None)
+    assert check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver) is None
+    assert check_click(BASE, "deny", "UANYONE", BEFORE_EXPIRY, approvers.is_approver) is None
+    own = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, approvers.is_approver)
+    assert own is not None and own.code == "self"
+
+
+def test_listed_approvers_policy_refuses_people_not_listed() -> None:
+    approvers = CachedApprovers(policy(approvers=frozenset({APPROVER})), directory=None)
+    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver) is None
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    assert refusal is not None and refusal.code == "outsider"
+
+
+# -- the approver group -----------------------------------------------------------------
+
+
+class CountingDirectory:
+    """A Slack user-group directory held in memory, counting how often it is asked."""
+
+    def __init__(self, groups: dict[str, set[str]]) -> None:
+        self.groups = groups
+        self.calls: list[str] = []
+        self.failure: BackupbotError | None = None
+
+    def members(self, group: str) -> frozenset[str]:
+        self.calls.append(group)
+        if self.failure is not None:
+            raise self.failure
+        if group not in self.groups:
+            raise BackupbotError(f"The user group {group} does not exist.")
+        return frozenset(self.groups[group])
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+GROUP = "S0DBAS"
+TTL = 300.0
+
+
+def group_approvers(
+    directory: CountingDirectory, clock: FakeMonotonic, listed: frozenset[str] = frozenset()
+) -> CachedApprovers:
+    return CachedApprovers(
+        policy(approvers=listed, group=GROUP), directory, ttl=TTL, monotonic=clock
+    )
+
+
+def test_group_members_are_approvers_and_others_are_not() -> None:
+    directory = CountingDirectory({GROUP: {APPROVER}})
+    approvers = group_approvers(directory, FakeMonotonic())
+    assert approvers.is_approver(APPROVER)
+    assert not approvers.is_approver(OUTSIDER)
+    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver) is None
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    assert refusal is not None and refusal.code == "outsider"
+
+
+def test_group_membership_is_cached_within_ttl() -> None:
+    directory = CountingDirectory({GROUP: {APPROVER}})
+    clock = FakeMonotonic()
+    approvers = group_approvers(directory, clock)
+    assert approvers.is_approver(APPROVER)
+    clock.now += TTL - 0.5
+    assert approvers.is_approver(APPROVER)
+    assert not approvers.is_approver(OUTSIDER)
+    assert directory.calls == [GROUP]
+
+
+def test_removed_group_member_loses_the_right_after_ttl() -> None:
+    directory = CountingDirectory({GROUP: {APPROVER, DECIDER}})
+    clock = FakeMonotonic()
+    approvers = group_approvers(directory, clock)
+    assert approvers.is_approver(APPROVER)
+
+    directory.groups[GROUP].discard(APPROVER)
+    clock.now += TTL - 0.5
+    assert approvers.is_approver(APPROVER), "still cached: the directory is not asked yet"
+    assert directory.calls == [GROUP]
+
+    clock.now += 0.5
+    assert not approvers.is_approver(APPROVER)
+    assert approvers.is_approver(DECIDER)
+    assert directory.calls == [GROUP, GROUP]
+    refusal = check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver)
+    assert refusal is not None and refusal.code == "outsider"
+
+
+def test_listed_approver_does_not_need_the_directory() -> None:
+    directory = CountingDirectory({GROUP: set()})
+    approvers = group_approvers(directory, FakeMonotonic(), listed=frozenset({APPROVER}))
+    assert approvers.is_approver(APPROVER)
+    assert directory.calls == []
+
+
+def test_directory_failure_propagates_out_of_the_click_check() -> None:
+    directory = CountingDirectory({GROUP: {APPROVER}})
+    directory.failure = BackupbotError("Slack could not list the user group S0DBAS.")
+    approvers = group_approvers(directory, FakeMonotonic())
+    with pytest.raises(BackupbotError, match="could not list the user group"):
+        approvers.is_approver(APPROVER)
+    with pytest.raises(BackupbotError, match="could not list the user group"):
+        check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver)
+
+
+def test_directory_failure_is_not_cached_and_next_check_asks_again() -> None:
+    directory = CountingDirectory({GROUP: {APPROVER}})
+    directory.failure = BackupbotError("Slack is unreachable.")
+    approvers = group_approvers(directory, FakeMonotonic())
+    with pytest.raises(BackupbotError):
+        approvers.is_approver(APPROVER)
+    directory.failure = None
+    assert approvers.is_approver(APPROVER)
+    assert directory.calls == [GROUP, GROUP]
+
+
+def test_unknown_group_raises_backupbot_error() -> None:
+    approvers = group_approvers(CountingDirectory({}), FakeMonotonic())
+    with pytest.raises(BackupbotError, match="does not exist"):
+        approvers.is_approver(APPROVER)
+
+
+def test_group_without_slack_connection_raises_plain_error() -> None:
+    approvers = CachedApprovers(policy(group=GROUP), directory=None, ttl=TTL)
+    with pytest.raises(BackupbotError, match="without a Slack connection"):
+        approvers.is_approver(APPROVER)
