@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from backupbot.bot.composition import build_services
 from backupbot.errors import BackupAlreadyRunning
 from backupbot.storage.catalog import FAILED, BackupCatalog
 from backupbot.storage.state import create_state_engine, migrate
-from tests.conftest import CHANNEL, make_settings
+from tests.conftest import CHANNEL, PG_PASSWORD, free_port, make_settings
 
 
 @contextlib.contextmanager
@@ -118,3 +120,50 @@ def test_head_revision_constant_matches_the_newest_migration() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def _restore_services(tmp_path: Path, url: str, **restore: Any) -> Any:
+    settings = make_settings(
+        state_url=f"sqlite:///{tmp_path}/state.db",
+        storage={"local": {"path": str(tmp_path / "backups")}},
+        databases=[{"name": "app", "url": url}],
+        extra={"restore": restore} if restore else None,
+    )
+    return build_services(settings, {})
+
+
+def test_restore_with_no_room_to_unpack_fails_before_touching_anything(
+    pg: Any, sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    with tiny_disk(tmp_path / "work", "8k") as work:
+        services = _restore_services(tmp_path, sample_db["url"], work_dir=str(work))
+        services.backups.backup_now("app", "UALICE")
+        record = services.restores.request("app", "latest", requester="UALICE", into="no_room")
+        assert services.restores.click(record.id, "approve", "UAPPROVER").start_restore
+        final = services.restores.execute(record.id)
+        services.close()
+        assert list(work.iterdir()) == []
+    assert final.status == "failed" and "Not enough disk space" in final.error
+    assert final.result["target_state"] == "no_room was not touched"
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(pg.url("no_room")).close()
+
+
+def test_a_target_server_that_dies_after_approval_fails_the_restore_with_a_clear_state(
+    sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    services = _restore_services(tmp_path, sample_db["url"])
+    services.backups.backup_now("app", "UALICE")
+    record = services.restores.request("app", "latest", requester="UALICE", into="never_made")
+    assert services.restores.click(record.id, "approve", "UAPPROVER").start_restore
+    services.close()
+    # The same state and store, but the server is gone by the time the restore runs.
+    dead = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{free_port()}/{sample_db['name']}"
+    services = _restore_services(tmp_path, dead)
+    final = services.restores.execute(record.id)
+    services.close()
+    assert final.status == "failed"
+    assert "Could not reach the database server" in final.error
+    assert PG_PASSWORD not in final.error
+    assert final.result["target_state"] == "never_made was not touched"
+    assert final.result["failed_stage"] == "download"
