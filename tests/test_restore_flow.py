@@ -54,11 +54,11 @@ def _local(tmp_path: Path) -> dict[str, Any]:
 
 def _request(bot: Any, text: str) -> Any:
     """Send `/backup restore ...` as Alice; the request record (or None) and her answer."""
-    before = {r.id for r in bot.services.restores._restores.list(limit=100)}
+    before = {r.id for r in bot.services.restores.recent(limit=100)}
     resp = bot.signer.slash_command(ALICE, text)
     assert resp.status == 200
     bot.wait_idle()
-    created = [r for r in bot.services.restores._restores.list(limit=100) if r.id not in before]
+    created = [r for r in bot.services.restores.recent(limit=100) if r.id not in before]
     answer = bot.standin.response_posts()[-1].body
     return (created[0] if created else None), answer
 

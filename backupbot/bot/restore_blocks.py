@@ -40,7 +40,7 @@ _STAGE_DONE = {
 }
 _MODE_WORDS = {
     "new": "a new database",
-    "into": "an existing or named database",
+    "into": "named with --into",
     "in_place": "the source itself (in place)",
 }
 

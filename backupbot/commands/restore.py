@@ -396,6 +396,9 @@ class RestoreService:
     def get(self, restore_id: str) -> RestoreRecord:
         return self._restores.get(restore_id)
 
+    def recent(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
+        return self._restores.list(database, limit)
+
     # -- decisions ------------------------------------------------------------------------
 
     def click(self, restore_id: str, action: str, user: str) -> ClickResult:

@@ -2,8 +2,9 @@
 
 Starts a throwaway PostgreSQL with the runbook's sample tables, the Slack stand-in and the
 bot (SQLite state, local artifact store), then sends signed `/backup now`, `/backup status`
-and `/backup log` as a user would, prints what the channel shows, and restores the backup
-with plain `zstd | pg_restore` to prove it is good.
+and `/backup log` as a user would, asks for a restore that a second user approves with
+the button, prints what the channel shows, and also restores the backup with plain
+`zstd | pg_restore` to prove it is good without backupbot.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from backupbot.settings import parse_settings
 
 CHANNEL = "C0DEMO"
 USER = "U0DEMO"
+REVIEWER = "U0REVIEW"
 
 
 def _free_port() -> int:
@@ -55,7 +57,7 @@ def run(workdir: Path) -> int:
             {
                 "state_url": f"sqlite:///{workdir / 'state.db'}",
                 "storage": {"local": {"path": str(workdir / "backups")}},
-                "slack": {"channel": CHANNEL},
+                "slack": {"channel": CHANNEL, "approvers": [REVIEWER]},
                 "databases": [{"name": "app", "url": "${APP_DATABASE_URL}"}],
                 "logging": {"format": "text", "level": "WARNING"},
             },
@@ -91,6 +93,26 @@ def run(workdir: Path) -> int:
             services.jobs.wait_idle(60)
             print(render_blocks(slack.response_posts()[-1].body["blocks"]))
 
+            _say("you type: /backup restore app latest --into app_copy --reason demo")
+            user.slash_command(
+                USER, "restore app latest --into app_copy --reason demo", channel_id=CHANNEL
+            )
+            services.jobs.wait_idle(60)
+            request = slack.messages(CHANNEL)[-1]
+            print("  the request in the channel:")
+            print(render_blocks(request.blocks, "    "))
+            restore = services.restores.recent(limit=1)[0]
+            _say(f"{REVIEWER} presses Approve")
+            user.block_action(REVIEWER, "restore_approve", restore.id, CHANNEL, request.ts)
+            services.jobs.wait_idle(300)
+            print("  the request message now reads:")
+            print(render_blocks(slack.message(CHANNEL, request.ts).blocks, "    "))
+            print("  and its thread:")
+            for reply in slack.thread(CHANNEL, request.ts):
+                print(render_blocks(reply.blocks, "    "))
+            restored = database_fingerprint(pg.url("app_copy")) == database_fingerprint(url)
+            print(f"  app_copy identical to the source: {'yes' if restored else 'NO'}")
+
             record = services.catalog.latest("app")
             if record is None or record.status != "succeeded" or not record.artifact_key:
                 print("demo failed: the backup did not succeed", file=sys.stderr)
@@ -108,7 +130,7 @@ def run(workdir: Path) -> int:
             same = database_fingerprint(target) == database_fingerprint(url)
             print(f"  restored database identical to the source: {'yes' if same else 'NO'}")
             print(f"\nArtifacts are in {workdir / 'backups'}; state in {workdir / 'state.db'}.")
-            return 0 if same else 1
+            return 0 if same and restored else 1
         finally:
             server.close()
             services.close()
