@@ -167,3 +167,32 @@ def test_a_target_server_that_dies_after_approval_fails_the_restore_with_a_clear
     assert PG_PASSWORD not in final.error
     assert final.result["target_state"] == "never_made was not touched"
     assert final.result["failed_stage"] == "download"
+
+
+def test_a_restore_whose_process_died_is_failed_at_start_up_and_frees_its_target(
+    sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.conftest import ManualClock
+
+    clock = ManualClock()
+    settings = make_settings(
+        state_url=f"sqlite:///{tmp_path}/state.db",
+        storage={"local": {"path": str(tmp_path / "backups")}},
+        databases=[{"name": "app", "url": sample_db["url"]}],
+    )
+    services = build_services(settings, {}, clock=clock)
+    services.backups.backup_now("app", "UALICE")
+    record = services.restores.request("app", "latest", requester="UALICE", into="orphan")
+    assert services.restores.click(record.id, "approve", "UAPPROVER").start_restore
+    # ...and the process dies before executing it. Fifteen minutes on, it is abandoned.
+    clock.advance(minutes=10)
+    assert services.restores.fail_abandoned() == []
+    clock.advance(minutes=6)
+    [failed] = services.restores.fail_abandoned()
+    assert failed.id == record.id and failed.status == "failed"
+    assert "stopped while this restore was running" in failed.error
+    again = services.restores.request("app", "latest", requester="UALICE", into="orphan")
+    assert again.status == "pending"
+    actions = [i.action for i in services.incidents.recent(3)]
+    assert actions[:2] == ["restore.requested", "restore.failed"]
+    services.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from backupbot.commands.parse import SUBCOMMANDS, ParsedCommand, parse_command
@@ -183,3 +185,46 @@ def test_log_with_unicode_digit_like_count_is_a_usage_error(text: str) -> None:
         parse_command(text, ONE)
 
     assert info.value.usage == SUBCOMMANDS["log"].usage
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("restore app", ("app", "latest", None, False, None)),
+        ("restore app latest --into app_copy", ("app", "latest", "app_copy", False, None)),
+        ("restore app 1a2b3c4d --in-place", ("app", "1a2b3c4d", None, True, None)),
+        (
+            'restore app --reason "bad deploy" --into=x',
+            ("app", "latest", "x", False, "bad deploy"),
+        ),
+        (
+            "restore app latest --reason=\u201cwrong migration\u201d",
+            ("app", "latest", None, False, "wrong migration"),
+        ),
+    ],
+)
+def test_restore_commands_parse_into_target_mode_and_reason(
+    text: str, expected: tuple[Any, ...]
+) -> None:
+    p = parse_command(text, ["app", "analytics"])
+    assert (p.database, p.backup_ref, p.into, p.in_place, p.reason) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("restore", "Which database?"),
+        ("restore ap latest", "Did you mean 'app'?"),
+        ("restore app latest --into x --in-place", "Choose one of --into TARGET and --in-place"),
+        ("restore app latest --into", "--into needs a value"),
+        ("restore app latest --inplace", "Did you mean `--in-place`?"),
+        ("restore app latest extra words", "put the reason in quotes"),
+    ],
+)
+def test_malformed_restore_commands_name_the_problem_and_show_the_usage(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_command(text, ["app", "analytics"])
+    assert problem in str(err.value)
+    assert "/backup restore DB" in err.value.usage

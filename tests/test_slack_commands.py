@@ -68,7 +68,8 @@ def test_malformed_commands_get_one_ephemeral_answer_with_usage_and_a_record(
 
 def test_help_lists_every_subcommand(bot: Any) -> None:
     body = bot.signer.slash_command("UALICE", "help").json()
-    for usage in ("/backup now", "/backup status", "/backup log", "/backup help"):
+    for usage in ("now", "restore", "status", "log", "help"):
+        usage = f"/backup {usage}"
         assert usage in body["text"]
 
 

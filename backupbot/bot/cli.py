@@ -336,6 +336,11 @@ def _config_check(settings: Any, live: bool) -> int:
     problems = SlackCredentials.from_env(os.environ).problems_for_serving()
     if settings.slack is None:
         problems.append("slack: no `slack:` section; `serve` needs slack.channel")
+    elif not settings.slack.approvers and not settings.slack.approver_group:
+        print(
+            "note: no slack.approvers or slack.approver_group: anyone in the channel except "
+            "the requester may approve a restore"
+        )
     for p in problems:
         print(f"warning (needed for `serve`): {p}")
     if not live:
@@ -397,12 +402,14 @@ def _serve(services: Services, host: str, port: int) -> int:
         except KeyboardInterrupt:
             handler.close()
             health.close()
+            sweeper.stop()
         return 0
     server = waitress.create_server(wsgi_app(app), host=host, port=port, threads=8)
     log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     server.close()
+    sweeper.stop()
     return 0
 
 

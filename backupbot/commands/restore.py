@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -173,10 +174,12 @@ class RestoreService:
         approvers: CachedApprovers,
         settings: RestoreSettings,
         pg_bin_dirs: Sequence[Path] = (),
+        heartbeat_seconds: float = 30.0,
     ) -> None:
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._restores = restores
+        self._heartbeat_seconds = heartbeat_seconds
         self._incidents = incidents
         self._store = store
         self._backups = backups
@@ -604,6 +607,10 @@ class RestoreService:
         )
         work_root = self._settings.work_dir or Path(tempfile.gettempdir())
         work = None
+        beating = threading.Event()
+        threading.Thread(
+            target=self._beat, args=(record.id, beating), name=f"heartbeat-{record.id}", daemon=True
+        ).start()
         try:
             work_root.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f"backupbot-{record.id}-", dir=work_root))
@@ -611,9 +618,19 @@ class RestoreService:
         except BaseException as exc:
             return self._fail(record, run, started, exc, target)
         finally:
+            beating.set()
             if work is not None:
                 shutil.rmtree(work, ignore_errors=True)
         return result
+
+    def _beat(self, restore_id: str, stop: threading.Event) -> None:
+        """Keep the heartbeat fresh through long stages (a multi-hour pg_restore), so the
+        restore is not mistaken for one whose process died."""
+        while not stop.wait(self._heartbeat_seconds):
+            try:
+                self._restores.heartbeat(restore_id, self._clock.now())
+            except Exception:
+                log.exception("could not record the heartbeat of restore %s", restore_id)
 
     def _stage(
         self, record: RestoreRecord, run: _Run, stage: str, listener: ProgressListener

@@ -18,6 +18,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _InProcessServer:
+    """A waitress server whose loop thread closes the sockets itself when asked to stop,
+    so stopping never pulls a file descriptor from under a running `select`."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="bot-http")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        s = self._server
+        while not self._stop.is_set():
+            s.asyncore.loop(timeout=0.05, map=s._map, use_poll=s.adj.asyncore_use_poll, count=1)
+        s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def start_http_bot(services: Services, threads: int = 4) -> tuple[str, Any]:
     """Serve `services` over HTTP on 127.0.0.1 in a daemon thread.
 
@@ -27,5 +48,4 @@ def start_http_bot(services: Services, threads: int = 4) -> tuple[str, Any]:
     server = waitress.create_server(
         wsgi_app(build_app(services)), host="127.0.0.1", port=port, threads=threads
     )
-    threading.Thread(target=server.run, daemon=True, name="bot-http").start()
-    return f"http://127.0.0.1:{port}", server
+    return f"http://127.0.0.1:{port}", _InProcessServer(server)

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import waitress
-
 from backupbot.bot.composition import build_services
-from backupbot.bot.slack_app import build_app, wsgi_app
+from backupbot.devkit.botserver import start_http_bot
 from backupbot.devkit.console import render_blocks
 from backupbot.devkit.pgcluster import PgCluster
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
@@ -31,12 +27,6 @@ from backupbot.settings import parse_settings
 CHANNEL = "C0DEMO"
 USER = "U0DEMO"
 REVIEWER = "U0REVIEW"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _say(title: str) -> None:
@@ -69,10 +59,8 @@ def run(workdir: Path) -> int:
             "SLACK_API_URL": slack.base_url,
         }
         services = build_services(settings, env)
-        port = _free_port()
-        server = waitress.create_server(wsgi_app(build_app(services)), host="127.0.0.1", port=port)
-        threading.Thread(target=server.run, daemon=True).start()
-        user = SignedSlackClient(f"http://127.0.0.1:{port}/slack/events", secret, slack)
+        base_url, server = start_http_bot(services)
+        user = SignedSlackClient(f"{base_url}/slack/events", secret, slack)
         try:
             _say("you type: /backup now app --label demo")
             ack = user.slash_command(USER, "now app --label demo", channel_id=CHANNEL)

@@ -205,6 +205,9 @@ class RestoreRequests:
             RestoreRow.status == RUNNING,
         )
 
+    def heartbeat(self, restore_id: str, now: datetime) -> bool:
+        return self._guarded(restore_id, {"heartbeat_at": now}, RestoreRow.status == RUNNING)
+
     def finish(
         self,
         restore_id: str,
