@@ -26,7 +26,7 @@ from backupbot.bot.sweeper import Sweeper
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import MAX_LOG
-from backupbot.commands.restore import RestoreProgress
+from backupbot.commands.restore_run import RestoreProgress
 from backupbot.commands.status import DatabaseStatus
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord

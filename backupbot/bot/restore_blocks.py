@@ -14,7 +14,7 @@ from typing import Any
 from backupbot.bot.blocks import Block, Message, _actor, context, fields, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
-from backupbot.commands.restore import RestoreProgress
+from backupbot.commands.restore_run import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
 
 APPROVE_ACTION = "restore_approve"

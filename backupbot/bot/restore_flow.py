@@ -17,7 +17,8 @@ from slack_sdk.errors import SlackApiError
 
 from backupbot.bot import restore_blocks
 from backupbot.bot.blocks import Message
-from backupbot.commands.restore import ClickResult, RestoreProgress
+from backupbot.commands.restore import ClickResult
+from backupbot.commands.restore_run import RestoreProgress
 from backupbot.errors import SlackUnreachable
 from backupbot.storage.restores import RestoreRecord
 

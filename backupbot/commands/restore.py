@@ -1,36 +1,23 @@
-"""Restores: a request, a second person's decision, then restore and verify.
+"""Restore requests and decisions: who asked for what, and who approved it.
 
 Request: resolve the backup, work out the target (a new database, `--into` one, or the
 source itself with `--in-place`), look at what the target holds, and record a pending
 request that holds the target (one open restore per target database).
 
 Decision: `click()` applies `approvals.check_click` and moves the request with guarded
-updates, so concurrent clicks start at most one restore.
-
-Execution: download the artifact and check its SHA-256 before touching anything ->
-safety backup of a target that has data (label `pre-restore`) -> create the target if
-missing -> `pg_restore --exit-on-error` -> compare every table's row count with the
-manifest -> report stage timings against the RTO. Any failure says what state the
-target is in.
+updates, so concurrent clicks start at most one restore. Execution is `RestoreRunner`'s
+(`restore_run.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from pydantic import SecretStr
 
 from backupbot.clock import Clock
 from backupbot.commands import humanize
@@ -43,21 +30,24 @@ from backupbot.commands.approvals import (
     check_click,
 )
 from backupbot.commands.backup import BackupService
-from backupbot.errors import BackupbotError, UsageError, VerificationFailed
+from backupbot.commands.restore_run import (
+    BOT_ACTOR,
+    RESTORE_USAGE,
+    ProgressListener,
+    RestoreRunner,
+    record_incident,
+    rto_minutes,
+)
+from backupbot.errors import BackupbotError, UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
-from backupbot.storage.dumpstream import unpack_artifact
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgadmin import (
     TargetFacts,
-    create_database,
-    drop_database,
     inspect_target,
 )
-from backupbot.storage.pgconn import ConnInfo, url_with_dbname
-from backupbot.storage.pginspect import count_rows
-from backupbot.storage.pgtools import PgRestore, find_binaries
+from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.restores import (
     CANCELLED,
     DENIED,
@@ -69,34 +59,12 @@ from backupbot.storage.restores import (
     RestoreRecord,
     RestoreRequests,
 )
-from backupbot.storage.restores import (
-    SUCCEEDED as RESTORE_SUCCEEDED,
-)
 
 log = logging.getLogger(__name__)
 
-RESTORE_USAGE = "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]"
-BOT_ACTOR = "backupbot"
-SAFETY_LABEL = "pre-restore"
 RESERVED_TARGETS = frozenset({"postgres", "template0", "template1"})
 _TARGET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
-_SMALL_ARCHIVE = 8 << 20  # below this, parallel pg_restore costs more than it saves
 MAX_REASON = 500
-
-STAGES = ("download", "safety", "create", "restore", "verify")
-
-
-@dataclass(frozen=True)
-class RestoreProgress:
-    """A stage starting; `timings` holds the seconds each finished stage took."""
-
-    restore_id: str
-    stage: str
-    timings: dict[str, float]
-    safety_backup_id: str | None = None
-
-
-ProgressListener = Callable[[RestoreProgress], None]
 
 
 @dataclass(frozen=True)
@@ -112,22 +80,6 @@ class ClickResult:
     @property
     def start_restore(self) -> bool:
         return self.outcome == "approved"
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    table: str
-    expected: int
-    actual: int | None  # None: the table is missing from the target
-
-
-def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[Mismatch]:
-    """Tables whose row count in the target differs from the backup's manifest."""
-    return [
-        Mismatch(table, rows, actual.get(table))
-        for table, rows in sorted(expected.items())
-        if actual.get(table) != rows
-    ]
 
 
 def new_target_name(database: str, now: datetime) -> str:
@@ -146,17 +98,6 @@ def validate_reason(reason: str | None) -> str | None:
     if len(reason) > MAX_REASON:
         raise UsageError(f"Keep --reason under {MAX_REASON} characters.", RESTORE_USAGE)
     return reason
-
-
-@dataclass
-class _Run:
-    """Book-keeping of one execution, for the result and the failure message."""
-
-    timings: dict[str, float] = field(default_factory=dict)
-    safety_backup_id: str | None = None
-    created: bool = False
-    touched: bool = False
-    stage: str = "download"
 
 
 class RestoreService:
@@ -179,7 +120,18 @@ class RestoreService:
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._restores = restores
-        self._heartbeat_seconds = heartbeat_seconds
+        self._runner = RestoreRunner(
+            databases=databases,
+            catalog=catalog,
+            restores=restores,
+            incidents=incidents,
+            store=store,
+            backups=backups,
+            clock=clock,
+            settings=settings,
+            pg_bin_dirs=pg_bin_dirs,
+            heartbeat_seconds=heartbeat_seconds,
+        )
         self._incidents = incidents
         self._store = store
         self._backups = backups
@@ -192,8 +144,7 @@ class RestoreService:
     # -- requests -------------------------------------------------------------------------
 
     def rto_minutes(self, database: str) -> int:
-        db = self._databases.get(database)
-        return (db.rto_minutes if db else None) or self._settings.rto_minutes
+        return rto_minutes(self._databases, self._settings, database)
 
     def recent_backups_text(self, database: str, limit: int = 5) -> str:
         backups = [b for b in self._catalog.list(database, limit * 4) if b.status == SUCCEEDED]
@@ -579,281 +530,13 @@ class RestoreService:
         )
         return self.execute(record.id, on_progress)
 
-    # -- execution ------------------------------------------------------------------------
-
     def execute(
         self, restore_id: str, on_progress: ProgressListener = lambda _p: None
     ) -> RestoreRecord:
-        """Run an approved restore. Never raises for expected failures: the returned
-        record says `succeeded` or `failed`, with `result['target_state']` on failure."""
-        record = self._restores.get(restore_id)
-        if record.status != RUNNING:
-            return record
-        db = self._db(record.database)
-        backup = self._catalog.get(record.backup_id)
-        target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)
-        run = _Run()
-        started = time.monotonic()
-        self._record(
-            self._clock.now(),
-            record.decided_by or BOT_ACTOR,
-            "restore.started",
-            "ok",
-            record.database,
-            record,
-            mode=record.mode,
-            target=record.target_where,
-            break_glass=record.break_glass,
-        )
-        work_root = self._settings.work_dir or Path(tempfile.gettempdir())
-        work = None
-        beating = threading.Event()
-        threading.Thread(
-            target=self._beat, args=(record.id, beating), name=f"heartbeat-{record.id}", daemon=True
-        ).start()
-        try:
-            work_root.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"backupbot-{record.id}-", dir=work_root))
-            result = self._execute(record, db, backup, target, work, run, started, on_progress)
-        except BaseException as exc:
-            return self._fail(record, run, started, exc, target)
-        finally:
-            beating.set()
-            if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
-        return result
+        """Run an approved restore (see `RestoreRunner.execute`)."""
+        return self._runner.execute(restore_id, on_progress)
 
-    def _beat(self, restore_id: str, stop: threading.Event) -> None:
-        """Keep the heartbeat fresh through long stages (a multi-hour pg_restore), so the
-        restore is not mistaken for one whose process died."""
-        while not stop.wait(self._heartbeat_seconds):
-            try:
-                self._restores.heartbeat(restore_id, self._clock.now())
-            except Exception:
-                log.exception("could not record the heartbeat of restore %s", restore_id)
-
-    def _stage(
-        self, record: RestoreRecord, run: _Run, stage: str, listener: ProgressListener
-    ) -> float:
-        run.stage = stage
-        self._restores.progress(
-            record.id, stage, self._clock.now(), safety_backup_id=run.safety_backup_id
-        )
-        try:
-            listener(RestoreProgress(record.id, stage, dict(run.timings), run.safety_backup_id))
-        except Exception:
-            log.exception("restore progress listener failed; the restore goes on")
-        return time.monotonic()
-
-    def _execute(
-        self,
-        record: RestoreRecord,
-        db: DatabaseSettings,
-        backup: BackupRecord,
-        target: ConnInfo,
-        work: Path,
-        run: _Run,
-        started: float,
-        listener: ProgressListener,
-    ) -> RestoreRecord:
-        if not (backup.artifact_key and backup.sha256 and backup.stored_size and backup.raw_size):
-            raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")
-        # 1. The artifact, checked byte for byte, before anything is touched.
-        t = self._stage(record, run, "download", listener)
-        archive = unpack_artifact(
-            self._store,
-            backup.artifact_key,
-            work / "archive.dump",
-            sha256=backup.sha256,
-            stored_size=backup.stored_size,
-            raw_size=backup.raw_size,
-        )
-        run.timings["download"] = time.monotonic() - t
-        facts = inspect_target(target)
-        binaries = find_binaries(_server_major(target), self._pg_bin_dirs)
-        # 2. A safety backup of whatever the restore would overwrite.
-        if facts.has_data:
-            t = self._stage(record, run, "safety", listener)
-            self._safety_backup(record, db, target, run)
-            run.timings["safety"] = time.monotonic() - t
-        # 3. The target.
-        if not facts.exists:
-            t = self._stage(record, run, "create", listener)
-            create_database(target)
-            run.created = True
-            run.timings["create"] = time.monotonic() - t
-        # 4. pg_restore.
-        t = self._stage(record, run, "restore", listener)
-        run.touched = True
-        PgRestore(
-            binaries,
-            target,
-            archive.path,
-            jobs=self._jobs(archive.raw_size),
-            clean=facts.has_data,
-            no_owner=self._settings.no_owner,
-            no_acl=self._settings.no_acl,
-        ).run()
-        run.timings["restore"] = time.monotonic() - t
-        # 5. Verification against the manifest.
-        t = self._stage(record, run, "verify", listener)
-        expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
-        with target.connect(autocommit=True) as conn:
-            actual = count_rows(conn)
-        mismatches = compare_counts(expected, actual)
-        run.timings["verify"] = time.monotonic() - t
-        now = self._clock.now()
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.verified",
-            "failed" if mismatches else "ok",
-            record.database,
-            record,
-            tables=len(expected),
-            rows=sum(expected.values()),
-            mismatches=[m.__dict__ for m in mismatches[:50]],
-        )
-        if mismatches:
-            raise _VerificationMismatch(mismatches)
-        total = time.monotonic() - started
-        rto = self.rto_minutes(record.database)
-        result = {
-            "timings": {k: round(v, 3) for k, v in run.timings.items()},
-            "total_seconds": round(total, 3),
-            "rto_minutes": rto,
-            "within_rto": total <= rto * 60,
-            "tables": len(expected),
-            "rows": sum(expected.values()),
-            "extra_tables": sorted(set(actual) - set(expected)),
-            "safety_backup_id": run.safety_backup_id,
-            "jobs": self._jobs(archive.raw_size),
-            "target_state": "restored and verified",
-        }
-        self._restores.finish(record.id, RESTORE_SUCCEEDED, now, result=result)
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.succeeded",
-            "ok",
-            record.database,
-            record,
-            recovery_seconds=result["total_seconds"],
-            rto_minutes=rto,
-            within_rto=result["within_rto"],
-            timings=result["timings"],
-            safety_backup_id=run.safety_backup_id,
-            break_glass=record.break_glass,
-        )
-        return self._restores.get(record.id)
-
-    def _safety_backup(
-        self, record: RestoreRecord, db: DatabaseSettings, target: ConnInfo, run: _Run
-    ) -> None:
-        if record.mode == "in_place":
-            started = self._backups.start(db.name, BOT_ACTOR, SAFETY_LABEL)
-        else:
-            source = DatabaseSettings(
-                name=record.target_db,
-                url=SecretStr(url_with_dbname(db.url.get_secret_value(), record.target_db)),
-                provider=db.provider,
-            )
-            started = self._backups.start(record.target_db, BOT_ACTOR, SAFETY_LABEL, source=source)
-        run.safety_backup_id = started.id
-        safety = self._backups.run(started)
-        now = self._clock.now()
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.safety_backup",
-            "ok" if safety.status == SUCCEEDED else "failed",
-            record.database,
-            record,
-            safety_backup_id=safety.id,
-            error=safety.error,
-        )
-        if safety.status != SUCCEEDED:
-            run.safety_backup_id = None
-            raise _SafetyBackupFailed(
-                f"The safety backup of {record.target_db} failed ({safety.error}), so the "
-                "restore did not start."
-            )
-        self._restores.progress(record.id, "safety", now, safety_backup_id=safety.id)
-
-    def _jobs(self, raw_size: int) -> int:
-        if raw_size < _SMALL_ARCHIVE:
-            return 1
-        return self._settings.jobs or max(1, min(4, os.cpu_count() or 1))
-
-    def _fail(
-        self,
-        record: RestoreRecord,
-        run: _Run,
-        started: float,
-        exc: BaseException,
-        target: ConnInfo,
-    ) -> RestoreRecord:
-        if isinstance(exc, BackupbotError):
-            message = str(exc)
-        elif isinstance(exc, psycopg.OperationalError):
-            message = (
-                f"The connection to {target.host}:{target.port} was lost during the "
-                f"{run.stage} stage."
-            )
-        elif isinstance(exc, Exception):
-            log.exception("restore %s crashed", record.id)
-            message = "An internal error stopped the restore; the bot's log has the details."
-        else:
-            message = "The restore was interrupted (the bot or CLI was stopped)."
-        state = self._target_state(record, run, target, exc)
-        now = self._clock.now()
-        result: dict[str, Any] = {
-            "timings": {k: round(v, 3) for k, v in run.timings.items()},
-            "total_seconds": round(time.monotonic() - started, 3),
-            "failed_stage": run.stage,
-            "target_state": state,
-            "safety_backup_id": run.safety_backup_id,
-        }
-        if isinstance(exc, _VerificationMismatch):
-            result["mismatches"] = [m.__dict__ for m in exc.mismatches[:50]]
-        self._restores.finish(record.id, FAILED, now, result=result, error=message)
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.failed",
-            "failed",
-            record.database,
-            record,
-            error=message,
-            stage=run.stage,
-            target_state=state,
-            safety_backup_id=run.safety_backup_id,
-            error_type=type(exc).__name__,
-        )
-        if not isinstance(exc, Exception):
-            raise exc
-        return self._restores.get(record.id)
-
-    def _target_state(
-        self, record: RestoreRecord, run: _Run, target: ConnInfo, exc: BaseException
-    ) -> str:
-        if not run.touched:
-            return f"{record.target_db} was not touched"
-        if run.created and not isinstance(exc, _VerificationMismatch):
-            try:
-                drop_database(target)
-                return f"{record.target_db} was created for this restore and has been removed"
-            except (BackupbotError, psycopg.Error):
-                log.exception("could not drop %s after a failed restore", record.target_db)
-                return f"{record.target_db} is partially restored; drop it by hand"
-        safety = (
-            f"; its previous state is in safety backup {run.safety_backup_id}"
-            if run.safety_backup_id
-            else ""
-        )
-        if isinstance(exc, _VerificationMismatch):
-            return f"{record.target_db} is restored but does not match the backup{safety}"
-        return f"{record.target_db} is partially restored{safety}"
+    # -- execution ------------------------------------------------------------------------
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -863,49 +546,5 @@ class RestoreService:
             raise UsageError(f"There is no configured database named {name!r}.", RESTORE_USAGE)
         return db
 
-    def _record(
-        self,
-        at: datetime,
-        actor: str,
-        action: str,
-        outcome: str,
-        database: str | None,
-        record: RestoreRecord | None,
-        **details: Any,
-    ) -> None:
-        if record is not None:
-            details = {"restore_id": record.id, **details}
-        self._incidents.record(
-            at=at,
-            actor=actor,
-            action=action,
-            outcome=outcome,
-            database=database,
-            backup_id=record.backup_id if record else None,
-            details={k: v for k, v in details.items() if v is not None},
-        )
-
-
-class _VerificationMismatch(BackupbotError):
-    def __init__(self, mismatches: list[Mismatch]) -> None:
-        self.mismatches = mismatches
-        shown = "; ".join(
-            f"{m.table}: {m.actual if m.actual is not None else 'missing'} rows, backup has "
-            f"{m.expected}"
-            for m in mismatches[:5]
-        )
-        more = f" (and {len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
-        super().__init__(
-            f"Verification failed: {len(mismatches)} table(s) differ from the backup: "
-            f"{shown}{more}."
-        )
-
-
-class _SafetyBackupFailed(BackupbotError):
-    pass
-
-
-def _server_major(target: ConnInfo) -> int:
-    """The target server's major version (via the maintenance database)."""
-    with target.with_dbname("postgres").connect(autocommit=True) as conn:
-        return int(conn.info.server_version) // 10000
+    def _record(self, *args: Any, **details: Any) -> None:
+        record_incident(self._incidents, *args, **details)
