@@ -533,3 +533,21 @@ def test_into_an_existing_database_with_data_says_it_will_be_overwritten(
     restored = database_fingerprint(staging)["rows"]
     expected = database_fingerprint(source["url"])["rows"]
     assert {k: v for k, v in restored.items() if k != "public.notes"} == expected
+
+
+def test_members_of_the_approver_group_may_approve_and_others_may_not(
+    pg: Any, source: dict[str, Any], tmp_path: Path, bot_factory: Any, targets: list[str]
+) -> None:
+    settings = _settings(f"sqlite:///{tmp_path}/s.db", _local(tmp_path), source["url"])
+    slack = settings.slack.model_copy(update={"approvers": [], "approver_group": "S0DBA"})
+    bot = bot_factory(settings.model_copy(update={"slack": slack}))
+    bot.standin.set_usergroup("S0DBA", [CAROL])
+    bot.services.backups.backup_now("app", ALICE)
+    record, _ = _request(bot, "restore app latest --into app_group")
+    targets.append("app_group")
+
+    answer = _click(bot, BOB, restore_blocks.APPROVE_ACTION, record)
+    assert answer is not None and "not one of this channel's restore approvers" in answer["text"]
+    assert _click(bot, CAROL, restore_blocks.APPROVE_ACTION, record) is None
+    assert bot.services.restores.get(record.id).status == "succeeded"
+    assert bot.standin.calls("usergroups.users.list"), "the group was read from Slack"
