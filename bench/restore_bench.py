@@ -476,8 +476,7 @@ def evaluate(summary: dict[str, dict[str, Any]], jobs: int) -> list[dict[str, An
     ]
 
 
-def _fmt(value: float | None, spec: str, unit: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{unit}"
+_fmt = bb._fmt
 
 
 def render_markdown(result: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from backupbot.clock import Clock, SystemClock
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.backup import BackupService
 from backupbot.commands.restore import RestoreService
+from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
@@ -176,18 +177,28 @@ def build_services(
     )
     policy = approval_policy(settings)
     directory = SlackApproverDirectory(slack_client) if slack_client else None
-    restores = RestoreService(
+    restore_requests = RestoreRequests(engine, stale_after=timedelta(minutes=15))
+    runner = RestoreRunner(
         databases=settings.databases,
         catalog=catalog,
-        restores=RestoreRequests(engine, stale_after=timedelta(minutes=15)),
+        restores=restore_requests,
         incidents=incidents,
         store=store,
         backups=backups,
         clock=clock,
+        settings=settings.restore,
+        pg_bin_dirs=settings.backup.pg_bin_dirs,
+    )
+    restores = RestoreService(
+        databases=settings.databases,
+        catalog=catalog,
+        restores=restore_requests,
+        incidents=incidents,
+        clock=clock,
         policy=policy,
         approvers=CachedApprovers(policy, directory, ttl=300.0),
         settings=settings.restore,
-        pg_bin_dirs=settings.backup.pg_bin_dirs,
+        runner=runner,
     )
     return Services(
         settings=settings,

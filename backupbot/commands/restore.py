@@ -16,7 +16,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from backupbot.clock import Clock
@@ -29,7 +28,6 @@ from backupbot.commands.approvals import (
     Refusal,
     check_click,
 )
-from backupbot.commands.backup import BackupService
 from backupbot.commands.restore_run import (
     BOT_ACTOR,
     RESTORE_USAGE,
@@ -40,7 +38,6 @@ from backupbot.commands.restore_run import (
 )
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings
-from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgadmin import (
@@ -101,6 +98,8 @@ def validate_reason(reason: str | None) -> str | None:
 
 
 class RestoreService:
+    """Requests and decisions; hands approved restores to `runner`."""
+
     def __init__(
         self,
         *,
@@ -108,38 +107,21 @@ class RestoreService:
         catalog: BackupCatalog,
         restores: RestoreRequests,
         incidents: IncidentLog,
-        store: ArtifactStore,
-        backups: BackupService,
         clock: Clock,
         policy: ApprovalPolicy,
         approvers: CachedApprovers,
         settings: RestoreSettings,
-        pg_bin_dirs: Sequence[Path] = (),
-        heartbeat_seconds: float = 30.0,
+        runner: RestoreRunner,
     ) -> None:
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._restores = restores
-        self._runner = RestoreRunner(
-            databases=databases,
-            catalog=catalog,
-            restores=restores,
-            incidents=incidents,
-            store=store,
-            backups=backups,
-            clock=clock,
-            settings=settings,
-            pg_bin_dirs=pg_bin_dirs,
-            heartbeat_seconds=heartbeat_seconds,
-        )
         self._incidents = incidents
-        self._store = store
-        self._backups = backups
         self._clock = clock
         self.policy = policy
         self._approvers = approvers
         self._settings = settings
-        self._pg_bin_dirs = list(pg_bin_dirs)
+        self._runner = runner
 
     # -- requests -------------------------------------------------------------------------
 
