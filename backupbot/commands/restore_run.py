@@ -32,7 +32,12 @@ from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.dumpstream import unpack_artifact
 from backupbot.storage.incidents import IncidentLog
-from backupbot.storage.pgadmin import create_database, drop_database, inspect_target
+from backupbot.storage.pgadmin import (
+    create_database,
+    drop_database,
+    inspect_target,
+    server_major,
+)
 from backupbot.storage.pgconn import ConnInfo, url_with_dbname
 from backupbot.storage.pginspect import count_rows
 from backupbot.storage.pgtools import PgRestore, find_binaries
@@ -248,7 +253,7 @@ class RestoreRunner:
         )
         run.timings["download"] = time.monotonic() - t
         facts = inspect_target(target)
-        binaries = find_binaries(_server_major(target), self._pg_bin_dirs)
+        binaries = find_binaries(server_major(target), self._pg_bin_dirs)
         # 2. A safety backup of whatever the restore would overwrite.
         if facts.has_data:
             t = self._stage(record, run, "safety", listener)
@@ -451,9 +456,3 @@ class _VerificationMismatch(BackupbotError):
 
 class _SafetyBackupFailed(BackupbotError):
     pass
-
-
-def _server_major(target: ConnInfo) -> int:
-    """The target server's major version (via the maintenance database)."""
-    with target.with_dbname("postgres").connect(autocommit=True) as conn:
-        return int(conn.info.server_version) // 10000

@@ -66,6 +66,12 @@ def _maintenance(target: ConnInfo) -> psycopg.Connection[Any]:
         return target.with_dbname("template1").connect(autocommit=True)
 
 
+def server_major(target: ConnInfo) -> int:
+    """The major version of the target's server (it picks the matching pg_restore)."""
+    with _maintenance(target) as conn:
+        return int(conn.info.server_version) // 10000
+
+
 def database_exists(target: ConnInfo) -> bool:
     with _maintenance(target) as conn:
         row = conn.execute(
