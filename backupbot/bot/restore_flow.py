@@ -13,9 +13,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from slack_sdk.errors import SlackApiError
-
-from backupbot.bot import restore_blocks
+from backupbot.bot import restore_blocks, slack_io
 from backupbot.bot.blocks import Message
 from backupbot.commands.restore import ClickResult
 from backupbot.commands.restore_run import RestoreProgress
@@ -129,26 +127,8 @@ class RestoreFlow:
                 announced.append(record)
         return announced
 
-    # -- Slack calls -------------------------------------------------------------------------
-
     def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:
-        try:
-            resp = self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, **message.as_kwargs()
-            )
-            return str(resp["ts"])
-        except SlackApiError as exc:
-            log.error("could not post to %s: %s", channel, exc.response.get("error"))
-        except OSError as exc:
-            log.error("Slack is unreachable: %s", exc)
-        return None
+        return slack_io.post(self._client, channel, message, thread_ts)
 
     def _update(self, channel: str, ts: str, message: Message) -> bool:
-        try:
-            self._client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
-            return True
-        except SlackApiError as exc:
-            log.error("could not update %s in %s: %s", ts, channel, exc.response.get("error"))
-        except OSError as exc:
-            log.error("Slack is unreachable: %s", exc)
-        return False
+        return slack_io.update(self._client, channel, ts, message)

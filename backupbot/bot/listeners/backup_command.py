@@ -7,22 +7,18 @@ The acting user is always the signed payload's `user_id`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from backupbot.bot import blocks, restore_blocks, slack_contract
+from backupbot.bot import blocks, restore_blocks, slack_contract, slack_io
 from backupbot.bot.composition import Services
 from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.storage.catalog import BackupRecord
-
-log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services, flow: RestoreFlow) -> None:
@@ -114,30 +110,13 @@ def _backup_now(
 def _run_backup(
     services: Services, client: WebClient, respond: Respond, channel: str, record: BackupRecord
 ) -> None:
-    ts = _post(client, channel, blocks.backup_started(record))
+    ts = slack_io.post(client, channel, blocks.backup_started(record))
 
     def on_progress(progress: Progress) -> None:
         if ts:
-            _update(client, channel, ts, blocks.backup_progress(record, progress))
+            slack_io.update(client, channel, ts, blocks.backup_progress(record, progress))
 
     final = services.backups.run(record, on_progress)
     result = blocks.backup_result(final)
-    if ts is None or not _update(client, channel, ts, result):
+    if ts is None or not slack_io.update(client, channel, ts, result):
         respond(**result.as_kwargs())  # the channel is unreachable: tell the requester
-
-
-def _post(client: WebClient, channel: str, message: blocks.Message) -> str | None:
-    try:
-        return str(client.chat_postMessage(channel=channel, **message.as_kwargs())["ts"])
-    except SlackApiError as exc:
-        log.error("could not post to %s: %s", channel, exc.response.get("error"))
-        return None
-
-
-def _update(client: WebClient, channel: str, ts: str, message: blocks.Message) -> bool:
-    try:
-        client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
-        return True
-    except SlackApiError as exc:
-        log.error("could not update message %s in %s: %s", ts, channel, exc.response.get("error"))
-        return False
