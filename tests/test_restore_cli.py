@@ -15,6 +15,7 @@ import yaml
 
 from backupbot.bot.cli import main
 from backupbot.bot.composition import build_services, load
+from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.conftest import BOT_TOKEN, CHANNEL, PG_PASSWORD, free_port
@@ -88,11 +89,18 @@ def test_break_glass_restore_runs_verifies_is_recorded_and_announced_once_slack_
         assert any(r["action"] == "restore.succeeded" for r in mine)
         assert PG_PASSWORD not in json.dumps(records)
 
+        # The bot's sweep while Slack still cannot be reached: nothing is lost.
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{free_port()}/api/")
+        services = build_services(load(str(config)))
+        assert services.slack_client is not None
+        assert RestoreFlow(services, services.slack_client).announce_pending() == []
+        assert [r.id for r in services.restores.unannounced()] == [restore_id]
+        services.close()
+
         # Slack is reachable again: the bot's sweep posts the notice, once.
         _slack_env(monkeypatch, slack)
         services = build_services(load(str(config)))
-        from backupbot.bot.restore_flow import RestoreFlow
-
         assert services.slack_client is not None
         flow = RestoreFlow(services, services.slack_client)
         assert [r.id for r in flow.announce_pending()] == [restore_id]

@@ -116,15 +116,21 @@ class RestoreFlow:
         return expired
 
     def announce_pending(self) -> list[RestoreRecord]:
-        """Tell the channel about break-glass restores run while Slack was unreachable."""
+        """Tell the channel about break-glass restores run while Slack was unreachable.
+
+        Each notice is claimed (a guarded update) before it is posted, so two bot
+        processes never both post it; a failed post gives the claim back.
+        """
         announced = []
         for record in self._restores.unannounced():
+            if not self._restores.mark_announced(record.id):
+                continue  # another process has it
             ts = self._post(self.channel, restore_blocks.break_glass_notice(record))
             if ts is None:
+                self._restores.unmark_announced(record.id)
                 break  # still unreachable: try again on the next sweep
-            if self._restores.mark_announced(record.id):
-                self._restores.set_message(record.id, self.channel, ts)
-                announced.append(record)
+            self._restores.set_message(record.id, self.channel, ts)
+            announced.append(record)
         return announced
 
     def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:

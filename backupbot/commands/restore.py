@@ -462,6 +462,9 @@ class RestoreService:
     def mark_announced(self, restore_id: str) -> bool:
         return self._restores.mark_announced(restore_id)
 
+    def unmark_announced(self, restore_id: str) -> None:
+        self._restores.unmark_announced(restore_id)
+
     # -- break glass ----------------------------------------------------------------------
 
     def break_glass(

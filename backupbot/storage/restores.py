@@ -230,9 +230,14 @@ class RestoreRequests:
         return self._guarded(restore_id, values, RestoreRow.status == RUNNING)
 
     def mark_announced(self, restore_id: str) -> bool:
+        """Claim the break-glass notice (True for exactly one caller)."""
         return self._guarded(
             restore_id, {"announce_pending": False}, RestoreRow.announce_pending.is_(True)
         )
+
+    def unmark_announced(self, restore_id: str) -> None:
+        """Give the claim back when the notice could not be posted."""
+        self._guarded(restore_id, {"announce_pending": True})
 
     def _guarded(self, restore_id: str, values: dict[str, Any], *conditions: Any) -> bool:
         with self._engine.begin() as conn:
