@@ -1175,6 +1175,16 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "—" if value is None else f"{value:{spec}}{unit}"
 
 
+def write_results(results_dir: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """`<stem>.json` and `<stem>.md` in `results_dir`, and the table on stdout."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (results_dir / f"{stem}.md").write_text(markdown)
+    print()
+    print(markdown)
+    print(f"written: {results_dir / (stem + '.json')}, {results_dir / (stem + '.md')}")
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     sizes = result["databases"]
@@ -1342,13 +1352,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [asdict(r) for r in runs],
         }
         markdown = render_markdown(result)
-        results_dir = Path(args.results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-        (results_dir / "latest.md").write_text(markdown)
-        print()
-        print(markdown)
-        print(f"written: {results_dir / 'latest.json'}, {results_dir / 'latest.md'}")
+        write_results(Path(args.results_dir), "latest", result, markdown)
         all_ok = all(c["pass"] for c in checks) and not any(not r.ok for r in runs)
         return 0 if all_ok else 1
     except KeyboardInterrupt:

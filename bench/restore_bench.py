@@ -652,14 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [asdict(r) for r in runs],
         }
         markdown = render_markdown(result)
-        results_dir = Path(args.results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "restore_latest.json").write_text(json.dumps(result, indent=2) + "\n")
-        (results_dir / "restore_latest.md").write_text(markdown)
-        print()
-        print(markdown)
-        written = [results_dir / "restore_latest.json", results_dir / "restore_latest.md"]
-        print(f"written: {written[0]}, {written[1]}")
+        bb.write_results(Path(args.results_dir), "restore_latest", result, markdown)
         all_ok = all(c["pass"] for c in checks) and all(r.ok for r in runs)
         return 0 if all_ok else 1
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from backupbot.storage.restores import (
     SUCCEEDED,
     RestoreRecord,
 )
+from tests.restore_records import restore_record
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "ab" * 32
@@ -81,35 +82,8 @@ def preview() -> dict[str, Any]:
     }
 
 
-BASE = RestoreRecord(
-    id="r0a1b2c3d",
-    database="app",
-    backup_id="1a2b3c4d",
-    mode="into",
-    target_db="app_copy",
-    target_where="db.example.com:5432/app_copy",
-    status=PENDING,
-    requester="UALICE",
-    reason="customer rows deleted by a bad migration",
-    required_approvals=1,
-    approval_count=0,
-    approvals=[],
-    created_at=NOW - timedelta(minutes=5),
-    expires_at=NOW + timedelta(minutes=25),
-    decided_by=None,
-    decided_at=None,
-    channel="C0BACKUPS",
-    message_ts="1714564800.000100",
-    preview=preview(),
-    break_glass=False,
-    announce_pending=False,
-    stage=None,
-    heartbeat_at=None,
-    started_at=None,
-    finished_at=None,
-    safety_backup_id=None,
-    result={},
-    error=None,
+BASE = restore_record(
+    NOW - timedelta(minutes=5), expires_at=NOW + timedelta(minutes=25), preview=preview()
 )
 
 SUCCESS_RESULT: dict[str, Any] = {

@@ -20,11 +20,10 @@ from backupbot.storage.restores import (
     DENIED,
     EXPIRED,
     FAILED,
-    PENDING,
     RUNNING,
     SUCCEEDED,
-    RestoreRecord,
 )
+from tests.restore_records import restore_record
 
 CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EXPIRES = CREATED + timedelta(minutes=30)
@@ -42,35 +41,13 @@ DECIDER = "UDECIDER"
 APPROVERS = frozenset({REQUESTER, APPROVER, APPROVED, DECIDER})
 USERS = {"requester": REQUESTER, "approver": APPROVER, "approved": APPROVED, "outsider": OUTSIDER}
 
-BASE = RestoreRecord(
-    id="r0a1b2c3d",
-    database="app",
-    backup_id="1a2b3c4d",
-    mode="into",
-    target_db="app_copy",
-    target_where="db.example.com:5432/app_copy",
-    status=PENDING,
+BASE = restore_record(
+    CREATED,
     requester=REQUESTER,
-    reason="customer rows deleted by a bad migration",
     required_approvals=2,
     approval_count=1,
     approvals=[{"user": APPROVED, "at": (CREATED + timedelta(minutes=1)).isoformat()}],
-    created_at=CREATED,
     expires_at=EXPIRES,
-    decided_by=None,
-    decided_at=None,
-    channel="C0BACKUPS",
-    message_ts="1714564800.000100",
-    preview={},
-    break_glass=False,
-    announce_pending=False,
-    stage=None,
-    heartbeat_at=None,
-    started_at=None,
-    finished_at=None,
-    safety_backup_id=None,
-    result={},
-    error=None,
 )
 
 
