@@ -69,6 +69,24 @@ class SlackSettings(_Strict):
     approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
 
+def _check_cron(v: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(v)
+    except ValueError as exc:
+        raise ValueError(f"not a 5-field cron expression ({exc}); e.g. '0 2 * * *'") from exc
+    return v
+
+
+def _check_tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("unknown time zone; use an IANA name such as 'UTC'") from exc
+    return v
+
+
 class DatabaseSettings(_Strict):
     name: str
     url: SecretStr
@@ -108,22 +126,12 @@ class DatabaseSettings(_Strict):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, v: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            CronTrigger.from_crontab(v)
-        except ValueError as exc:
-            raise ValueError(f"not a 5-field cron expression ({exc}); e.g. '0 2 * * *'") from exc
-        return v
+        return _check_cron(v)
 
     @field_validator("timezone")
     @classmethod
     def _valid_tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("unknown time zone; use an IANA name such as 'UTC'") from exc
-        return v
+        return _check_tz(v)
 
 
 class BackupSettings(_Strict):
@@ -141,6 +149,81 @@ class RestoreSettings(_Strict):
     work_dir: Path | None = None  # where the archive is unpacked for pg_restore; default TMPDIR
 
 
+class ScheduleSettings(_Strict):
+    """The bot's own recurring jobs (per-database backup crons live on each database).
+
+    Cron day-of-month and day-of-week fields must both match (APScheduler's rule), so
+    "0 10 1-7 * mon" is the first Monday of the month.
+    """
+
+    timezone: str = "UTC"  # for the drill, checklist and retention crons
+    grace_hours: float = Field(default=6, ge=0, le=24 * 7)  # late runs within it still run
+    retention: str = "0 4 * * *"  # daily retention run
+    drill: str = "0 10 1-7 * mon"  # monthly restore drill: first Monday 10:00
+    checklist: str = "0 9 1 * *"  # monthly verification checklist: the 1st, 09:00
+
+    @field_validator("retention", "drill", "checklist")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        return _check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, v: str) -> str:
+        return _check_tz(v)
+
+
+class RetentionSettings(_Strict):
+    keep_labels: list[str] = ["pre-deploy", "pre-restore"]  # kept for keep_labeled_days
+    keep_labeled_days: int = Field(default=90, ge=1, le=3650)
+
+
+class ChecklistSettings(_Strict):
+    lookback_days: int = Field(default=30, ge=1, le=366)  # "a verified backup on each day"
+    remind_after_days: int = Field(default=3, ge=1, le=31)  # unsigned: reminder, then alert
+    size_drop_ratio: float = Field(default=0.5, gt=0, lt=1)  # day-over-day below this warns
+    size_jump_ratio: float = Field(default=3.0, gt=1)  # day-over-day above this warns
+
+
+class EscalationLevel(_Strict):
+    name: str = Field(min_length=1)  # "DevOps Lead"
+    after_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)  # since the alert opened
+    mention: list[str] = []  # Slack user ids (U…/W…, also DMed) or user-group ids (S…)
+    provider_support: bool = False  # post the database provider's support contact
+
+    @field_validator("mention")
+    @classmethod
+    def _slack_ids(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", item):
+                raise ValueError(
+                    f"{item!r} is not a Slack user id (U…/W…) or user-group id (S…); "
+                    "copy it from the profile's ⋮ menu"
+                )
+        return v
+
+
+def _default_levels() -> list[EscalationLevel]:
+    """The runbook's escalation path, with nobody to mention until configured."""
+    return [
+        EscalationLevel(name="DevOps Lead", after_minutes=0),
+        EscalationLevel(name="Database Admin", after_minutes=15),
+        EscalationLevel(name="Provider support", after_minutes=30, provider_support=True),
+    ]
+
+
+class EscalationSettings(_Strict):
+    levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _ordered(cls, v: list[EscalationLevel]) -> list[EscalationLevel]:
+        minutes = [lvl.after_minutes for lvl in v]
+        if minutes != sorted(minutes):
+            raise ValueError("levels must be in order of after_minutes")
+        return v
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -153,6 +236,10 @@ class Settings(_Strict):
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
+    schedules: ScheduleSettings = ScheduleSettings()
+    retention: RetentionSettings = RetentionSettings()
+    checklist: ChecklistSettings = ChecklistSettings()
+    escalation: EscalationSettings = EscalationSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @field_validator("databases")

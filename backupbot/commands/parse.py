@@ -38,6 +38,17 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "the source after a safety backup.",
         ),
         Subcommand(
+            "drill",
+            "/backup drill [db]",
+            "Run a restore drill now (every database when none is named): restore the latest verified backup into a scratch "
+            "database, verify every table, time it against the RTO, drop it, post Pass/Fail.",
+        ),
+        Subcommand(
+            "retention",
+            "/backup retention [db]",
+            "Show what the next retention run would delete and why (nothing is deleted).",
+        ),
+        Subcommand(
             "status",
             "/backup status [db]",
             "Last good backup, last failure, backups kept and anything worrying, per database.",
@@ -149,9 +160,9 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
         i += 1
     if len(positional) > 1:
         raise UsageError(f"`{name}` takes one database name, got {len(positional)}.", usage)
-    if name == "status":
+    if name in ("status", "retention", "drill"):  # without a database: all of them
         db = resolve_database(positional[0], databases, usage) if positional else None
-        return ParsedCommand("status", database=db)
+        return ParsedCommand(name, database=db)
     db = resolve_database(positional[0] if positional else None, databases, usage)
     return ParsedCommand("now", database=db, label=label)
 

@@ -45,6 +45,7 @@ class BackupRecord:
     pg_dump_version: str | None
     manifest: dict[str, Any] | None
     error: str | None
+    deleted_at: datetime | None = None  # set when retention deleted the artifact
 
     @property
     def duration(self) -> timedelta | None:

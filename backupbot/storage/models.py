@@ -1,4 +1,5 @@
-"""SQLAlchemy models for backupbot's own state: backups, restores and the incident log."""
+"""SQLAlchemy models for backupbot's own state: backups, restores, the incident log,
+scheduled runs, drills, alerts and checklists."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     Integer,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -68,6 +71,7 @@ class BackupRow(Base):
     pg_dump_version: Mapped[str | None] = mapped_column(String(80))
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # by retention
 
 
 class IncidentRow(Base):
@@ -124,3 +128,92 @@ class RestoreRow(Base):
     safety_backup_id: Mapped[str | None] = mapped_column(String(16))
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ScheduledRunRow(Base):
+    """One firing of a scheduled job. The unique (job, scheduled_for) key is the second
+    guard (after the scheduler's leader lock) that a scheduled run happens exactly once."""
+
+    __tablename__ = "scheduled_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for", name="uq_scheduled_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(120), index=True)
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # running/done/failed/missed/skipped
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    late_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DrillRow(Base):
+    """One restore drill: the latest verified backup restored into a scratch database,
+    verified, timed against the RTO, and the scratch database dropped again.
+
+    `scratch_dropped` stays false until the scratch database is confirmed gone, so a bot
+    restarted mid-drill knows exactly which databases are its leftovers.
+    """
+
+    __tablename__ = "drills"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    database: Mapped[str] = mapped_column(String(63), index=True)
+    backup_id: Mapped[str | None] = mapped_column(String(16))
+    restore_id: Mapped[str | None] = mapped_column(String(16))
+    scratch_db: Mapped[str] = mapped_column(String(63))
+    scratch_dropped: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running/passed/failed
+    actor: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    total_seconds: Mapped[float | None] = mapped_column(Float)
+    rto_minutes: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(40))
+    message_ts: Mapped[str | None] = mapped_column(String(40))
+
+
+class AlertRow(Base):
+    """An escalation alert. `open_key` holds "condition:database" while the alert is open
+    (unique), so one condition of one database has at most one open alert."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    condition: Mapped[str] = mapped_column(String(40))
+    database: Mapped[str | None] = mapped_column(String(63), index=True)
+    open_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open/resolved
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    levels_fired: Mapped[int] = mapped_column(Integer, default=0)  # compare-and-set counter
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(40))
+    message_ts: Mapped[str | None] = mapped_column(String(40))
+
+
+class ChecklistRow(Base):
+    """The monthly verification checklist of one period ("2026-11"): the bot's evaluation,
+    what people ticked, and the sign-off."""
+
+    __tablename__ = "checklists"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), unique=True)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ticked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # compare-and-set counter
+    signed_off_by: Mapped[str | None] = mapped_column(String(120))
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(40))
+    message_ts: Mapped[str | None] = mapped_column(String(40))
