@@ -40,8 +40,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         Subcommand(
             "drill",
             "/backup drill [db]",
-            "Run a restore drill now (every database when none is named): restore the latest verified backup into a scratch "
-            "database, verify every table, time it against the RTO, drop it, post Pass/Fail.",
+            "Run a restore drill now (every database when none is named): restore the latest "
+            "verified backup into a scratch database, verify every table, time it against "
+            "the RTO, drop it, post Pass/Fail.",
         ),
         Subcommand(
             "retention",
