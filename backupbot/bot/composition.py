@@ -29,10 +29,12 @@ from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.local_store import LocalStore
 from backupbot.storage.restores import RestoreRequests
+from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
+    from sqlalchemy import Engine
 
 
 def build_store(storage: StorageSettings) -> ArtifactStore:
@@ -122,8 +124,10 @@ class Services:
     settings: Settings
     slack: SlackCredentials
     clock: Clock
+    engine: Engine
     catalog: BackupCatalog
     incidents: IncidentLog
+    scheduled_runs: ScheduledRuns
     store: ArtifactStore
     backups: BackupService
     restores: RestoreService
@@ -204,8 +208,10 @@ def build_services(
         settings=settings,
         slack=slack,
         clock=clock,
+        engine=engine,
         catalog=catalog,
         incidents=incidents,
+        scheduled_runs=ScheduledRuns(engine),
         store=store,
         backups=backups,
         restores=restores,
