@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress, restore_command
 from backupbot.commands.parse import SUBCOMMANDS
-from backupbot.commands.status import DatabaseStatus
+from backupbot.commands.status import (
+    AlertSummary,
+    BotStatus,
+    ChecklistSummary,
+    DatabaseStatus,
+    DrillSummary,
+    rto_trend,
+)
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 from backupbot.storage.incidents import Incident
 
@@ -184,13 +191,62 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
                 f"{humanize.age(s.running.started_at, now)} by {_actor(s.running.actor)}",
             )
         )
-    blocks = [section(f"{icon} *{s.name}*"), fields(pairs)]
-    if s.warnings:
-        blocks.append(section("\n".join(f":warning: {w}" for w in s.warnings)))
+    pairs.append(
+        ("Next scheduled backup", humanize.utc(s.next_backup) if s.next_backup else "none")
+    )
+    pairs.append(("Last restore drill", _drill_line(s.last_drill, now)))
+    if trend := rto_trend(s.drills):
+        pairs.append(("RTO trend (last 6 drills)", trend))
+    blocks = [section(f"{icon} *{s.name}*"), fields(pairs[:10])]
+    notes = [f":warning: {w}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
+    if notes:
+        blocks.append(section("\n".join(notes)))
     return blocks
 
 
-def status_message(statuses: Sequence[DatabaseStatus]) -> Message:
+def _drill_line(drill: DrillSummary | None, now: datetime) -> str:
+    if drill is None:
+        return "never"
+    took = (
+        humanize.duration(timedelta(seconds=drill.total_seconds))
+        if drill.total_seconds is not None
+        else "?"
+    )
+    verdict = "passed" if drill.status == "passed" else "*failed*"
+    return f"{verdict} {humanize.age(drill.started_at, now)}, {took} (RTO {drill.rto_minutes} min)"
+
+
+def _alert_line(alert: AlertSummary, now: datetime) -> str:
+    where = f" · `{alert.database}`" if alert.database else ""
+    if alert.acknowledged_by:
+        owner = (
+            f"acknowledged by {_actor(alert.acknowledged_by)} "
+            f"{humanize.age(alert.acknowledged_at or alert.opened_at, now)}"
+        )
+    else:
+        owner = "*not acknowledged*"
+    return (
+        f":rotating_light: Alert{where}: {alert.summary} (open since "
+        f"{humanize.age(alert.opened_at, now)}, {owner})"
+    )
+
+
+def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
+    if checklist is None:
+        return ":clipboard: Monthly checklist: not posted yet this month."
+    if checklist.signed_off_by:
+        return (
+            f":clipboard: Checklist {checklist.period}: signed off by "
+            f"{_actor(checklist.signed_off_by)} on {humanize.utc(checklist.signed_off_at)}."
+        )
+    return (
+        f":clipboard: Checklist {checklist.period}: *not signed off* "
+        f"({checklist.ticked} of {checklist.items} ticked, posted "
+        f"{humanize.age(checklist.posted_at, now)})."
+    )
+
+
+def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None = None) -> Message:
     worrying = [s.name for s in statuses if not s.healthy]
     summary = (
         f"{len(worrying)} of {len(statuses)} database(s) need attention: {', '.join(worrying)}."
@@ -198,6 +254,11 @@ def status_message(statuses: Sequence[DatabaseStatus]) -> Message:
         else f"All {len(statuses)} database(s) have a recent verified backup."
     )
     blocks: list[Block] = [section(f"*Backup status* · {summary}")]
+    if overall is not None and statuses:
+        now = statuses[0].now
+        lines = [_checklist_line(overall.checklist, now)]
+        lines += [_alert_line(a, now) for a in overall.alerts]
+        blocks.append(context("\n".join(lines)))
     for i, s in enumerate(statuses):
         part = [{"type": "divider"}, *_status_lines(s)]
         if len(blocks) + len(part) > MAX_BLOCKS - 1:

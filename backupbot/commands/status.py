@@ -1,13 +1,53 @@
-"""`status`: where each database's backups stand, and what is worrying, in plain words."""
+"""`status`: where each database's backups stand, and what is worrying, in plain words.
+
+Besides the catalog, a report carries what the schedules produce: the next scheduled
+backup, the last restore drills (the RTO trend), open alerts and who acknowledged them,
+and the month's checklist. Those arrive as small summaries, so this module stays a pure
+function of its inputs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
+
+
+@dataclass(frozen=True)
+class DrillSummary:
+    status: str  # running | passed | failed
+    started_at: datetime
+    total_seconds: float | None
+    rto_minutes: int
+    error: str | None = None
+
+    @property
+    def within_rto(self) -> bool:
+        return self.total_seconds is not None and self.total_seconds <= self.rto_minutes * 60
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    id: str
+    condition: str
+    database: str | None
+    summary: str
+    opened_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChecklistSummary:
+    period: str  # "2026-12"
+    posted_at: datetime
+    ticked: int
+    items: int
+    signed_off_by: str | None = None
+    signed_off_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -20,10 +60,31 @@ class DatabaseStatus:
     running: BackupRecord | None
     kept: int
     warnings: list[str] = field(default_factory=list)
+    next_backup: datetime | None = None
+    drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 6
+    alerts: list[AlertSummary] = field(default_factory=list)  # open, about this database
 
     @property
     def healthy(self) -> bool:
         return not self.warnings
+
+    @property
+    def last_drill(self) -> DrillSummary | None:
+        return next((d for d in self.drills if d.status != "running"), None)
+
+
+@dataclass(frozen=True)
+class BotStatus:
+    """What is not about one database: the month's checklist and global alerts."""
+
+    checklist: ChecklistSummary | None = None
+    alerts: list[AlertSummary] = field(default_factory=list)
+
+
+def drill_warning(drill: DrillSummary | None) -> str | None:
+    if drill is None or drill.status == "passed":
+        return None
+    return f"The last restore drill failed: {drill.error or 'see its message in the channel'}"
 
 
 def database_status(
@@ -32,6 +93,10 @@ def database_status(
     provider: str,
     now: datetime,
     stale_after: timedelta = timedelta(hours=26),
+    *,
+    next_backup: datetime | None = None,
+    drills: Sequence[DrillSummary] = (),
+    alerts: Sequence[AlertSummary] = (),
 ) -> DatabaseStatus:
     ok = catalog.latest(name, SUCCEEDED)
     bad = catalog.latest(name, FAILED)
@@ -46,6 +111,9 @@ def database_status(
         )
     if bad is not None and (ok is None or bad.started_at > ok.started_at):
         warnings.append(f"The latest backup attempt failed: {bad.error}")
+    finished = next((d for d in drills if d.status != "running"), None)
+    if (warning := drill_warning(finished)) is not None:
+        warnings.append(warning)
     return DatabaseStatus(
         name=name,
         provider=provider,
@@ -55,6 +123,9 @@ def database_status(
         running=catalog.running(name),
         kept=catalog.count(name, SUCCEEDED),
         warnings=warnings,
+        next_backup=next_backup,
+        drills=list(drills)[:6],
+        alerts=list(alerts),
     )
 
 
@@ -63,6 +134,35 @@ def status_report(
     databases: Sequence[tuple[str, str]],
     now: datetime,
     stale_after: timedelta = timedelta(hours=26),
+    *,
+    next_backups: Mapping[str, datetime | None] | None = None,
+    drills: Mapping[str, Sequence[DrillSummary]] | None = None,
+    alerts: Sequence[AlertSummary] = (),
 ) -> list[DatabaseStatus]:
     """Status of each `(name, provider)` given, in configuration order."""
-    return [database_status(catalog, n, p, now, stale_after) for n, p in databases]
+    return [
+        database_status(
+            catalog,
+            n,
+            p,
+            now,
+            stale_after,
+            next_backup=(next_backups or {}).get(n),
+            drills=(drills or {}).get(n, ()),
+            alerts=[a for a in alerts if a.database == n],
+        )
+        for n, p in databases
+    ]
+
+
+def rto_trend(drills: Sequence[DrillSummary]) -> str:
+    """Recovery times of the finished drills, oldest to newest, ✓ passed / ✗ failed:
+    "2 min 5 s ✓ → 2 min 40 s ✓ → ✗"."""
+    parts = []
+    for d in reversed([d for d in drills if d.status != "running"]):
+        mark = "✓" if d.status == "passed" else "✗"
+        if d.total_seconds is None:
+            parts.append(mark)
+        else:
+            parts.append(f"{humanize.duration(timedelta(seconds=d.total_seconds))} {mark}")
+    return " → ".join(parts)
