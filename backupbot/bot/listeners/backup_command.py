@@ -12,10 +12,10 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from backupbot.bot import blocks, restore_blocks, slack_contract, slack_io
+from backupbot.bot import blocks, restore_blocks, slack_contract
+from backupbot.bot.backup_flow import run_and_post
 from backupbot.bot.composition import Services
 from backupbot.bot.restore_flow import RestoreFlow
-from backupbot.commands.backup import Progress
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.storage.catalog import BackupRecord
@@ -110,13 +110,6 @@ def _backup_now(
 def _run_backup(
     services: Services, client: WebClient, respond: Respond, channel: str, record: BackupRecord
 ) -> None:
-    ts = slack_io.post(client, channel, blocks.backup_started(record))
-
-    def on_progress(progress: Progress) -> None:
-        if ts:
-            slack_io.update(client, channel, ts, blocks.backup_progress(record, progress))
-
-    final = services.backups.run(record, on_progress)
-    result = blocks.backup_result(final)
-    if ts is None or not slack_io.update(client, channel, ts, result):
+    _final, result, shown = run_and_post(services, client, channel, record)
+    if not shown:
         respond(**result.as_kwargs())  # the channel is unreachable: tell the requester
