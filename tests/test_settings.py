@@ -517,3 +517,57 @@ def test_serving_with_bot_token_but_no_transport_secret_is_a_problem() -> None:
     assert len(problems) == 1
     assert "SLACK_APP_TOKEN" in problems[0]
     assert "SLACK_SIGNING_SECRET" in problems[0]
+
+
+# --- schedules, retention, checklist, escalation ------------------------------------------
+
+
+def test_schedule_sections_get_the_runbook_defaults() -> None:
+    settings = parse_settings({"databases": [db()]}, {})
+
+    assert settings.schedules.grace_hours == 6
+    assert settings.schedules.drill == "0 10 1-7 * mon"  # first Monday, 10:00
+    assert settings.schedules.checklist == "0 9 1 * *"  # the 1st
+    assert settings.retention.keep_labels == ["pre-deploy", "pre-restore"]
+    assert settings.retention.keep_labeled_days == 90
+    assert settings.checklist.remind_after_days == 3
+    assert (settings.checklist.size_drop_ratio, settings.checklist.size_jump_ratio) == (0.5, 3.0)
+    levels = settings.escalation.levels
+    assert [(lvl.name, lvl.after_minutes, lvl.provider_support) for lvl in levels] == [
+        ("DevOps Lead", 0, False),
+        ("Database Admin", 15, False),
+        ("Provider support", 30, True),
+    ]
+
+
+def test_a_bad_cron_in_schedules_names_its_key() -> None:
+    err = config_error({"databases": [db()], "schedules": {"drill": "first monday"}})
+
+    assert any(p.startswith("schedules.drill: not a 5-field cron") for p in err.problems)
+
+
+def test_escalation_mentions_must_be_slack_ids() -> None:
+    raw = {
+        "databases": [db()],
+        "escalation": {"levels": [{"name": "DevOps Lead", "mention": ["@alice"]}]},
+    }
+    err = config_error(raw)
+
+    assert any(
+        p.startswith("escalation.levels[0].mention:") and "'@alice'" in p for p in err.problems
+    )
+
+
+def test_escalation_levels_must_be_in_time_order() -> None:
+    raw = {
+        "databases": [db()],
+        "escalation": {
+            "levels": [
+                {"name": "Database Admin", "after_minutes": 15},
+                {"name": "DevOps Lead", "after_minutes": 0},
+            ]
+        },
+    }
+    err = config_error(raw)
+
+    assert "escalation.levels: levels must be in order of after_minutes" in err.problems
