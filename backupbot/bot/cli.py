@@ -20,14 +20,19 @@ from datetime import timedelta
 from typing import Any
 
 from backupbot.bot.composition import Services, build_services, load
+from backupbot.bot.drill_flow import DrillFlow
 from backupbot.bot.logging_setup import configure_logging
 from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.retention_blocks import retention_summary
+from backupbot.bot.slack_io import post
 from backupbot.bot.sweeper import Sweeper
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress
+from backupbot.commands.drill import DrillStage
 from backupbot.commands.parse import MAX_LOG
 from backupbot.commands.restore_run import RestoreProgress
-from backupbot.commands.status import DatabaseStatus
+from backupbot.commands.retention import describe_plan, describe_report
+from backupbot.commands.status import AlertSummary, ChecklistSummary, DatabaseStatus, rto_trend
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 from backupbot.storage.pgconn import ConnInfo
@@ -84,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
                 help="confirm: run without a second person's approval (recorded as such)",
             )
 
+    drill = sub.add_parser(
+        "drill",
+        help="restore drill: restore the latest verified backup into a scratch database, "
+        "verify it, time it against the RTO, drop it (exit 0 pass, 1 fail)",
+    )
+    drill.add_argument("database")
+
+    retention = sub.add_parser(
+        "retention",
+        help="show what retention would delete and why (dry run); --apply deletes it now",
+    )
+    retention.add_argument("database", nargs="?", help="one database (default: all)")
+    retention.add_argument("--apply", action="store_true", help="delete now, and record it")
+    retention.add_argument("--json", action="store_true")
+
     status = sub.add_parser("status", help="where each database's backups stand")
     status.add_argument("database", nargs="?")
     status.add_argument("--json", action="store_true")
@@ -136,6 +156,8 @@ def _dispatch(services: Services, args: argparse.Namespace) -> int:
         return _backup_now(services, args.database, args.label)
     if args.command == "status":
         return _status(services, args.database, args.json)
+    if args.command == "retention":
+        return _retention(services, args.database, args.apply, args.json)
     if args.command == "log":
         if not 1 <= args.limit <= 10 * MAX_LOG:
             raise UsageError(f"--limit must be between 1 and {10 * MAX_LOG}.")
@@ -146,6 +168,8 @@ def _dispatch(services: Services, args: argparse.Namespace) -> int:
         return _restore_request(services, args)
     if args.command == "restore":
         return _restore_run(services, args)
+    if args.command == "drill":
+        return _drill(services, args.database)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -252,6 +276,59 @@ def _restore_run(services: Services, args: argparse.Namespace) -> int:
     return 0 if record.status == "succeeded" else 1
 
 
+def _drill(services: Services, database: str) -> int:
+    """Run a restore drill; posted in the channel too when Slack is configured."""
+    if services.settings.database(database) is None:
+        names = ", ".join(services.settings.database_names)
+        raise UsageError(
+            f"There is no configured database named {database!r}. Configured: {names}."
+        )
+
+    def progress(p: DrillStage) -> None:
+        print(f"[{p.drill_id}] {p.stage}", file=sys.stderr)
+
+    client = services.slack_client if services.settings.slack else None
+    [record] = DrillFlow(services, client).run(database, cli_actor(), progress)
+    res = record.result
+    timings = ", ".join(
+        f"{stage} {humanize.duration(timedelta(seconds=sec))}"
+        for stage, sec in (res.get("timings") or {}).items()
+    )
+    verdict = "PASSED" if record.status == "passed" else "FAILED"
+    print(f"restore drill {record.id} of {database}: {verdict}", file=sys.stderr)
+    if res.get("backup"):
+        print(f"  backup: {res['backup']['id']}", file=sys.stderr)
+    if timings:
+        print(f"  stages: {timings}", file=sys.stderr)
+    if record.total_seconds is not None:
+        total = humanize.duration(timedelta(seconds=record.total_seconds))
+        print(f"  total: {total} (RTO {record.rto_minutes} min)", file=sys.stderr)
+    if record.status == "passed":
+        print(f"  verified: {res.get('tables')} tables, {res.get('rows')} rows", file=sys.stderr)
+    else:
+        print(f"  error: {record.error}", file=sys.stderr)
+    print(f"  scratch database {record.scratch_db}: {res.get('cleanup', '?')}", file=sys.stderr)
+    if client is not None and record.message_ts is None:
+        print("  the channel could not be told (Slack unreachable)", file=sys.stderr)
+    print(record.id)
+    return 0 if record.status == "passed" else 1
+
+
+def _retention(services: Services, database: str | None, apply: bool, as_json: bool) -> int:
+    """Dry run by default; `--apply` deletes now (actor cli:<user>) and tells the channel."""
+    now = services.clock.now()
+    if not apply:
+        plan = services.retention.plan(database, now)
+        print(json.dumps(plan.as_json(), indent=2) if as_json else "\n".join(describe_plan(plan)))
+        return 0
+    report = services.retention.apply(now, cli_actor(), database)
+    print(json.dumps(report.as_json(), indent=2) if as_json else "\n".join(describe_report(report)))
+    summary = retention_summary(report)
+    if summary is not None and services.slack_client is not None and services.settings.slack:
+        post(services.slack_client, services.settings.slack.channel, summary)
+    return 0 if report.ok else 1
+
+
 def _record_json(r: BackupRecord | None) -> dict[str, Any] | None:
     if r is None:
         return None
@@ -281,7 +358,40 @@ def _status_json(s: DatabaseStatus) -> dict[str, Any]:
         "last_success": _record_json(s.last_success),
         "last_failure": _record_json(s.last_failure),
         "running": _record_json(s.running),
+        "next_scheduled_backup": s.next_backup.isoformat() if s.next_backup else None,
+        "drills": [
+            {
+                "status": d.status,
+                "started_at": d.started_at.isoformat(),
+                "total_seconds": d.total_seconds,
+                "rto_minutes": d.rto_minutes,
+                "error": d.error,
+            }
+            for d in s.drills
+        ],
+        "alerts": [_alert_json(a) for a in s.alerts],
     }
+
+
+def _alert_json(a: AlertSummary) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "condition": a.condition,
+        "database": a.database,
+        "summary": a.summary,
+        "opened_at": a.opened_at.isoformat(),
+        "acknowledged_by": a.acknowledged_by,
+        "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+    }
+
+
+def _checklist_text(c: ChecklistSummary | None) -> str:
+    if c is None:
+        return "checklist: not posted yet this month"
+    if c.signed_off_by:
+        when = humanize.utc(c.signed_off_at)
+        return f"checklist {c.period}: signed off by {c.signed_off_by} on {when}"
+    return f"checklist {c.period}: NOT signed off ({c.ticked} of {c.items} ticked)"
 
 
 def _status(services: Services, database: str | None, as_json: bool) -> int:
@@ -309,8 +419,28 @@ def _status(services: Services, database: str | None, as_json: bool) -> int:
         print(f"  backups kept: {s.kept}")
         if s.running:
             print(f"  running now: id {s.running.id}, started by {s.running.actor}")
+        print(f"  next scheduled backup: {humanize.utc(s.next_backup)}")
+        drill = s.last_drill
+        if drill is None:
+            print("  last restore drill: never")
+        else:
+            took = f"{drill.total_seconds:.0f} s" if drill.total_seconds is not None else "?"
+            print(
+                f"  last restore drill: {drill.status} {humanize.age(drill.started_at, s.now)}, "
+                f"{took} (RTO {drill.rto_minutes} min); trend {rto_trend(s.drills)}"
+            )
         for w in s.warnings:
             print(f"  ! {w}")
+        for a in s.alerts:
+            owner = (
+                f"acknowledged by {a.acknowledged_by}" if a.acknowledged_by else "unacknowledged"
+            )
+            print(f"  ALERT {a.condition}: {a.summary} ({owner})")
+    overall = services.bot_status()
+    print(_checklist_text(overall.checklist))
+    for a in overall.alerts:
+        owner = f"acknowledged by {a.acknowledged_by}" if a.acknowledged_by else "unacknowledged"
+        print(f"ALERT {a.condition}: {a.summary} ({owner})")
     return 0 if all(s.healthy for s in report) else 1
 
 
@@ -369,6 +499,7 @@ def _config_check(settings: Any, live: bool) -> int:
 def _serve(services: Services, host: str, port: int) -> int:
     import waitress
 
+    from backupbot.bot.schedule_actions import build_scheduler
     from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
 
     for record in services.catalog.fail_abandoned(services.clock.now()):
@@ -387,6 +518,8 @@ def _serve(services: Services, host: str, port: int) -> int:
     sweeper = Sweeper([flow.expire_due, flow.announce_pending])
     sweeper.run_once()
     sweeper.start()
+    scheduler = build_scheduler(services, build_web_client(services))
+    scheduler.start()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if services.slack.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -403,6 +536,7 @@ def _serve(services: Services, host: str, port: int) -> int:
             handler.close()
             health.close()
             sweeper.stop()
+            scheduler.stop()
         return 0
     server = waitress.create_server(wsgi_app(app), host=host, port=port, threads=8)
     log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
@@ -410,6 +544,7 @@ def _serve(services: Services, host: str, port: int) -> int:
         server.run()
     server.close()
     sweeper.stop()
+    scheduler.stop()
     return 0
 
 

@@ -13,9 +13,14 @@ from backupbot.bot.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.backup import BackupService
+from backupbot.commands.checklist import ChecklistConditions, ChecklistService
+from backupbot.commands.drill import DrillConditions, DrillService
+from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
-from backupbot.commands.status import DatabaseStatus, status_report
+from backupbot.commands.retention import RetentionService
+from backupbot.commands.schedule import jobs_from_settings
+from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
     SlackCredentials,
@@ -24,8 +29,11 @@ from backupbot.settings import (
     config_path,
     load_settings,
 )
+from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
+from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
+from backupbot.storage.drills import DrillLog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.local_store import LocalStore
 from backupbot.storage.restores import RestoreRequests
@@ -131,6 +139,10 @@ class Services:
     store: ArtifactStore
     backups: BackupService
     restores: RestoreService
+    checklists: ChecklistService
+    drills: DrillService
+    retention: RetentionService
+    alerts: AlertService
     slack_client: WebClient | None
     jobs: BackgroundJobs = field(default_factory=BackgroundJobs)
 
@@ -140,12 +152,24 @@ class Services:
 
     def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
+        now = self.clock.now()
         dbs = [d for d in self.settings.databases if database in (None, d.name)]
+        backups = {j.database: j for j in jobs_from_settings(self.settings) if j.database}
         return status_report(
             self.catalog,
             [(d.name, d.provider) for d in dbs],
-            self.clock.now(),
+            now,
             self.stale_after,
+            next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
+            drills={d.name: self.drills.summaries(d.name, limit=6) for d in dbs},
+            alerts=self.alerts.summaries(),
+        )
+
+    def bot_status(self) -> BotStatus:
+        """The month's checklist and the alerts that are not about one database."""
+        return BotStatus(
+            checklist=self.checklists.summary(self.clock.now()),
+            alerts=[a for a in self.alerts.summaries() if a.database is None],
         )
 
     def close(self) -> None:
@@ -204,6 +228,39 @@ def build_services(
         settings=settings.restore,
         runner=runner,
     )
+    checklists = ChecklistService(
+        settings=settings,
+        checklists=Checklists(engine),
+        evidence=ChecklistEvidenceQueries(engine),
+        incidents=incidents,
+        clock=clock,
+    )
+    drills = DrillService(
+        databases=settings.databases,
+        drills=DrillLog(engine, stale_after=timedelta(minutes=15)),
+        catalog=catalog,
+        restores=restore_requests,
+        runner=runner,
+        incidents=incidents,
+        clock=clock,
+        settings=settings.restore,
+    )
+    alerts = AlertService(
+        store=AlertStore(engine),
+        incidents=incidents,
+        checks=[
+            BackupConditions(
+                BackupFacts(engine),
+                settings.database_names,
+                timedelta(hours=settings.backup.stale_after_hours),
+            ),
+            DrillConditions(drills),
+            ChecklistConditions(checklists),
+        ],
+        levels=settings.escalation.levels,
+        providers={d.name: d.provider for d in settings.databases},
+        clock=clock,
+    )
     return Services(
         settings=settings,
         slack=slack,
@@ -215,6 +272,12 @@ def build_services(
         store=store,
         backups=backups,
         restores=restores,
+        checklists=checklists,
+        drills=drills,
+        retention=RetentionService(
+            settings=settings, catalog=catalog, store=store, incidents=incidents
+        ),
+        alerts=alerts,
         slack_client=slack_client,
     )
 

@@ -8,11 +8,17 @@ runs; `build_scheduler` assembles APScheduler, the runner and the housekeeping s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backupbot.bot import slack_io
+from backupbot.bot.alert_flow import AlertFlow
 from backupbot.bot.backup_flow import run_and_post
+from backupbot.bot.checklist_flow import ChecklistFlow
+from backupbot.bot.drill_flow import DrillFlow
+from backupbot.bot.retention_blocks import retention_summary
+from backupbot.bot.scheduler import BotScheduler, Interval, process_name
 from backupbot.commands.schedule import (
     SCHEDULER_ACTOR,
     Action,
@@ -49,8 +55,48 @@ def scheduled_backup(services: Services, client: WebClient | None) -> Action:
     return action
 
 
+def scheduled_retention(services: Services, client: WebClient | None) -> Action:
+    def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
+        report = services.retention.apply(now, actor=SCHEDULER_ACTOR)
+        note = retention_summary(report)
+        channel = _channel(services)
+        if note is not None and client is not None and channel:
+            slack_io.post(client, channel, note)
+        return {
+            "ok": report.ok,
+            "deleted": [d.backup.id for d in report.deleted],
+            "failed": [f.decision.backup.id for f in report.failed],
+        }
+
+    return action
+
+
+def scheduled_drill(services: Services, client: WebClient | None) -> Action:
+    def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
+        drills = DrillFlow(services, client).run(None, SCHEDULER_ACTOR)
+        return {
+            "ok": all(d.status == "passed" for d in drills),
+            "drills": {d.database: {"id": d.id, "status": d.status} for d in drills},
+        }
+
+    return action
+
+
+def scheduled_checklist(services: Services, client: WebClient | None) -> Action:
+    def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
+        record = ChecklistFlow(services, client).post_monthly(now)
+        return {"ok": True, "checklist": record.id if record else None}
+
+    return action
+
+
 def schedule_actions(services: Services, client: WebClient | None) -> dict[str, Action]:
-    return {"backup": scheduled_backup(services, client)}
+    return {
+        "backup": scheduled_backup(services, client),
+        "retention": scheduled_retention(services, client),
+        "drill": scheduled_drill(services, client),
+        "checklist": scheduled_checklist(services, client),
+    }
 
 
 def schedule_runner(
@@ -63,4 +109,34 @@ def schedule_runner(
         incidents=services.incidents,
         grace=timedelta(hours=services.settings.schedules.grace_hours),
         claimed_by=claimed_by,
+    )
+
+
+def housekeeping(services: Services, client: WebClient | None) -> Callable[[datetime], Any]:
+    """The leader's once-a-minute step: alerts (open, escalate, resolve) and the
+    checklist reminder. Each part is guarded on its own, so one failing does not stop
+    the others."""
+    steps: list[Callable[[datetime], Any]] = [ChecklistFlow(services, client).remind_step]
+    if client is not None:
+        steps.append(AlertFlow(services, client).step)
+
+    def step(now: datetime) -> None:
+        for part in steps:
+            try:
+                part(now)
+            except Exception:
+                log.exception("housekeeping step %s failed", getattr(part, "__qualname__", part))
+
+    return step
+
+
+def build_scheduler(services: Services, client: WebClient | None) -> BotScheduler:
+    """The scheduler `backupbot serve` runs (leader election, APScheduler, the jobs)."""
+    return BotScheduler(
+        engine=services.engine,
+        runner=schedule_runner(services, client, process_name()),
+        intervals={"housekeeping": Interval(60, housekeeping(services, client))},
+        clock=services.clock,
+        grace=timedelta(hours=services.settings.schedules.grace_hours),
+        on_leader=services.drills.cleanup_leftovers,
     )

@@ -16,8 +16,15 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 from backupbot.bot import slack_contract
+from backupbot.bot.alert_flow import AlertFlow
+from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import Services
-from backupbot.bot.listeners import backup_command, restore_actions
+from backupbot.bot.listeners import (
+    alert_actions,
+    backup_command,
+    checklist_actions,
+    restore_actions,
+)
 from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.errors import ConfigError
 
@@ -48,6 +55,8 @@ def build_app(services: Services) -> App:
     flow = RestoreFlow(services, build_web_client(services))
     backup_command.register(app, services, flow)
     restore_actions.register(app, services, flow)
+    checklist_actions.register(app, services, ChecklistFlow(services, build_web_client(services)))
+    alert_actions.register(app, services, AlertFlow(services, build_web_client(services)))
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

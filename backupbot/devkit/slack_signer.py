@@ -141,6 +141,54 @@ class SignedSlackClient:
         body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
         return self.send_raw(body, _FORM_TYPE)
 
+    def checkboxes_action(
+        self,
+        user_id: str,
+        action_id: str,
+        selected: list[str],
+        channel_id: str,
+        message_ts: str,
+        block_id: str,
+        response_url: str | None = None,
+    ) -> SlackResponse:
+        """Tick checkboxes on message `message_ts` so that exactly the options whose values
+        are in `selected` are ticked, as Slack sends it (`selected_options`, full objects)."""
+        message = self._clicked_message(channel_id, message_ts)
+        options: list[dict[str, Any]] = []
+        for block in message.get("blocks") or []:
+            if block.get("block_id") == block_id:
+                for element in block.get("elements") or [block.get("accessory") or {}]:
+                    if element.get("action_id") == action_id:
+                        options = element.get("options") or []
+        chosen = [o for o in options if o.get("value") in selected] or [
+            {"text": {"type": "plain_text", "text": v}, "value": v} for v in selected
+        ]
+        name = _user_name(user_id)
+        action = {"type": "checkboxes", "action_id": action_id, "block_id": block_id}
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": _APP_ID,
+            "token": _VERIFICATION_TOKEN,
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            },
+            "trigger_id": _trigger_id(),
+            "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": _channel_name(channel_id)},
+            "message": message,
+            "state": {"values": {block_id: {action_id: {**action, "selected_options": chosen}}}},
+            "response_url": response_url or self._response_url(),
+            "actions": [{**action, "selected_options": chosen, "action_ts": f"{time.time():.6f}"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
+        return self.send_raw(body, _FORM_TYPE)
+
     def send_raw(
         self,
         body: bytes,

@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backupbot.errors import BackupAlreadyRunning, NotFound
-from backupbot.storage.models import BackupRow
+from backupbot.storage.models import BackupRow, RestoreRow
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+DELETED = "deleted"  # retention removed the artifact and manifest; the row stays
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,34 @@ class BackupCatalog:
         )
         with Session(self._engine) as session:
             return int(session.scalar(stmt) or 0)
+
+    def verified(self, database: str | None = None) -> list[BackupRecord]:
+        """Every succeeded backup whose artifact is still kept, oldest first."""
+        stmt = select(BackupRow).where(BackupRow.status == SUCCEEDED)
+        if database:
+            stmt = stmt.where(BackupRow.database == database)
+        stmt = stmt.order_by(BackupRow.database, BackupRow.started_at, BackupRow.id)
+        with Session(self._engine) as session:
+            return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
+
+    def mark_deleted(self, backup_id: str, now: datetime) -> bool:
+        """Retention deleted the artifact and manifest: `succeeded` -> `deleted`.
+
+        A guarded update; False when the row was not `succeeded` any more (another run
+        got there first)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(BackupRow)
+                .where(BackupRow.id == backup_id, BackupRow.status == SUCCEEDED)
+                .values(status=DELETED, deleted_at=now)
+            )
+        return result.rowcount == 1
+
+    def in_use_by_restores(self) -> frozenset[str]:
+        """Ids of backups an open restore or drill (pending or running) reads."""
+        stmt = select(RestoreRow.backup_id).where(RestoreRow.status.in_(("pending", "running")))
+        with Session(self._engine) as session:
+            return frozenset(session.scalars(stmt))
 
     def _one(self, stmt: Any) -> BackupRecord | None:
         with Session(self._engine) as session:

@@ -23,7 +23,8 @@ from backupbot.storage.models import RestoreRow
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
 OPEN = (PENDING, RUNNING)
-MODES = ("new", "into", "in_place")
+MODES = ("new", "into", "in_place", "drill")
+DRILL = "drill"  # a restore drill's scratch restore: running at once, no approval
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,13 @@ class RestoreRequests:
     # -- creation -------------------------------------------------------------------------
 
     def create(self, new: NewRestore, now: datetime) -> RestoreRecord:
-        """Insert a pending request (or, for break-glass, a running one).
+        """Insert a pending request (or, for break-glass and drills, a running one).
 
         Raises `RestoreConflict` when another request for the same target is open. An open
         request past its expiry, or a running one whose heartbeat went stale, no longer
         holds the target: it is closed (expired / failed) and the insert retried once.
         """
+        running = new.break_glass or new.mode == DRILL
         for _attempt in range(2):
             row = RestoreRow(
                 id=new_restore_id(),
@@ -116,10 +118,10 @@ class RestoreRequests:
                 target_db=new.target_db,
                 target_where=new.target_where,
                 target_lock=new.target_where,
-                status=RUNNING if new.break_glass else PENDING,
+                status=RUNNING if running else PENDING,
                 requester=new.requester,
                 reason=new.reason,
-                required_approvals=0 if new.break_glass else new.required_approvals,
+                required_approvals=0 if running else new.required_approvals,
                 approval_count=0,
                 approvals=[],
                 created_at=now,
@@ -127,10 +129,10 @@ class RestoreRequests:
                 preview=new.preview,
                 break_glass=new.break_glass,
                 announce_pending=new.break_glass,
-                heartbeat_at=now if new.break_glass else None,
-                started_at=now if new.break_glass else None,
-                decided_by=new.requester if new.break_glass else None,
-                decided_at=now if new.break_glass else None,
+                heartbeat_at=now if running else None,
+                started_at=now if running else None,
+                decided_by=new.requester if running else None,
+                decided_at=now if running else None,
                 result={},
             )
             try:

@@ -15,7 +15,10 @@ from slack_sdk import WebClient
 from backupbot.bot import blocks, restore_blocks, slack_contract
 from backupbot.bot.backup_flow import run_and_post
 from backupbot.bot.composition import Services
+from backupbot.bot.drill_blocks import drill_ack, drill_refused
+from backupbot.bot.drill_flow import DrillFlow
 from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.retention_blocks import retention_dry_run
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.storage.catalog import BackupRecord
@@ -48,6 +51,14 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
         elif parsed.name == "status":
             services.jobs.submit(_respond_status, services, respond, parsed.database)
             ack()
+        elif parsed.name == "drill":
+            names = [parsed.database] if parsed.database else services.settings.database_names
+            services.jobs.submit(_drill, services, client, respond, user, parsed.database)
+            channel = services.settings.slack.channel if services.settings.slack else ""
+            ack(**drill_ack(names, channel).as_kwargs())
+        elif parsed.name == "retention":
+            services.jobs.submit(_respond_retention, services, respond, parsed.database)
+            ack()
         elif parsed.name == "log":
             services.jobs.submit(_respond_log, services, respond, parsed.limit or 10)
             ack()
@@ -78,8 +89,26 @@ def _restore_request(
     respond(**restore_blocks.requested_ack(record, flow.channel).as_kwargs())
 
 
+def _drill(
+    services: Services, client: WebClient, respond: Respond, user: str, database: str | None
+) -> None:
+    """Run the drill(s); the channel shows them. A drill that cannot start is told to the
+    requester only."""
+    try:
+        DrillFlow(services, client).run(database, user)
+    except BackupbotError as exc:
+        respond(**drill_refused(str(exc)).as_kwargs())
+
+
 def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
-    respond(**blocks.status_message(services.status_report(database)).as_kwargs())
+    report, overall = services.status_report(database), services.bot_status()
+    respond(**blocks.status_message(report, overall).as_kwargs())
+
+
+def _respond_retention(services: Services, respond: Respond, database: str | None) -> None:
+    """The dry run, to the requester only: nothing is deleted."""
+    plan = services.retention.plan(database, services.clock.now())
+    respond(**retention_dry_run(plan).as_kwargs())
 
 
 def _respond_log(services: Services, respond: Respond, limit: int) -> None:

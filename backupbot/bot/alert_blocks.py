@@ -1,0 +1,186 @@
+"""Block Kit for escalation alerts: the alert message in every state, the escalation
+pings (thread reply and DM), acknowledgement and resolution notes, refusals.
+
+Pure functions from `AlertRecord` / `Ping` to `Message`. The alert message keeps its
+body (what is wrong, what to do) in every state; only the status at the bottom changes,
+and the Acknowledge button exists only while the alert is open and unacknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from backupbot.bot.blocks import Block, Message, _actor, context, notice, section
+from backupbot.commands import humanize
+from backupbot.commands.conditions import (
+    BACKUP_FAILED,
+    CHECKLIST_OVERDUE,
+    DRILL_FAILED,
+    STALE,
+    VERIFICATION_FAILED,
+)
+from backupbot.commands.escalation import Ping
+from backupbot.settings import EscalationLevel
+from backupbot.storage.alerts import OPEN, AlertRecord
+
+ACK_ACTION = "alert_ack"
+ACTIONS_BLOCK = "alert_actions"
+
+TITLES = {
+    BACKUP_FAILED: "Backup failed",
+    VERIFICATION_FAILED: "Backup failed verification",
+    STALE: "No recent verified backup",
+    DRILL_FAILED: "Restore drill failed",
+    CHECKLIST_OVERDUE: "Monthly checklist overdue",
+}
+
+
+def title(alert: AlertRecord) -> str:
+    return TITLES.get(alert.condition, alert.condition.replace("_", " ").capitalize())
+
+
+def _where(alert: AlertRecord) -> str:
+    return f" · `{alert.database}`" if alert.database else ""
+
+
+def _path(levels: Sequence[EscalationLevel], fired: int) -> str:
+    steps = []
+    for i, lvl in enumerate(levels):
+        when = "at once" if lvl.after_minutes == 0 else f"after {lvl.after_minutes} min"
+        mark = "✓ " if i < fired else ""
+        steps.append(f"{mark}{lvl.name} ({when})")
+    return "Escalation: " + " → ".join(steps)
+
+
+def _ack_button(alert: AlertRecord) -> Block:
+    return {
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK,
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "action_id": ACK_ACTION,
+                "value": alert.id,
+                "style": "primary",
+            }
+        ],
+    }
+
+
+def _acked_line(alert: AlertRecord) -> str:
+    return (
+        f":eyes: Acknowledged by {_actor(alert.acknowledged_by or '?')} at "
+        f"{humanize.utc(alert.acknowledged_at)}: no more pings."
+    )
+
+
+def _status(alert: AlertRecord, levels: Sequence[EscalationLevel]) -> list[Block]:
+    if alert.status != OPEN:
+        lines = [
+            f":white_check_mark: *Resolved* at {humanize.utc(alert.resolved_at)}: "
+            f"{alert.resolution or 'the condition cleared.'}"
+        ]
+        if alert.acknowledged_by:
+            lines.append(_acked_line(alert))
+        return [section("\n".join(lines))]
+    if alert.acknowledged_by:
+        return [
+            section(_acked_line(alert) + " This alert resolves itself when the condition clears.")
+        ]
+    return [
+        context(f"{_path(levels, alert.levels_fired)} · pings stop when someone acknowledges"),
+        _ack_button(alert),
+    ]
+
+
+def alert_message(alert: AlertRecord, levels: Sequence[EscalationLevel] = ()) -> Message:
+    """The channel message of an alert, in its current state."""
+    icon = ":white_check_mark:" if alert.status != OPEN else ":rotating_light:"
+    resolved = " — resolved" if alert.status != OPEN else ""
+    head = f"{icon} *{title(alert)}*{_where(alert)}{resolved}"
+    blocks = [
+        section(f"{head}\n{alert.summary}"),
+        context(f"alert `{alert.id}` · opened {humanize.utc(alert.opened_at)}"),
+        *_status(alert, levels),
+    ]
+    if alert.status != OPEN:
+        state = "resolved"
+    else:
+        state = "acknowledged" if alert.acknowledged_by else "open"
+    where = f" ({alert.database})" if alert.database else ""
+    text = f"Alert{where}, {state}: {title(alert)}. {alert.summary}"
+    return Message(text[:3000], blocks)
+
+
+def _mentions(ping: Ping) -> str:
+    return " ".join([*(f"<@{u}>" for u in ping.users), *(f"<!subteam^{g}>" for g in ping.groups)])
+
+
+def ping_message(ping: Ping) -> Message:
+    """The thread reply of one escalation level."""
+    head = (
+        f":mega: *{ping.name}* (level {ping.number} of {ping.level_count}, "
+        f"{'at once' if ping.after_minutes == 0 else f'after {ping.after_minutes} min'})"
+    )
+    lines = [head]
+    if not ping.nobody:
+        lines.append(f"{_mentions(ping)}: please look at this alert and press *Acknowledge*.")
+    if ping.provider_support:
+        if ping.provider_contact:
+            lines.append(f":telephone_receiver: {ping.provider_contact}")
+        elif ping.alert.database is None:
+            lines.append("This alert is not about one database, so no provider support applies.")
+    if ping.nobody and not (ping.provider_support and ping.provider_contact):
+        lines.append(
+            f"Nobody is configured for this level: add Slack user ids (U…) or user-group "
+            f"ids (S…) to `escalation.levels[{ping.level_index}].mention` in the config."
+        )
+    notes = []
+    if ping.late:
+        notes.append(
+            f"due at {humanize.utc(ping.due_at)}; sent late (the bot was not running or Slack "
+            "was unreachable)"
+        )
+    if ping.next_name is not None:
+        notes.append(
+            f"next: {ping.next_name} at {ping.next_after_minutes} min if nobody acknowledges"
+        )
+    else:
+        notes.append("this is the last level")
+    text = " ".join(lines)
+    return Message(text, [section("\n".join(lines)), context(" · ".join(notes))])
+
+
+def ping_dm(ping: Ping, channel: str, permalink: str | None) -> Message:
+    """The DM each user of a level gets."""
+    alert = ping.alert
+    link = f"<{permalink}|the alert>" if permalink else "the alert"
+    text = (
+        f":rotating_light: You are on the escalation path as *{ping.name}* for "
+        f"{title(alert)}{_where(alert)} in <#{channel}>: {alert.summary}"
+    )
+    return Message(
+        text[:3000],
+        [section(text), context(f"Open {link} and press Acknowledge to stop the pings.")],
+    )
+
+
+def ack_note(alert: AlertRecord) -> Message:
+    """The thread reply when someone acknowledges."""
+    return notice(
+        f":eyes: {_actor(alert.acknowledged_by or '?')} acknowledged this alert at "
+        f"{humanize.utc(alert.acknowledged_at)}; no more pings."
+    )
+
+
+def resolution_note(alert: AlertRecord) -> Message:
+    """The thread reply when the condition cleared."""
+    return notice(
+        f":white_check_mark: Resolved at {humanize.utc(alert.resolved_at)}: "
+        f"{alert.resolution or 'the condition cleared.'}"
+    )
+
+
+def refused(text: str) -> Message:
+    return notice(f":no_entry_sign: {text}")

@@ -1,0 +1,115 @@
+"""The monthly checklist in Slack: post it once per period, apply ticks and the sign-off
+to the message, remind once when it lies unsigned.
+
+Only Slack I/O lives here; every decision is `ChecklistService`'s. Posting and the
+reminder are claimed in the state database before the message is sent (and the claim
+given back when Slack refuses), so two bot processes or a retry never post twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from backupbot.bot import checklist_blocks, slack_io
+from backupbot.bot.blocks import Message
+from backupbot.commands.checklist import ChecklistClick
+from backupbot.commands.schedule import SCHEDULER_ACTOR
+from backupbot.errors import SlackUnreachable
+from backupbot.storage.checklists import ChecklistRecord
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from backupbot.bot.composition import Services
+
+log = logging.getLogger(__name__)
+
+
+class ChecklistFlow:
+    def __init__(self, services: Services, client: WebClient | None) -> None:
+        self._services = services
+        self._client = client
+        self._checklists = services.checklists
+
+    @property
+    def channel(self) -> str | None:
+        slack = self._services.settings.slack
+        return slack.channel if slack else None
+
+    # -- posting ----------------------------------------------------------------------------
+
+    def post_monthly(self, now: datetime, actor: str = SCHEDULER_ACTOR) -> ChecklistRecord | None:
+        """Post this period's checklist unless it is posted already (or being posted by
+        another process): the posted record, or None when there was nothing to do.
+
+        Raises `SlackUnreachable` when Slack refused the message; the claim is given back
+        and `remind_step` tries again.
+        """
+        record = self._checklists.prepare(now)
+        if record.posted:
+            return None
+        return self._post(record, now, actor)
+
+    def _post(self, record: ChecklistRecord, now: datetime, actor: str) -> ChecklistRecord | None:
+        channel = self.channel
+        if self._client is None or channel is None:
+            raise SlackUnreachable(
+                f"The {record.period} checklist cannot be posted: Slack is not set up (bot "
+                "token and `slack.channel`)."
+            )
+        claimed = self._checklists.claim_post(record.id, channel, now)
+        if claimed is None:
+            return None
+        ts = slack_io.post(self._client, channel, checklist_blocks.checklist_message(claimed))
+        if ts is None:
+            self._checklists.release_post(record.id)
+            raise SlackUnreachable(
+                f"The {record.period} checklist could not be posted in the channel; the bot "
+                "tries again every minute. Check the bot's access to the channel."
+            )
+        return self._checklists.posted(record.id, channel, ts, now, actor)
+
+    # -- clicks ------------------------------------------------------------------------------
+
+    def refresh(self, record: ChecklistRecord) -> bool:
+        if self._client is None or not (record.channel and record.message_ts):
+            return False
+        message = checklist_blocks.checklist_message(record)
+        return slack_io.update(self._client, record.channel, record.message_ts, message)
+
+    def after_click(self, result: ChecklistClick) -> Message | None:
+        """Show the click's effect in the message; the ephemeral answer for the clicker,
+        if any. The message is redrawn even when nothing changed, so a clicker whose view
+        was stale (or whose tick was refused) sees the stored ticks again."""
+        self.refresh(result.record)
+        if result.refusal is not None:
+            return checklist_blocks.refused(result.refusal)
+        return None
+
+    # -- the periodic step ------------------------------------------------------------------
+
+    def remind_step(self, now: datetime) -> bool:
+        """One housekeeping step: post this period's checklist if an earlier post failed,
+        else remind the channel once about a checklist unsigned after `remind_after_days`.
+        True if it posted something."""
+        unposted = self._checklists.unposted(now)
+        if unposted is not None:
+            try:
+                return self._post(unposted, now, SCHEDULER_ACTOR) is not None
+            except SlackUnreachable as exc:
+                log.warning("%s", exc)
+                return False
+        record = self._checklists.due_reminder(now)
+        if record is None or self._client is None or not record.channel:
+            return False
+        if not self._checklists.claim_reminder(record.id, now):
+            return False  # another process reminded, or it was just signed off
+        message = checklist_blocks.reminder_message(record, now)
+        ts = slack_io.post(self._client, record.channel, message)
+        if ts is None:
+            self._checklists.release_reminder(record.id)
+            return False
+        self._checklists.reminded(record, now, ts)
+        return True

@@ -1,0 +1,131 @@
+"""Block Kit for restore drills: the one channel message of a drill, in every state.
+
+Pure functions from `DrillRecord` to `Message`. The message is posted when the drill
+starts and updated in place with the stage it is in, then with Pass or Fail: per-stage
+timings, the total against the RTO, the tables and rows verified, the backup and its age,
+and what became of the scratch database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from backupbot.bot.blocks import Block, Message, _actor, context, fields, notice, section
+from backupbot.commands import humanize
+from backupbot.commands.drill import STAGES, DrillStage
+from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
+
+MAX_MISMATCH_LINES = 8
+
+_STAGE_WORDS = {
+    "queued": "starting",
+    "download": "downloading the backup and checking its SHA-256",
+    "create": "creating the scratch database",
+    "restore": "running pg_restore",
+    "verify": "counting rows in every table and comparing with the backup",
+}
+
+
+def _seconds(s: float | None) -> str:
+    return humanize.duration(timedelta(seconds=s)) if s is not None else "?"
+
+
+def _backup_line(r: DrillRecord) -> str:
+    """The backup drilled and its age when the drill started."""
+    b: dict[str, Any] = r.result.get("backup") or {}
+    if not b:
+        return "none verified"
+    taken = datetime.fromisoformat(b["started_at"]) if b.get("started_at") else None
+    when = f", taken {humanize.utc(taken)} ({humanize.age(taken, r.started_at)})" if taken else ""
+    label = f", label `{b['label']}`" if b.get("label") else ""
+    return f"`{b['id']}`{when}{label}, {humanize.size(b.get('stored_size'))}"
+
+
+def _footer(r: DrillRecord) -> Block:
+    scratch = r.result.get("scratch") or r.scratch_db
+    cleanup = r.result.get("cleanup")
+    state = f" ({cleanup})" if cleanup and r.status != RUNNING else ""
+    return context(
+        f"drill `{r.id}` · started by {_actor(r.actor)} at {humanize.utc(r.started_at)} · "
+        f"scratch database `{scratch}`{state}"
+    )
+
+
+def _timing_pairs(r: DrillRecord) -> list[tuple[str, str]]:
+    timings = r.timings
+    pairs = [(stage.capitalize(), _seconds(timings[stage])) for stage in STAGES if stage in timings]
+    if r.total_seconds is not None:
+        over = "" if r.within_rto else " — *over the RTO*"
+        pairs.append(("Total vs RTO", f"{_seconds(r.total_seconds)} / {r.rto_minutes} min{over}"))
+    elif r.result.get("total_seconds") is not None:  # the restore failed part-way
+        stopped = _seconds(r.result["total_seconds"])
+        pairs.append(("Stopped after", f"{stopped} (RTO {r.rto_minutes} min)"))
+    return pairs
+
+
+def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = None) -> Message:
+    """The channel message of a drill, in its current state."""
+    backup = _backup_line(r)
+    if r.status == RUNNING:
+        stage = progress.stage if progress else "queued"
+        done = progress.timings if progress else {}
+        finished = " · ".join(f"{k} {_seconds(v)}" for k, v in done.items())
+        blocks = [
+            section(
+                f":test_tube: *Restore drill of `{r.database}` started* — restoring the latest "
+                f"verified backup into a scratch database, verifying every table, timing it "
+                f"against the RTO of {r.rto_minutes} min.\n*Backup:* {backup}"
+            ),
+            section(
+                f":hourglass_flowing_sand: Now: {_STAGE_WORDS.get(stage, stage)}… "
+                f"(running for {humanize.duration(now - r.started_at)})"
+                + (f"\nDone: {finished}" if finished else "")
+            ),
+            _footer(r),
+        ]
+        return Message(f"Restore drill of {r.database} started…", blocks)
+    pairs = [("Backup", backup), *_timing_pairs(r)]
+    if r.status == PASSED:
+        tables, rows = r.result.get("tables", 0), r.result.get("rows", 0)
+        pairs.append(("Verified", f"{tables} table(s), {rows:,} row(s) match the backup"))
+        head = (
+            f":white_check_mark: *Restore drill of `{r.database}` passed* — restored and "
+            f"verified in {_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
+        )
+        text = (
+            f"Restore drill of {r.database} passed: restored and verified {tables} tables in "
+            f"{_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
+        )
+        return Message(text, [section(head), fields(pairs[:10]), _footer(r)])
+    error = (r.error or "The drill failed.")[:1500]
+    stage = r.result.get("failed_stage")
+    where = f" during {stage}" if stage and stage not in ("start", "verify") else ""
+    head = f":x: *Restore drill of `{r.database}` failed*{where}\n{error}"
+    blocks: list[Block] = [section(head), fields(pairs[:10])]
+    mismatches: list[dict[str, Any]] = r.result.get("mismatches") or []
+    if mismatches:
+        lines = ["*Tables that differ from the backup:*"]
+        for m in mismatches[:MAX_MISMATCH_LINES]:
+            actual = "missing" if m.get("actual") is None else f"{m['actual']:,}"
+            lines.append(f"• `{m['table']}`: {actual} row(s), backup has {m['expected']:,}")
+        if len(mismatches) > MAX_MISMATCH_LINES:
+            lines.append(f"…and {len(mismatches) - MAX_MISMATCH_LINES} more table(s)")
+        blocks.append(section("\n".join(lines)))
+    blocks.append(_footer(r))
+    return Message(f"Restore drill of {r.database} failed: {error}", blocks)
+
+
+def drill_ack(databases: Sequence[str], channel: str) -> Message:
+    """The requester's answer to `/backup drill`: where the result will appear."""
+    names = ", ".join(f"`{d}`" for d in databases)
+    several = "one after another, " if len(databases) > 1 else ""
+    return notice(
+        f"Starting a restore drill of {names}; {several}the progress and the Pass/Fail result "
+        f"will appear in <#{channel}>."
+    )
+
+
+def drill_refused(problem: str) -> Message:
+    return notice(f":warning: {problem}")

@@ -1,0 +1,97 @@
+"""Restore drills in Slack: one channel message per drill, posted when it starts and
+updated in place with its stage and then its Pass/Fail result.
+
+Only Slack I/O lives here; the drill itself is `DrillService`'s. Used by `/backup drill`,
+the monthly schedule and `backupbot drill` (when Slack is configured). When Slack cannot
+be reached the drill still runs and is recorded; only the message is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from backupbot.bot import drill_blocks, slack_io
+from backupbot.bot.blocks import Message
+from backupbot.commands.drill import DrillStage, StageListener
+from backupbot.errors import BackupbotError
+from backupbot.storage.drills import DrillRecord
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from backupbot.bot.composition import Services
+
+log = logging.getLogger(__name__)
+
+
+class DrillFlow:
+    def __init__(self, services: Services, client: WebClient | None) -> None:
+        self._services = services
+        self._client = client
+        self._drills = services.drills
+
+    @property
+    def channel(self) -> str | None:
+        slack = self._services.settings.slack
+        return slack.channel if slack else None
+
+    def run(
+        self, database: str | None, actor: str, on_stage: StageListener = lambda _s: None
+    ) -> list[DrillRecord]:
+        """Drill `database`, or every configured database one after another (None).
+
+        For one named database a drill that cannot start (already running, unknown name)
+        raises its `BackupbotError`; for all databases it is logged and skipped.
+        """
+        names = [database] if database is not None else self._drills.database_names
+        done = []
+        for name in names:
+            try:
+                record = self._drills.start(name, actor)
+            except BackupbotError as exc:
+                if database is not None:
+                    raise
+                log.warning("restore drill of %s not started: %s", name, exc)
+                continue
+            done.append(self.execute(record, on_stage))
+        return done
+
+    def execute(
+        self, record: DrillRecord, on_stage: StageListener = lambda _s: None
+    ) -> DrillRecord:
+        """Post the drill's message, run it, and show the result in the same message."""
+        ts = self._post(record)
+        lock = threading.Lock()
+
+        def stage(progress: DrillStage) -> None:
+            on_stage(progress)
+            if ts is None:
+                return
+            with lock:
+                current = self._drills.get(record.id)
+                self._update(ts, drill_blocks.drill_message(current, self._now(), progress))
+
+        final = self._drills.execute(record.id, stage)
+        if ts is not None:
+            self._update(ts, drill_blocks.drill_message(final, self._now()))
+        return final
+
+    def _post(self, record: DrillRecord) -> str | None:
+        channel = self.channel
+        if self._client is None or channel is None:
+            return None
+        ts = slack_io.post(self._client, channel, drill_blocks.drill_message(record, self._now()))
+        if ts is not None:
+            self._drills.set_message(record.id, channel, ts)
+        return ts
+
+    def _update(self, ts: str, message: Message) -> None:
+        channel = self.channel
+        if self._client is not None and channel is not None:
+            slack_io.update(self._client, channel, ts, message)
+
+    def _now(self) -> datetime:
+        return self._services.clock.now()

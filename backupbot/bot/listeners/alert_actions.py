@@ -1,0 +1,39 @@
+"""The alert message's Acknowledge button.
+
+The acting user is the signed payload's `user.id`; the button's value only names the
+alert. The decision is `AlertService.acknowledge`; the listener acknowledges the request
+at once and shows the effect (message update, thread note, or an ephemeral refusal) in a
+background job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from backupbot.bot import alert_blocks
+from backupbot.bot.alert_flow import AlertFlow
+from backupbot.bot.composition import Services
+from backupbot.errors import BackupbotError
+
+
+def register(app: App, services: Services, flow: AlertFlow) -> None:
+    def on_ack(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        user = str(body["user"]["id"])
+        alert_id = str(body["actions"][0].get("value", ""))
+        services.jobs.submit(_acknowledge, flow, respond, alert_id, user)
+        ack()
+
+    app.action(alert_blocks.ACK_ACTION)(on_ack)
+
+
+def _acknowledge(flow: AlertFlow, respond: Respond, alert_id: str, user: str) -> None:
+    try:
+        result = flow.acknowledge(alert_id, user)
+    except BackupbotError as exc:  # e.g. an alert id that does not exist
+        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        return
+    if result.refusal is not None:
+        answer = alert_blocks.refused(result.refusal)
+        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())

@@ -1,0 +1,73 @@
+"""The checklist message's controls: the item checkboxes and the Sign off button.
+
+The acting user is the signed payload's `user.id`. A checkbox click carries the ticked
+set the clicker sees; the set their message showed before the click (its
+`initial_options`) tells which item they changed, so concurrent ticks by others are kept.
+The listener acknowledges at once and applies the click in a job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from backupbot.bot import checklist_blocks
+from backupbot.bot.checklist_flow import ChecklistFlow
+from backupbot.bot.composition import Services
+from backupbot.errors import BackupbotError
+
+
+def register(app: App, services: Services, flow: ChecklistFlow) -> None:
+    @app.action(checklist_blocks.CHECK_ACTION)
+    def on_tick(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        action = body["actions"][0]
+        block_id = str(action.get("block_id", ""))
+        checklist_id = checklist_blocks.checklist_id_of(block_id) or ""
+        selected = checklist_blocks.selected_values(action)
+        seen = checklist_blocks.seen_values(body.get("message"), block_id)
+        user = str(body["user"]["id"])
+        services.jobs.submit(_tick, services, flow, respond, checklist_id, user, selected, seen)
+        ack()
+
+    @app.action(checklist_blocks.SIGN_OFF_ACTION)
+    def on_sign_off(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        checklist_id = str(body["actions"][0].get("value", ""))
+        user = str(body["user"]["id"])
+        services.jobs.submit(_sign_off, services, flow, respond, checklist_id, user)
+        ack()
+
+
+def _tick(
+    services: Services,
+    flow: ChecklistFlow,
+    respond: Respond,
+    checklist_id: str,
+    user: str,
+    selected: list[str],
+    seen: list[str] | None,
+) -> None:
+    try:
+        result = services.checklists.tick(
+            checklist_id, user, selected, seen, now=services.clock.now()
+        )
+    except BackupbotError as exc:
+        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        return
+    _answer(respond, flow.after_click(result))
+
+
+def _sign_off(
+    services: Services, flow: ChecklistFlow, respond: Respond, checklist_id: str, user: str
+) -> None:
+    try:
+        result = services.checklists.sign_off(checklist_id, user, now=services.clock.now())
+    except BackupbotError as exc:
+        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        return
+    _answer(respond, flow.after_click(result))
+
+
+def _answer(respond: Respond, answer: Any) -> None:
+    if answer is not None:
+        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())

@@ -1,0 +1,225 @@
+"""Restore drills: one row each, changed only by guarded updates.
+
+A drill row is inserted `running` (with the scratch database's name, checked to be free)
+before anything is created on the server, and `scratch_dropped` turns true only once the
+scratch database is confirmed gone. So after a crash the table says exactly which
+databases are the bot's leftovers; nothing else on the server is ever dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from backupbot.errors import NotFound
+from backupbot.storage.models import DrillRow
+
+RUNNING, PASSED, FAILED = "running", "passed", "failed"
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    id: str
+    database: str
+    backup_id: str | None
+    restore_id: str | None
+    scratch_db: str
+    scratch_dropped: bool
+    status: str
+    actor: str
+    started_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None
+    total_seconds: float | None
+    rto_minutes: int
+    result: dict[str, Any]
+    error: str | None
+    channel: str | None
+    message_ts: str | None
+
+    @classmethod
+    def from_row(cls, row: DrillRow) -> DrillRecord:
+        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+        values["result"] = dict(row.result or {})
+        return cls(**values)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != RUNNING
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds per restore stage (download, create, restore, verify)."""
+        return dict(self.result.get("timings") or {})
+
+    @property
+    def within_rto(self) -> bool | None:
+        if self.total_seconds is None:
+            return None
+        return self.total_seconds <= self.rto_minutes * 60
+
+
+def new_drill_id() -> str:
+    return "d" + secrets.token_hex(4)
+
+
+class DrillLog:
+    """The `drills` table."""
+
+    def __init__(self, engine: Engine, *, stale_after: timedelta = timedelta(minutes=15)) -> None:
+        self._engine = engine
+        self.stale_after = stale_after
+
+    # -- creation and transitions -------------------------------------------------------
+
+    def create(
+        self,
+        drill_id: str,
+        *,
+        database: str,
+        scratch_db: str,
+        actor: str,
+        rto_minutes: int,
+        backup_id: str | None,
+        now: datetime,
+        result: dict[str, Any] | None = None,
+        scratch_dropped: bool = False,
+    ) -> DrillRecord:
+        """Insert a running drill. `scratch_dropped=True` when the scratch database will
+        never be created (the drill cannot run), so clean-up never looks for it."""
+        row = DrillRow(
+            id=drill_id,
+            database=database,
+            backup_id=backup_id,
+            scratch_db=scratch_db,
+            scratch_dropped=scratch_dropped,
+            status=RUNNING,
+            actor=actor,
+            started_at=now,
+            heartbeat_at=now,
+            rto_minutes=rto_minutes,
+            result=result or {},
+        )
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            session.add(row)
+        return DrillRecord.from_row(row)
+
+    def set_restore(self, drill_id: str, restore_id: str, now: datetime) -> bool:
+        return self._guarded(
+            drill_id, {"restore_id": restore_id, "heartbeat_at": now}, DrillRow.status == RUNNING
+        )
+
+    def heartbeat(self, drill_id: str, now: datetime) -> bool:
+        return self._guarded(drill_id, {"heartbeat_at": now}, DrillRow.status == RUNNING)
+
+    def set_message(self, drill_id: str, channel: str, ts: str) -> None:
+        self._guarded(drill_id, {"channel": channel, "message_ts": ts})
+
+    def finish(
+        self,
+        drill_id: str,
+        status: str,
+        now: datetime,
+        *,
+        result: dict[str, Any],
+        error: str | None,
+        total_seconds: float | None,
+        stale_before: datetime | None = None,
+    ) -> bool:
+        """Move a running drill to passed/failed. With `stale_before`, only if its
+        heartbeat is older than that (a crashed drill, not a live one in another process)."""
+        assert status in (PASSED, FAILED)
+        conditions = [DrillRow.status == RUNNING]
+        if stale_before is not None:
+            conditions.append(DrillRow.heartbeat_at < stale_before)
+        values = {
+            "status": status,
+            "finished_at": now,
+            "heartbeat_at": now,
+            "result": result,
+            "error": error,
+            "total_seconds": total_seconds,
+        }
+        return self._guarded(drill_id, values, *conditions)
+
+    def mark_dropped(self, drill_id: str) -> bool:
+        """Record that the scratch database is gone (or was never ours). True once."""
+        return self._guarded(
+            drill_id, {"scratch_dropped": True}, DrillRow.scratch_dropped.is_(False)
+        )
+
+    def _guarded(self, drill_id: str, values: dict[str, Any], *conditions: Any) -> bool:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(DrillRow).where(DrillRow.id == drill_id, *conditions).values(**values)
+            )
+        return result.rowcount == 1
+
+    # -- queries ------------------------------------------------------------------------
+
+    def get(self, drill_id: str) -> DrillRecord:
+        with Session(self._engine) as session:
+            row = session.get(DrillRow, drill_id)
+            if row is None:
+                raise NotFound(f"There is no restore drill with id {drill_id!r}.")
+            return DrillRecord.from_row(row)
+
+    def recent(self, database: str | None = None, limit: int = 6) -> list[DrillRecord]:
+        """Newest first."""
+        stmt = select(DrillRow).order_by(DrillRow.started_at.desc()).limit(limit)
+        if database is not None:
+            stmt = stmt.where(DrillRow.database == database)
+        return self._all(stmt)
+
+    def latest(self, database: str, *, finished: bool = False) -> DrillRecord | None:
+        """The newest drill of `database`; with `finished`, the one that finished last."""
+        stmt = select(DrillRow).where(DrillRow.database == database)
+        if finished:
+            stmt = stmt.where(DrillRow.status != RUNNING).order_by(DrillRow.finished_at.desc())
+        else:
+            stmt = stmt.order_by(DrillRow.started_at.desc())
+        return self._first(stmt.limit(1))
+
+    def running(self, database: str, now: datetime) -> DrillRecord | None:
+        """A drill of `database` that is running with a fresh heartbeat."""
+        return self._first(
+            select(DrillRow).where(
+                DrillRow.database == database,
+                DrillRow.status == RUNNING,
+                DrillRow.heartbeat_at >= now - self.stale_after,
+            )
+        )
+
+    def stale(self, now: datetime) -> list[DrillRecord]:
+        """Running drills whose heartbeat went stale: their process stopped."""
+        return self._all(
+            select(DrillRow).where(
+                DrillRow.status == RUNNING, DrillRow.heartbeat_at < now - self.stale_after
+            )
+        )
+
+    def undropped(self) -> list[DrillRecord]:
+        """Finished drills whose scratch database is not confirmed gone."""
+        return self._all(
+            select(DrillRow)
+            .where(DrillRow.scratch_dropped.is_(False), DrillRow.status != RUNNING)
+            .order_by(DrillRow.started_at)
+        )
+
+    def _first(self, stmt: Any) -> DrillRecord | None:
+        with Session(self._engine) as session:
+            row = session.scalars(stmt).first()
+            return DrillRecord.from_row(row) if row else None
+
+    def _all(self, stmt: Any) -> list[DrillRecord]:
+        with Session(self._engine) as session:
+            return [DrillRecord.from_row(r) for r in session.scalars(stmt)]
