@@ -42,6 +42,7 @@ _MODE_WORDS = {
     "new": "a new database",
     "into": "named with --into",
     "in_place": "the source itself (in place)",
+    "drill": "a scratch database for a restore drill",
 }
 
 

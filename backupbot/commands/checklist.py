@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from backupbot.clock import Clock
 from backupbot.commands import humanize
 from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
+from backupbot.commands.retention import keeps_label
 from backupbot.commands.schedule import SCHEDULER_ACTOR, ScheduledJob
 from backupbot.commands.status import ChecklistSummary
 from backupbot.errors import BackupbotError
@@ -349,7 +350,7 @@ def _retention_item(ev: ChecklistEvidence, policy: ChecklistPolicy) -> ItemResul
                 continue
             if b.id == newest:
                 on_purpose.append("the newest verified backup")
-            elif b.label in policy.keep_labels and b.started_at >= label_cutoff:
+            elif keeps_label(b.label, policy.keep_labels) and b.started_at >= label_cutoff:
                 on_purpose.append(f"label `{b.label}`")
             else:
                 overdue.append(b)

@@ -51,7 +51,6 @@ from backupbot.storage.restores import (
     EXPIRED,
     FAILED,
     PENDING,
-    RUNNING,
     NewRestore,
     RestoreRecord,
     RestoreRequests,
@@ -364,10 +363,13 @@ class RestoreService:
                 )
                 return ClickResult("refused", record, refusal, expired_now)
             if action == APPROVE:
+                # Whether *this* approval completes the request is decided by the state it
+                # was applied to; reading the row afterwards could see a later approval.
+                final = record.approval_count + 1 >= record.required_approvals
                 if not self._restores.add_approval(record.id, user, now, record):
                     continue  # someone else changed it first: look again
                 record = self._restores.get(restore_id)
-                if record.status == RUNNING:
+                if final:
                     self._record(
                         now,
                         user,

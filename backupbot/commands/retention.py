@@ -189,7 +189,7 @@ class RetentionReport:
         }
 
 
-def _keeps_label(label: str | None, keep_labels: Iterable[str]) -> bool:
+def keeps_label(label: str | None, keep_labels: Iterable[str]) -> bool:
     """Labels match without regard to case or surrounding spaces (keeping more is safe)."""
     if not label:
         return False
@@ -243,7 +243,7 @@ def plan_retention(
                 f"in the {b.store} store, not the configured {store_kind} store; left alone",
                 age,
             )
-        if _keeps_label(b.label, settings.keep_labels):
+        if keeps_label(b.label, settings.keep_labels):
             if age <= label_limit:
                 reason = f"label {b.label} kept {settings.keep_labeled_days} days"
                 return Decision(b, KEEP, LABEL, reason, age)

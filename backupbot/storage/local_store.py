@@ -117,8 +117,13 @@ class LocalStore:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _store_error(exc, path) from exc
 
     def list_keys(self, prefix: str = "") -> list[str]:
         if not self.root.exists():
