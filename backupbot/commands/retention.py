@@ -349,12 +349,6 @@ class RetentionService:
             except BackupbotError as exc:
                 log.warning("retention could not delete %s: %s", key, exc)
                 return str(exc)
-            except OSError as exc:  # the local store lets permission errors through
-                log.warning("retention could not delete %s: %s", key, exc)
-                return (
-                    f"Could not delete {self._store.location(key)} ({exc.strerror or exc}). "
-                    "Check that the backup directory is mounted and writable."
-                )
             except Exception:
                 log.exception("retention crashed deleting %s", key)
                 return "An internal error stopped the deletion; the bot's log has the details."

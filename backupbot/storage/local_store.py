@@ -123,7 +123,10 @@ class LocalStore:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise _store_error(exc, path) from exc
+            raise StoreError(
+                f"Could not delete {path} ({exc.strerror or exc}). Check that the backup "
+                "directory is mounted and writable."
+            ) from exc
 
     def list_keys(self, prefix: str = "") -> list[str]:
         if not self.root.exists():
