@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -61,9 +62,11 @@ def test_serve_runs_http_mode_until_sigterm(
     try:
         assert proc.stderr is not None
         seen = []
-        for line in proc.stderr:  # wait for the server to say it is listening
+        wanted = {"serving Slack events over HTTP", "this process now runs the schedules"}
+        for line in proc.stderr:  # wait until it listens and leads the scheduler
             seen.append(line)
-            if "serving Slack events over HTTP" in line:
+            wanted = {w for w in wanted if w not in line}
+            if not wanted:
                 break
         else:
             raise AssertionError("serve exited early:\n" + "".join(seen))
@@ -74,6 +77,10 @@ def test_serve_runs_http_mode_until_sigterm(
         assert "/backup now" in body["text"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+        # APScheduler's job store is in the state database: one job per schedule
+        with sqlite3.connect(tmp_path / "state.db") as db:
+            jobs = {row[0] for row in db.execute("SELECT id FROM apscheduler_jobs")}
+        assert jobs == {"backup:app", "retention", "drill", "checklist", "housekeeping"}
     finally:
         if proc.poll() is None:
             proc.kill()
