@@ -3,7 +3,9 @@
 Starts a throwaway PostgreSQL with the runbook's sample tables, the Slack stand-in and the
 bot (SQLite state, local artifact store), then sends signed `/backup now`, `/backup status`
 and `/backup log` as a user would, asks for a restore that a second user approves with
-the button, prints what the channel shows, and also restores the backup with plain
+the button, runs a restore drill, shows the retention dry run and the monthly checklist,
+lets a scheduled backup of an unreachable database fail into an alert that is
+acknowledged, prints what the channel shows, and also restores the backup with plain
 `zstd | pg_restore` to prove it is good without backupbot.
 """
 
@@ -15,8 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backupbot.bot.alert_flow import AlertFlow
+from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import build_services
-from backupbot.devkit.botserver import start_http_bot
+from backupbot.bot.schedule_actions import scheduled_backup
+from backupbot.commands.schedule import ScheduledJob
+from backupbot.devkit.botserver import free_port, start_http_bot
 from backupbot.devkit.console import render_blocks
 from backupbot.devkit.pgcluster import PgCluster
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
@@ -41,6 +47,7 @@ def run(workdir: Path) -> int:
     secret = secrets.token_hex(16)
     with PgCluster(workdir / "pg", password=password).start() as pg, SlackStandin() as slack:
         url = pg.create_database("app")
+        dead_port = free_port()
         counts = load_sample_data(url)
         _say(f"throwaway PostgreSQL on port {pg.port}: database app, {sum(counts.values())} rows")
         settings = parse_settings(
@@ -48,8 +55,13 @@ def run(workdir: Path) -> int:
                 "state_url": f"sqlite:///{workdir / 'state.db'}",
                 "storage": {"local": {"path": str(workdir / "backups")}},
                 "slack": {"channel": CHANNEL, "approvers": [REVIEWER]},
-                "databases": [{"name": "app", "url": "${APP_DATABASE_URL}"}],
-                "logging": {"format": "text", "level": "WARNING"},
+                "databases": [
+                    {"name": "app", "url": "${APP_DATABASE_URL}"},
+                    # a server that is down, for the escalation part of the demo
+                    {"name": "legacy", "url": f"postgresql://demo@127.0.0.1:{dead_port}/legacy"},
+                ],
+                "escalation": {"levels": [{"name": "DevOps Lead", "mention": [REVIEWER]}]},
+                "logging": {"format": "text", "level": "ERROR"},
             },
             {"APP_DATABASE_URL": url},
         )
@@ -100,6 +112,39 @@ def run(workdir: Path) -> int:
                 print(render_blocks(reply.blocks, "    "))
             restored = database_fingerprint(pg.url("app_copy")) == database_fingerprint(url)
             print(f"  app_copy identical to the source: {'yes' if restored else 'NO'}")
+
+            _say("you type: /backup drill app  (also runs by itself on the first Monday)")
+            user.slash_command(USER, "drill app", channel_id=CHANNEL)
+            services.jobs.wait_idle(300)
+            print(render_blocks(slack.messages(CHANNEL)[-1].blocks, "    "))
+
+            _say("you type: /backup retention  (a dry run; the daily run deletes)")
+            user.slash_command(USER, "retention", channel_id=CHANNEL)
+            services.jobs.wait_idle(60)
+            print(render_blocks(slack.response_posts()[-1].body["blocks"], "    "))
+
+            _say("the 1st of the month: the scheduler posts the verification checklist")
+            client = services.slack_client
+            ChecklistFlow(services, client).post_monthly(services.clock.now())
+            print(render_blocks(slack.messages(CHANNEL)[-1].blocks, "    "))
+
+            _say("02:00: the scheduled backup of legacy fails (its server is down)")
+            job = ScheduledJob("backup:legacy", "backup", "0 2 * * *", database="legacy")
+            scheduled_backup(services, client)(job, services.clock.now())
+            print(render_blocks(slack.messages(CHANNEL)[-1].blocks, "    "))
+            AlertFlow(services, client).step(services.clock.now())
+            [open_alert] = services.alerts.open_alerts()
+            assert open_alert.message_ts is not None
+            alert = slack.message(CHANNEL, open_alert.message_ts)
+            print("  within a minute, the alert (and a DM to the DevOps Lead):")
+            print(render_blocks(alert.blocks, "    "))
+            for reply in slack.thread(CHANNEL, alert.ts)[1:]:
+                print("    in its thread:")
+                print(render_blocks(reply.blocks, "      "))
+            _say(f"{REVIEWER} presses Acknowledge")
+            user.block_action(REVIEWER, "alert_ack", open_alert.id, CHANNEL, alert.ts)
+            services.jobs.wait_idle(60)
+            print(render_blocks(slack.message(CHANNEL, alert.ts).blocks, "    "))
 
             record = services.catalog.latest("app")
             if record is None or record.status != "succeeded" or not record.artifact_key:
