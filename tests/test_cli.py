@@ -92,3 +92,6 @@ def test_config_check_live_connects_to_databases_and_store(
     assert "config OK: 1 database(s): app" in out
     assert "store OK" in out and "app OK: PostgreSQL" in out
     assert "SLACK_BOT_TOKEN is not set" in out
+    assert "schedule backup:app: 0 2 * * * (UTC), next " in out
+    assert "schedule drill: 0 10 1-7 * mon (UTC)" in out
+    assert "escalation.levels[0] (DevOps Lead) mentions nobody" in out

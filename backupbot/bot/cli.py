@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backupbot.bot.composition import Services, build_services, load
@@ -32,6 +32,7 @@ from backupbot.commands.drill import DrillStage
 from backupbot.commands.parse import MAX_LOG
 from backupbot.commands.restore_run import RestoreProgress
 from backupbot.commands.retention import describe_plan, describe_report
+from backupbot.commands.schedule import jobs_from_settings
 from backupbot.commands.status import AlertSummary, ChecklistSummary, DatabaseStatus, rto_trend
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
@@ -473,6 +474,16 @@ def _config_check(settings: Any, live: bool) -> int:
         )
     for p in problems:
         print(f"warning (needed for `serve`): {p}")
+    now = datetime.now(UTC)
+    for job in jobs_from_settings(settings):
+        when = humanize.utc(job.next_fire(now))
+        print(f"schedule {job.name}: {job.cron} ({job.timezone}), next {when}")
+    for i, level in enumerate(settings.escalation.levels):
+        if not level.mention and not level.provider_support:
+            print(
+                f"note: escalation.levels[{i}] ({level.name}) mentions nobody; its pings only "
+                "post in the alert's thread. Add Slack user or group ids to `mention`."
+            )
     if not live:
         return 0
     failed = False
