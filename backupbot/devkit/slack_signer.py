@@ -108,38 +108,9 @@ class SignedSlackClient:
         response_url: str | None = None,
     ) -> SlackResponse:
         """Click the button `action_id` (carrying `value`) on message `message_ts`."""
-        name = _user_name(user_id)
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
-            "api_app_id": _APP_ID,
-            "token": _VERIFICATION_TOKEN,
-            "container": {
-                "type": "message",
-                "message_ts": message_ts,
-                "channel_id": channel_id,
-                "is_ephemeral": False,
-            },
-            "trigger_id": _trigger_id(),
-            "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel_id, "name": _channel_name(channel_id)},
-            "message": self._clicked_message(channel_id, message_ts),
-            "state": {"values": {}},
-            "response_url": response_url or self._response_url(),
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": block_id,
-                    "value": value,
-                    "type": "button",
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
-        body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
-        return self.send_raw(body, _FORM_TYPE)
+        action = {"action_id": action_id, "block_id": block_id, "value": value, "type": "button"}
+        message = self._clicked_message(channel_id, message_ts)
+        return self._send_action(user_id, channel_id, message, action, {}, response_url)
 
     def checkboxes_action(
         self,
@@ -163,8 +134,26 @@ class SignedSlackClient:
         chosen = [o for o in options if o.get("value") in selected] or [
             {"text": {"type": "plain_text", "text": v}, "value": v} for v in selected
         ]
+        action = {
+            "type": "checkboxes",
+            "action_id": action_id,
+            "block_id": block_id,
+            "selected_options": chosen,
+        }
+        state = {block_id: {action_id: action}}
+        return self._send_action(user_id, channel_id, message, action, state, response_url)
+
+    def _send_action(
+        self,
+        user_id: str,
+        channel_id: str,
+        message: dict[str, Any],
+        action: dict[str, Any],
+        state: dict[str, Any],
+        response_url: str | None,
+    ) -> SlackResponse:
+        """A signed `block_actions` payload as Slack sends it for a click on `message`."""
         name = _user_name(user_id)
-        action = {"type": "checkboxes", "action_id": action_id, "block_id": block_id}
         payload = {
             "type": "block_actions",
             "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
@@ -172,7 +161,7 @@ class SignedSlackClient:
             "token": _VERIFICATION_TOKEN,
             "container": {
                 "type": "message",
-                "message_ts": message_ts,
+                "message_ts": message.get("ts"),
                 "channel_id": channel_id,
                 "is_ephemeral": False,
             },
@@ -182,9 +171,9 @@ class SignedSlackClient:
             "is_enterprise_install": False,
             "channel": {"id": channel_id, "name": _channel_name(channel_id)},
             "message": message,
-            "state": {"values": {block_id: {action_id: {**action, "selected_options": chosen}}}},
+            "state": {"values": state},
             "response_url": response_url or self._response_url(),
-            "actions": [{**action, "selected_options": chosen, "action_ts": f"{time.time():.6f}"}],
+            "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
         }
         body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
         return self.send_raw(body, _FORM_TYPE)
