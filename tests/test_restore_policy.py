@@ -155,7 +155,7 @@ def test_request_expired_by_the_bot_names_the_bot_as_decider() -> None:
     refusal = check_click(record, "approve", APPROVER, AFTER_EXPIRY, listed_approver)
     assert refusal is not None
     assert refusal.code == "decided"
-    assert "already expired by backupbot" in refusal.message
+    assert "already expired by `backupbot`" in refusal.message
 
 
 def test_click_exactly_at_expiry_is_refused_as_expired() -> None:

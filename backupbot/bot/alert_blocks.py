@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backupbot.bot.blocks import Block, Message, _actor, context, notice, section
+from backupbot.bot.blocks import Block, Message, context, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
@@ -70,7 +70,7 @@ def _ack_button(alert: AlertRecord) -> Block:
 
 def _acked_line(alert: AlertRecord) -> str:
     return (
-        f":eyes: Acknowledged by {_actor(alert.acknowledged_by or '?')} at "
+        f":eyes: Acknowledged by {humanize.who(alert.acknowledged_by or '?')} at "
         f"{humanize.utc(alert.acknowledged_at)}: no more pings."
     )
 
@@ -169,7 +169,7 @@ def ping_dm(ping: Ping, channel: str, permalink: str | None) -> Message:
 def ack_note(alert: AlertRecord) -> Message:
     """The thread reply when someone acknowledges."""
     return notice(
-        f":eyes: {_actor(alert.acknowledged_by or '?')} acknowledged this alert at "
+        f":eyes: {humanize.who(alert.acknowledged_by or '?')} acknowledged this alert at "
         f"{humanize.utc(alert.acknowledged_at)}; no more pings."
     )
 

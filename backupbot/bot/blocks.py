@@ -63,10 +63,6 @@ def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, 3000)}]}
 
 
-def _actor(actor: str) -> str:
-    return f"<@{actor}>" if actor.startswith(("U", "W")) and ":" not in actor else f"`{actor}`"
-
-
 def _label(record: BackupRecord) -> str:
     return f" · label `{record.label}`" if record.label else ""
 
@@ -78,7 +74,7 @@ def backup_started(record: BackupRecord) -> Message:
         [
             section(
                 f":hourglass_flowing_sand: *Backup of `{record.database}` started* by "
-                f"{_actor(record.actor)}"
+                f"{humanize.who(record.actor)}"
             ),
             context(f"id `{record.id}`{_label(record)} · store {record.store}"),
         ],
@@ -102,7 +98,7 @@ def backup_progress(record: BackupRecord, progress: Progress) -> Message:
             section(
                 f":hourglass_flowing_sand: *Backup of `{record.database}` running*: {words}{done}"
             ),
-            context(f"id `{record.id}` · started by {_actor(record.actor)}{_label(record)}"),
+            context(f"id `{record.id}` · started by {humanize.who(record.actor)}{_label(record)}"),
         ],
     )
 
@@ -140,7 +136,7 @@ def _backup_succeeded(record: BackupRecord) -> Message:
             ),
             fields(pairs),
             context(
-                f"id `{record.id}` · by {_actor(record.actor)}{_label(record)} · "
+                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · "
                 f"PostgreSQL {record.server_version} · restore by hand: "
                 f"`{restore_command(artifact)}`"
             ),
@@ -156,7 +152,7 @@ def _backup_failed(record: BackupRecord) -> Message:
         [
             section(f":x: *Backup of `{record.database}` failed*\n{error}"),
             context(
-                f"id `{record.id}` · by {_actor(record.actor)}{_label(record)} · nothing was "
+                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · nothing was "
                 f"kept · after {humanize.duration(record.duration)}"
             ),
         ],
@@ -188,7 +184,7 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
             (
                 "Running now",
                 f"id `{s.running.id}` since "
-                f"{humanize.age(s.running.started_at, now)} by {_actor(s.running.actor)}",
+                f"{humanize.age(s.running.started_at, now)} by {humanize.who(s.running.actor)}",
             )
         )
     pairs.append(
@@ -220,7 +216,7 @@ def _alert_line(alert: AlertSummary, now: datetime) -> str:
     where = f" · `{alert.database}`" if alert.database else ""
     if alert.acknowledged_by:
         owner = (
-            f"acknowledged by {_actor(alert.acknowledged_by)} "
+            f"acknowledged by {humanize.who(alert.acknowledged_by)} "
             f"{humanize.age(alert.acknowledged_at or alert.opened_at, now)}"
         )
     else:
@@ -237,7 +233,7 @@ def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
     if checklist.signed_off_by:
         return (
             f":clipboard: Checklist {checklist.period}: signed off by "
-            f"{_actor(checklist.signed_off_by)} on {humanize.utc(checklist.signed_off_at)}."
+            f"{humanize.who(checklist.signed_off_by)} on {humanize.utc(checklist.signed_off_at)}."
         )
     return (
         f":clipboard: Checklist {checklist.period}: *not signed off* "
@@ -270,7 +266,7 @@ def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None
 
 
 def incident_line(i: Incident) -> str:
-    who = _actor(i.actor)
+    who = humanize.who(i.actor)
     db = f" `{i.database}`" if i.database else ""
     bid = f" id `{i.backup_id}`" if i.backup_id else ""
     detail = i.details.get("error") or i.details.get("reason") or ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, _actor, _clip, context, notice, section
+from backupbot.bot.blocks import Block, Message, _clip, context, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.checklist import (
     ITEM_KEYS,
@@ -128,7 +128,7 @@ def checklist_message(record: ChecklistRecord) -> Message:
         )
         blocks.append(
             section(
-                f":white_check_mark: *Signed off by {_actor(record.signed_off_by or '?')} on "
+                f":white_check_mark: *Signed off by {humanize.who(record.signed_off_by or '?')} on "
                 f"{humanize.utc(record.signed_off_at)}*{caveat}."
             )
         )

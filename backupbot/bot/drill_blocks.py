@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, _actor, context, fields, notice, section
+from backupbot.bot.blocks import Block, Message, context, fields, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.drill import STAGES, DrillStage
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
@@ -48,7 +48,7 @@ def _footer(r: DrillRecord) -> Block:
     cleanup = r.result.get("cleanup")
     state = f" ({cleanup})" if cleanup and r.status != RUNNING else ""
     return context(
-        f"drill `{r.id}` · started by {_actor(r.actor)} at {humanize.utc(r.started_at)} · "
+        f"drill `{r.id}` · started by {humanize.who(r.actor)} at {humanize.utc(r.started_at)} · "
         f"scratch database `{scratch}`{state}"
     )
 

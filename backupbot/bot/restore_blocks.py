@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, _actor, context, fields, notice, section
+from backupbot.bot.blocks import Block, Message, context, fields, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_run import RestoreProgress
@@ -58,7 +58,7 @@ def _title(r: RestoreRecord) -> str:
     glass = " (break-glass, no approval)" if r.break_glass else ""
     return (
         f":rewind: *Restore of `{r.database}` into `{r.target_db}`*{glass}\n"
-        f"Requested by {_actor(r.requester)}"
+        f"Requested by {humanize.who(r.requester)}"
         + (f" — reason: _{r.reason}_" if r.reason else " — no reason given")
     )
 
@@ -141,7 +141,7 @@ def _plan(r: RestoreRecord) -> str:
 
 
 def _approvals(r: RestoreRecord) -> str:
-    given = ", ".join(_actor(u) for u in r.approvers) or "none yet"
+    given = ", ".join(humanize.who(u) for u in r.approvers) or "none yet"
     return f"{r.approval_count} of {r.required_approvals} ({given})"
 
 
@@ -186,7 +186,9 @@ def _buttons(r: RestoreRecord) -> Block:
 
 
 def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
-    decided = f"{_actor(r.decided_by)} at {humanize.utc(r.decided_at)}" if r.decided_by else ""
+    decided = ""
+    if r.decided_by:
+        decided = f"{humanize.who(r.decided_by)} at {humanize.utc(r.decided_at)}"
     if r.status == "pending":
         return [
             context(
@@ -332,6 +334,6 @@ def break_glass_notice(r: RestoreRecord) -> Message:
     m = restore_message(r, r.finished_at or r.created_at)
     head = section(
         f":rotating_light: *Break-glass restore* run from the command line by "
-        f"{_actor(r.requester)} at {humanize.utc(r.started_at)}, without approval."
+        f"{humanize.who(r.requester)} at {humanize.utc(r.started_at)}, without approval."
     )
     return Message("Break-glass restore: " + m.text, [head, *m.blocks])

@@ -13,7 +13,6 @@ from backupbot.bot.blocks import (
     MAX_SECTION_TEXT,
     Block,
     Message,
-    _actor,
     _clip,
     context,
     section,
@@ -156,7 +155,7 @@ def retention_summary(report: RetentionReport) -> Message | None:
         text_parts.append(f"Retention could not delete {len(report.failed)} backup(s).")
     blocks.append(
         context(
-            f"by {_actor(report.actor)} at {humanize.utc(report.at)} · {report.kept} "
+            f"by {humanize.who(report.actor)} at {humanize.utc(report.at)} · {report.kept} "
             "verified backup(s) kept · every deletion is in `/backup log`"
         )
     )

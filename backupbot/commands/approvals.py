@@ -103,14 +103,10 @@ class CachedApprovers:
 
 
 def _decided(record: RestoreRecord) -> str:
-    who = f" by {_mention(record.decided_by)}" if record.decided_by else ""
+    who = f" by {humanize.who(record.decided_by)}" if record.decided_by else ""
     when = f" at {humanize.utc(record.decided_at)}" if record.decided_at else ""
     state = "approved" if record.status not in ("denied", "cancelled", "expired") else record.status
     return f"This restore request was already {state}{who}{when}; nothing changed."
-
-
-def _mention(user: str) -> str:
-    return f"<@{user}>" if user[:1] in ("U", "W") and ":" not in user else user
 
 
 def check_click(
@@ -163,5 +159,5 @@ def check_click(
 
 
 def approvals_summary(record: RestoreRecord) -> str:
-    given = ", ".join(_mention(u) for u in record.approvers) or "none yet"
+    given = ", ".join(humanize.who(u) for u in record.approvers) or "none yet"
     return f"{record.approval_count} of {record.required_approvals} ({given})"

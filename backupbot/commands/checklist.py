@@ -662,10 +662,6 @@ class ChecklistClick:
     refusal: str | None = None
 
 
-def _mention(user: str) -> str:
-    return f"<@{user}>" if user[:1] in ("U", "W") and ":" not in user else f"`{user}`"
-
-
 class ChecklistService:
     def __init__(
         self,
@@ -856,7 +852,7 @@ class ChecklistService:
         assert record.signed_off_by is not None
         return (
             f"The {record.period} checklist was already signed off by "
-            f"{_mention(record.signed_off_by)} on {humanize.utc(record.signed_off_at)}; "
+            f"{humanize.who(record.signed_off_by)} on {humanize.utc(record.signed_off_at)}; "
             "nothing changed."
         )
 

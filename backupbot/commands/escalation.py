@@ -157,10 +157,6 @@ class AckResult:
         return self.refusal is None
 
 
-def _who(user: str) -> str:
-    return f"<@{user}>" if user[:1] in ("U", "W") and ":" not in user else f"`{user}`"
-
-
 def _check_name(check: ConditionCheck) -> str:
     return type(check).__name__
 
@@ -369,9 +365,9 @@ class AlertService:
             )
         else:
             refusal = (
-                f"{_who(current.acknowledged_by or '?')} already acknowledged this alert at "
-                f"{humanize.utc(current.acknowledged_at)}; the pings stopped then. Coordinate "
-                "with them in the alert's thread."
+                f"{humanize.who(current.acknowledged_by or '?')} already acknowledged this "
+                f"alert at {humanize.utc(current.acknowledged_at)}; the pings stopped then. "
+                "Coordinate with them in the alert's thread."
             )
         self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=refusal)
         return AckResult(current, refusal)

@@ -46,3 +46,9 @@ def age(then: datetime, now: datetime) -> str:
 
 def utc(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC") if t else "?"
+
+
+def who(actor: str) -> str:
+    """A Slack user id as a mention (Slack shows the name), any other actor
+    (`cli:alice`, `scheduler`) as code."""
+    return f"<@{actor}>" if actor[:1] in ("U", "W") and ":" not in actor else f"`{actor}`"
