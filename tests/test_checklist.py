@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from backupbot.bot import checklist_blocks
 from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import build_services
-from backupbot.commands.checklist import (
+from backupbot.commands.checklist import ChecklistConditions
+from backupbot.commands.checklist_rules import (
     DASH,
     ITEM_KEYS,
     TIMES,
-    ChecklistConditions,
     ChecklistEvaluation,
     ChecklistEvidence,
     ChecklistPolicy,

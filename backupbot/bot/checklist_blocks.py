@@ -14,7 +14,7 @@ from typing import Any
 
 from backupbot.bot.blocks import Block, Message, _clip, context, notice, section
 from backupbot.commands import humanize
-from backupbot.commands.checklist import (
+from backupbot.commands.checklist_rules import (
     ITEM_KEYS,
     ChecklistEvaluation,
     item_title,
