@@ -137,7 +137,10 @@ class DatabaseSettings(_Strict):
 class BackupSettings(_Strict):
     compression_level: int = Field(default=3, ge=1, le=19)
     compression_threads: int = Field(default=1, ge=0, le=64)  # worker threads; 0: one per CPU
-    stale_after_hours: int = Field(default=26, ge=1)
+    # A database is stale when its newest verified backup is older than its schedule's
+    # interval plus `stale_grace_hours` (daily + 2 h = 26 h), or `stale_after_hours` if set.
+    stale_grace_hours: float = Field(default=2, ge=0)
+    stale_after_hours: int | None = Field(default=None, ge=1)
     pg_bin_dirs: list[Path] = []
 
 

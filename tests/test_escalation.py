@@ -405,7 +405,9 @@ def test_stale_detection_judges_the_newest_verified_backup_and_never_backed_up_d
     clock = ManualClock(T0)
     bot = bot_factory(_settings(state_url, tmp_path, "postgresql://u:p@127.0.0.1:9/app"), clock)
     services = bot.services
-    check = BackupConditions(BackupFacts(services.engine), ["app", "other"], timedelta(hours=26))
+    check = BackupConditions(
+        BackupFacts(services.engine), {"app": timedelta(hours=26), "other": timedelta(hours=26)}
+    )
 
     assert check.check(T0) == []  # nothing recorded yet: not judged
     services.incidents.record(
@@ -440,7 +442,7 @@ def test_verification_failure_is_its_own_alert_and_running_backups_do_not_count(
     clock = ManualClock(T0)
     bot = bot_factory(_settings(state_url, tmp_path, "postgresql://u:p@127.0.0.1:9/app"), clock)
     services = bot.services
-    check = BackupConditions(BackupFacts(services.engine), ["app"], timedelta(hours=26))
+    check = BackupConditions(BackupFacts(services.engine), {"app": timedelta(hours=26)})
     _succeed(services, T0 - timedelta(hours=2))
     assert check.check(T0) == []
 

@@ -306,3 +306,56 @@ def test_only_one_scheduler_leads_and_the_other_takes_over_when_it_stops(
         a.close()
         b.close()
         pg.drop_database("state_leader")
+
+
+# -- staleness follows the schedule ----------------------------------------------------------
+
+
+def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> None:
+    from backupbot.commands.schedule import stale_limits
+    from backupbot.settings import parse_settings
+
+    url = "postgresql://u@h/db"
+    settings = parse_settings(
+        {
+            "databases": [
+                {"name": "daily", "url": url},
+                {"name": "hourly", "url": url, "schedule": "0 * * * *"},
+                {"name": "weekly", "url": url, "schedule": "0 3 * * sun"},
+            ]
+        },
+        {},
+    )
+    assert stale_limits(settings, DAY) == {
+        "daily": timedelta(hours=26),
+        "hourly": timedelta(hours=3),
+        "weekly": timedelta(days=7, hours=2),
+    }
+    fixed = parse_settings(
+        {"databases": [{"name": "daily", "url": url}], "backup": {"stale_after_hours": 30}}, {}
+    )
+    assert stale_limits(fixed, DAY) == {"daily": timedelta(hours=30)}
+
+
+def test_status_judges_an_hourly_database_stale_after_three_hours(
+    sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    clock = ManualClock(DAY)
+    settings = _settings(
+        f"sqlite:///{tmp_path}/state.db",
+        tmp_path,
+        [
+            {"name": "hourly", "url": sample_db["url"], "schedule": "0 * * * *"},
+            {"name": "daily", "url": sample_db["url"]},
+        ],
+    )
+    services = build_services(settings, {}, clock=clock)
+    services.backups.backup_now("hourly", "UALICE")
+    services.backups.backup_now("daily", "UALICE")
+    clock.advance(hours=3, minutes=1)
+    by_name = {s.name: s for s in services.status_report()}
+    assert any("last 3 h" in w for w in by_name["hourly"].warnings)
+    assert by_name["daily"].healthy
+    opened = services.alerts.evaluate(clock.now()).opened
+    assert [(a.condition, a.database) for a in opened] == [("stale", "hourly")]
+    services.close()

@@ -19,7 +19,7 @@ from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
-from backupbot.commands.schedule import jobs_from_settings
+from backupbot.commands.schedule import jobs_from_settings, stale_limits
 from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
@@ -146,10 +146,6 @@ class Services:
     slack_client: WebClient | None
     jobs: BackgroundJobs = field(default_factory=BackgroundJobs)
 
-    @property
-    def stale_after(self) -> timedelta:
-        return timedelta(hours=self.settings.backup.stale_after_hours)
-
     def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
         now = self.clock.now()
@@ -159,7 +155,7 @@ class Services:
             self.catalog,
             [(d.name, d.provider) for d in dbs],
             now,
-            self.stale_after,
+            stale_afters=stale_limits(self.settings, now),
             next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
             drills={d.name: self.drills.summaries(d.name, limit=6) for d in dbs},
             alerts=self.alerts.summaries(),
@@ -249,11 +245,7 @@ def build_services(
         store=AlertStore(engine),
         incidents=incidents,
         checks=[
-            BackupConditions(
-                BackupFacts(engine),
-                settings.database_names,
-                timedelta(hours=settings.backup.stale_after_hours),
-            ),
+            BackupConditions(BackupFacts(engine), stale_limits(settings, clock.now())),
             DrillConditions(drills),
             ChecklistConditions(checklists),
         ],

@@ -454,17 +454,20 @@ class BackupConditions:
       Running attempts do not count; only finished ones. So normally exactly one of the
       two holds when the latest finished attempt failed, and both clear when a backup
       succeeds (a later failure of the other kind does not hide an earlier one).
-    - STALE: no verified backup started within `stale_after`. A database that never had
+    - STALE: no verified backup started within the database's `stale_after` (its
+      schedule's interval plus a grace). A database that never had
       one is stale once `stale_after` has passed since the bot's records first mention it
       (its first backup attempt or incident); with no record at all it is not judged yet.
     """
 
     conditions: tuple[str, ...] = (BACKUP_FAILED, VERIFICATION_FAILED, STALE)
 
-    def __init__(self, facts: BackupFacts, databases: Sequence[str], stale_after: timedelta):
+    def __init__(self, facts: BackupFacts, stale_after: Mapping[str, timedelta]):
+        """`stale_after`: per configured database, how old its newest verified backup
+        may get (its schedule's interval plus a grace)."""
         self._facts = facts
-        self._databases = list(databases)
-        self._stale_after = stale_after
+        self._databases = list(stale_after)
+        self._stale_after = dict(stale_after)
 
     def check(self, now: datetime) -> list[Finding]:
         findings: list[Finding] = []
@@ -519,9 +522,10 @@ class BackupConditions:
         return Finding(VERIFICATION_FAILED, db, summary, _evidence(failures, good))
 
     def _stale(self, db: str, good: AttemptFact | None, now: datetime) -> Finding | None:
-        hours = int(self._stale_after.total_seconds() // 3600)
+        limit = self._stale_after[db]
+        hours = int(limit.total_seconds() // 3600)
         if good is not None:
-            if now - good.started_at <= self._stale_after:
+            if now - good.started_at <= limit:
                 return None
             summary = (
                 f"No verified backup of `{db}` in the last {hours} h: the newest is "
@@ -536,7 +540,7 @@ class BackupConditions:
                 {"newest_backup_id": good.id, "newest_at": good.started_at.isoformat()},
             )
         first = self._facts.first_seen(db)
-        if first is None or now - first <= self._stale_after:
+        if first is None or now - first <= limit:
             return None
         summary = (
             f"`{db}` has never had a verified backup, and backupbot has looked after it since "

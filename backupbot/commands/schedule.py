@@ -63,6 +63,28 @@ class ScheduledJob:
         return self.trigger().get_next_fire_time(None, now + timedelta(microseconds=1))
 
 
+def stale_after(job: ScheduledJob, grace: timedelta, now: datetime) -> timedelta:
+    """How old a database's newest verified backup may get: the interval between its
+    scheduled backups plus `grace` (a daily schedule with 2 h grace: 26 h)."""
+    first = job.next_fire(now)
+    second = job.next_fire(first) if first is not None else None
+    period = second - first if first is not None and second is not None else timedelta(days=1)
+    return period + grace
+
+
+def stale_limits(settings: Settings, now: datetime) -> dict[str, timedelta]:
+    """Per database, the age beyond which its newest verified backup is stale."""
+    backup = settings.backup
+    if backup.stale_after_hours is not None:
+        return {name: timedelta(hours=backup.stale_after_hours) for name in settings.database_names}
+    grace = timedelta(hours=backup.stale_grace_hours)
+    return {
+        job.database: stale_after(job, grace, now)
+        for job in jobs_from_settings(settings)
+        if job.database is not None
+    }
+
+
 def jobs_from_settings(settings: Settings) -> list[ScheduledJob]:
     """Per-database backups (each database's `schedule` and `timezone`), then the bot's
     own monthly and daily jobs (`schedules:`), in the order a tick runs them."""
