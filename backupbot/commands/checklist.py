@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from backupbot.clock import Clock
 from backupbot.commands import humanize
@@ -135,20 +136,35 @@ class ChecklistService:
         self._checklists.set_message(checklist_id, channel, ts)
         record = self._checklists.get(checklist_id)
         evaluation = ChecklistEvaluation.from_json(record.evaluation)
+        self._record(
+            record,
+            "checklist.posted",
+            "ok",
+            actor,
+            now,
+            channel=channel,
+            ts=ts,
+            items=evaluation.verdicts() if evaluation else {},
+        )
+        return record
+
+    def _record(
+        self,
+        record: ChecklistRecord,
+        action: str,
+        outcome: str,
+        actor: str,
+        now: datetime,
+        **details: Any,
+    ) -> None:
+        """One incident record about a checklist, naming it and its period."""
         self._incidents.record(
             at=now,
             actor=actor,
-            action="checklist.posted",
-            outcome="ok",
-            details={
-                "checklist_id": record.id,
-                "period": record.period,
-                "channel": channel,
-                "ts": ts,
-                "items": evaluation.verdicts() if evaluation else {},
-            },
+            action=action,
+            outcome=outcome,
+            details={"checklist_id": record.id, "period": record.period, **details},
         )
-        return record
 
     # -- clicks ---------------------------------------------------------------------------
 
@@ -176,18 +192,15 @@ class ChecklistService:
             if new == record.ticked:
                 return ChecklistClick(record, False)
             if self._checklists.set_ticked(record.id, new, record.version):
-                self._incidents.record(
-                    at=now,
-                    actor=user,
-                    action="checklist.ticked",
-                    outcome="ok",
-                    details={
-                        "checklist_id": record.id,
-                        "period": record.period,
-                        "checked": [k for k in ITEM_KEYS if k in checked],
-                        "unchecked": [k for k in ITEM_KEYS if k in unchecked],
-                        "ticked": list(new),
-                    },
+                self._record(
+                    record,
+                    "checklist.ticked",
+                    "ok",
+                    user,
+                    now,
+                    checked=[k for k in ITEM_KEYS if k in checked],
+                    unchecked=[k for k in ITEM_KEYS if k in unchecked],
+                    ticked=list(new),
                 )
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; tick the item again.")
@@ -201,16 +214,13 @@ class ChecklistService:
                 return ChecklistClick(record, False, self._already_signed(record))
             unticked = [k for k in ITEM_KEYS if k not in record.ticked]
             if unticked:
-                self._incidents.record(
-                    at=now,
-                    actor=user,
-                    action="checklist.sign_off_refused",
-                    outcome="refused",
-                    details={
-                        "checklist_id": record.id,
-                        "period": record.period,
-                        "unticked": unticked,
-                    },
+                self._record(
+                    record,
+                    "checklist.sign_off_refused",
+                    "refused",
+                    user,
+                    now,
+                    unticked=unticked,
                 )
                 names = ", ".join(f"*{item_title(k)}*" for k in unticked)
                 return ChecklistClick(
@@ -223,18 +233,15 @@ class ChecklistService:
             if self._checklists.sign_off(
                 record.id, user, now, evaluation.as_json(), record.version
             ):
-                self._incidents.record(
-                    at=now,
-                    actor=user,
-                    action="checklist.signed_off",
-                    outcome="ok",
-                    details={
-                        "checklist_id": record.id,
-                        "period": record.period,
-                        "evaluation_ok": evaluation.ok,
-                        "needs_look": evaluation.needs_look,
-                        "items": evaluation.verdicts(),
-                    },
+                self._record(
+                    record,
+                    "checklist.signed_off",
+                    "ok",
+                    user,
+                    now,
+                    evaluation_ok=evaluation.ok,
+                    needs_look=evaluation.needs_look,
+                    items=evaluation.verdicts(),
                 )
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; press Sign off again.")
@@ -274,17 +281,14 @@ class ChecklistService:
         self._checklists.release_reminder(checklist_id)
 
     def reminded(self, record: ChecklistRecord, now: datetime, ts: str) -> None:
-        self._incidents.record(
-            at=now,
-            actor=SCHEDULER_ACTOR,
-            action="checklist.reminded",
-            outcome="ok",
-            details={
-                "checklist_id": record.id,
-                "period": record.period,
-                "ticked": list(record.ticked),
-                "ts": ts,
-            },
+        self._record(
+            record,
+            "checklist.reminded",
+            "ok",
+            SCHEDULER_ACTOR,
+            now,
+            ticked=list(record.ticked),
+            ts=ts,
         )
 
     def overdue(self, now: datetime) -> ChecklistRecord | None:
