@@ -136,12 +136,6 @@ class ScheduleRunner:
         self._grace = grace
         self._claimed_by = claimed_by
 
-    def job(self, name: str) -> ScheduledJob | None:
-        return next((j for j in self.jobs if j.name == name), None)
-
-    def next_runs(self, now: datetime) -> dict[str, datetime | None]:
-        return {j.name: j.next_fire(now) for j in self.jobs}
-
     def run_due(self, now: datetime, only: str | None = None) -> list[RunOutcome]:
         """Run every job (or just `only`) whose newest firing is due and unclaimed."""
         outcomes: list[RunOutcome] = []

@@ -89,14 +89,6 @@ class ScheduledRuns:
         with Session(self._engine) as session:
             return session.scalar(stmt)
 
-    def recent(self, job: str | None = None, limit: int = 20) -> list[ScheduledRun]:
-        """Newest first."""
-        stmt = select(ScheduledRunRow).order_by(ScheduledRunRow.id.desc()).limit(limit)
-        if job is not None:
-            stmt = stmt.where(ScheduledRunRow.job == job)
-        with Session(self._engine) as session:
-            return [ScheduledRun.from_row(r) for r in session.scalars(stmt)]
-
     def for_job(self, job: str) -> list[ScheduledRun]:
         """Every firing of `job`, oldest first."""
         stmt = (
