@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from backupbot.bot.composition import Services, build_services
+from backupbot.bot.logging_setup import configure_logging
 from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.clock import Clock
 from backupbot.devkit.botserver import free_port, start_http_bot
@@ -66,6 +67,13 @@ class ExternalServer:
 
     def stop(self) -> None:
         pass
+
+
+@pytest.fixture(autouse=True)
+def _production_logging() -> None:
+    """Every test runs under `serve`'s logging (JSON lines), at DEBUG, so every log call
+    in the code executes: a call that only breaks when its level is on breaks here."""
+    configure_logging("DEBUG", "json")
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +166,6 @@ def make_settings(
         "storage": storage,
         "slack": {"channel": CHANNEL, "approvers": ["UAPPROVER"]},
         "databases": databases,
-        "logging": {"format": "text"},
         **(extra or {}),
     }
     return parse_settings(raw, os.environ)

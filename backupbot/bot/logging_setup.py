@@ -1,4 +1,8 @@
-"""Logging: JSON lines in production, readable text for people at a terminal."""
+"""Logging: JSON lines in production, readable text for people at a terminal.
+
+`extra={...}` keys of a log call become fields of its JSON line; `backupbot.logsafe`
+keeps them from colliding with the record's own attributes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+from backupbot.logsafe import RESERVED
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,21 +22,26 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update({k: v for k, v in vars(record).items() if k not in RESERVED})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs (and replaces on the next call)."""
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """Send the root logger's records to stderr as JSON lines (`json`) or text."""
+    handler = _Handler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
         else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Handler)] + [handler]
     root.setLevel(level)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

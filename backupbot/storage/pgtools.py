@@ -155,7 +155,7 @@ class PgDump:
         self._stderr: _StderrCollector | None = None
 
     def start(self, env: dict[str, str]) -> IO[bytes]:
-        log.info("starting pg_dump", extra={"args": self.args, "target": self.conn.where})
+        log.info("starting pg_dump", extra={"argv": self.args, "target": self.conn.where})
         self._proc = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -294,7 +294,7 @@ class PgRestore:
 
     def run(self) -> None:
         """Restore; raise `CommandFailed` in plain words unless pg_restore succeeded."""
-        log.info("starting pg_restore", extra={"args": self.args, "target": self.conn.where})
+        log.info("starting pg_restore", extra={"argv": self.args, "target": self.conn.where})
         with self.conn.client_env() as env:
             proc = subprocess.run(
                 self.args,
