@@ -1,15 +1,15 @@
 """manifest.yml is a valid Slack app manifest and agrees with the code's Slack contract.
 
-The JSON Schema comes from the shared specs folder (a verbatim copy of
-slackapi/manifest-schema). Its top-level file refers to the versioned schemas by their
-public URLs; those are served from the local copies, never fetched.
+The JSON Schema is test data in `tests/data/slack-manifest-schema/` (a verbatim copy of
+slackapi/manifest-schema; SOURCE.md there says which commit). Its top-level file refers to
+the versioned schemas by their public URLs; those are served from the local copies, never
+fetched.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,14 +26,8 @@ from backupbot.bot import slack_contract
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = REPO_ROOT / "manifest.yml"
+SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "slack-manifest-schema"
 TOP_SCHEMA = "manifest.schema.json"
-
-
-def _shared_dir() -> Path:
-    override = os.environ.get("BACKUPBOT_SHARED_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared"
 
 
 def _iter_refs(node: Any):
@@ -55,14 +49,7 @@ def _no_network(uri: str):
 
 @pytest.fixture(scope="module")
 def schema_dir() -> Path:
-    path = _shared_dir() / "slack-api-specs" / "manifest"
-    if not (path / TOP_SCHEMA).is_file():
-        pytest.fail(
-            f"Slack manifest JSON Schema not found at {path / TOP_SCHEMA}. "
-            "Put the shared specs folder next to the repo (../shared) or set "
-            "BACKUPBOT_SHARED_DIR to the folder that contains slack-api-specs/."
-        )
-    return path
+    return SCHEMA_DIR
 
 
 @pytest.fixture(scope="module")
