@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from backupbot.cron import check_cron
 from backupbot.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "backupbot.yml"
@@ -70,13 +71,7 @@ class SlackSettings(_Strict):
 
 
 def _check_cron(v: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(v)
-    except ValueError as exc:
-        raise ValueError(f"not a 5-field cron expression ({exc}); e.g. '0 2 * * *'") from exc
-    return v
+    return check_cron(v)  # 5 fields, or 6 with seconds first (backupbot.cron)
 
 
 def _check_tz(v: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backupbot.commands.schedule import ScheduledJob
 from backupbot.errors import ConfigError
 from backupbot.settings import (
     SlackCredentials,
@@ -17,6 +19,7 @@ from backupbot.settings import (
 
 PASSWORD = "Sup3r-s3cret-pw"
 URL = f"postgresql://alice:{PASSWORD}@db.example.com:5432/app"
+STORAGE = {"local": {"path": "/srv/backups"}}
 
 
 def db(**overrides: Any) -> dict[str, Any]:
@@ -543,7 +546,9 @@ def test_schedule_sections_get_the_runbook_defaults() -> None:
 def test_a_bad_cron_in_schedules_names_its_key() -> None:
     err = config_error({"databases": [db()], "schedules": {"drill": "first monday"}})
 
-    assert any(p.startswith("schedules.drill: not a 5-field cron") for p in err.problems)
+    [problem] = err.problems
+    assert problem.startswith("schedules.drill: not a cron expression (it has 2 fields); ")
+    assert "5 fields" in problem and "6 with seconds first" in problem
 
 
 def test_escalation_mentions_must_be_slack_ids() -> None:
@@ -571,3 +576,123 @@ def test_escalation_levels_must_be_in_time_order() -> None:
     err = config_error(raw)
 
     assert "escalation.levels: levels must be in order of after_minutes" in err.problems
+
+
+# --- cron: 5 fields, or 6 with seconds first ----------------------------------------------
+
+SUNDAY = datetime(2025, 6, 1, tzinfo=UTC)  # a Sunday, 00:00 UTC
+
+
+def _fires(cron: str, start: datetime, days: int, timezone: str = "UTC") -> list[datetime]:
+    job = ScheduledJob("backup:app", "backup", cron, timezone, "app")
+    return job.fires_between(start, start + timedelta(days=days))
+
+
+def test_a_six_field_cron_has_seconds_first() -> None:
+    job = ScheduledJob("backup:app", "backup", "30 0 2 * * *")
+
+    assert job.next_fire(SUNDAY) == SUNDAY.replace(hour=2, second=30)
+    assert job.next_fire(SUNDAY.replace(hour=2, second=30)) == datetime(
+        2025, 6, 2, 2, 0, 30, tzinfo=UTC
+    )
+
+
+def test_a_six_field_cron_can_fire_every_ten_seconds() -> None:
+    fires = ScheduledJob("retention", "retention", "*/10 * * * * *").fires_between(
+        SUNDAY, SUNDAY + timedelta(minutes=1)
+    )
+
+    assert fires == [SUNDAY + timedelta(seconds=s) for s in (10, 20, 30, 40, 50, 60)]
+
+
+def test_five_fields_keep_their_meaning_at_second_zero() -> None:
+    job = ScheduledJob("backup:app", "backup", "15 2 * * *")
+
+    assert job.next_fire(SUNDAY) == SUNDAY.replace(hour=2, minute=15)
+    assert _fires("15 2 * * *", SUNDAY, 21) == _fires("0 15 2 * * *", SUNDAY, 21)
+
+
+def test_five_fields_give_the_same_trigger_as_from_crontab_when_weekdays_are_names() -> None:
+    # The scheduler keeps a stored job (and its next run time) only while repr() is equal.
+    from apscheduler.triggers.cron import CronTrigger
+
+    for cron in ("0 2 * * *", "0 10 1-7 * mon", "0 9 1 * *", "*/15 8-18 * * mon-fri"):
+        job = ScheduledJob("drill", "drill", cron)
+        assert repr(job.trigger()) == repr(CronTrigger.from_crontab(cron, timezone="UTC"))
+
+
+def test_weekday_zero_is_sunday_in_both_forms_over_several_weeks() -> None:
+    five = _fires("0 2 * * 0", SUNDAY - timedelta(days=1), 35)
+    six = _fires("0 0 2 * * 0", SUNDAY - timedelta(days=1), 35)
+
+    assert five == six
+    assert len(five) == 5
+    assert all(f.strftime("%a %H:%M:%S") == "Sun 02:00:00" for f in five)
+    for same in ("0 2 * * 7", "0 2 * * sun", "0 0 2 * * 7", "0 0 2 * * sun"):
+        assert _fires(same, SUNDAY - timedelta(days=1), 35) == five
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "expected"),
+    [
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("mon-fri", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("6,0", ["Sat", "Sun"]),
+        ("sat-sun", ["Sat", "Sun"]),
+        ("5-7", ["Fri", "Sat", "Sun"]),
+        ("*/2", ["Sun", "Tue", "Thu", "Sat"]),
+        ("1-5/2", ["Mon", "Wed", "Fri"]),
+        ("mon,3", ["Mon", "Wed"]),
+        ("0-6", ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]),
+    ],
+)
+def test_weekday_numbers_are_crons_in_both_forms(weekdays: str, expected: list[str]) -> None:
+    for cron in (f"0 2 * * {weekdays}", f"0 0 2 * * {weekdays}"):
+        fires = _fires(cron, SUNDAY - timedelta(seconds=1), 7)  # one week, Sunday first
+        assert sorted(f.strftime("%a") for f in fires) == sorted(expected), cron
+
+
+def test_a_six_field_cron_follows_its_time_zone() -> None:
+    fires = _fires("30 0 2 * * *", SUNDAY, 2, timezone="Europe/Berlin")
+
+    # 02:00:30 in Berlin (UTC+2 in June) is 00:00:30 UTC
+    assert [f.astimezone(UTC) for f in fires] == [
+        datetime(2025, 6, 1, 0, 0, 30, tzinfo=UTC),
+        datetime(2025, 6, 2, 0, 0, 30, tzinfo=UTC),
+    ]
+
+
+def test_settings_accept_both_forms_everywhere_a_cron_goes() -> None:
+    raw = {
+        "storage": STORAGE,
+        "databases": [db(schedule="30 0 2 * * *"), db(name="five", schedule="0 2 * * 0")],
+        "schedules": {"retention": "*/10 * * * * *", "drill": "0 0 10 1-7 * mon"},
+    }
+
+    settings = parse_settings(raw, {})
+
+    assert [d.schedule for d in settings.databases] == ["30 0 2 * * *", "0 2 * * 0"]
+    assert settings.schedules.retention == "*/10 * * * * *"
+
+
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("0 2 * *", "it has 4 fields"),
+        ("0 0 0 2 * * *", "it has 7 fields"),
+        ("61 0 2 * * *", "61"),
+        ("0 2 * * 8", "day of week '8'"),
+        ("0 2 * * 5-1", "runs backwards"),
+        ("0 2 * * */0", "the step must be a positive number"),
+    ],
+)
+def test_a_bad_cron_names_its_key_the_reason_and_both_forms(cron: str, reason: str) -> None:
+    err = config_error({"storage": STORAGE, "databases": [db(schedule=cron)]})
+
+    [problem] = err.problems
+    assert problem.startswith("databases[0].schedule: not a cron expression (")
+    assert reason in problem
+    assert problem.endswith(
+        "use 5 fields 'minute hour day month weekday' (e.g. '0 2 * * *') or 6 with seconds "
+        "first (e.g. '30 0 2 * * *')"
+    )

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from backupbot.cron import cron_trigger
 from backupbot.errors import BackupbotError
 from backupbot.settings import Settings
 from backupbot.storage.incidents import IncidentLog
@@ -45,7 +46,8 @@ class ScheduledJob:
     database: str | None = None
 
     def trigger(self) -> CronTrigger:
-        return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+        """The cron: 5 fields, or 6 with seconds first; day-of-week 0 and 7 are Sunday."""
+        return cron_trigger(self.cron, ZoneInfo(self.timezone))
 
     def fires_between(self, after: datetime, until: datetime) -> list[datetime]:
         """Firing times in `(after, until]`, oldest first."""
