@@ -3,6 +3,11 @@
 Only the composition root (`backupbot.bot.composition`) calls `load_settings`; everything
 else receives the validated objects. Unknown keys are errors, and every problem names the
 key and the fix.
+
+Relative paths in the file (the SQLite file of `state_url`, `storage.local.path`,
+`restore.work_dir`, `backup.pg_bin_dirs`) mean relative to the file's directory, not to
+wherever the command happens to run; `~` is expanded. `resolve_paths` is the one place
+that does it, so every `Settings` that leaves this module holds absolute paths.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from backupbot.cron import check_cron
 from backupbot.errors import ConfigError
@@ -27,6 +40,11 @@ CONFIG_ENV = "BACKUPBOT_CONFIG"
 PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# sqlite[+driver]:///path[?query]; the path is relative unless it starts with "/"
+_SQLITE_RE = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
+_MISSING_HINTS = {
+    ("storage",): "add storage.local.path (a directory) or storage.s3.bucket",
+}
 
 
 class _Strict(BaseModel):
@@ -228,8 +246,8 @@ class LoggingSettings(_Strict):
 
 
 class Settings(_Strict):
-    state_url: str = "sqlite:///backupbot.db"
-    storage: StorageSettings = StorageSettings(local=LocalStorage())
+    state_url: str = "sqlite:///backupbot.db"  # relative: next to the config file
+    storage: StorageSettings  # required: where backups go is not something to guess
     slack: SlackSettings | None = None
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
@@ -239,6 +257,26 @@ class Settings(_Strict):
     checklist: ChecklistSettings = ChecklistSettings()
     escalation: EscalationSettings = EscalationSettings()
     logging: LoggingSettings = LoggingSettings()
+    _config_file: Path | None = PrivateAttr(default=None)
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The absolute path of the file these settings came from (None: built from a dict)."""
+        return self._config_file
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory relative paths were resolved against (None: not resolved)."""
+        return self._base_dir
+
+    @property
+    def state_file(self) -> Path | None:
+        """The SQLite file of `state_url`; None for PostgreSQL or an in-memory database."""
+        m = _SQLITE_RE.match(self.state_url)
+        if m is None or m.group(2) in ("", ":memory:") or m.group(2).startswith("file:"):
+            return None
+        return Path(m.group(2))
 
     @field_validator("databases")
     @classmethod
@@ -379,6 +417,8 @@ def _describe(err: Any) -> str:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
         return f"{where}: unknown key; {hint}"
+    if loc in _MISSING_HINTS and (kind == "missing" or err.get("input", "") is None):
+        return f"{where}: required; {_MISSING_HINTS[loc]}"  # also `storage:` left empty
     if kind == "missing":
         return f"{where}: required; add it"
     if kind == "literal_error":
@@ -388,7 +428,57 @@ def _describe(err: Any) -> str:
     return f"{where}: {msg}"
 
 
-def parse_settings(raw: Any, environ: Mapping[str, str], source: str = "configuration") -> Settings:
+def resolve_path(value: str | Path, base: Path) -> Path:
+    """`value` with `~` expanded, relative to the absolute directory `base`, normalised."""
+    return Path(os.path.normpath(base / os.path.expanduser(value)))
+
+
+def resolve_state_url(url: str, base: Path) -> str:
+    """A relative SQLite file (`sqlite:///rel.db`) made absolute (`sqlite:////dir/rel.db`);
+    absolute files, in-memory databases and other databases' URLs are returned as they are."""
+    m = _SQLITE_RE.match(url)
+    if m is None:
+        return url
+    prefix, path, query = m.group(1), m.group(2), m.group(3) or ""
+    if path in ("", ":memory:") or path.startswith(("/", "file:")):
+        return url
+    return f"{prefix}{resolve_path(path, base)}{query}"
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """The settings with every relative path in them resolved against `base`."""
+    base = Path(os.path.abspath(os.path.expanduser(base)))
+    storage = settings.storage
+    if storage.local is not None:
+        local = storage.local.model_copy(update={"path": resolve_path(storage.local.path, base)})
+        storage = storage.model_copy(update={"local": local})
+    backup = settings.backup.model_copy(
+        update={"pg_bin_dirs": [resolve_path(d, base) for d in settings.backup.pg_bin_dirs]}
+    )
+    work_dir = settings.restore.work_dir
+    restore = settings.restore.model_copy(
+        update={"work_dir": None if work_dir is None else resolve_path(work_dir, base)}
+    )
+    resolved = settings.model_copy(
+        update={
+            "state_url": resolve_state_url(settings.state_url, base),
+            "storage": storage,
+            "backup": backup,
+            "restore": restore,
+        }
+    )
+    resolved._base_dir = base
+    return resolved
+
+
+def parse_settings(
+    raw: Any,
+    environ: Mapping[str, str],
+    source: str = "configuration",
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate `raw` (the parsed YAML). Relative paths in it resolve against `base_dir`
+    (`load_settings` passes the config file's directory; default: the current directory)."""
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a YAML mapping with a `databases:` list"], source)
     try:
@@ -396,10 +486,11 @@ def parse_settings(raw: Any, environ: Mapping[str, str], source: str = "configur
     except ConfigError as exc:
         raise ConfigError(exc.problems, source) from None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))
         raise ConfigError(problems, source) from None
+    return resolve_paths(settings, Path.cwd() if base_dir is None else base_dir)
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -417,4 +508,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(
             [f"not valid YAML{at}: {getattr(exc, 'problem', exc)}"], str(path)
         ) from None
-    return parse_settings(raw, environ, str(path))
+    file = Path(os.path.abspath(path))
+    settings = parse_settings(raw, environ, str(path), base_dir=file.parent)
+    settings._config_file = file
+    return settings

@@ -36,11 +36,12 @@ def config_error(raw: Any, environ: dict[str, str] | None = None) -> ConfigError
 
 
 def test_minimal_config_gets_documented_defaults() -> None:
-    settings = parse_settings({"databases": [db()]}, {})
+    settings = parse_settings({"storage": STORAGE, "databases": [db()]}, {})
 
     assert settings.storage.local is not None
-    assert settings.storage.local.path == Path("./backups")
+    assert settings.storage.local.path == Path("/srv/backups")
     assert settings.storage.s3 is None
+    assert settings.state_url == f"sqlite:///{Path.cwd() / 'backupbot.db'}"  # parse: cwd
     assert settings.slack is None
     [database] = settings.databases
     assert database.name == "app"
@@ -56,13 +57,18 @@ def test_minimal_config_gets_documented_defaults() -> None:
 
 
 def test_env_var_is_substituted_into_a_value() -> None:
-    settings = parse_settings({"databases": [db(url="${APP_DB_URL}")]}, {"APP_DB_URL": URL})
+    settings = parse_settings(
+        {"storage": STORAGE, "databases": [db(url="${APP_DB_URL}")]}, {"APP_DB_URL": URL}
+    )
 
     assert settings.databases[0].url.get_secret_value() == URL
 
 
 def test_env_var_is_substituted_inside_a_longer_string() -> None:
-    raw = {"databases": [db(url="postgresql://alice:${PGPW}@db.example.com/app")]}
+    raw = {
+        "storage": STORAGE,
+        "databases": [db(url="postgresql://alice:${PGPW}@db.example.com/app")],
+    }
 
     settings = parse_settings(raw, {"PGPW": PASSWORD})
 
@@ -70,7 +76,7 @@ def test_env_var_is_substituted_inside_a_longer_string() -> None:
 
 
 def test_env_default_is_used_when_variable_is_unset() -> None:
-    raw = {"databases": [db(url="${APP_DB_URL:-" + URL + "}")]}
+    raw = {"storage": STORAGE, "databases": [db(url="${APP_DB_URL:-" + URL + "}")]}
 
     settings = parse_settings(raw, {})
 
@@ -78,7 +84,10 @@ def test_env_default_is_used_when_variable_is_unset() -> None:
 
 
 def test_env_default_is_ignored_when_variable_is_set() -> None:
-    raw = {"databases": [db(url="${APP_DB_URL:-postgresql://other@elsewhere/other}")]}
+    raw = {
+        "storage": STORAGE,
+        "databases": [db(url="${APP_DB_URL:-postgresql://other@elsewhere/other}")],
+    }
 
     settings = parse_settings(raw, {"APP_DB_URL": URL})
 
@@ -103,7 +112,7 @@ def test_env_interpolation_reaches_nested_sections() -> None:
 
 
 def test_missing_env_var_names_key_path_and_variable() -> None:
-    err = config_error({"databases": [db(url="${APP_DB_URL}")]})
+    err = config_error({"storage": STORAGE, "databases": [db(url="${APP_DB_URL}")]})
 
     assert err.problems == [
         "databases[0].url: environment variable APP_DB_URL is not set; export it or use "
@@ -114,7 +123,7 @@ def test_missing_env_var_names_key_path_and_variable() -> None:
 
 
 def test_missing_env_var_in_second_database_names_its_index() -> None:
-    raw = {"databases": [db(), db(name="billing", url="${BILLING_URL}")]}
+    raw = {"storage": STORAGE, "databases": [db(), db(name="billing", url="${BILLING_URL}")]}
 
     err = config_error(raw)
 
@@ -128,22 +137,30 @@ def test_missing_env_var_in_second_database_names_its_index() -> None:
 @pytest.mark.parametrize(
     ("raw", "where", "suggestion"),
     [
-        ({"databses": [db()]}, "databses", "databases"),
-        ({"databases": [db()], "loging": {}}, "loging", "logging"),
+        ({"storage": STORAGE, "databses": [db()]}, "databses", "databases"),
+        ({"storage": STORAGE, "databases": [db()], "loging": {}}, "loging", "logging"),
         (
             {"databases": [db()], "storage": {"s3": {"bucket": "b-1", "regoin": "eu-west-1"}}},
             "storage.s3.regoin",
             "region",
         ),
         (
-            {"databases": [db()], "slack": {"channel": "C0OPS", "aprovers": ["U1"]}},
+            {
+                "storage": STORAGE,
+                "databases": [db()],
+                "slack": {"channel": "C0OPS", "aprovers": ["U1"]},
+            },
             "slack.aprovers",
             "approvers",
         ),
-        ({"databases": [db(shedule="0 3 * * *")]}, "databases[0].shedule", "schedule"),
+        (
+            {"storage": STORAGE, "databases": [db(shedule="0 3 * * *")]},
+            "databases[0].shedule",
+            "schedule",
+        ),
         ({"databases": [db()], "storage": {"local": {"pth": "/x"}}}, "storage.local.pth", "path"),
         (
-            {"databases": [db()], "backup": {"compresion_level": 5}},
+            {"storage": STORAGE, "databases": [db()], "backup": {"compresion_level": 5}},
             "backup.compresion_level",
             "compression_level",
         ),
@@ -158,7 +175,7 @@ def test_misspelled_key_is_named_with_did_you_mean_hint(
 
 
 def test_unknown_key_without_close_match_lists_known_keys() -> None:
-    err = config_error({"databases": [db(colour="blue")]})
+    err = config_error({"storage": STORAGE, "databases": [db(colour="blue")]})
 
     [problem] = err.problems
     assert problem.startswith("databases[0].colour: unknown key; known keys: ")
@@ -167,7 +184,7 @@ def test_unknown_key_without_close_match_lists_known_keys() -> None:
 
 
 def test_unknown_top_level_key_without_close_match_lists_top_level_keys() -> None:
-    err = config_error({"databases": [db()], "zzzz": 1})
+    err = config_error({"storage": STORAGE, "databases": [db()], "zzzz": 1})
 
     [problem] = err.problems
     assert problem.startswith("zzzz: unknown key; known keys: ")
@@ -222,7 +239,7 @@ def test_empty_storage_section_is_an_error() -> None:
 def test_invalid_database_value_is_reported_at_its_key_path(
     database: dict[str, Any], where: str, fragment: str
 ) -> None:
-    err = config_error({"databases": [database]})
+    err = config_error({"storage": STORAGE, "databases": [database]})
 
     [problem] = err.problems
     assert problem.startswith(f"{where}: ")
@@ -231,13 +248,15 @@ def test_invalid_database_value_is_reported_at_its_key_path(
 
 
 def test_bad_value_in_second_database_names_its_index() -> None:
-    err = config_error({"databases": [db(), db(name="billing", provider="aws")]})
+    err = config_error(
+        {"storage": STORAGE, "databases": [db(), db(name="billing", provider="aws")]}
+    )
 
     assert [p.split(":")[0] for p in err.problems] == ["databases[1].provider"]
 
 
 def test_duplicate_database_names_are_an_error() -> None:
-    err = config_error({"databases": [db(), db()]})
+    err = config_error({"storage": STORAGE, "databases": [db(), db()]})
 
     assert err.problems == ["databases: database name 'app' appears twice; names must be unique"]
 
@@ -249,7 +268,7 @@ def test_missing_databases_list_is_required() -> None:
 
 
 def test_empty_databases_list_is_an_error() -> None:
-    err = config_error({"databases": []})
+    err = config_error({"storage": STORAGE, "databases": []})
 
     [problem] = err.problems
     assert problem.startswith("databases: ")
@@ -262,7 +281,9 @@ def test_non_mapping_document_is_an_error() -> None:
 
 
 def test_several_problems_are_all_reported() -> None:
-    err = config_error({"databases": [db(provider="aws", timezone="Nowhere/Here")], "x": 1})
+    err = config_error(
+        {"storage": STORAGE, "databases": [db(provider="aws", timezone="Nowhere/Here")], "x": 1}
+    )
 
     wheres = sorted(p.split(":")[0] for p in err.problems)
     assert wheres == ["databases[0].provider", "databases[0].timezone", "x"]
@@ -272,7 +293,7 @@ def test_several_problems_are_all_reported() -> None:
 
 
 def test_database_password_is_hidden_in_settings_repr_and_str() -> None:
-    settings = parse_settings({"databases": [db()]}, {})
+    settings = parse_settings({"storage": STORAGE, "databases": [db()]}, {})
 
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in str(settings)
@@ -312,14 +333,14 @@ def test_s3_keys_are_hidden_in_settings_repr() -> None:
     ],
 )
 def test_database_password_never_appears_in_config_error(database: dict[str, Any]) -> None:
-    err = config_error({"databases": [database, database]})
+    err = config_error({"storage": STORAGE, "databases": [database, database]})
 
     assert PASSWORD not in str(err)
     assert all(PASSWORD not in p for p in err.problems)
 
 
 def test_interpolated_password_never_appears_in_config_error() -> None:
-    raw = {"databases": [db(url="mysql://alice:${PW}@db.example.com/app")]}
+    raw = {"storage": STORAGE, "databases": [db(url="mysql://alice:${PW}@db.example.com/app")]}
 
     err = config_error(raw, {"PW": PASSWORD})
 
@@ -336,7 +357,7 @@ def test_password_with_nfkc_unsafe_character_never_appears_in_config_error() -> 
     password = "pw\uff03" + PASSWORD
     url = f"postgresql://alice:{password}@db.example.com/app"
 
-    err = config_error({"databases": [db(url=url)]})
+    err = config_error({"storage": STORAGE, "databases": [db(url=url)]})
 
     assert "databases[0].url" in str(err)
     assert password not in str(err)
@@ -526,7 +547,7 @@ def test_serving_with_bot_token_but_no_transport_secret_is_a_problem() -> None:
 
 
 def test_schedule_sections_get_the_runbook_defaults() -> None:
-    settings = parse_settings({"databases": [db()]}, {})
+    settings = parse_settings({"storage": STORAGE, "databases": [db()]}, {})
 
     assert settings.schedules.grace_hours == 6
     assert settings.schedules.drill == "0 10 1-7 * mon"  # first Monday, 10:00
@@ -544,7 +565,9 @@ def test_schedule_sections_get_the_runbook_defaults() -> None:
 
 
 def test_a_bad_cron_in_schedules_names_its_key() -> None:
-    err = config_error({"databases": [db()], "schedules": {"drill": "first monday"}})
+    err = config_error(
+        {"storage": STORAGE, "databases": [db()], "schedules": {"drill": "first monday"}}
+    )
 
     [problem] = err.problems
     assert problem.startswith("schedules.drill: not a cron expression (it has 2 fields); ")
@@ -553,6 +576,7 @@ def test_a_bad_cron_in_schedules_names_its_key() -> None:
 
 def test_escalation_mentions_must_be_slack_ids() -> None:
     raw = {
+        "storage": STORAGE,
         "databases": [db()],
         "escalation": {"levels": [{"name": "DevOps Lead", "mention": ["@alice"]}]},
     }
@@ -565,6 +589,7 @@ def test_escalation_mentions_must_be_slack_ids() -> None:
 
 def test_escalation_levels_must_be_in_time_order() -> None:
     raw = {
+        "storage": STORAGE,
         "databases": [db()],
         "escalation": {
             "levels": [
@@ -576,6 +601,175 @@ def test_escalation_levels_must_be_in_time_order() -> None:
     err = config_error(raw)
 
     assert "escalation.levels: levels must be in order of after_minutes" in err.problems
+
+
+# --- storage is required ------------------------------------------------------------------
+
+MISSING_STORAGE = "storage: required; add storage.local.path (a directory) or storage.s3.bucket"
+
+
+def test_a_config_without_storage_is_an_error_naming_the_key_and_the_fix() -> None:
+    err = config_error({"databases": [db()]})
+
+    assert err.problems == [MISSING_STORAGE]
+
+
+def test_an_empty_storage_key_is_reported_like_a_missing_one() -> None:
+    err = config_error({"storage": None, "databases": [db()]})
+
+    assert err.problems == [MISSING_STORAGE]
+
+
+def test_a_file_without_storage_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "backupbot.yml"
+    path.write_text("databases:\n  - name: app\n    url: postgresql://u@h/app\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+
+    assert info.value.problems == [MISSING_STORAGE]
+    assert str(info.value) == f"{path} is invalid:\n  - {MISSING_STORAGE}"
+
+
+# --- relative paths mean relative to the config file --------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_relative_paths_resolve_against_the_config_files_directory_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc = tmp_path / "etc" / "backupbot"
+    config = _write(
+        etc / "backupbot.yml",
+        "state_url: sqlite:///state/bot.db\n"
+        "storage:\n  local:\n    path: ./backups\n"
+        "restore:\n  work_dir: ../scratch\n"
+        "backup:\n  pg_bin_dirs: [pg/bin, /usr/lib/postgresql/16/bin]\n"
+        "databases:\n  - name: app\n    url: postgresql://u@h/app\n",
+    )
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+
+    settings = load_settings(config, {})
+
+    assert settings.config_file == config
+    assert settings.base_dir == etc
+    assert settings.state_url == f"sqlite:///{etc}/state/bot.db"
+    assert settings.state_file == etc / "state" / "bot.db"
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == etc / "backups"
+    assert settings.restore.work_dir == tmp_path / "etc" / "scratch"
+    assert settings.backup.pg_bin_dirs == [etc / "pg" / "bin", Path("/usr/lib/postgresql/16/bin")]
+
+
+def test_the_default_state_database_lives_next_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _write(
+        tmp_path / "conf" / "backupbot.yml",
+        "storage:\n  local: {}\ndatabases:\n  - name: app\n    url: postgresql://u@h/app\n",
+    )
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(Path("conf/backupbot.yml"), {})  # a relative --config too
+
+    assert settings.config_file == config
+    assert settings.state_url == f"sqlite:///{tmp_path}/conf/backupbot.db"
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == tmp_path / "conf" / "backups"  # local: {} default
+    assert settings.restore.work_dir is None  # unset stays unset: $TMPDIR
+
+
+def test_tilde_expands_to_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = {
+        "state_url": "sqlite:///~/bot/state.db",
+        "storage": {"local": {"path": "~/backups"}},
+        "restore": {"work_dir": "~/work"},
+        "backup": {"pg_bin_dirs": ["~/pg/bin"]},
+        "databases": [db()],
+    }
+
+    settings = parse_settings(raw, {}, base_dir=tmp_path / "etc")
+
+    home = tmp_path / "home"
+    assert settings.state_url == f"sqlite:///{home}/bot/state.db"
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == home / "backups"
+    assert settings.restore.work_dir == home / "work"
+    assert settings.backup.pg_bin_dirs == [home / "pg" / "bin"]
+
+
+@pytest.mark.parametrize(
+    ("state_url", "expected"),
+    [
+        ("sqlite:///rel.db", "sqlite:////etc/bb/rel.db"),
+        ("sqlite:///./sub/rel.db", "sqlite:////etc/bb/sub/rel.db"),
+        ("sqlite:///../var/rel.db", "sqlite:////etc/var/rel.db"),
+        ("sqlite:////var/lib/backupbot/abs.db", "sqlite:////var/lib/backupbot/abs.db"),
+        ("sqlite+pysqlite:///rel.db?timeout=5", "sqlite+pysqlite:////etc/bb/rel.db?timeout=5"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite:///file:rel.db?mode=ro&uri=true", "sqlite:///file:rel.db?mode=ro&uri=true"),
+        ("postgresql+psycopg://bot:pw@db/backupbot", "postgresql+psycopg://bot:pw@db/backupbot"),
+        ("postgresql://bot@db:5432/backupbot", "postgresql://bot@db:5432/backupbot"),
+    ],
+)
+def test_only_a_relative_sqlite_file_in_state_url_is_resolved(
+    state_url: str, expected: str
+) -> None:
+    raw = {"state_url": state_url, "storage": STORAGE, "databases": [db()]}
+
+    settings = parse_settings(raw, {}, base_dir=Path("/etc/bb"))
+
+    assert settings.state_url == expected
+
+
+def test_state_file_is_none_unless_the_state_database_is_a_sqlite_file() -> None:
+    def state_file(url: str) -> Path | None:
+        raw = {"state_url": url, "storage": STORAGE, "databases": [db()]}
+        return parse_settings(raw, {}, base_dir=Path("/etc/bb")).state_file
+
+    assert state_file("sqlite:///rel.db") == Path("/etc/bb/rel.db")
+    assert state_file("sqlite://") is None
+    assert state_file("sqlite:///:memory:") is None
+    assert state_file("postgresql+psycopg://bot:pw@db/backupbot") is None
+
+
+def test_parse_settings_resolves_against_the_current_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = {"storage": {"local": {"path": "backups"}}, "databases": [db()]}
+
+    settings = parse_settings(raw, {})
+
+    assert settings.base_dir == tmp_path
+    assert settings.config_file is None
+    assert settings.storage.local is not None
+    assert settings.storage.local.path == tmp_path / "backups"
+    assert settings.state_url == f"sqlite:///{tmp_path}/backupbot.db"
+
+
+def test_s3_settings_are_not_paths_and_are_left_alone() -> None:
+    raw = {
+        "storage": {"s3": {"bucket": "team-backups", "prefix": "prod", "endpoint_url": "http://x"}},
+        "databases": [db()],
+    }
+
+    settings = parse_settings(raw, {}, base_dir=Path("/etc/bb"))
+
+    assert settings.storage.s3 is not None
+    assert (settings.storage.s3.bucket, settings.storage.s3.prefix) == ("team-backups", "prod/")
+    assert settings.storage.s3.endpoint_url == "http://x"
 
 
 # --- cron: 5 fields, or 6 with seconds first ----------------------------------------------
