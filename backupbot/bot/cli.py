@@ -459,11 +459,38 @@ def _log(services: Services, limit: int, as_json: bool) -> int:
 
 
 def _config_check(settings: Any, live: bool) -> int:
+    import tempfile
+
     from backupbot.bot.composition import build_store
     from backupbot.settings import SlackCredentials
+    from backupbot.storage.pgconn import redact
     from backupbot.storage.pginspect import SnapshotSession
 
     print(f"config OK: {len(settings.databases)} database(s): {', '.join(settings.database_names)}")
+    # Where things are, as absolute paths (relative ones in the file mean next to it), and
+    # never a secret: URLs are shown redacted, S3 keys not at all.
+    print(f"config file: {settings.config_file or '(none; paths relative to the cwd)'}")
+    state_file = settings.state_file
+    if state_file is None:
+        print(f"state database: {redact(settings.state_url)}")
+    else:
+        new = "" if state_file.exists() else ", does not exist yet"
+        print(f"state database: {state_file} (SQLite{new})")
+    if settings.storage.local is not None:
+        print(f"store: local directory {settings.storage.local.path}")
+    else:
+        s3 = settings.storage.s3
+        endpoint = redact(s3.endpoint_url) if s3.endpoint_url else "AWS"
+        region = f", region {s3.region}" if s3.region else ""
+        print(
+            f"store: S3 bucket {s3.bucket}, prefix {s3.prefix or '(none)'}, "
+            f"endpoint {endpoint}{region}"
+        )
+    work_dir = settings.restore.work_dir
+    print(f"restore work dir: {work_dir or f'{tempfile.gettempdir()} (default: $TMPDIR)'}")
+    if settings.backup.pg_bin_dirs:
+        dirs = ", ".join(str(d) for d in settings.backup.pg_bin_dirs)
+        print(f"pg_dump/pg_restore also looked for in: {dirs}")
     problems = SlackCredentials.from_env(os.environ).problems_for_serving()
     if settings.slack is None:
         problems.append("slack: no `slack:` section; `serve` needs slack.channel")
