@@ -1,0 +1,78 @@
+"""Fixtures of the production-parity suite: every test here talks to a real `backupbot
+serve` process over the wire, on each transport (HTTP, Socket Mode) and each kind of state
+database (SQLite, PostgreSQL).
+
+The PostgreSQL cluster (`pg`) comes from the suite's top-level conftest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupbot.devkit.sample_data import load_sample_data
+from backupbot.devkit.slack_standin import SlackStandin
+from tests.acceptance.harness import Deployment, new_deployment
+
+KINDS = [
+    pytest.param(("http", "sqlite"), id="http-sqlite"),
+    pytest.param(("http", "postgresql"), id="http-pg"),
+]
+
+
+@pytest.fixture(params=KINDS, scope="module")
+def kind(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return tuple(request.param)  # type: ignore[return-value]
+
+
+def source_database(pg: Any, prefix: str = "app") -> tuple[str, dict[str, int]]:
+    """A fresh database with the runbook's sample tables: its URL and row counts."""
+    url = pg.create_database(f"{prefix}_{secrets.token_hex(4)}")
+    return url, load_sample_data(url)
+
+
+@pytest.fixture(scope="module")
+def standin_module() -> Iterator[SlackStandin]:
+    with SlackStandin() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    kind: tuple[str, str],
+    pg: Any,
+    standin_module: SlackStandin,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    """One running installation for a module's tests, with database `app` (sample data)."""
+    url, _counts = source_database(pg)
+    transport, state_kind = kind
+    dep = new_deployment(
+        transport=transport,
+        state_kind=state_kind,
+        workdir=tmp_path_factory.mktemp(f"deploy-{transport}-{state_kind}"),
+        standin=standin_module,
+        pg=pg,
+        databases={"app": url},
+    )
+    dep.start()
+    yield dep
+    dep.close()
+
+
+def fresh_deployment(
+    kind: tuple[str, str], pg: Any, standin: SlackStandin, workdir: Path, **kwargs: Any
+) -> Deployment:
+    transport, state_kind = kind
+    return new_deployment(
+        transport=transport,
+        state_kind=state_kind,
+        workdir=workdir,
+        standin=standin,
+        pg=pg,
+        **kwargs,
+    )
