@@ -1,9 +1,16 @@
-"""Send Slack-signed requests to a bot's HTTP endpoint, as Slack would on a user's behalf.
+"""Play Slack towards a bot on a user's behalf: slash commands and clicks, as Slack sends them.
 
-`SignedSlackClient` builds slash-command and button-click requests shaped like Slack's, signs
-them with the app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`) and posts
-them with the standard library. Given a `SlackStandin`, it hands out response_urls the
-stand-in records and fills in the clicked message from what the stand-in holds.
+One payload builder (`SlackUserActions`) shapes slash-command fields and `block_actions`
+payloads like Slack's; given a `SlackStandin`, it hands out response_urls the stand-in records
+and fills in the clicked message from what the stand-in holds. Two transports deliver them:
+
+* `SignedSlackClient` posts them to the bot's HTTP endpoint, form-encoded and signed with the
+  app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`), with the standard
+  library.
+* `SocketModeSlackClient` pushes them as Socket Mode envelopes (`slash_commands`,
+  `interactive`) through the stand-in to the bot's WebSocket connection and waits for the ack.
+
+Both answer with a `SlackResponse`, so callers read `.status` and `.json()` the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -51,25 +59,20 @@ class SlackResponse:
         return json.loads(self.body) if self.body.strip() else {}
 
 
-class SignedSlackClient:
-    """Plays Slack towards the bot at `events_url`, signing with `signing_secret`."""
+class SlackUserActions(ABC):
+    """What a Slack user can do to the bot; subclasses say how the payloads travel."""
 
-    def __init__(
-        self,
-        events_url: str,
-        signing_secret: str,
-        standin: SlackStandin | None = None,
-        team_id: str = "T0STANDIN",
-        *,
-        timeout: float = 10.0,
-    ) -> None:
-        self.events_url = events_url
-        self.signing_secret = signing_secret
+    def __init__(self, standin: SlackStandin | None = None, team_id: str = "T0STANDIN") -> None:
         self.standin = standin
         self.team_id = team_id
-        self.timeout = timeout
-        # Never route through an environment proxy: the bot under test is local.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    @abstractmethod
+    def _deliver_command(self, fields: dict[str, str]) -> SlackResponse:
+        """Deliver a slash command's fields (as Slack's form post has them)."""
+
+    @abstractmethod
+    def _deliver_interaction(self, payload: dict[str, Any]) -> SlackResponse:
+        """Deliver an interaction payload (`block_actions`, ...)."""
 
     def slash_command(
         self,
@@ -95,7 +98,7 @@ class SignedSlackClient:
             "response_url": self._response_url(),
             "trigger_id": _trigger_id(),
         }
-        return self.send_raw(urlencode(fields).encode("utf-8"), _FORM_TYPE)
+        return self._deliver_command(fields)
 
     def block_action(
         self,
@@ -152,7 +155,7 @@ class SignedSlackClient:
         state: dict[str, Any],
         response_url: str | None,
     ) -> SlackResponse:
-        """A signed `block_actions` payload as Slack sends it for a click on `message`."""
+        """A `block_actions` payload as Slack sends it for a click on `message`."""
         name = _user_name(user_id)
         payload = {
             "type": "block_actions",
@@ -175,6 +178,48 @@ class SignedSlackClient:
             "response_url": response_url or self._response_url(),
             "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
         }
+        return self._deliver_interaction(payload)
+
+    def _response_url(self) -> str:
+        return self.standin.new_response_url() if self.standin else _DUMMY_RESPONSE_URL
+
+    def _clicked_message(self, channel_id: str, message_ts: str) -> dict[str, Any]:
+        """The message as the stand-in holds it, or a bare reference without one."""
+        message: dict[str, Any] = {"type": "message", "ts": message_ts}
+        if self.standin is not None:
+            try:
+                posted = self.standin.message(channel_id, message_ts)
+            except KeyError:
+                return message
+            message.update(text=posted.text, blocks=posted.blocks, user=self.standin.bot_user_id)
+            if posted.thread_ts:
+                message["thread_ts"] = posted.thread_ts
+        return message
+
+
+class SignedSlackClient(SlackUserActions):
+    """Plays Slack towards the bot at `events_url` over HTTP, signing with `signing_secret`."""
+
+    def __init__(
+        self,
+        events_url: str,
+        signing_secret: str,
+        standin: SlackStandin | None = None,
+        team_id: str = "T0STANDIN",
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(standin, team_id)
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.timeout = timeout
+        # Never route through an environment proxy: the bot under test is local.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _deliver_command(self, fields: dict[str, str]) -> SlackResponse:
+        return self.send_raw(urlencode(fields).encode("utf-8"), _FORM_TYPE)
+
+    def _deliver_interaction(self, payload: dict[str, Any]) -> SlackResponse:
         body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
         return self.send_raw(body, _FORM_TYPE)
 
@@ -206,21 +251,33 @@ class SignedSlackClient:
         elapsed = time.monotonic() - started
         return SlackResponse(status, raw.decode("utf-8", errors="replace"), got, elapsed)
 
-    def _response_url(self) -> str:
-        return self.standin.new_response_url() if self.standin else _DUMMY_RESPONSE_URL
 
-    def _clicked_message(self, channel_id: str, message_ts: str) -> dict[str, Any]:
-        """The message as the stand-in holds it, or a bare reference without one."""
-        message: dict[str, Any] = {"type": "message", "ts": message_ts}
-        if self.standin is not None:
-            try:
-                posted = self.standin.message(channel_id, message_ts)
-            except KeyError:
-                return message
-            message.update(text=posted.text, blocks=posted.blocks, user=self.standin.bot_user_id)
-            if posted.thread_ts:
-                message["thread_ts"] = posted.thread_ts
-        return message
+class SocketModeSlackClient(SlackUserActions):
+    """Plays Slack towards a bot connected to `standin` in Socket Mode.
+
+    Each action becomes an envelope (`slash_commands` with the command's fields as a JSON
+    object, `interactive` with the payload itself) that `standin.send_envelope` delivers and
+    waits on; the response's body is the ack's payload as JSON text ("" for a bare ack).
+    """
+
+    def __init__(
+        self, standin: SlackStandin, team_id: str = "T0STANDIN", *, timeout: float = 10.0
+    ) -> None:
+        super().__init__(standin, team_id)
+        self.timeout = timeout
+
+    def _deliver_command(self, fields: dict[str, str]) -> SlackResponse:
+        return self._deliver("slash_commands", dict(fields))
+
+    def _deliver_interaction(self, payload: dict[str, Any]) -> SlackResponse:
+        return self._deliver("interactive", payload)
+
+    def _deliver(self, envelope_type: str, payload: dict[str, Any]) -> SlackResponse:
+        assert self.standin is not None  # required by __init__
+        started = time.monotonic()
+        ack = self.standin.send_envelope(envelope_type, payload, timeout=self.timeout)
+        elapsed = time.monotonic() - started
+        return SlackResponse(200, json.dumps(ack) if ack else "", {}, elapsed)
 
 
 def _user_name(user_id: str) -> str:

@@ -1,11 +1,19 @@
-"""A stand-in for Slack's Web API, served over real HTTP on localhost.
+"""A stand-in for Slack's Web API and Socket Mode, served over real HTTP on localhost.
 
 `SlackStandin` answers the Web API methods backupbot uses under `/api/<method>`, so a real
 `slack_sdk.WebClient(base_url=standin.base_url)` can talk to it, and accepts posts to the
 `response_url`s it hands out. It records what it receives (messages with their edit history,
 ephemerals, Home tab views, response_url posts, every call) and enforces the Block Kit limits
 that make real Slack reject a message, so code that passes here does not fail there for size.
-It runs in a daemon thread and needs nothing but the standard library.
+
+It also plays Slack's side of Socket Mode: `apps.connections.open` (with the app-level token)
+hands out a single-use `ws://` URL to a WebSocket server built on the `websockets` library,
+which greets each connection with `hello` as Slack does. `send_envelope` pushes a
+`slash_commands`/`interactive`/`events_api` envelope to one connected client and waits for
+its ack; nothing is lost: with no client connected it waits for one, and an envelope whose
+connection drops before the ack is redelivered on the next one with `retry_attempt` raised.
+`drop_socket_connections` (a network cut) and `request_refresh` (Slack rotating a link) let
+tests exercise reconnection. Both servers run in daemon threads.
 """
 
 from __future__ import annotations
@@ -16,14 +24,22 @@ import hashlib
 import itertools
 import json
 import logging
+import socket
+import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server as _WsServer
+from websockets.sync.server import ServerConnection, serve
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +62,10 @@ _WORKSPACE_URL = "https://standin.slack.com/"
 _BOT_ID = "B0STANDIN"
 _APP_ID = "A0STANDIN"
 _FIRST_TS_MICROS = 1_700_000_000_000_000
+_SOCKET_PATH = "/link/"
+_SOCKET_HOST = "standin-socket"
+# `retry_reason` of a redelivered envelope: one of the Events API's retry reasons.
+SOCKET_RETRY_REASON = "connection_failed"
 
 
 @dataclass
@@ -78,6 +98,23 @@ class ResponseUrlPost:
 
     id: str
     body: dict
+
+
+@dataclass
+class _SocketLink:
+    """One accepted Socket Mode connection; `open` turns False once it is closed or dropped."""
+
+    number: int
+    ws: ServerConnection
+    open: bool = True
+
+
+@dataclass
+class _PendingEnvelope:
+    """An envelope `send_envelope` is waiting on; `ack` is set when its ack arrives."""
+
+    envelope_id: str
+    ack: dict | None = None
 
 
 def block_kit_errors(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
@@ -236,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SlackStandin:
-    """Slack's Web API and response_urls for one workspace, over HTTP on `host`:`port`.
+    """Slack's Web API and response_urls for one workspace, over HTTP on `host`:`port`,
+    and Socket Mode over a WebSocket server on a free port of `host`.
 
     Port 0 picks a free port. Use as a context manager or call `start()`/`stop()`.
     """
@@ -250,14 +288,18 @@ class SlackStandin:
         port: int = 0,
         *,
         response_url_max_uses: int = RESPONSE_URL_MAX_USES,
+        app_token: str = "xapp-standin",
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.response_url_max_uses = response_url_max_uses
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._ws_server: _WsServer | None = None
+        self._ws_thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._ts_counter = itertools.count(1)
@@ -273,6 +315,15 @@ class SlackStandin:
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
         }
+        # Methods that take the app-level (xapp-) token instead of the bot token.
+        self._app_methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "apps.connections.open": self._apps_connections_open,
+        }
+        # Socket Mode state is live, not a record: reset() leaves it alone.
+        self._tickets: set[str] = set()
+        self._links: list[_SocketLink] = []  # open connections, oldest first
+        self._link_numbers = itertools.count(1)
+        self._envelopes: dict[str, _PendingEnvelope] = {}
         self._clear()
 
     def _clear(self) -> None:
@@ -284,12 +335,13 @@ class SlackStandin:
         self._usergroups: dict[str, list[str]] = {}
         self._rate_limits: dict[str, tuple[int, int]] = {}
         self._calls: list[tuple[str, dict]] = []
+        self._sockets_opened = 0
         self._response_url_uses = dict.fromkeys(self._response_url_uses, 0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> SlackStandin:
-        """Bind the port and serve in a daemon thread; returns self. A no-op if running."""
+        """Bind the ports and serve in daemon threads; returns self. A no-op if running."""
         if self._server is None:
             self._server = _Server(self._address, self)
             self._thread = threading.Thread(
@@ -299,12 +351,34 @@ class SlackStandin:
                 daemon=True,
             )
             self._thread.start()
+        if self._ws_server is None:
+            self._ws_server = serve(
+                self._serve_socket,
+                self._address[0],
+                0,
+                process_request=self._check_ticket,
+                compression=None,  # Slack's clients do not negotiate permessage-deflate
+                close_timeout=2,
+                logger=logging.getLogger(f"{__name__}.socket"),
+            )
+            # Connection threads inherit daemon=True from this thread, so a client left
+            # connected never keeps the interpreter from exiting.
+            self._ws_thread = threading.Thread(
+                target=self._ws_server.serve_forever, name="slack-standin-socket", daemon=True
+            )
+            self._ws_thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the ports; open Socket Mode connections are closed."""
         server, thread = self._server, self._thread
+        ws_server, ws_thread = self._ws_server, self._ws_thread
         self._server = self._thread = None
+        self._ws_server = self._ws_thread = None
+        if ws_server is not None:
+            ws_server.shutdown()  # closes open connections (1001 going away) and waits
+        if ws_thread is not None:
+            ws_thread.join(timeout=5)
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -334,6 +408,14 @@ class SlackStandin:
     def base_url(self) -> str:
         """Web API root, for `slack_sdk.WebClient(base_url=...)`."""
         return f"{self.root_url}/api/"
+
+    @property
+    def socket_root_url(self) -> str:
+        """`ws://host:port` of the running Socket Mode server."""
+        if self._ws_server is None:
+            raise RuntimeError("SlackStandin is not running; call start() first")
+        host, port = self._ws_server.socket.getsockname()[:2]
+        return f"ws://{host}:{port}"
 
     def new_response_url(self) -> str:
         """Issue a response_url; posts to it are recorded (up to `response_url_max_uses`)."""
@@ -416,9 +498,202 @@ class SlackStandin:
         """Forget everything recorded and configured (user groups, rate limits too).
 
         Issued response_urls stay valid with their use counts cleared; timestamps keep rising.
+        Socket Mode connections, unused tickets and pending envelopes are live state and stay;
+        `socket_connections_opened()` counts from zero again.
         """
         with self._changed:
             self._clear()
+            self._changed.notify_all()
+
+    # -- Socket Mode -----------------------------------------------------------------------
+
+    def send_envelope(
+        self,
+        type: str,
+        payload: dict,
+        *,
+        accepts_response_payload: bool = True,
+        timeout: float = 10.0,
+    ) -> dict:
+        """Deliver one Socket Mode envelope and return its ack's `payload` (`{}` if bare).
+
+        The envelope goes to the newest open connection; with none open it waits for one.
+        If that connection closes before the ack arrives, the envelope (same `envelope_id`)
+        is delivered again on the next connection with `retry_attempt` incremented and
+        `retry_reason` set, as Slack does. An ack counts whichever connection it arrives on.
+        Raises TimeoutError if no ack arrives within `timeout` seconds.
+        """
+        pending = _PendingEnvelope(str(uuid.uuid4()))
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._envelopes[pending.envelope_id] = pending
+        try:
+            for attempt in itertools.count():
+                link = self._await_link(pending, deadline)
+                if link is None:
+                    break  # a late ack from an earlier delivery arrived meanwhile
+                envelope = {
+                    "envelope_id": pending.envelope_id,
+                    "type": type,
+                    "payload": copy.deepcopy(payload),
+                    "accepts_response_payload": accepts_response_payload,
+                    "retry_attempt": attempt,
+                    "retry_reason": SOCKET_RETRY_REASON if attempt else "",
+                }
+                try:
+                    link.ws.send(json.dumps(envelope))
+                except ConnectionClosed:
+                    self._forget_link(link)
+                if self._await_ack(pending, link, deadline):
+                    break
+                log.debug("slack standin: connection %d closed before the ack", link.number)
+            with self._lock:
+                assert pending.ack is not None
+                return copy.deepcopy(pending.ack)
+        except TimeoutError as err:
+            raise TimeoutError(
+                f"{type} envelope {pending.envelope_id} not acknowledged within {timeout}s: {err}"
+            ) from None
+        finally:
+            with self._changed:
+                self._envelopes.pop(pending.envelope_id, None)
+
+    def _await_link(self, pending: _PendingEnvelope, deadline: float) -> _SocketLink | None:
+        """The newest open connection, waiting for one; None if `pending` got its ack."""
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: pending.ack is not None or bool(self._links),
+                max(0.0, deadline - time.monotonic()),
+            ):
+                raise TimeoutError("no Socket Mode client connected")
+            return None if pending.ack is not None else self._links[-1]
+
+    def _await_ack(self, pending: _PendingEnvelope, link: _SocketLink, deadline: float) -> bool:
+        """True once `pending` is acked, False if `link` closed first."""
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: pending.ack is not None or not link.open,
+                max(0.0, deadline - time.monotonic()),
+            ):
+                raise TimeoutError(f"no ack on Socket Mode connection {link.number}")
+            return pending.ack is not None
+
+    def drop_socket_connections(self) -> int:
+        """Cut every open Socket Mode connection abruptly (TCP reset, no `disconnect`, no
+        close frame), as a network failure would; returns how many were cut."""
+        with self._changed:
+            links = list(self._links)
+            for link in links:
+                link.open = False
+            self._links.clear()
+            self._changed.notify_all()
+        for link in links:
+            with contextlib.suppress(OSError):
+                # Linger 0: closing sends RST instead of FIN.
+                link.ws.socket.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            link.ws.close_socket()
+        return len(links)
+
+    def request_refresh(self, reason: str = "refresh_requested") -> int:
+        """Send `{"type": "disconnect", "reason": reason}` on every open connection, as Slack
+        does before rotating one; returns how many were told. The connections stay open: the
+        client is expected to open a new one and close the old."""
+        message = json.dumps(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": _SOCKET_HOST}}
+        )
+        with self._lock:
+            links = list(self._links)
+        told = 0
+        for link in links:
+            try:
+                link.ws.send(message)
+                told += 1
+            except ConnectionClosed:
+                self._forget_link(link)
+        return told
+
+    def socket_connections_opened(self) -> int:
+        """How many Socket Mode connections were accepted (and greeted) since start or reset."""
+        with self._lock:
+            return self._sockets_opened
+
+    def socket_connected(self) -> bool:
+        """Whether a Socket Mode connection is open now."""
+        with self._lock:
+            return bool(self._links)
+
+    def wait_for_socket(self, timeout: float = 10.0) -> bool:
+        """Block until a Socket Mode connection is open; False on timeout."""
+        return self.wait_for(self.socket_connected, timeout)
+
+    def _check_ticket(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Accept the WebSocket handshake only for an unused ticket (each works once)."""
+        url = urlsplit(request.path)
+        if url.path.rstrip("/") != _SOCKET_PATH.rstrip("/"):
+            return connection.respond(404, "not_found")
+        ticket = (parse_qs(url.query).get("ticket") or [""])[0]
+        with self._changed:
+            valid = ticket in self._tickets
+            self._tickets.discard(ticket)
+            self._changed.notify_all()
+        if not valid:
+            log.debug("slack standin: refused Socket Mode ticket %r", ticket)
+            return connection.respond(401, "invalid_ticket")
+        return None
+
+    def _serve_socket(self, ws: ServerConnection) -> None:
+        """One connection's life: hello, then acks until it closes."""
+        with self._lock:
+            number = next(self._link_numbers)
+            count = len(self._links) + 1
+        hello = {
+            "type": "hello",
+            "num_connections": count,
+            "connection_info": {"app_id": _APP_ID},
+            "debug_info": {
+                "host": _SOCKET_HOST,
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+        }
+        link = _SocketLink(number, ws)
+        try:
+            ws.send(json.dumps(hello))
+            with self._changed:  # only greeted connections get envelopes
+                self._links.append(link)
+                self._sockets_opened += 1
+                self._changed.notify_all()
+            for message in ws:
+                self._on_socket_message(link, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._forget_link(link)
+
+    def _on_socket_message(self, link: _SocketLink, message: str | bytes) -> None:
+        try:
+            data = json.loads(message)
+        except ValueError:
+            log.debug("slack standin: non-JSON frame on connection %d", link.number)
+            return
+        if not isinstance(data, dict):
+            return
+        with self._changed:
+            pending = self._envelopes.get(str(data.get("envelope_id")))
+            if pending is None or pending.ack is not None:
+                log.debug("slack standin: ack for no pending envelope: %r", data)
+                return
+            ack = data.get("payload")
+            pending.ack = copy.deepcopy(ack) if isinstance(ack, dict) else {}
+            self._changed.notify_all()
+
+    def _forget_link(self, link: _SocketLink) -> None:
+        with self._changed:
+            link.open = False
+            if link in self._links:
+                self._links.remove(link)
             self._changed.notify_all()
 
     # -- request handling ------------------------------------------------------------------
@@ -439,10 +714,15 @@ class SlackStandin:
                     self._rate_limits[method] = (remaining - 1, retry_after)
                     headers = {"Retry-After": str(retry_after)}
                     return 429, headers, {"ok": False, "error": "ratelimited"}
+                token = self._token(params, authorization)
                 handler = self._methods.get(method)
-                if handler is None:
-                    raise _ApiError("unknown_method")
-                self._check_auth(params, authorization)
+                if handler is not None:
+                    self._check_auth(token, wanted=self.bot_token, other=self.app_token)
+                else:
+                    handler = self._app_methods.get(method)
+                    if handler is None:
+                        raise _ApiError("unknown_method")
+                    self._check_auth(token, wanted=self.app_token, other=self.bot_token)
                 return 200, {}, {"ok": True, **handler(params)}
             except _ApiError as err:
                 return 200, {}, {"ok": False, "error": err.error, **err.extra}
@@ -482,12 +762,19 @@ class SlackStandin:
             finally:
                 self._changed.notify_all()
 
-    def _check_auth(self, params: dict[str, Any], authorization: str) -> None:
-        token = params.get("token")
+    @staticmethod
+    def _token(params: dict[str, Any], authorization: str) -> Any:
+        """The request's token: the `Authorization: Bearer` one, else a `token` parameter."""
         if authorization.lower().startswith("bearer "):
-            token = authorization[len("bearer ") :].strip()
-        if token != self.bot_token:
-            raise _ApiError("invalid_auth")
+            return authorization[len("bearer ") :].strip()
+        return params.get("token")
+
+    @staticmethod
+    def _check_auth(token: Any, wanted: str, other: str) -> None:
+        """Accept `wanted`; the workspace's `other` token is the wrong type; else invalid."""
+        if token == wanted:
+            return
+        raise _ApiError("not_allowed_token_type" if token == other else "invalid_auth")
 
     def _next_ts(self) -> str:
         micros = _FIRST_TS_MICROS + 100 * next(self._ts_counter)
@@ -649,6 +936,12 @@ class SlackStandin:
         if users is None:
             raise _ApiError("no_such_subteam")
         return {"users": list(users)}
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        url = f"{self.socket_root_url}{_SOCKET_PATH}?ticket={ticket}&app_id={_APP_ID}"
+        return {"url": url}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = params.get("user")
