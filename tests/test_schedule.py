@@ -322,13 +322,15 @@ def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> No
     from backupbot.settings import parse_settings
 
     url = "postgresql://u@h/db"
+    store = {"local": {"path": "backups"}}
     settings = parse_settings(
         {
+            "storage": store,
             "databases": [
                 {"name": "daily", "url": url},
                 {"name": "hourly", "url": url, "schedule": "0 * * * *"},
                 {"name": "weekly", "url": url, "schedule": "0 3 * * sun"},
-            ]
+            ],
         },
         {},
     )
@@ -338,7 +340,12 @@ def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> No
         "weekly": timedelta(days=7, hours=2),
     }
     fixed = parse_settings(
-        {"databases": [{"name": "daily", "url": url}], "backup": {"stale_after_hours": 30}}, {}
+        {
+            "storage": store,
+            "databases": [{"name": "daily", "url": url}],
+            "backup": {"stale_after_hours": 30},
+        },
+        {},
     )
     assert stale_limits(fixed, DAY) == {"daily": timedelta(hours=30)}
 

@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import logging
@@ -15,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -534,9 +534,24 @@ def _config_check(settings: Any, live: bool) -> int:
     return 1 if failed else 0
 
 
-def _serve(services: Services, host: str, port: int) -> int:
-    import waitress
+SHUTDOWN_GRACE_SECONDS = 8.0  # running work gets this long to stop after SIGTERM
 
+
+def _join_workers(deadline: float) -> list[str]:
+    """Wait until `deadline` for every worker thread (jobs, scheduled runs) to finish;
+    the names of those still running."""
+    me = threading.current_thread()
+    workers = [t for t in threading.enumerate() if t is not me and not t.daemon]
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in workers if t.is_alive()]
+
+
+def _serve(services: Services, host: str, port: int) -> int:
+    """Run the bot until SIGTERM or SIGINT, then stop within about 10 s: stop taking
+    requests and schedules, interrupt running backups (recorded as failed, nothing kept),
+    wait up to `SHUTDOWN_GRACE_SECONDS` for running work, exit."""
+    from backupbot.bot.http_server import HttpServer
     from backupbot.bot.schedule_actions import build_scheduler
     from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
 
@@ -552,37 +567,48 @@ def _serve(services: Services, host: str, port: int) -> int:
         )
     services.restores.fail_abandoned()
     app = build_app(services)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     flow = RestoreFlow(services, build_web_client(services))
     sweeper = Sweeper([flow.expire_due, flow.announce_pending])
     sweeper.run_once()
     sweeper.start()
     scheduler = build_scheduler(services, build_web_client(services))
     scheduler.start()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    socket_mode: Any = None
     if services.slack.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         assert services.slack.app_token is not None
-        handler = SocketModeHandler(app, services.slack.app_token.get_secret_value())
-        handler.connect()
+        socket_mode = SocketModeHandler(app, services.slack.app_token.get_secret_value())
+        socket_mode.connect()
+        http = HttpServer(wsgi_app(None), host, port).start()
         log.info("connected to Slack in Socket Mode; health check on port %d", port)
-        health = waitress.create_server(wsgi_app(None), host=host, port=port)
-        threading.Thread(target=health.run, daemon=True).start()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            handler.close()
-            health.close()
-            sweeper.stop()
-            scheduler.stop()
-        return 0
-    server = waitress.create_server(wsgi_app(app), host=host, port=port, threads=8)
-    log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    server.close()
+    else:
+        http = HttpServer(wsgi_app(app), host, port).start()
+        log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping: no new requests or scheduled runs; interrupting running backups")
+    if socket_mode is not None:
+        socket_mode.close()
+    http.close()
     sweeper.stop()
     scheduler.stop()
+    services.backups.interrupt_all()
+    services.jobs.shutdown(wait=False)
+    still_running = _join_workers(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
+    if still_running:
+        log.error(
+            "work was still running %.0f s after the stop signal (%s); exiting anyway, the "
+            "next start marks it failed",
+            SHUTDOWN_GRACE_SECONDS,
+            ", ".join(still_running),
+        )
+        logging.shutdown()
+        os._exit(1)
+    log.info("stopped")
     return 0
 
 

@@ -57,5 +57,6 @@ class BackgroundJobs:
             if not_done:
                 return False
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+    def shutdown(self, wait: bool = True) -> None:
+        """No new jobs; with `wait`, return once the running ones are done."""
+        self._pool.shutdown(wait=wait)

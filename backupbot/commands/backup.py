@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,6 +107,7 @@ class BackupService:
         self._heartbeat_seconds = heartbeat_seconds
         self._adhoc: dict[str, DatabaseSettings] = {}
         self._adhoc_lock = threading.Lock()
+        self._stops = _Interrupts()
 
     def start(
         self,
@@ -151,6 +152,12 @@ class BackupService:
         )
         return record
 
+    def interrupt_all(self) -> None:
+        """Stop every running backup now (the bot is shutting down): pg_dump is killed,
+        the snapshot session's query cancelled, and each backup fails as interrupted,
+        leaving nothing stored. Backups that start afterwards are interrupted at once."""
+        self._stops.interrupt_all()
+
     def run(
         self, record: BackupRecord, on_progress: ProgressListener = lambda _p: None
     ) -> BackupRecord:
@@ -161,26 +168,46 @@ class BackupService:
         artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
         beat = _Heartbeat(self, record, on_progress, self._heartbeat_seconds)
         try:
-            details = self._execute(db, record, artifact_key, manifest_key, beat)
-        except BackupbotError as exc:
-            return self._record_failure(record, artifact_key, manifest_key, str(exc), exc)
-        except psycopg.OperationalError as exc:
-            message = (
-                f"The connection to {record.database}'s database server was lost during the "
-                "backup (server restart or network drop); nothing was kept. Run it again."
-            )
-            return self._record_failure(record, artifact_key, manifest_key, message, exc)
+            with self._stops.scope(record.id) as stops:
+                details = self._execute(db, record, artifact_key, manifest_key, beat, stops)
         except Exception as exc:
-            log.exception("backup %s crashed", record.id)
-            message = (
-                "An internal error stopped the backup; nothing was kept. The bot's log has "
-                "the details (search for the backup id)."
-            )
+            message = self._explain(record, exc)
             return self._record_failure(record, artifact_key, manifest_key, message, exc)
         except BaseException as exc:  # Ctrl-C or shutdown: record it, then let it propagate
             message = "The backup was interrupted (the bot or CLI was stopped); nothing was kept."
             self._record_failure(record, artifact_key, manifest_key, message, exc)
             raise
+        return self._succeeded(record, db, artifact_key, manifest_key, details)
+
+    def _explain(self, record: BackupRecord, exc: Exception) -> str:
+        """The failure `exc` of `record` in plain words."""
+        if self._stops.stopping:
+            return (
+                "The backup was interrupted: the bot was stopped while it ran. Nothing was "
+                "kept; run it again once the bot is back."
+            )
+        if isinstance(exc, BackupbotError):
+            return str(exc)
+        if isinstance(exc, psycopg.OperationalError):
+            return (
+                f"The connection to {record.database}'s database server was lost during the "
+                "backup (server restart or network drop); nothing was kept. Run it again."
+            )
+        log.error("backup %s crashed", record.id, exc_info=exc)
+        return (
+            "An internal error stopped the backup; nothing was kept. The bot's log has "
+            "the details (search for the backup id)."
+        )
+
+    def _succeeded(
+        self,
+        record: BackupRecord,
+        db: DatabaseSettings,
+        artifact_key: str,
+        manifest_key: str,
+        details: SuccessDetails,
+    ) -> BackupRecord:
+        """Mark the verified backup succeeded and record it, unless it was failed meanwhile."""
         now = self._clock.now()
         if not self._catalog.succeed(record.id, now, details):
             # Someone marked it failed meanwhile (e.g. declared abandoned): do not keep it.
@@ -223,14 +250,17 @@ class BackupService:
         artifact_key: str,
         manifest_key: str,
         beat: _Heartbeat,
+        stops: _Stops,
     ) -> SuccessDetails:
         conn = ConnInfo.from_url(db.url.get_secret_value())
         beat.stage("snapshot", 0)
         session = SnapshotSession(conn)
+        stops.add(session.interrupt)
         try:
             binaries = find_binaries(session.server.major, self._pg_bin_dirs)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount") as pool:
                 dump = PgDump(binaries, conn, snapshot=session.snapshot)
+                stops.add(dump.kill)
                 if session.consistent:
                     counts: Future[dict[str, int]] = pool.submit(session.row_counts)
                 writer = self._store.open_writer(artifact_key)
@@ -382,6 +412,63 @@ class BackupService:
                 self._store.delete(key)
             except BackupbotError:
                 log.exception("could not remove %s after a failed backup", key)
+
+
+class _Stops:
+    """What stops one running backup: each callback runs once, when it is interrupted (at
+    once, if it is added after that)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self.interrupted = False
+
+    def add(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.interrupted:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.interrupted = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("stopping a backup step failed")
+
+
+class _Interrupts:
+    """The running backups' `_Stops`, so a shutdown can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, _Stops] = {}
+        self.stopping = False
+
+    @contextlib.contextmanager
+    def scope(self, backup_id: str) -> Iterator[_Stops]:
+        stops = _Stops()
+        with self._lock:
+            self._running[backup_id] = stops
+            stopping = self.stopping
+        if stopping:
+            stops.interrupt()
+        try:
+            yield stops
+        finally:
+            with self._lock:
+                self._running.pop(backup_id, None)
+
+    def interrupt_all(self) -> None:
+        with self._lock:
+            self.stopping = True
+            running = list(self._running.values())
+        for stops in running:
+            stops.interrupt()
 
 
 class _Heartbeat:

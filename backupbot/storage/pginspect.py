@@ -9,6 +9,7 @@ and says so (`consistent = False`).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,7 @@ class SnapshotSession:
 
     def __init__(self, conn_info: ConnInfo) -> None:
         self._conn = conn_info.connect(autocommit=False)
+        self._closed = threading.Event()
         self.server = ServerInfo(
             version_num=self._conn.info.server_version,
             version=str(self._conn.info.parameter_status("server_version") or ""),
@@ -109,8 +111,24 @@ class SnapshotSession:
     def prisma_head(self) -> dict[str, Any] | None:
         return prisma_head(self._conn)
 
+    def interrupt(self) -> None:
+        """Cancel the session's queries from now until it is closed (from any thread):
+        the one running now, and any another thread starts after this call."""
+
+        def keep_cancelling() -> None:
+            while True:
+                try:
+                    self._conn.cancel_safe(timeout=5)
+                except psycopg.Error:
+                    log.debug("cancelling the snapshot session's query failed", exc_info=True)
+                if self._closed.wait(0.5):
+                    return
+
+        threading.Thread(target=keep_cancelling, name="snapshot-cancel", daemon=True).start()
+
     def close(self) -> None:
         try:
             self._conn.rollback()
         finally:
+            self._closed.set()
             self._conn.close()

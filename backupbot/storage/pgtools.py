@@ -153,17 +153,22 @@ class PgDump:
             self.args.append(f"--snapshot={snapshot}")
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _StderrCollector | None = None
+        self._killed = False
+        self._lock = threading.Lock()
 
     def start(self, env: dict[str, str]) -> IO[bytes]:
         log.info("starting pg_dump", extra={"argv": self.args, "target": self.conn.where})
-        self._proc = subprocess.Popen(
-            self.args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
+        with self._lock:  # a kill() before or during the start still stops it
+            self._proc = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+            if self._killed:
+                self._proc.kill()
         assert self._proc.stdout is not None and self._proc.stderr is not None
         self._stderr = _StderrCollector(self._proc.stderr)
         self._stderr.start()
@@ -174,8 +179,10 @@ class PgDump:
         return self._proc.pid if self._proc else None
 
     def kill(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.kill()
+        with self._lock:
+            self._killed = True
+            if self._proc and self._proc.poll() is None:
+                self._proc.kill()
 
     def finish(self) -> None:
         """Wait for exit; raise `CommandFailed` in plain words unless pg_dump succeeded."""

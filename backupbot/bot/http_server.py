@@ -1,0 +1,42 @@
+"""The HTTP front door's server: waitress, run on a thread that can be stopped.
+
+`serve` runs it for Slack's requests and `/healthz` (or only `/healthz` in Socket Mode),
+the devkit runs it in-process. Its loop thread closes the sockets itself when asked to
+stop, so stopping never pulls a file descriptor from under a running `select`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import waitress
+
+from backupbot.bot.slack_app import WsgiApp
+
+
+class HttpServer:
+    def __init__(self, app: WsgiApp, host: str, port: int, threads: int = 8) -> None:
+        self._server: Any = waitress.create_server(app, host=host, port=port, threads=threads)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="http")
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        s = self._server
+        while not self._stop.is_set():
+            s.asyncore.loop(timeout=0.05, map=s._map, use_poll=s.adj.asyncore_use_poll, count=1)
+        s.close()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket; returns once it is closed."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

@@ -1,0 +1,87 @@
+"""Starting, stopping and restarting the real `backupbot serve`: SIGTERM in the middle of
+a backup, and a restart afterwards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from backupbot.devkit.slack_standin import SlackStandin
+from tests.acceptance.conftest import fresh_deployment, source_database
+from tests.acceptance.harness import REQUESTER, Deployment
+from tests.acceptance.test_flows import _backup_id, _text, backup_now
+
+
+@pytest.fixture
+def lifecycle(kind: tuple[str, str], pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
+        dep.start()
+        yield dep, url
+        dep.close()
+
+
+def _wait_for_backup_blocked(url: str, timeout: float = 60) -> None:
+    """Until the backup's sessions (its row counts and pg_dump) wait for the lock."""
+    dbname = url.rsplit("/", 1)[-1]
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = %s AND wait_event_type = 'Lock'",
+                (dbname,),
+            ).fetchone()
+            if row and row[0] >= 2:
+                return
+            time.sleep(0.05)  # polling the server's own view of the backup's progress
+        seen = conn.execute(
+            "SELECT application_name, state, wait_event_type, left(query, 60)"
+            " FROM pg_stat_activity WHERE datname = %s",
+            (dbname,),
+        ).fetchall()
+    raise AssertionError(f"the backup never started waiting for the table lock: {seen}")
+
+
+def test_sigterm_during_a_backup_records_a_failure_keeps_nothing_and_a_restart_serves(
+    lifecycle: tuple[Deployment, str],
+) -> None:
+    dep, url = lifecycle
+    assert dep.serve is not None
+    with psycopg.connect(url) as blocker:  # an application holding a table lock
+        blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
+        answer = dep.slash(REQUESTER, "now app")
+        backup_id = _backup_id(_text(answer.json()))
+        _wait_for_backup_blocked(url)
+
+        started = time.monotonic()
+        code = dep.stop()  # SIGTERM; raises if the process is still there after 10 s
+        stopped_in = time.monotonic() - started
+        blocker.rollback()
+
+    assert code == 0 and stopped_in < 10
+    message = dep.wait_message(lambda m: backup_id in _text(m) and "failed" in m.text, 1)
+    assert "interrupted" in message.text and "stopped" in message.text
+    failed = [i for i in dep.incidents() if i.backup_id == backup_id]
+    assert [i.action for i in failed][:2] == ["backup.failed", "backup.started"]
+    assert "interrupted" in failed[0].details["error"]
+    assert [p for p in dep.store_dir.rglob("*") if p.is_file()] == []  # not even a temp file
+    engine = create_engine(dep.state_url)
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM backups WHERE id = :id"), {"id": backup_id}
+        ).scalar()
+    engine.dispose()
+    assert status == "failed"
+
+    dep.start()  # the restart serves normally: the next backup succeeds
+    again = backup_now(dep)
+    assert "succeeded" in again.text
+    assert len(list(dep.store_dir.glob("app/*.dump.zst"))) == 1
