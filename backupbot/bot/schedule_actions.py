@@ -41,6 +41,17 @@ def _channel(services: Services) -> str | None:
     return services.settings.slack.channel if services.settings.slack else None
 
 
+def alert_now(services: Services, client: WebClient | None) -> None:
+    """Run the alert step at once (a scheduled run just failed), instead of within the
+    minute: the failure's alert and its first escalation level go out right away."""
+    if client is None:
+        return
+    try:
+        AlertFlow(services, client).step(services.clock.now())
+    except Exception:
+        log.exception("the alert step after a failed scheduled run failed; housekeeping retries")
+
+
 def scheduled_backup(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
         assert job.database is not None
@@ -50,6 +61,8 @@ def scheduled_backup(services: Services, client: WebClient | None) -> Action:
             # Someone's backup of this database is running right now: that is the backup.
             return {"ok": True, "skipped": str(exc)}
         final, _message, _shown = run_and_post(services, client, _channel(services), record)
+        if final.status != SUCCEEDED:
+            alert_now(services, client)
         return {"ok": final.status == SUCCEEDED, "backup_id": final.id, "error": final.error}
 
     return action
@@ -74,6 +87,8 @@ def scheduled_retention(services: Services, client: WebClient | None) -> Action:
 def scheduled_drill(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
         drills = DrillFlow(services, client).run(None, SCHEDULER_ACTOR)
+        if any(d.status != "passed" for d in drills):
+            alert_now(services, client)
         return {
             "ok": all(d.status == "passed" for d in drills),
             "drills": {d.database: {"id": d.id, "status": d.status} for d in drills},
