@@ -154,3 +154,7 @@ def test_urls_share_one_host(manifest: dict[str, Any]) -> None:
         urlsplit(manifest["settings"]["interactivity"]["request_url"]).netloc,
     }
     assert len(hosts) == 1, f"slash command and interactivity urls use different hosts: {hosts}"
+
+
+def test_socket_mode_is_the_default_set_up(manifest: dict[str, Any]) -> None:
+    assert manifest["settings"]["socket_mode_enabled"] is True
