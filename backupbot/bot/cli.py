@@ -601,8 +601,8 @@ def _serve(services: Services, host: str, port: int) -> int:
     still_running = _join_workers(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
     if still_running:
         log.error(
-            "work was still running %.0f s after the stop signal (%s); exiting anyway, the "
-            "next start marks it failed",
+            "work was still running %.0f s after the stop signal (%s); exiting anyway: "
+            "a later start fails it once its heartbeat is 15 minutes old",
             SHUTDOWN_GRACE_SECONDS,
             ", ".join(still_running),
         )
