@@ -535,6 +535,9 @@ def _config_check(settings: Any, live: bool) -> int:
 
 
 SHUTDOWN_GRACE_SECONDS = 8.0  # running work gets this long to stop after SIGTERM
+# Socket Mode: how often the client pings Slack. A dropped connection is noticed within
+# one interval, a silent one after about four (slack_sdk's default of 10 s means 40-50 s).
+SOCKET_PING_SECONDS = 3
 
 
 def _join_workers(deadline: float) -> list[str]:
@@ -581,7 +584,11 @@ def _serve(services: Services, host: str, port: int) -> int:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         assert services.slack.app_token is not None
-        socket_mode = SocketModeHandler(app, services.slack.app_token.get_secret_value())
+        socket_mode = SocketModeHandler(
+            app,
+            services.slack.app_token.get_secret_value(),
+            ping_interval=SOCKET_PING_SECONDS,
+        )
         socket_mode.connect()
         http = HttpServer(wsgi_app(None), host, port).start()
         log.info("connected to Slack in Socket Mode; health check on port %d", port)

@@ -21,6 +21,8 @@ from tests.acceptance.harness import Deployment, new_deployment
 KINDS = [
     pytest.param(("http", "sqlite"), id="http-sqlite"),
     pytest.param(("http", "postgresql"), id="http-pg"),
+    pytest.param(("socket", "sqlite"), id="socket-sqlite"),
+    pytest.param(("socket", "postgresql"), id="socket-pg"),
 ]
 
 

@@ -25,7 +25,7 @@ from backupbot.devkit.serve_process import (
     user_environment,
     write_config,
 )
-from backupbot.devkit.slack_signer import SignedSlackClient, SlackResponse
+from backupbot.devkit.slack_signer import SignedSlackClient, SlackResponse, SocketModeSlackClient
 from backupbot.devkit.slack_standin import PostedMessage, ResponseUrlPost, SlackStandin
 from backupbot.storage.incidents import Incident, IncidentLog
 
@@ -86,11 +86,9 @@ class Deployment:
 
     # -- Slack, as people use it ---------------------------------------------------------
 
-    def client(self) -> Any:
+    def client(self) -> SignedSlackClient | SocketModeSlackClient:
         if self.transport == "socket":
-            from backupbot.devkit.slack_signer import SocketModeSlackClient
-
-            return SocketModeSlackClient(self.standin)
+            return SocketModeSlackClient(self.standin, timeout=WAIT)
         assert self.serve is not None
         secret = self.exported["SLACK_SIGNING_SECRET"]
         return SignedSlackClient(self.serve.events_url, secret, self.standin, timeout=WAIT)

@@ -85,3 +85,33 @@ def test_sigterm_during_a_backup_records_a_failure_keeps_nothing_and_a_restart_s
     again = backup_now(dep)
     assert "succeeded" in again.text
     assert len(list(dep.store_dir.glob("app/*.dump.zst"))) == 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def over_socket(request: pytest.FixtureRequest, pg: Any, tmp_path: Path) -> Iterator[Deployment]:
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        kind = ("socket", str(request.param))
+        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
+        dep.start()
+        yield dep
+        dep.close()
+
+
+def test_socket_mode_reconnects_after_a_drop_and_a_refresh_and_loses_no_command(
+    over_socket: Deployment,
+) -> None:
+    dep = over_socket
+    opened = dep.standin.socket_connections_opened()
+
+    dep.standin.drop_socket_connections()  # a network cut: no goodbye
+    help_text = dep.slash(REQUESTER, "help").json()["text"]  # sent while disconnected
+    assert "/backup now" in help_text
+    assert dep.standin.socket_connections_opened() > opened
+
+    reconnected = dep.standin.socket_connections_opened()
+    assert dep.standin.request_refresh() == 1  # Slack rotating the connection
+    message = backup_now(dep)
+    assert message.text.startswith("Backup of app succeeded")
+    assert dep.standin.socket_connections_opened() > reconnected
+    assert dep.actions("app").count("backup.started") == 1  # delivered and run once
