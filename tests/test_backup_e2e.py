@@ -4,7 +4,6 @@ plain pg_restore -> identical database; and each failure path leaves nothing beh
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,10 @@ from typing import Any
 import pytest
 import zstandard
 
+from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.storage.catalog import FAILED, SUCCEEDED
 from tests.conftest import CHANNEL, PG_PASSWORD, free_port, make_settings, s3_keys
-
-
-def _restore_with_plain_tools(artifact: Path, target_url: str) -> None:
-    """What a person would do without backupbot: zstd -dc FILE | pg_restore -d DB."""
-    with subprocess.Popen(["zstd", "-dc", str(artifact)], stdout=subprocess.PIPE) as zstd:
-        subprocess.run(
-            ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target_url],
-            stdin=zstd.stdout,
-            check=True,
-        )
-    assert zstd.returncode == 0
 
 
 def _bot_settings(state_url: str, db_url: str, bucket: str, endpoint: str, **db: Any) -> Any:
@@ -74,7 +63,7 @@ def test_signed_backup_now_stores_a_verified_artifact_that_restores_identically(
     artifact = tmp_path / "backup.dump.zst"
     artifact.write_bytes(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
     target = pg.create_database("restored_e2e")
-    _restore_with_plain_tools(artifact, target)
+    restore_by_hand(artifact, target)
     assert database_fingerprint(target) == database_fingerprint(sample_db["url"])
     assert record.manifest["row_counts"] == sample_db["counts"]
     assert record.manifest["row_counts_snapshot"] == "same as dump"
@@ -229,6 +218,6 @@ def test_local_store_backup_is_atomic_and_restorable_with_pg_restore(
     )
     assert len(raw) == record.raw_size
     target = pg.create_database("restored_local")
-    _restore_with_plain_tools(tmp_path / "backups" / record.artifact_key, target)
+    restore_by_hand(tmp_path / "backups" / record.artifact_key, target)
     assert database_fingerprint(target) == database_fingerprint(sample_db["url"])
     pg.drop_database("restored_local")

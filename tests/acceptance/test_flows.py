@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy import create_engine, text
 
 from backupbot.commands.drill import scratch_name
+from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import PostedMessage
 from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
@@ -50,17 +49,6 @@ def backup_now(dep: Deployment, user: str = REQUESTER, args: str = "app") -> Pos
     return dep.wait_message(
         lambda m: backup_id in _text(m) and ("succeeded" in m.text or "failed" in m.text)
     )
-
-
-def _restore_by_hand(artifact: Path, target_url: str) -> None:
-    """The README's manual restore: `zstd -dc FILE | pg_restore -d TARGET`."""
-    with subprocess.Popen(["zstd", "-dc", str(artifact)], stdout=subprocess.PIPE) as unzstd:
-        subprocess.run(
-            ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target_url],
-            stdin=unzstd.stdout,
-            check=True,
-            capture_output=True,
-        )
 
 
 def database_exists(pg: Any, name: str) -> bool:
@@ -113,7 +101,7 @@ def test_backup_now_updates_its_message_to_success_and_the_artifact_restores_ide
     assert not [p for p in deployment.store_dir.rglob(".*") if p.is_file()], "no temp files left"
 
     target = pg.create_database(f"byhand_{backup_id}")
-    _restore_by_hand(artifacts[0], target)
+    restore_by_hand(artifacts[0], target)
     assert database_fingerprint(target) == database_fingerprint(_source_url(deployment))
 
     actions = [i.action for i in deployment.incidents() if i.backup_id == backup_id]
