@@ -97,9 +97,11 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def sample_db(pg: Any) -> dict[str, Any]:
     """A database built from the runbook's tables; its URL and row counts. Do not modify."""
-    url = pg.create_database("app_sample")
+    # one per xdist worker: with TEST_DATABASE_URL the workers share a server
+    name = f"app_sample_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    url = pg.create_database(name)
     counts = load_sample_data(url)
-    return {"url": url, "counts": counts, "name": "app_sample"}
+    return {"url": url, "counts": counts, "name": name}
 
 
 @pytest.fixture(scope="session")
