@@ -551,3 +551,37 @@ def test_members_of_the_approver_group_may_approve_and_others_may_not(
     assert _click(bot, CAROL, restore_blocks.APPROVE_ACTION, record) is None
     assert bot.services.restores.get(record.id).status == "succeeded"
     assert bot.standin.calls("usergroups.users.list"), "the group was read from Slack"
+
+
+def test_a_click_landing_between_the_post_and_its_record_still_shows_on_the_message(
+    source: dict[str, Any], tmp_path: Path, bot_factory: Any
+) -> None:
+    """Found by the acceptance suite: a Deny that arrived while the request message was
+    being recorded decided the request but left its buttons in the channel."""
+    from slack_sdk import WebClient
+
+    from backupbot.bot.restore_flow import RestoreFlow
+
+    settings = _settings(f"sqlite:///{tmp_path}/s.db", _local(tmp_path), source["url"])
+    bot = bot_factory(settings)
+    bot.services.backups.backup_now("app", ALICE)
+    record = bot.services.restores.request("app", "latest", requester=ALICE, into="app_fast")
+    flow = bot.flow
+
+    class ClickedAtOnce(WebClient):
+        """Slack delivers Bob's Deny the moment the message exists."""
+
+        def chat_postMessage(self, **kwargs: Any) -> Any:
+            response = super().chat_postMessage(**kwargs)
+            flow.after_click(bot.services.restores.click(record.id, "deny", BOB))
+            return response
+
+    client = bot.services.slack_client
+    assert client is not None
+    fast = ClickedAtOnce(token=client.token, base_url=client.base_url)
+    posted = RestoreFlow(bot.services, fast).post_request(record)
+
+    assert posted.status == "denied"
+    message = bot.standin.message(posted.channel, posted.message_ts)
+    assert [b for b in message.blocks if b["type"] == "actions"] == []
+    assert "Denied* by <@UBOB>" in json.dumps(message.blocks)

@@ -55,7 +55,12 @@ class RestoreFlow:
                 "can approve it; it was withdrawn. Check the bot's access to the channel."
             )
         self._restores.set_message(record.id, self.channel, ts)
-        return self._restores.get(record.id)
+        current = self._restores.get(record.id)
+        if (current.status, current.approvals) != (record.status, record.approvals):
+            # A click landed between the post and `set_message`: it found no message to
+            # update, so show its decision now.
+            self.refresh(current)
+        return current
 
     def refresh(self, record: RestoreRecord, progress: RestoreProgress | None = None) -> None:
         if record.channel and record.message_ts:
