@@ -796,3 +796,32 @@ def test_a_signed_checklist_is_never_reminded_and_next_month_starts_fresh(
     assert nxt.ticked == () and not nxt.signed_off
     assert bot.services.checklists.current(january) == nxt
     assert len(_checklist_messages(bot)) == 2
+
+
+def test_ticks_landing_while_the_checklist_is_posted_still_show_on_the_message(
+    tmp_path: Path, bot_factory: Any
+) -> None:
+    """Found by the acceptance suite's race: a click between the post and its record."""
+    from slack_sdk import WebClient
+
+    clock = ManualClock(NOW)
+    bot = _bot(bot_factory, f"sqlite:///{tmp_path}/s.db", tmp_path, clock)
+    ticked = list(ITEM_KEYS[:2])
+
+    class TickedAtOnce(WebClient):
+        def chat_postMessage(self, **kwargs: Any) -> Any:
+            response = super().chat_postMessage(**kwargs)
+            [actions] = [b for b in kwargs["blocks"] if b["type"] == "actions"]
+            checklist_id = checklist_blocks.checklist_id_of(actions["block_id"])
+            assert checklist_id is not None
+            bot.services.checklists.tick(checklist_id, "UBOB", ticked, None, now=NOW)
+            return response
+
+    client = bot.services.slack_client
+    fast = TickedAtOnce(token=client.token, base_url=client.base_url)
+    record = ChecklistFlow(bot.services, fast).post_monthly(NOW)
+
+    assert record is not None and list(record.ticked) == ticked
+    [actions] = _actions(bot, record)
+    shown = [o["value"] for o in actions["elements"][0].get("initial_options", [])]
+    assert shown == ticked

@@ -604,3 +604,34 @@ def test_alert_message_stays_within_slack_limits_with_a_very_long_summary() -> N
     message = alert_blocks.alert_message(alert, [EscalationLevel(name="DevOps Lead")])
     assert block_kit_errors(message.blocks) == []
     assert len(message.text) <= 3000
+
+
+def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_message(
+    sqlite_url: str, tmp_path: Path, bot_factory: Any
+) -> None:
+    """Found by the acceptance suite's race: a click between the post and its record."""
+    from slack_sdk import WebClient
+
+    from backupbot.bot.alert_flow import AlertFlow
+
+    clock = ManualClock(T0)
+    bot = bot_factory(_settings(sqlite_url, tmp_path, "postgresql://u:p@127.0.0.1:1/app"), clock)
+    _fail(bot.services, T0)
+    bot.services.alerts.evaluate(T0)
+    [alert] = bot.services.alerts.open_alerts()
+
+    class AckedAtOnce(WebClient):
+        def chat_postMessage(self, **kwargs: Any) -> Any:
+            response = super().chat_postMessage(**kwargs)
+            if not kwargs.get("thread_ts"):
+                bot.services.alerts.acknowledge(alert.id, BOB, T0)
+            return response
+
+    client = bot.services.slack_client
+    fast = AckedAtOnce(token=client.token, base_url=client.base_url)
+    [posted], _failed = AlertFlow(bot.services, fast).post_new(T0)
+
+    assert posted.acknowledged_by == BOB
+    message = bot.standin.message(CHANNEL, posted.message_ts)
+    assert [b for b in message.blocks if b["type"] == "actions"] == []
+    assert "Acknowledged by <@UBOB>" in json.dumps(message.blocks)

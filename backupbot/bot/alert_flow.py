@@ -85,7 +85,10 @@ class AlertFlow:
             if ts is None:
                 self._alerts.post_failed(claim)
                 return posted, len(pending) - i
-            posted.append(self._alerts.posted(claim, self.channel, ts))
+            record = self._alerts.posted(claim, self.channel, ts)
+            if record.acknowledged_by and not claim.alert.acknowledged_by:
+                self.refresh(record)  # acknowledged while it was being posted
+            posted.append(record)
         return posted, 0
 
     def post_resolutions(self, now: datetime) -> tuple[list[AlertRecord], int]:

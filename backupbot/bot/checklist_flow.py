@@ -69,7 +69,10 @@ class ChecklistFlow:
                 f"The {record.period} checklist could not be posted in the channel; the bot "
                 "tries again every minute. Check the bot's access to the channel."
             )
-        return self._checklists.posted(record.id, channel, ts, now, actor)
+        posted = self._checklists.posted(record.id, channel, ts, now, actor)
+        if (posted.ticked, posted.signed_off) != (claimed.ticked, claimed.signed_off):
+            self.refresh(posted)  # ticked while it was being posted
+        return posted
 
     # -- clicks ------------------------------------------------------------------------------
 
