@@ -96,12 +96,13 @@ class RestoreFlow:
 
         def on_progress(progress: RestoreProgress) -> None:
             with lock:
+                current = self._restores.get(record.id)  # where its message is, and state
                 for stage, seconds in progress.timings.items():
                     if stage not in last:
                         last[stage] = seconds
                         note = restore_blocks.stage_note(stage, seconds, progress.safety_backup_id)
-                        self.thread_reply(record, note)
-                self.refresh(self._restores.get(record.id), progress)
+                        self.thread_reply(current, note)
+                self.refresh(current, progress)
 
         final = self._restores.execute(record.id, on_progress)
         for stage, seconds in (final.result.get("timings") or {}).items():
