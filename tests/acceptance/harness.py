@@ -164,6 +164,23 @@ class Deployment:
     def actions(self, database: str | None = None) -> list[str]:
         return [i.action for i in self.incidents() if database in (None, i.database)]
 
+    def wait_incident(self, predicate: Callable[[Incident], bool]) -> Incident:
+        """The newest incident record matching `predicate`, once there is one. A message
+        can show a state change a moment before the clicker's thread has written its
+        record (another step redrew it), so tests wait for the record; a Slack call always
+        follows the record, waking the wait."""
+        found: list[Incident] = []
+
+        def check() -> bool:
+            found[:] = [i for i in self.incidents() if predicate(i)][:1]
+            return bool(found)
+
+        assert self.standin.wait_for(check, WAIT), self._explain("no such incident record")
+        return found[0]
+
+    def wait_action(self, action: str, database: str | None = None) -> Incident:
+        return self.wait_incident(lambda i: i.action == action and database in (None, i.database))
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`backupbot --config <file> ARGS` run from another directory, as cron would."""
         argv = [backupbot_executable(), "--config", str(self.config_path), *args]

@@ -183,9 +183,9 @@ def test_a_denied_restore_and_a_cancelled_one_restore_nothing(
     deployment: Deployment, pg: Any
 ) -> None:
     backup_now(deployment)
-    for action, who, shown in (
-        ("restore_deny", REVIEWER, "Denied"),
-        ("restore_cancel", REQUESTER, "Cancelled"),
+    for action, who, shown, recorded in (
+        ("restore_deny", REVIEWER, "Denied", "restore.denied"),
+        ("restore_cancel", REQUESTER, "Cancelled", "restore.cancelled"),
     ):
         target = f"never_{action}_{deployment.transport}_{deployment.state_kind}"
         pg.drop_database(target)
@@ -196,11 +196,9 @@ def test_a_denied_restore_and_a_cancelled_one_restore_nothing(
         )
         assert not _has_buttons(final) and "Nothing was restored" in _text(final)
         assert not database_exists(pg, target)
-        assert restore_id in {
-            i.details.get("restore_id")
-            for i in deployment.incidents()
-            if i.action in ("restore.denied", "restore.cancelled")
-        }
+        deployment.wait_incident(
+            lambda i, r=restore_id, a=recorded: i.action == a and i.details.get("restore_id") == r
+        )
 
 
 def test_an_expired_request_cannot_be_approved(deployment: Deployment, pg: Any) -> None:
