@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,6 +194,24 @@ class RunningBot:
 
     def wait_idle(self, timeout: float = 120) -> None:
         assert self.services.jobs.wait_idle(timeout), "background jobs did not finish in time"
+
+
+def clicked_while_posting(bot: RunningBot, click: Callable[[dict[str, Any]], Any]) -> Any:
+    """A Web API client of `bot`'s stand-in that runs `click(message)` the moment a
+    top-level message is posted, before the poster has recorded where it is: a person's
+    click arriving as fast as Slack can deliver it."""
+    from slack_sdk import WebClient
+
+    class ClickedAtOnce(WebClient):
+        def chat_postMessage(self, **kwargs: Any) -> Any:
+            response = super().chat_postMessage(**kwargs)
+            if not kwargs.get("thread_ts"):
+                click(kwargs)
+            return response
+
+    client = bot.services.slack_client
+    assert client is not None
+    return ClickedAtOnce(token=client.token, base_url=client.base_url)
 
 
 class ManualClock:

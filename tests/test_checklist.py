@@ -41,7 +41,7 @@ from backupbot.devkit.slack_standin import block_kit_errors
 from backupbot.errors import SlackUnreachable
 from backupbot.storage.checklists import BackupFact, ChecklistRecord, DrillFact, IncidentFact
 from backupbot.storage.models import BackupRow, ChecklistRow, DrillRow
-from tests.conftest import CHANNEL, ManualClock, make_settings
+from tests.conftest import CHANNEL, ManualClock, clicked_while_posting, make_settings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the checklist's default firing: the 1st, 09:00
 MB = 1 << 20
@@ -802,23 +802,17 @@ def test_ticks_landing_while_the_checklist_is_posted_still_show_on_the_message(
     tmp_path: Path, bot_factory: Any
 ) -> None:
     """Found by the acceptance suite's race: a click between the post and its record."""
-    from slack_sdk import WebClient
-
     clock = ManualClock(NOW)
     bot = _bot(bot_factory, f"sqlite:///{tmp_path}/s.db", tmp_path, clock)
     ticked = list(ITEM_KEYS[:2])
 
-    class TickedAtOnce(WebClient):
-        def chat_postMessage(self, **kwargs: Any) -> Any:
-            response = super().chat_postMessage(**kwargs)
-            [actions] = [b for b in kwargs["blocks"] if b["type"] == "actions"]
-            checklist_id = checklist_blocks.checklist_id_of(actions["block_id"])
-            assert checklist_id is not None
-            bot.services.checklists.tick(checklist_id, "UBOB", ticked, None, now=NOW)
-            return response
+    def tick(message: dict[str, Any]) -> None:
+        [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
+        checklist_id = checklist_blocks.checklist_id_of(actions["block_id"])
+        assert checklist_id is not None
+        bot.services.checklists.tick(checklist_id, "UBOB", ticked, None, now=NOW)
 
-    client = bot.services.slack_client
-    fast = TickedAtOnce(token=client.token, base_url=client.base_url)
+    fast = clicked_while_posting(bot, tick)
     record = ChecklistFlow(bot.services, fast).post_monthly(NOW)
 
     assert record is not None and list(record.ticked) == ticked

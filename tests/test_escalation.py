@@ -33,6 +33,7 @@ from tests.conftest import (
     CHANNEL,
     PG_PASSWORD,
     ManualClock,
+    clicked_while_posting,
     free_port,
     make_settings,
 )
@@ -610,8 +611,6 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     sqlite_url: str, tmp_path: Path, bot_factory: Any
 ) -> None:
     """Found by the acceptance suite's race: a click between the post and its record."""
-    from slack_sdk import WebClient
-
     from backupbot.bot.alert_flow import AlertFlow
 
     clock = ManualClock(T0)
@@ -620,15 +619,9 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     bot.services.alerts.evaluate(T0)
     [alert] = bot.services.alerts.open_alerts()
 
-    class AckedAtOnce(WebClient):
-        def chat_postMessage(self, **kwargs: Any) -> Any:
-            response = super().chat_postMessage(**kwargs)
-            if not kwargs.get("thread_ts"):
-                bot.services.alerts.acknowledge(alert.id, BOB, T0)
-            return response
-
-    client = bot.services.slack_client
-    fast = AckedAtOnce(token=client.token, base_url=client.base_url)
+    fast = clicked_while_posting(
+        bot, lambda _message: bot.services.alerts.acknowledge(alert.id, BOB, T0)
+    )
     [posted], _failed = AlertFlow(bot.services, fast).post_new(T0)
 
     assert posted.acknowledged_by == BOB

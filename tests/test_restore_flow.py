@@ -14,7 +14,7 @@ import pytest
 
 from backupbot.bot import restore_blocks
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
-from tests.conftest import PG_PASSWORD, ManualClock, free_port, make_settings
+from tests.conftest import PG_PASSWORD, ManualClock, clicked_while_posting, free_port, make_settings
 
 ALICE, BOB, CAROL, DAVE, EVE = "UALICE", "UBOB", "UCAROL", "UDAVE", "UEVE"
 APPROVERS = [ALICE, BOB, CAROL, DAVE]  # the requester is listed too: still cannot self-approve
@@ -558,8 +558,6 @@ def test_a_click_landing_between_the_post_and_its_record_still_shows_on_the_mess
 ) -> None:
     """Found by the acceptance suite: a Deny that arrived while the request message was
     being recorded decided the request but left its buttons in the channel."""
-    from slack_sdk import WebClient
-
     from backupbot.bot.restore_flow import RestoreFlow
 
     settings = _settings(f"sqlite:///{tmp_path}/s.db", _local(tmp_path), source["url"])
@@ -568,17 +566,9 @@ def test_a_click_landing_between_the_post_and_its_record_still_shows_on_the_mess
     record = bot.services.restores.request("app", "latest", requester=ALICE, into="app_fast")
     flow = bot.flow
 
-    class ClickedAtOnce(WebClient):
-        """Slack delivers Bob's Deny the moment the message exists."""
-
-        def chat_postMessage(self, **kwargs: Any) -> Any:
-            response = super().chat_postMessage(**kwargs)
-            flow.after_click(bot.services.restores.click(record.id, "deny", BOB))
-            return response
-
-    client = bot.services.slack_client
-    assert client is not None
-    fast = ClickedAtOnce(token=client.token, base_url=client.base_url)
+    fast = clicked_while_posting(  # Bob's Deny arrives the moment the message exists
+        bot, lambda _message: flow.after_click(bot.services.restores.click(record.id, "deny", BOB))
+    )
     posted = RestoreFlow(bot.services, fast).post_request(record)
 
     assert posted.status == "denied"
