@@ -39,7 +39,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def catalog(engine: Engine) -> BackupCatalog:
-    return BackupCatalog(engine, stale_after=timedelta(minutes=5))
+    return BackupCatalog(engine)
 
 
 def succeed_at(catalog: BackupCatalog, when: datetime, database: str = "app") -> str:
@@ -192,29 +192,55 @@ def test_running_backup_of_another_database_does_not_block(catalog: BackupCatalo
     assert other.database == "billing"
 
 
-def test_stale_running_backup_is_failed_and_new_one_proceeds(catalog: BackupCatalog) -> None:
-    dead = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(minutes=30))
-    catalog.heartbeat(dead.id, NOW - timedelta(minutes=6), progress_bytes=4096)
+def _alive(_owner: str | None) -> bool:
+    return False
 
+
+def test_a_backup_with_a_stale_heartbeat_is_taken_over_and_a_new_one_proceeds(
+    catalog: BackupCatalog,
+) -> None:
+    dead = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(seconds=46))
+
+    [found] = catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive)
+    assert found.id == dead.id
+    assert catalog.take_over(found, NOW, "The bot stopped while this backup ran.")
     fresh = catalog.start("app", "U0BOB", None, "local", NOW)
 
-    assert fresh.id != dead.id
-    assert fresh.status == RUNNING
-    assert catalog.running("app") == fresh
+    assert fresh.status == RUNNING and catalog.running("app") == fresh
     old = catalog.get(dead.id)
-    assert old.status == FAILED
-    assert old.finished_at == NOW
-    assert old.error is not None
-    assert "stopped before it finished" in old.error
+    assert (old.status, old.finished_at, old.error) == (
+        FAILED,
+        NOW,
+        "The bot stopped while this backup ran.",
+    )
+
+
+def test_a_takeover_loses_to_an_owner_that_beat_after_it_looked(catalog: BackupCatalog) -> None:
+    slow = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(minutes=5))
+    [seen] = catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive)
+    catalog.pulse([slow.id], NOW)  # the owner was alive after all
+
+    assert catalog.take_over(seen, NOW, "stopped") is False
+    assert catalog.get(slow.id).status == RUNNING
+    assert catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive) == []
+
+
+def test_a_backup_whose_owner_is_dead_is_abandoned_without_waiting(catalog: BackupCatalog) -> None:
+    rec = catalog.start("app", "U0ALICE", None, "local", NOW, owner="host:1:dead")
+
+    found = catalog.abandoned(NOW, stale_after=timedelta(hours=1), is_dead=lambda o: o == rec.owner)
+
+    assert [r.id for r in found] == [rec.id]
 
 
 def test_running_backup_with_recent_heartbeat_is_not_taken_over(catalog: BackupCatalog) -> None:
     alive = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(minutes=30))
-    catalog.heartbeat(alive.id, NOW - timedelta(minutes=4), progress_bytes=4096)
+    catalog.pulse([alive.id], NOW - timedelta(seconds=44))
+    catalog.progress(alive.id, "dumping", 4096)
 
+    assert catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive) == []
     with pytest.raises(BackupAlreadyRunning):
         catalog.start("app", "U0BOB", None, "local", NOW)
-
     assert catalog.get(alive.id).status == RUNNING
     assert catalog.get(alive.id).progress_bytes == 4096
 

@@ -538,6 +538,7 @@ SHUTDOWN_GRACE_SECONDS = 8.0  # running work gets this long to stop after SIGTER
 # Socket Mode: how often the client pings Slack. A dropped connection is noticed within
 # one interval, a silent one after about four (slack_sdk's default of 10 s means 40-50 s).
 SOCKET_PING_SECONDS = 3
+SWEEP_SECONDS = 15.0  # how often serve looks for abandoned work and expired requests
 
 
 def _join_workers(deadline: float) -> list[str]:
@@ -558,23 +559,16 @@ def _serve(services: Services, host: str, port: int) -> int:
     from backupbot.bot.schedule_actions import build_scheduler
     from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
 
-    for record in services.catalog.fail_abandoned(services.clock.now()):
-        services.incidents.record(
-            at=services.clock.now(),
-            actor="system",
-            action="backup.abandoned",
-            outcome="failed",
-            database=record.database,
-            backup_id=record.id,
-            details={"error": "The process running this backup stopped before it finished."},
-        )
-    services.restores.fail_abandoned()
+    services.take_over_abandoned()
     app = build_app(services)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     flow = RestoreFlow(services, build_web_client(services))
-    sweeper = Sweeper([flow.expire_due, flow.announce_pending])
+    sweeper = Sweeper(
+        [services.take_over_abandoned, flow.expire_due, flow.announce_pending],
+        interval=SWEEP_SECONDS,
+    )
     sweeper.run_once()
     sweeper.start()
     scheduler = build_scheduler(services, build_web_client(services))
@@ -609,7 +603,7 @@ def _serve(services: Services, host: str, port: int) -> int:
     if still_running:
         log.error(
             "work was still running %.0f s after the stop signal (%s); exiting anyway: "
-            "a later start fails it once its heartbeat is 15 minutes old",
+            "any process fails it once its heartbeat is 45 s old",
             SHUTDOWN_GRACE_SECONDS,
             ", ".join(still_running),
         )

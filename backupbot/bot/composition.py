@@ -35,6 +35,7 @@ from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
 from backupbot.storage.drills import DrillLog
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import HEARTBEAT_SECONDS, STALE_AFTER
 from backupbot.storage.local_store import LocalStore
 from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
@@ -168,6 +169,13 @@ class Services:
             alerts=[a for a in self.alerts.summaries() if a.database is None],
         )
 
+    def take_over_abandoned(self) -> None:
+        """Close the backups, restores and drills whose process stopped, truthfully
+        recorded (see `storage/liveness.py`); any process may do this at any time."""
+        self.backups.take_over_abandoned()
+        self.restores.fail_abandoned()
+        self.drills.cleanup_leftovers(self.clock.now())
+
     def close(self) -> None:
         self.jobs.shutdown()
 
@@ -184,7 +192,7 @@ def build_services(
     clock = clock or SystemClock()
     engine = create_state_engine(settings.state_url)
     migrate(engine)
-    catalog = BackupCatalog(engine, stale_after=timedelta(minutes=15))
+    catalog = BackupCatalog(engine)
     incidents = IncidentLog(engine)
     store = store or build_store(settings.storage)
     slack = SlackCredentials.from_env(environ)
@@ -201,7 +209,7 @@ def build_services(
     )
     policy = approval_policy(settings)
     directory = SlackApproverDirectory(slack_client) if slack_client else None
-    restore_requests = RestoreRequests(engine, stale_after=timedelta(minutes=15))
+    restore_requests = RestoreRequests(engine, stale_after=STALE_AFTER)
     runner = RestoreRunner(
         databases=settings.databases,
         catalog=catalog,
@@ -212,6 +220,7 @@ def build_services(
         clock=clock,
         settings=settings.restore,
         pg_bin_dirs=settings.backup.pg_bin_dirs,
+        heartbeat_seconds=HEARTBEAT_SECONDS,
     )
     restores = RestoreService(
         databases=settings.databases,
@@ -233,7 +242,8 @@ def build_services(
     )
     drills = DrillService(
         databases=settings.databases,
-        drills=DrillLog(engine, stale_after=timedelta(minutes=15)),
+        drills=DrillLog(engine, stale_after=STALE_AFTER),
+        heartbeat_seconds=HEARTBEAT_SECONDS,
         catalog=catalog,
         restores=restore_requests,
         runner=runner,

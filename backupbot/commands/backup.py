@@ -36,6 +36,12 @@ from backupbot.storage.dumpstream import (
     verify_artifact,
 )
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import (
+    HEARTBEAT_SECONDS,
+    STALE_AFTER,
+    owner_is_dead,
+    process_identity,
+)
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
 from backupbot.storage.pgtools import PgDump, find_binaries
@@ -126,8 +132,21 @@ class BackupService:
         if source is None and database not in self._databases:
             raise UsageError(f"There is no configured database named {database!r}.")
         now = self._clock.now()
+        self.take_over_abandoned(database)
         try:
-            record = self._catalog.start(database, actor, label, self._store.kind, now)
+            with self._incidents.atomic():
+                record = self._catalog.start(
+                    database, actor, label, self._store.kind, now, owner=process_identity()
+                )
+                self._incidents.record(
+                    at=now,
+                    actor=actor,
+                    action="backup.started",
+                    outcome="ok",
+                    database=database,
+                    backup_id=record.id,
+                    details={"label": label, "store": self._store.kind},
+                )
         except BackupbotError as exc:
             self._incidents.record(
                 at=now,
@@ -141,16 +160,38 @@ class BackupService:
         if source is not None:
             with self._adhoc_lock:
                 self._adhoc[record.id] = source
-        self._incidents.record(
-            at=now,
-            actor=actor,
-            action="backup.started",
-            outcome="ok",
-            database=database,
-            backup_id=record.id,
-            details={"label": label, "store": self._store.kind},
-        )
         return record
+
+    def take_over_abandoned(self, database: str | None = None) -> list[BackupRecord]:
+        """Fail the running backups whose process stopped (see `storage/liveness.py`),
+        record each as `backup.abandoned`, and remove what they left in the store.
+        Any process may call this: `serve` at start-up and every few seconds, the CLI and
+        `start` before a new backup. Returns the backups taken over."""
+        now = self._clock.now()
+        found = self._catalog.abandoned(
+            now, stale_after=STALE_AFTER, is_dead=owner_is_dead, database=database
+        )
+        taken = []
+        for r in found:
+            message = (
+                f"The bot stopped while this backup was at the {r.stage or 'start'} stage; "
+                "nothing was kept. Run it again."
+            )
+            with self._incidents.atomic():
+                if not self._catalog.take_over(r, now, message):
+                    continue  # its owner beat meanwhile, or another process took it
+                self._incidents.record(
+                    at=now,
+                    actor="system",
+                    action="backup.abandoned",
+                    outcome="failed",
+                    database=r.database,
+                    backup_id=r.id,
+                    details={"error": message, "stage": r.stage, "owner": r.owner},
+                )
+            self._delete_quietly(*artifact_keys(r.database, r.started_at, r.id))
+            taken.append(self._catalog.get(r.id))
+        return taken
 
     def interrupt_all(self) -> None:
         """Stop every running backup now (the bot is shutting down): pg_dump is killed,
@@ -168,7 +209,10 @@ class BackupService:
         artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
         beat = _Heartbeat(self, record, on_progress, self._heartbeat_seconds)
         try:
-            with self._stops.scope(record.id) as stops:
+            with (
+                self._stops.scope(record.id) as stops,
+                _Pulse(self._catalog, record.id, self._clock),
+            ):
                 details = self._execute(db, record, artifact_key, manifest_key, beat, stops)
         except Exception as exc:
             message = self._explain(record, exc)
@@ -209,28 +253,29 @@ class BackupService:
     ) -> BackupRecord:
         """Mark the verified backup succeeded and record it, unless it was failed meanwhile."""
         now = self._clock.now()
-        if not self._catalog.succeed(record.id, now, details):
+        with self._incidents.atomic():
+            kept = self._catalog.succeed(record.id, now, details)
+            if kept:
+                self._incidents.record(
+                    at=now,
+                    actor=record.actor,
+                    action="backup.succeeded",
+                    outcome="ok",
+                    database=db.name,
+                    backup_id=record.id,
+                    details={
+                        "location": details.location,
+                        "stored_size": details.stored_size,
+                        "raw_size": details.raw_size,
+                        "sha256": details.sha256,
+                        "duration_seconds": round((now - record.started_at).total_seconds(), 1),
+                        "label": record.label,
+                    },
+                )
+        if not kept:
             # Someone marked it failed meanwhile (e.g. declared abandoned): do not keep it.
             self._delete_quietly(artifact_key, manifest_key)
-            return self._catalog.get(record.id)
-        final = self._catalog.get(record.id)
-        self._incidents.record(
-            at=now,
-            actor=record.actor,
-            action="backup.succeeded",
-            outcome="ok",
-            database=db.name,
-            backup_id=record.id,
-            details={
-                "location": details.location,
-                "stored_size": details.stored_size,
-                "raw_size": details.raw_size,
-                "sha256": details.sha256,
-                "duration_seconds": round((now - record.started_at).total_seconds(), 1),
-                "label": record.label,
-            },
-        )
-        return final
+        return self._catalog.get(record.id)
 
     def backup_now(
         self,
@@ -394,16 +439,17 @@ class BackupService:
         )
         self._delete_quietly(artifact_key, manifest_key)
         now = self._clock.now()
-        self._catalog.fail(record.id, now, message)
-        self._incidents.record(
-            at=now,
-            actor=record.actor,
-            action="backup.failed",
-            outcome="failed",
-            database=record.database,
-            backup_id=record.id,
-            details={"error": message, "error_type": type(exc).__name__},
-        )
+        with self._incidents.atomic():
+            if self._catalog.fail(record.id, now, message):
+                self._incidents.record(
+                    at=now,
+                    actor=record.actor,
+                    action="backup.failed",
+                    outcome="failed",
+                    database=record.database,
+                    backup_id=record.id,
+                    details={"error": message, "error_type": type(exc).__name__},
+                )
         return self._catalog.get(record.id)
 
     def _delete_quietly(self, *keys: str) -> None:
@@ -471,8 +517,36 @@ class _Interrupts:
             stops.interrupt()
 
 
+class _Pulse:
+    """While a backup runs, refresh its heartbeat every `HEARTBEAT_SECONDS`: the owner is
+    alive. A failed write (the state database restarting) is logged and retried at the
+    next beat; the backup goes on."""
+
+    def __init__(self, catalog: BackupCatalog, backup_id: str, clock: Clock) -> None:
+        self._catalog = catalog
+        self._id = backup_id
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pulse-{backup_id}", daemon=True)
+
+    def __enter__(self) -> _Pulse:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self._catalog.pulse([self._id], self._clock.now())
+            except Exception:
+                log.warning("could not record the heartbeat of backup %s", self._id)
+
+
 class _Heartbeat:
-    """Throttles progress: the catalog heartbeat and the listener fire at most every
+    """Throttles progress: the recorded stage and bytes and the listener fire at most every
     `interval` seconds of process time, plus once at every stage change."""
 
     def __init__(
@@ -499,8 +573,10 @@ class _Heartbeat:
     def _emit(self, stage: str, done: int) -> None:
         with self._lock:
             self._last = time.monotonic()
-        svc = self._service
-        svc._catalog.heartbeat(self._record.id, svc._clock.now(), done)
+        try:
+            self._service._catalog.progress(self._record.id, stage, done)
+        except Exception:  # the state database is away: the backup goes on
+            log.warning("could not record the progress of backup %s", self._record.id)
         try:
             self._listener(Progress(self._record.id, self._record.database, stage, done))
         except Exception:

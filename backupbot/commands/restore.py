@@ -297,7 +297,22 @@ class RestoreService:
             reason = validate_reason(reason)
             plan = self._plan(database, ref, into, in_place, now)
             new = self._new_restore(*plan, requester, reason, now, break_glass=False)
-            record = self._restores.create(new, now)
+            self.fail_abandoned()  # a dead process's restore must not block the target
+            with self._incidents.atomic():
+                record = self._restores.create(new, now)
+                self._record(
+                    now,
+                    requester,
+                    "restore.requested",
+                    "ok",
+                    database,
+                    record,
+                    reason=reason,
+                    mode=record.mode,
+                    target=record.target_where,
+                    required_approvals=record.required_approvals,
+                    expires_at=record.expires_at.isoformat(),
+                )
         except BackupbotError as exc:
             self._record(
                 now,
@@ -310,19 +325,6 @@ class RestoreService:
                 command_reason=reason,
             )
             raise
-        self._record(
-            now,
-            requester,
-            "restore.requested",
-            "ok",
-            database,
-            record,
-            reason=reason,
-            mode=record.mode,
-            target=record.target_where,
-            required_approvals=record.required_approvals,
-            expires_at=record.expires_at.isoformat(),
-        )
         return record
 
     def set_message(self, restore_id: str, channel: str, ts: str) -> None:
@@ -366,65 +368,75 @@ class RestoreService:
                 # Whether *this* approval completes the request is decided by the state it
                 # was applied to; reading the row afterwards could see a later approval.
                 final = record.approval_count + 1 >= record.required_approvals
-                if not self._restores.add_approval(record.id, user, now, record):
-                    continue  # someone else changed it first: look again
-                record = self._restores.get(restore_id)
-                if final:
+                with self._incidents.atomic():
+                    if not self._restores.add_approval(record.id, user, now, record):
+                        continue  # someone else changed it first: look again
+                    record = self._restores.get(restore_id)
+                    if final:
+                        self._record(
+                            now,
+                            user,
+                            "restore.approved",
+                            "ok",
+                            record.database,
+                            record,
+                            approvals=record.approvals,
+                        )
+                        return ClickResult("approved", record)
                     self._record(
                         now,
                         user,
-                        "restore.approved",
+                        "restore.approval_recorded",
                         "ok",
                         record.database,
                         record,
                         approvals=record.approvals,
+                        required_approvals=record.required_approvals,
                     )
-                    return ClickResult("approved", record)
-                self._record(
-                    now,
-                    user,
-                    "restore.approval_recorded",
-                    "ok",
-                    record.database,
-                    record,
-                    approvals=record.approvals,
-                    required_approvals=record.required_approvals,
-                )
-                return ClickResult("approval_recorded", record)
+                    return ClickResult("approval_recorded", record)
             status = DENIED if action == DENY else CANCELLED
-            if not self._restores.close_pending(record.id, status, user, now):
-                continue
-            record = self._restores.get(restore_id)
-            self._record(now, user, f"restore.{status}", status, record.database, record)
-            return ClickResult(status, record)
+            with self._incidents.atomic():
+                if not self._restores.close_pending(record.id, status, user, now):
+                    continue
+                record = self._restores.get(restore_id)
+                self._record(now, user, f"restore.{status}", status, record.database, record)
+                return ClickResult(status, record)
         record = self._restores.get(restore_id)
         return ClickResult(
             "refused", record, Refusal("busy", "The request kept changing; try again.")
         )
 
     def _expire(self, record: RestoreRecord, now: datetime) -> bool:
-        if not self._restores.close_pending(record.id, EXPIRED, BOT_ACTOR, now):
-            return False
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.expired",
-            "expired",
-            record.database,
-            record,
-            expired_at=record.expires_at.isoformat(),
-        )
+        with self._incidents.atomic():
+            if not self._restores.close_pending(record.id, EXPIRED, BOT_ACTOR, now):
+                return False
+            self._record(
+                now,
+                BOT_ACTOR,
+                "restore.expired",
+                "expired",
+                record.database,
+                record,
+                expired_at=record.expires_at.isoformat(),
+            )
         return True
 
     def withdraw(self, restore_id: str, why: str) -> bool:
         """Close a pending request nobody can act on (e.g. its message was never posted)."""
         now = self._clock.now()
         record = self._restores.get(restore_id)
-        if not self._restores.close_pending(restore_id, CANCELLED, BOT_ACTOR, now):
-            return False
-        self._record(
-            now, BOT_ACTOR, "restore.cancelled", "cancelled", record.database, record, reason=why
-        )
+        with self._incidents.atomic():
+            if not self._restores.close_pending(restore_id, CANCELLED, BOT_ACTOR, now):
+                return False
+            self._record(
+                now,
+                BOT_ACTOR,
+                "restore.cancelled",
+                "cancelled",
+                record.database,
+                record,
+                reason=why,
+            )
         return True
 
     def expire_due(self) -> list[RestoreRecord]:
@@ -445,17 +457,20 @@ class RestoreService:
                 "The bot stopped while this restore was running; the target "
                 f"{r.target_db} may be partially restored."
             )
-            if self._restores.finish(
-                r.id,
-                FAILED,
-                now,
-                error=message,
-                result={"target_state": "unknown (the bot stopped)"},
-            ):
+            with self._incidents.atomic():
+                if not self._restores.finish(
+                    r.id,
+                    FAILED,
+                    now,
+                    error=message,
+                    result={"target_state": "unknown (the bot stopped)"},
+                    stale_before=now - self._restores.stale_after,
+                ):
+                    continue  # its owner beat meanwhile, or another process took it
                 self._record(
-                    now, BOT_ACTOR, "restore.failed", "failed", r.database, r, error=message
+                    now, BOT_ACTOR, "restore.abandoned", "failed", r.database, r, error=message
                 )
-                failed.append(self._restores.get(r.id))
+            failed.append(self._restores.get(r.id))
         return failed
 
     def unannounced(self) -> list[RestoreRecord]:
@@ -488,9 +503,23 @@ class RestoreService:
             raise UsageError("Break-glass restores need --reason.", RESTORE_USAGE)
         try:
             plan = self._plan(database, ref, into, in_place, now)
-            record = self._restores.create(
-                self._new_restore(*plan, actor, reason, now, break_glass=True), now
-            )
+            self.fail_abandoned()
+            with self._incidents.atomic():
+                record = self._restores.create(
+                    self._new_restore(*plan, actor, reason, now, break_glass=True), now
+                )
+                self._record(
+                    now,
+                    actor,
+                    "restore.break_glass",
+                    "ok",
+                    database,
+                    record,
+                    reason=reason,
+                    mode=record.mode,
+                    target=record.target_where,
+                    break_glass=True,
+                )
         except BackupbotError as exc:
             self._record(
                 now,
@@ -503,18 +532,6 @@ class RestoreService:
                 break_glass=True,
             )
             raise
-        self._record(
-            now,
-            actor,
-            "restore.break_glass",
-            "ok",
-            database,
-            record,
-            reason=reason,
-            mode=record.mode,
-            target=record.target_where,
-            break_glass=True,
-        )
         return self.execute(record.id, on_progress)
 
     def execute(

@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from backupbot.errors import NotFound
 from backupbot.storage.models import AlertRow, BackupRow, IncidentRow
+from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 OPEN, RESOLVING, RESOLVED = "open", "resolving", "resolved"
 CLAIM_PREFIX = "posting:"
@@ -132,7 +132,7 @@ class AlertStore:
             levels_fired=0,
         )
         try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            with orm_session(self._engine) as session, session.begin_nested():
                 session.add(row)
         except IntegrityError:
             return None
@@ -185,7 +185,7 @@ class AlertStore:
     def claim_post(self, alert: AlertRecord, now: datetime) -> PostClaim | None:
         """Claim posting the message of an alert not yet in Slack, or None if another
         process holds a fresh claim or it is posted already."""
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(AlertRow, alert.id)
             if row is None:
                 return None
@@ -209,7 +209,7 @@ class AlertStore:
         self._guarded(claim.alert.id, {"message_ts": None}, AlertRow.message_ts == claim.token)
 
     def _guarded(self, alert_id: str, values: dict[str, Any], *conditions: Any) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(AlertRow).where(AlertRow.id == alert_id, *conditions).values(**values)
             )
@@ -218,7 +218,7 @@ class AlertStore:
     # -- queries ----------------------------------------------------------------------------
 
     def get(self, alert_id: str) -> AlertRecord:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(AlertRow, alert_id)
             if row is None:
                 raise NotFound(f"There is no alert with id {alert_id!r}.")
@@ -244,7 +244,7 @@ class AlertStore:
     def resolving(self, now: datetime) -> list[AlertRecord]:
         """Cleared alerts whose resolution Slack has not shown yet, except those whose
         message another process is posting right now."""
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             rows = session.scalars(
                 select(AlertRow).where(AlertRow.status == RESOLVING).order_by(AlertRow.resolved_at)
             ).all()
@@ -258,7 +258,7 @@ class AlertStore:
         return self._all(select(AlertRow).order_by(AlertRow.opened_at.desc()).limit(limit))
 
     def _all(self, stmt: Any) -> list[AlertRecord]:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [AlertRecord.from_row(r) for r in session.scalars(stmt)]
 
 
@@ -296,7 +296,7 @@ class BackupFacts:
             .order_by(BackupRow.started_at.desc())
             .limit(1)
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt).first()
             return _attempt(row) if row else None
 
@@ -309,7 +309,7 @@ class BackupFacts:
         if since is not None:
             stmt = stmt.where(BackupRow.started_at > since)
         stmt = stmt.order_by(BackupRow.started_at.desc()).limit(limit)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             rows = list(session.scalars(stmt))
             if not rows:
                 return []
@@ -329,7 +329,7 @@ class BackupFacts:
     def first_seen(self, database: str) -> datetime | None:
         """When the bot's records first mention the database: its first backup attempt or
         incident record, whichever is earlier."""
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             first_backup = session.scalar(
                 select(func.min(BackupRow.started_at)).where(BackupRow.database == database)
             )

@@ -8,16 +8,17 @@ sessions. Every transition out of `running` is a guarded update (`WHERE status =
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from backupbot.errors import BackupAlreadyRunning, NotFound
 from backupbot.storage.models import BackupRow, RestoreRow
+from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 DELETED = "deleted"  # retention removed the artifact and manifest; the row stays
@@ -47,6 +48,10 @@ class BackupRecord:
     manifest: dict[str, Any] | None
     error: str | None
     deleted_at: datetime | None = None  # set when retention deleted the artifact
+    stage: str | None = None  # where a running backup is (queued, snapshot, dumping, ...)
+    owner: str | None = None  # the process running it (see storage/liveness.py)
+    channel: str | None = None  # its channel message, once posted
+    message_ts: str | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -77,18 +82,23 @@ def new_backup_id() -> str:
 
 
 class BackupCatalog:
-    def __init__(self, engine: Engine, *, stale_after: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._stale_after = stale_after
 
     def start(
-        self, database: str, actor: str, label: str | None, store: str, now: datetime
+        self,
+        database: str,
+        actor: str,
+        label: str | None,
+        store: str,
+        now: datetime,
+        *,
+        owner: str | None = None,
     ) -> BackupRecord:
         """Insert a running backup, or raise `BackupAlreadyRunning`.
 
         The unique `running_lock` column makes this atomic across threads and processes.
-        A running row whose heartbeat is older than `stale_after` belongs to a process
-        that died; it is marked failed and the new backup goes ahead.
+        A backup whose process died is taken over first (`abandoned`, `take_over`).
         """
         for _attempt in range(2):
             row = BackupRow(
@@ -102,22 +112,17 @@ class BackupCatalog:
                 heartbeat_at=now,
                 progress_bytes=0,
                 store=store,
+                stage="queued",
+                owner=owner,
             )
             try:
-                with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                with orm_session(self._engine) as session, session.begin_nested():
                     session.add(row)
                 return BackupRecord.from_row(row)
             except IntegrityError:
                 current = self.running(database)
                 if current is None:
                     continue  # it finished between our insert and our look; try once more
-                if now - current.heartbeat_at > self._stale_after:
-                    self.fail(
-                        current.id,
-                        now,
-                        "The process running this backup stopped before it finished.",
-                    )
-                    continue
                 raise BackupAlreadyRunning(
                     database,
                     current.id,
@@ -126,12 +131,67 @@ class BackupCatalog:
                 ) from None
         raise BackupAlreadyRunning(database, "?", "another process", now.strftime("%H:%M UTC"))
 
-    def heartbeat(self, backup_id: str, now: datetime, progress_bytes: int) -> None:
-        with self._engine.begin() as conn:
+    def abandoned(
+        self,
+        now: datetime,
+        *,
+        stale_after: timedelta,
+        is_dead: Callable[[str | None], bool],
+        database: str | None = None,
+    ) -> list[BackupRecord]:
+        """Running backups whose process stopped: heartbeat older than `stale_after`, or
+        an owner `is_dead` says is gone."""
+        stmt = select(BackupRow).where(BackupRow.status == RUNNING)
+        if database is not None:
+            stmt = stmt.where(BackupRow.database == database)
+        with read_session(self._engine) as session:
+            running = [BackupRecord.from_row(r) for r in session.scalars(stmt)]
+        return [r for r in running if now - r.heartbeat_at > stale_after or is_dead(r.owner)]
+
+    def take_over(self, record: BackupRecord, now: datetime, error: str) -> bool:
+        """Fail a backup found abandoned, only if its heartbeat is still the one seen (a
+        live owner that beat meanwhile keeps it)."""
+        with transaction(self._engine) as conn:
+            result = conn.execute(
+                update(BackupRow)
+                .where(
+                    BackupRow.id == record.id,
+                    BackupRow.status == RUNNING,
+                    BackupRow.heartbeat_at == record.heartbeat_at,
+                )
+                .values(
+                    status=FAILED, error=error, finished_at=now, heartbeat_at=now, running_lock=None
+                )
+            )
+        return result.rowcount == 1
+
+    def pulse(self, backup_ids: Collection[str], now: datetime) -> None:
+        """The owner is alive: refresh the heartbeat of these running backups."""
+        if not backup_ids:
+            return
+        with transaction(self._engine) as conn:
+            conn.execute(
+                update(BackupRow)
+                .where(BackupRow.id.in_(list(backup_ids)), BackupRow.status == RUNNING)
+                .values(heartbeat_at=now)
+            )
+
+    def progress(self, backup_id: str, stage: str, progress_bytes: int) -> None:
+        """Where a running backup is: its stage and the bytes it has handled."""
+        with transaction(self._engine) as conn:
             conn.execute(
                 update(BackupRow)
                 .where(BackupRow.id == backup_id, BackupRow.status == RUNNING)
-                .values(heartbeat_at=now, progress_bytes=progress_bytes)
+                .values(stage=stage, progress_bytes=progress_bytes)
+            )
+
+    def set_message(self, backup_id: str, channel: str, ts: str) -> None:
+        """Remember the backup's channel message, so a later process can correct it."""
+        with transaction(self._engine) as conn:
+            conn.execute(
+                update(BackupRow)
+                .where(BackupRow.id == backup_id)
+                .values(channel=channel, message_ts=ts)
             )
 
     def succeed(self, backup_id: str, now: datetime, details: SuccessDetails) -> bool:
@@ -141,7 +201,7 @@ class BackupCatalog:
         return self._finish(backup_id, now, status=FAILED, error=error)
 
     def _finish(self, backup_id: str, now: datetime, **values: Any) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(BackupRow)
                 .where(BackupRow.id == backup_id, BackupRow.status == RUNNING)
@@ -149,21 +209,8 @@ class BackupCatalog:
             )
         return result.rowcount == 1
 
-    def fail_abandoned(self, now: datetime) -> list[BackupRecord]:
-        """Mark running backups whose heartbeat went stale as failed (start-up clean-up)."""
-        with Session(self._engine) as session:
-            stale = session.scalars(
-                select(BackupRow).where(
-                    BackupRow.status == RUNNING,
-                    BackupRow.heartbeat_at < now - self._stale_after,
-                )
-            ).all()
-            records = [BackupRecord.from_row(r) for r in stale]
-        msg = "The process running this backup stopped before it finished."
-        return [r for r in records if self.fail(r.id, now, msg)]
-
     def get(self, backup_id: str) -> BackupRecord:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(BackupRow, backup_id)
             if row is None:
                 raise NotFound(f"There is no backup with id {backup_id!r}.")
@@ -184,14 +231,14 @@ class BackupCatalog:
         stmt = select(BackupRow).order_by(BackupRow.started_at.desc()).limit(limit)
         if database:
             stmt = stmt.where(BackupRow.database == database)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
 
     def count(self, database: str, status: str = SUCCEEDED) -> int:
         stmt = select(func.count()).where(
             BackupRow.database == database, BackupRow.status == status
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return int(session.scalar(stmt) or 0)
 
     def verified(self, database: str | None = None) -> list[BackupRecord]:
@@ -200,7 +247,7 @@ class BackupCatalog:
         if database:
             stmt = stmt.where(BackupRow.database == database)
         stmt = stmt.order_by(BackupRow.database, BackupRow.started_at, BackupRow.id)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
 
     def mark_deleted(self, backup_id: str, now: datetime) -> bool:
@@ -208,7 +255,7 @@ class BackupCatalog:
 
         A guarded update; False when the row was not `succeeded` any more (another run
         got there first)."""
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(BackupRow)
                 .where(BackupRow.id == backup_id, BackupRow.status == SUCCEEDED)
@@ -219,10 +266,10 @@ class BackupCatalog:
     def in_use_by_restores(self) -> frozenset[str]:
         """Ids of backups an open restore or drill (pending or running) reads."""
         stmt = select(RestoreRow.backup_id).where(RestoreRow.status.in_(("pending", "running")))
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return frozenset(session.scalars(stmt))
 
     def _one(self, stmt: Any) -> BackupRecord | None:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt).first()
             return BackupRecord.from_row(row) if row else None

@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from backupbot.errors import NotFound
 from backupbot.storage.models import BackupRow, ChecklistRow, DrillRow, IncidentRow
+from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Checklists:
             version=0,
         )
         try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            with orm_session(self._engine) as session, session.begin_nested():
                 session.add(row)
             return ChecklistRecord.from_row(row), True
         except IntegrityError:
@@ -151,7 +151,7 @@ class Checklists:
         self._guarded(checklist_id, {"reminded_at": None})
 
     def _guarded(self, checklist_id: str, values: dict[str, Any], *conditions: Any) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(ChecklistRow)
                 .where(ChecklistRow.id == checklist_id, *conditions)
@@ -162,7 +162,7 @@ class Checklists:
     # -- queries --------------------------------------------------------------------------
 
     def get(self, checklist_id: str) -> ChecklistRecord:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(ChecklistRow, checklist_id)
             if row is None:
                 raise NotFound(f"There is no checklist with id {checklist_id!r}.")
@@ -181,7 +181,7 @@ class Checklists:
         )
 
     def _first(self, stmt: Any) -> ChecklistRecord | None:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt).first()
             return ChecklistRecord.from_row(row) if row else None
 
@@ -246,7 +246,7 @@ class ChecklistEvidenceQueries:
             )
             .order_by(BackupRow.started_at)
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [
                 BackupFact(
                     id=r.id,
@@ -261,7 +261,7 @@ class ChecklistEvidenceQueries:
 
     def drills(self, since: datetime) -> list[DrillFact]:
         stmt = select(DrillRow).where(DrillRow.started_at >= since).order_by(DrillRow.started_at)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [_drill_fact(r) for r in session.scalars(stmt)]
 
     def incidents(self, since: datetime, actions: Iterable[str]) -> list[IncidentFact]:
@@ -270,7 +270,7 @@ class ChecklistEvidenceQueries:
             .where(IncidentRow.at >= since, IncidentRow.action.in_(list(actions)))
             .order_by(IncidentRow.id)
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [_incident_fact(r) for r in session.scalars(stmt)]
 
     def last_incident(self, action: str, *, all_databases: bool = False) -> IncidentFact | None:
@@ -279,7 +279,7 @@ class ChecklistEvidenceQueries:
         stmt = select(IncidentRow).where(IncidentRow.action == action)
         if all_databases:
             stmt = stmt.where(IncidentRow.database.is_(None))
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt.order_by(IncidentRow.id.desc()).limit(1)).first()
             return _incident_fact(row) if row else None
 

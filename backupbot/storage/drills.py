@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
 
 from backupbot.errors import NotFound
 from backupbot.storage.models import DrillRow
+from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 RUNNING, PASSED, FAILED = "running", "passed", "failed"
 
@@ -109,7 +109,7 @@ class DrillLog:
             rto_minutes=rto_minutes,
             result=result or {},
         )
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+        with orm_session(self._engine) as session:
             session.add(row)
         return DrillRecord.from_row(row)
 
@@ -158,7 +158,7 @@ class DrillLog:
         )
 
     def _guarded(self, drill_id: str, values: dict[str, Any], *conditions: Any) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(DrillRow).where(DrillRow.id == drill_id, *conditions).values(**values)
             )
@@ -167,7 +167,7 @@ class DrillLog:
     # -- queries ------------------------------------------------------------------------
 
     def get(self, drill_id: str) -> DrillRecord:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(DrillRow, drill_id)
             if row is None:
                 raise NotFound(f"There is no restore drill with id {drill_id!r}.")
@@ -216,10 +216,10 @@ class DrillLog:
         )
 
     def _first(self, stmt: Any) -> DrillRecord | None:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt).first()
             return DrillRecord.from_row(row) if row else None
 
     def _all(self, stmt: Any) -> list[DrillRecord]:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [DrillRecord.from_row(r) for r in session.scalars(stmt)]

@@ -1,20 +1,27 @@
 """The incident log: an append-only record of every action the bot takes or refuses.
 
-The database refuses UPDATE and DELETE on this table (see the first migration); this
-module only appends and reads. Details must never contain secrets: callers pass
+The database refuses UPDATE and DELETE on this table (see the first migration), and the
+records form a hash chain (`incident_chain`) that `verify` walks; this module only
+appends and reads. Details must never contain secrets: callers pass
 redacted values only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, select, text
 
+from backupbot.storage import incident_chain
 from backupbot.storage.models import IncidentRow
+from backupbot.storage.unit_of_work import atomic, orm_session, read_session
+
+_CHAIN_LOCK = 0x62626963  # "bbic": advisory lock held while appending (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -49,31 +56,85 @@ class IncidentLog:
         backup_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> Incident:
-        row = IncidentRow(
+        details = json.loads(json.dumps(details or {}))  # exactly what the column returns
+        content = incident_chain.canonical(
             at=at,
             actor=actor,
             action=action,
             outcome=outcome,
             database=database,
             backup_id=backup_id,
-            details=details or {},
+            details=details,
         )
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+        with orm_session(self._engine) as session:
+            if self._engine.dialect.name == "postgresql":
+                # One appender at a time extends the chain (SQLite's write lock does this).
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+            prev = session.scalar(select(IncidentRow.hash).order_by(IncidentRow.id.desc()).limit(1))
+            prev = prev or incident_chain.GENESIS
+            row = IncidentRow(
+                at=at,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                database=database,
+                backup_id=backup_id,
+                details=details,
+                prev_hash=prev,
+                hash=incident_chain.link(prev, content),
+            )
             session.add(row)
         return _to_incident(row)
+
+    def atomic(self) -> contextlib.AbstractContextManager[Any]:
+        """A unit of work: state changes made inside commit together with the records."""
+        return atomic(self._engine)
+
+    def verify(self, batch: int = 1000) -> incident_chain.ChainCheck:
+        """Walk the whole chain, oldest first; see `incident_chain.verify`."""
+        return incident_chain.verify(self._chain_records(batch))
+
+    def _chain_records(self, batch: int) -> Iterator[incident_chain.ChainRecord]:
+        after = 0
+        while True:
+            stmt = (
+                select(IncidentRow)
+                .where(IncidentRow.id > after)
+                .order_by(IncidentRow.id)
+                .limit(batch)
+            )
+            with read_session(self._engine) as session:
+                rows = [(r.id, r.prev_hash, r.hash, _content(r)) for r in session.scalars(stmt)]
+            if not rows:
+                return
+            for rid, prev, digest, content in rows:
+                yield incident_chain.ChainRecord(rid, prev, digest, content)
+            after = rows[-1][0]
 
     def recent(self, limit: int = 20, database: str | None = None) -> list[Incident]:
         """The newest `limit` records, newest first."""
         stmt = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
         if database:
             stmt = stmt.where(IncidentRow.database == database)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [_to_incident(r) for r in session.scalars(stmt)]
 
     def for_backup(self, backup_id: str) -> list[Incident]:
         stmt = select(IncidentRow).where(IncidentRow.backup_id == backup_id)
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [_to_incident(r) for r in session.scalars(stmt.order_by(IncidentRow.id))]
+
+
+def _content(row: IncidentRow) -> bytes:
+    return incident_chain.canonical(
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        database=row.database,
+        backup_id=row.backup_id,
+        details=dict(row.details or {}),
+    )
 
 
 def _to_incident(row: IncidentRow) -> Incident:

@@ -72,6 +72,10 @@ class BackupRow(Base):
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # by retention
+    stage: Mapped[str | None] = mapped_column(String(40))  # where a running backup is
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid running it
+    channel: Mapped[str | None] = mapped_column(String(40))  # its channel message
+    message_ts: Mapped[str | None] = mapped_column(String(40))
 
 
 class IncidentRow(Base):
@@ -87,6 +91,8 @@ class IncidentRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     backup_id: Mapped[str | None] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))  # see incident_chain
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class RestoreRow(Base):
@@ -118,6 +124,7 @@ class RestoreRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     channel: Mapped[str | None] = mapped_column(String(40))
     message_ts: Mapped[str | None] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid running it
     preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     announce_pending: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -175,6 +182,7 @@ class DrillRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(40))
     message_ts: Mapped[str | None] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid running it
 
 
 class AlertRow(Base):

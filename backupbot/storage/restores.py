@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from backupbot.errors import NotFound, RestoreConflict
 from backupbot.storage.models import RestoreRow
+from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
@@ -136,7 +136,7 @@ class RestoreRequests:
                 result={},
             )
             try:
-                with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                with orm_session(self._engine) as session, session.begin_nested():
                     session.add(row)
                 return RestoreRecord.from_row(row)
             except IntegrityError:
@@ -145,13 +145,6 @@ class RestoreRequests:
                     continue
                 if current.status == PENDING and current.expires_at <= now:
                     self.close_pending(current.id, EXPIRED, "backupbot", now)
-                    continue
-                if (
-                    current.status == RUNNING
-                    and current.heartbeat_at is not None
-                    and now - current.heartbeat_at > self._stale_after
-                ):
-                    self.finish(current.id, FAILED, now, error=_ABANDONED)
                     continue
                 raise RestoreConflict(
                     f"{new.target_db} ({new.target_where})",
@@ -218,7 +211,10 @@ class RestoreRequests:
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        stale_before: datetime | None = None,
     ) -> bool:
+        """End a running restore. With `stale_before`, only if its heartbeat is older
+        (a takeover: an owner that beat meanwhile keeps it)."""
         assert status in (SUCCEEDED, FAILED)
         values: dict[str, Any] = {
             "status": status,
@@ -229,7 +225,10 @@ class RestoreRequests:
         }
         if result is not None:
             values["result"] = result
-        return self._guarded(restore_id, values, RestoreRow.status == RUNNING)
+        conditions = [RestoreRow.status == RUNNING]
+        if stale_before is not None:
+            conditions.append(RestoreRow.heartbeat_at < stale_before)
+        return self._guarded(restore_id, values, *conditions)
 
     def mark_announced(self, restore_id: str) -> bool:
         """Claim the break-glass notice (True for exactly one caller)."""
@@ -242,7 +241,7 @@ class RestoreRequests:
         self._guarded(restore_id, {"announce_pending": True})
 
     def _guarded(self, restore_id: str, values: dict[str, Any], *conditions: Any) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(RestoreRow).where(RestoreRow.id == restore_id, *conditions).values(**values)
             )
@@ -251,7 +250,7 @@ class RestoreRequests:
     # -- queries --------------------------------------------------------------------------
 
     def get(self, restore_id: str) -> RestoreRecord:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.get(RestoreRow, restore_id)
             if row is None:
                 raise NotFound(f"There is no restore request with id {restore_id!r}.")
@@ -264,6 +263,10 @@ class RestoreRequests:
         return self._all(
             select(RestoreRow).where(RestoreRow.status == PENDING, RestoreRow.expires_at <= now)
         )
+
+    @property
+    def stale_after(self) -> timedelta:
+        return self._stale_after
 
     def abandoned(self, now: datetime) -> list[RestoreRecord]:
         return self._all(
@@ -287,16 +290,10 @@ class RestoreRequests:
         return self._all(stmt)
 
     def _first(self, stmt: Any) -> RestoreRecord | None:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             row = session.scalars(stmt).first()
             return RestoreRecord.from_row(row) if row else None
 
     def _all(self, stmt: Any) -> list[RestoreRecord]:
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [RestoreRecord.from_row(r) for r in session.scalars(stmt)]
-
-
-_ABANDONED = (
-    "The process running this restore stopped before it finished; the target database may "
-    "be partially restored."
-)

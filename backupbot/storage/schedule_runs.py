@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from backupbot.storage.models import ScheduledRunRow
+from backupbot.storage.unit_of_work import orm_session, read_session
 
 RUNNING, DONE, FAILED, MISSED = "running", "done", "failed", "missed"
 REGISTERED = "registered"  # the first time a scheduler saw the job; firings before it are not owed
@@ -64,14 +64,14 @@ class ScheduledRuns:
             result=result or {},
         )
         try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            with orm_session(self._engine) as session, session.begin_nested():
                 session.add(row)
         except IntegrityError:
             return None
         return ScheduledRun.from_row(row)
 
     def finish(self, run_id: int, status: str, now: datetime, result: dict[str, Any]) -> None:
-        with Session(self._engine) as session, session.begin():
+        with orm_session(self._engine) as session:
             session.execute(
                 update(ScheduledRunRow)
                 .where(ScheduledRunRow.id == run_id, ScheduledRunRow.status == RUNNING)
@@ -86,7 +86,7 @@ class ScheduledRuns:
             .order_by(ScheduledRunRow.scheduled_for.desc())
             .limit(1)
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return session.scalar(stmt)
 
     def for_job(self, job: str) -> list[ScheduledRun]:
@@ -96,5 +96,5 @@ class ScheduledRuns:
             .where(ScheduledRunRow.job == job)
             .order_by(ScheduledRunRow.scheduled_for)
         )
-        with Session(self._engine) as session:
+        with read_session(self._engine) as session:
             return [ScheduledRun.from_row(r) for r in session.scalars(stmt)]
