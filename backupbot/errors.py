@@ -102,3 +102,7 @@ class RestoreConflict(BackupbotError):
 
 class SlackUnreachable(BackupbotError):
     """A message that people must see (a request to approve) could not be posted."""
+
+
+class StateUnavailable(BackupbotError):
+    """The bot's own state database refused or lost a write or read; nothing changed."""

@@ -15,7 +15,10 @@ from backupbot.commands.parse import SUBCOMMANDS
 from backupbot.commands.status import DatabaseStatus
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
 from backupbot.storage.catalog import FAILED, RUNNING, SUCCEEDED, BackupRecord
+from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
+
+INTACT = ChainCheck(records=3)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "ab" * 32
@@ -166,8 +169,8 @@ RENDERED = {
     "status_empty_list": lambda: blocks.status_message([]),
     "status_one": lambda: blocks.status_message([status()]),
     "status_running": lambda: blocks.status_message([status(running=record(actor="cli:bob"))]),
-    "log_empty": lambda: blocks.log_message([]),
-    "log_one": lambda: blocks.log_message([incident(1)]),
+    "log_empty": lambda: blocks.log_message([], INTACT),
+    "log_one": lambda: blocks.log_message([incident(1)], INTACT),
     "help": blocks.help_message,
     "usage_error": lambda: blocks.usage_error("Unknown option `--x`.", SUBCOMMANDS["now"].usage),
     "usage_error_without_usage": lambda: blocks.usage_error("Something is off.", ""),
@@ -236,7 +239,7 @@ def test_log_of_50_incidents_with_2000_char_details_fits_limits() -> None:
         incident(n, outcome="failed", details={"error": f"E{n} " + "x" * 2000}) for n in range(50)
     ]
 
-    msg = blocks.log_message(incidents)
+    msg = blocks.log_message(incidents, INTACT)
 
     assert_slack_accepts(msg)
     assert "last 50 record(s)" in msg.text
@@ -246,7 +249,9 @@ def test_log_of_50_incidents_with_2000_char_details_fits_limits() -> None:
 
 
 def test_log_shows_reason_when_there_is_no_error() -> None:
-    msg = blocks.log_message([incident(1, outcome="refused", details={"reason": "not approver"})])
+    msg = blocks.log_message(
+        [incident(1, outcome="refused", details={"reason": "not approver"})], INTACT
+    )
 
     assert_slack_accepts(msg)
     assert "not approver" in shown(msg)
@@ -401,7 +406,7 @@ def test_started_ack_links_the_channel() -> None:
 
 
 def test_empty_log_says_so() -> None:
-    msg = blocks.log_message([])
+    msg = blocks.log_message([], INTACT)
 
     assert msg.text == "The incident log is empty."
     assert shown(msg) == "The incident log is empty."

@@ -24,6 +24,7 @@ from backupbot.commands.status import (
     rto_trend,
 )
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
+from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
 
 MAX_BLOCKS = 50
@@ -274,10 +275,22 @@ def incident_line(i: Incident) -> str:
     return f"`{humanize.utc(i.at)}` {who} *{i.action}*{db} {i.outcome}{bid}{detail}"
 
 
-def log_message(incidents: Sequence[Incident]) -> Message:
+def chain_line(chain: ChainCheck) -> str:
+    if chain.intact:
+        return f":link: Hash chain intact over all {chain.records} records."
+    return (
+        f":rotating_light: The hash chain is *broken* at record {chain.first_broken_id}: "
+        f"{chain.problem}. Run `backupbot log verify` and treat the log as tampered with."
+    )
+
+
+def log_message(incidents: Sequence[Incident], chain: ChainCheck) -> Message:
     if not incidents:
         return Message("The incident log is empty.", [section("The incident log is empty.")])
-    blocks: list[Block] = [section(f"*Incident log* · last {len(incidents)} record(s)")]
+    blocks: list[Block] = [
+        section(f"*Incident log* · last {len(incidents)} record(s)"),
+        context(chain_line(chain)),
+    ]
     chunk: list[str] = []
     for line in (incident_line(i) for i in incidents):
         line = _clip(line, 600)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,7 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("database", nargs="?")
     status.add_argument("--json", action="store_true")
 
-    log_p = sub.add_parser("log", help="the incident log, newest first")
+    log_p = sub.add_parser(
+        "log", help="the incident log, newest first; `log verify` checks its hash chain"
+    )
+    log_p.add_argument("check", nargs="?", choices=["verify"], help="check the hash chain")
     log_p.add_argument("--limit", type=int, default=20)
     log_p.add_argument("--json", action="store_true")
 
@@ -159,6 +163,8 @@ def _dispatch(services: Services, args: argparse.Namespace) -> int:
         return _status(services, args.database, args.json)
     if args.command == "retention":
         return _retention(services, args.database, args.apply, args.json)
+    if args.command == "log" and args.check == "verify":
+        return _log_verify(services, args.json)
     if args.command == "log":
         if not 1 <= args.limit <= 10 * MAX_LOG:
             raise UsageError(f"--limit must be between 1 and {10 * MAX_LOG}.")
@@ -456,6 +462,21 @@ def _log(services: Services, limit: int, as_json: bool) -> int:
         detail = i.details.get("error") or i.details.get("reason") or ""
         print(f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}")
     return 0
+
+
+def _log_verify(services: Services, as_json: bool) -> int:
+    """Walk the incident log's hash chain; exit 1 and name the first broken record."""
+    check = services.incidents.verify()
+    if as_json:
+        print(json.dumps({"intact": check.intact, **asdict(check)}, indent=2))
+    elif check.intact:
+        print(f"incident log: {check.records} records, hash chain intact")
+    else:
+        print(
+            f"incident log: hash chain BROKEN at record {check.first_broken_id}: "
+            f"{check.problem}; the {check.records} records before it are intact"
+        )
+    return 0 if check.intact else 1
 
 
 def _config_check(settings: Any, live: bool) -> int:

@@ -455,7 +455,7 @@ class BackupService:
     def _delete_quietly(self, *keys: str) -> None:
         for key in keys:
             try:
-                self._store.delete(key)
+                self._store.discard(key)
             except BackupbotError:
                 log.exception("could not remove %s after a failed backup", key)
 

@@ -40,6 +40,10 @@ class ArtifactStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove `key`; a missing key is not an error."""
 
+    def discard(self, key: str) -> None:
+        """Remove `key` and whatever an interrupted write of it left behind (partial
+        files, open multipart uploads); nothing there is not an error."""
+
     def list_keys(self, prefix: str = "") -> list[str]: ...
 
     def check(self) -> None:

@@ -128,6 +128,13 @@ class LocalStore:
                 "directory is mounted and writable."
             ) from exc
 
+    def discard(self, key: str) -> None:
+        path = self._path(key)
+        for partial in path.parent.glob(f".{path.name}.partial-*"):
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        self.delete(key)
+
     def list_keys(self, prefix: str = "") -> list[str]:
         if not self.root.exists():
             return []

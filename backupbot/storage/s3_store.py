@@ -203,6 +203,22 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, self.bucket, "deleting") from exc
 
+    def discard(self, key: str) -> None:
+        full = self._key(key)
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] == full:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=full, UploadId=upload["UploadId"]
+                        )
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self.bucket, "aborting an unfinished upload") from exc
+        self.delete(key)
+
     def list_keys(self, prefix: str = "") -> list[str]:
         keys: list[str] = []
         try:

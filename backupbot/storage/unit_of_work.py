@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
+
+from backupbot.errors import StateUnavailable
 
 _CURRENT: ContextVar[tuple[Engine, Connection] | None] = ContextVar("uow", default=None)
 IMMEDIATE = "backupbot_immediate"  # execution option read by the SQLite "begin" hook
@@ -41,14 +44,19 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     if joined is not None:
         yield joined
         return
-    with engine.connect() as conn:
-        conn.execution_options(**{IMMEDIATE: True})
-        with conn.begin():
-            token = _CURRENT.set((engine, conn))
-            try:
-                yield conn
-            finally:
-                _CURRENT.reset(token)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                token = _CURRENT.set((engine, conn))
+                try:
+                    yield conn
+                finally:
+                    _CURRENT.reset(token)
+    except IntegrityError:
+        raise  # a guarded insert lost a race: the caller's business
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc, "write") from exc
 
 
 atomic = transaction
@@ -73,5 +81,17 @@ def read_session(engine: Engine) -> Iterator[Session]:
         with Session(bind=joined, expire_on_commit=False) as session:
             yield session
         return
-    with Session(engine) as session:
-        yield session
+    try:
+        with Session(engine) as session:
+            yield session
+    except OperationalError as exc:
+        raise _unavailable(exc, "read") from exc
+
+
+def _unavailable(exc: SQLAlchemyError, what: str) -> StateUnavailable:
+    """The database's own first line (never a URL or password), in plain words."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    return StateUnavailable(
+        f"The bot's state database could not {what} ({reason}); nothing was changed. "
+        "Try again once it is back."
+    )

@@ -112,7 +112,8 @@ def _respond_retention(services: Services, respond: Respond, database: str | Non
 
 
 def _respond_log(services: Services, respond: Respond, limit: int) -> None:
-    respond(**blocks.log_message(services.incidents.recent(limit)).as_kwargs())
+    chain = services.incidents.verify()
+    respond(**blocks.log_message(services.incidents.recent(limit), chain).as_kwargs())
 
 
 def _backup_now(

@@ -1,0 +1,119 @@
+"""The real `backupbot serve` killed outright (SIGKILL, as the OOM killer or a lost node
+does) in the middle of a backup, and what the next live process makes of it; and a state
+database that refuses a write half-way through a transition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from backupbot.devkit.slack_standin import SlackStandin
+from tests.acceptance.conftest import fresh_deployment, source_database
+from tests.acceptance.harness import REQUESTER, Deployment
+from tests.acceptance.test_flows import _backup_id, _text, backup_now
+
+
+@pytest.fixture
+def crashable(kind: tuple[str, str], pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
+        dep.start()
+        yield dep, url
+        dep.close()
+
+
+def _kill_mid_dump(dep: Deployment, url: str) -> str:
+    """Start `/backup now app`, wait until pg_dump runs (held back by an application's
+    table lock), SIGKILL serve. The backup's id."""
+    assert dep.serve is not None
+    with psycopg.connect(url) as blocker:
+        blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
+        backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
+        dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
+        dep.serve.kill()
+        blocker.rollback()
+    return backup_id
+
+
+def _status(dep: Deployment, backup_id: str) -> tuple[str, str | None]:
+    engine = create_engine(dep.state_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, error FROM backups WHERE id = :id"), {"id": backup_id}
+        ).one()
+    engine.dispose()
+    return row[0], row[1]
+
+
+def _files(dep: Deployment) -> list[Path]:
+    return sorted(p for p in dep.store_dir.rglob("*") if p.is_file())
+
+
+def test_a_restarted_serve_fails_the_killed_backup_at_once_and_removes_its_partial_file(
+    crashable: tuple[Deployment, str],
+) -> None:
+    dep, url = crashable
+    backup_id = _kill_mid_dump(dep, url)
+    [left] = _files(dep)
+    assert ".partial-" in left.name  # the killed process left its half-written file
+    assert _status(dep, backup_id)[0] == "running"  # and a row that says running
+
+    dep.start()
+    abandoned = dep.wait_incident(
+        lambda i: i.action == "backup.abandoned" and i.backup_id == backup_id
+    )
+
+    assert abandoned.actor == "system" and abandoned.details["stage"] == "dumping"
+    status, error = _status(dep, backup_id)
+    assert status == "failed" and error is not None and "dumping stage" in error
+    assert _files(dep) == []  # the partial file is gone
+    again = backup_now(dep)  # and a new backup starts at once, with no "already running"
+    assert again.text.startswith("Backup of app succeeded")
+
+
+def test_the_cli_takes_over_a_backup_whose_serve_was_killed_and_records_it(
+    crashable: tuple[Deployment, str],
+) -> None:
+    dep, url = crashable
+    backup_id = _kill_mid_dump(dep, url)
+
+    result = dep.cli("backup", "now", "app")
+
+    assert " verified: " in result.stderr  # stdout carries only the new backup's id
+    assert _status(dep, backup_id)[0] == "failed"
+    [abandoned] = [
+        i for i in dep.incidents() if i.backup_id == backup_id and i.action == "backup.abandoned"
+    ]
+    assert "nothing was kept" in abandoned.details["error"]
+    assert [p for p in _files(dep) if ".partial" in p.name] == []
+    assert dep.cli("log", "verify").stdout.strip().endswith("hash chain intact")
+
+
+@pytest.mark.parametrize("kind", [("http", "postgresql")], indirect=True)
+def test_a_start_whose_record_the_state_database_refuses_leaves_no_running_backup(
+    crashable: tuple[Deployment, str],
+) -> None:
+    dep, _url = crashable
+    state_url = dep.state_url.replace("+psycopg", "", 1)
+    with psycopg.connect(state_url, autocommit=True) as state:
+        state.execute(
+            "CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'could not extend file: No space left on device'; END $$"
+        )
+        state.execute(
+            "CREATE TRIGGER refuse_start BEFORE INSERT ON incidents FOR EACH ROW "
+            "WHEN (NEW.action = 'backup.started') EXECUTE FUNCTION refuse_start()"
+        )
+        answer = _text(dep.slash(REQUESTER, "now app").json())
+        running = state.execute("SELECT count(*) FROM backups").fetchone()
+        state.execute("DROP TRIGGER refuse_start ON incidents")
+
+    assert "state database could not write" in answer and "No space left" in answer
+    assert running == (0,)  # the backup's row went with its record: all or nothing
+    assert backup_now(dep).text.startswith("Backup of app succeeded")  # nothing blocks it
