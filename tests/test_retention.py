@@ -33,7 +33,7 @@ from backupbot.commands.retention import (
     plan_retention,
 )
 from backupbot.devkit.slack_standin import block_kit_errors
-from backupbot.errors import UnknownDatabase
+from backupbot.errors import BackupbotError, UnknownDatabase
 from backupbot.settings import RetentionSettings
 from backupbot.storage.catalog import DELETED, FAILED, RUNNING, SUCCEEDED, BackupRecord
 from backupbot.storage.incidents import Incident
@@ -488,6 +488,47 @@ def test_a_backup_an_open_restore_reads_is_not_deleted(
     assert services.retention.apply(NOW).deleted == ()
     services.restores.click(request.id, "cancel", "UALICE")
     assert [d.backup.id for d in services.retention.apply(NOW).deleted] == [old]
+
+
+def test_retention_claims_before_it_deletes_so_a_restore_and_a_deletion_never_overlap(
+    local: tuple[Services, ManualClock],
+) -> None:
+    services, clock = local
+    old = _backup(services, clock, T0, "app")
+    _backup(services, clock, T0 + timedelta(days=40), "app")
+    clock.advance(seconds=(NOW - clock.now()).total_seconds())
+
+    # A restore asked for after retention planned, before it claimed: the claim loses.
+    request = services.restores.request("app", old, requester="UALICE", into="app_check")
+    assert services.catalog.claim_for_deletion(old) is False
+    services.restores.click(request.id, "cancel", "UALICE")
+
+    # Claimed first: a restore of it is refused in plain words, and nothing is opened.
+    assert services.catalog.claim_for_deletion(old) is True
+    with pytest.raises(BackupbotError, match="deleting; only verified backups can be restored"):
+        services.restores.request("app", old, requester="UALICE", into="app_check")
+    assert services.catalog.get(old).status == "deleting"
+
+
+def test_a_deletion_a_stopped_run_claimed_is_finished_by_the_next_run(
+    local: tuple[Services, ManualClock], tmp_path: Path
+) -> None:
+    services, clock = local
+    old = _backup(services, clock, T0, "app")
+    _backup(services, clock, T0 + timedelta(days=40), "app")
+    row = services.catalog.get(old)
+    # The run claimed it, removed the manifest, and the process died before the rest.
+    assert services.catalog.claim_for_deletion(old)
+    assert row.manifest_key is not None and row.artifact_key is not None
+    services.store.delete(row.manifest_key)
+
+    report = services.retention.apply(NOW)
+
+    assert report.ok
+    assert services.catalog.get(old).status == DELETED
+    assert not (tmp_path / "backups" / row.artifact_key).exists()
+    [finished] = [i for i in _incidents(services, "retention.deleted") if i.backup_id == old]
+    assert "stopped before it finished" in finished.details["reason"]
 
 
 def test_an_unknown_database_is_a_usage_error(local: tuple[Services, ManualClock]) -> None:

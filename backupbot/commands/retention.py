@@ -311,29 +311,52 @@ class RetentionService:
     ) -> RetentionReport:
         """Delete what the plan at `now` says, one backup at a time, and record it all.
 
-        Each deleted backup: its manifest and artifact removed from the store by their
-        catalogued keys, then the row marked `deleted`, then a `retention.deleted` record.
-        A deletion that fails leaves the row as it was and writes
-        `retention.delete_failed`; the run goes on. One `retention.run` record per run.
+        Each backup is first claimed (`succeeded` -> `deleting`, only while no restore or
+        drill reads it), then its manifest and artifact are removed by their catalogued
+        keys, then the row is marked `deleted` together with its `retention.deleted`
+        record. A deletion that fails gives the claim back and writes
+        `retention.delete_failed`; the run goes on. A claim a stopped run left is finished
+        by the next run. One `retention.run` record per run.
         """
+        self._finish_interrupted(now, actor)
         plan = self.plan(database, now)
         deleted: list[Decision] = []
         failed: list[FailedDeletion] = []
         skipped: list[Decision] = []
         for decision in sorted(plan.to_delete, key=lambda d: d.backup.started_at):
+            if not self._catalog.claim_for_deletion(decision.backup.id):
+                skipped.append(decision)  # a restore reads it now, or another run has it
+                continue
             error = self._delete_objects(decision.backup)
-            if error is not None:
-                failed.append(FailedDeletion(decision, error))
-                self._record(decision, now, actor, FAILED_ACTION, "failed", error=error)
-                continue
-            if not self._catalog.mark_deleted(decision.backup.id, now):
-                skipped.append(decision)  # another run deleted it and recorded it
-                continue
-            deleted.append(decision)
-            self._record(decision, now, actor, DELETED_ACTION, "ok")
+            with self._incidents.atomic():
+                if error is not None:
+                    # Still restorable (the manifest goes first, the catalog holds a copy).
+                    self._catalog.release_deletion(decision.backup.id)
+                    self._record(decision, now, actor, FAILED_ACTION, "failed", error=error)
+                    failed.append(FailedDeletion(decision, error))
+                elif self._catalog.mark_deleted(decision.backup.id, now):
+                    self._record(decision, now, actor, DELETED_ACTION, "ok")
+                    deleted.append(decision)
         report = RetentionReport(now, actor, plan, tuple(deleted), tuple(failed), tuple(skipped))
         self._record_run(report, database)
         return report
+
+    def _finish_interrupted(self, now: datetime, actor: str) -> None:
+        """Complete deletions a stopped run claimed: their objects may be half gone, so
+        they are deleted again (deleting nothing is no error) and marked deleted."""
+        for backup in self._catalog.deleting():
+            decision = Decision(
+                backup,
+                DELETE,
+                EXPIRED,
+                "claimed by a retention run that stopped before it finished",
+                now - backup.started_at,
+            )
+            if self._delete_objects(backup) is not None:
+                continue  # left claimed; the next run tries again
+            with self._incidents.atomic():
+                if self._catalog.mark_deleted(backup.id, now):
+                    self._record(decision, now, actor, DELETED_ACTION, "ok")
 
     def _delete_objects(self, backup: BackupRecord) -> str | None:
         """Delete the backup's catalogued manifest, then its artifact; the error, or None.

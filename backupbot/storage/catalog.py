@@ -21,7 +21,9 @@ from backupbot.storage.models import BackupRow, RestoreRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+DELETING = "deleting"  # retention claimed it and is removing its artifact
 DELETED = "deleted"  # retention removed the artifact and manifest; the row stays
+OPEN_RESTORES = ("pending", "running")  # restore statuses that still read their backup
 
 
 @dataclass(frozen=True)
@@ -250,22 +252,60 @@ class BackupCatalog:
         with read_session(self._engine) as session:
             return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
 
-    def mark_deleted(self, backup_id: str, now: datetime) -> bool:
-        """Retention deleted the artifact and manifest: `succeeded` -> `deleted`.
+    def claim_for_deletion(self, backup_id: str) -> bool:
+        """Retention's claim: `succeeded` -> `deleting`, only while no open restore or
+        drill reads the backup. The backup row is locked first (as `lock_for_restore`
+        does), so a claim and a new restore request of it never both go ahead."""
+        with transaction(self._engine) as conn:
+            status = conn.execute(
+                select(BackupRow.status).where(BackupRow.id == backup_id).with_for_update()
+            ).scalar()
+            if status != SUCCEEDED:
+                return False
+            readers = conn.execute(
+                select(func.count()).where(
+                    RestoreRow.backup_id == backup_id, RestoreRow.status.in_(OPEN_RESTORES)
+                )
+            ).scalar()
+            if readers:
+                return False
+            conn.execute(update(BackupRow).where(BackupRow.id == backup_id).values(status=DELETING))
+        return True
 
-        A guarded update; False when the row was not `succeeded` any more (another run
-        got there first)."""
+    def release_deletion(self, backup_id: str) -> bool:
+        """The deletion failed before anything was removed: `deleting` -> `succeeded`."""
+        return self._move(backup_id, DELETING, status=SUCCEEDED)
+
+    def mark_deleted(self, backup_id: str, now: datetime) -> bool:
+        """Retention removed the artifact and manifest: `deleting` -> `deleted`."""
+        return self._move(backup_id, DELETING, status=DELETED, deleted_at=now)
+
+    def deleting(self) -> list[BackupRecord]:
+        """Backups a retention run claimed and did not finish (it stopped half-way)."""
+        stmt = select(BackupRow).where(BackupRow.status == DELETING).order_by(BackupRow.started_at)
+        with read_session(self._engine) as session:
+            return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
+
+    def lock_for_restore(self, backup_id: str) -> str | None:
+        """Lock the backup row for the current transaction (a restore request being
+        created); its status, or None if there is no such backup."""
+        with transaction(self._engine) as conn:
+            return conn.execute(
+                select(BackupRow.status).where(BackupRow.id == backup_id).with_for_update()
+            ).scalar()
+
+    def _move(self, backup_id: str, from_status: str, **values: Any) -> bool:
         with transaction(self._engine) as conn:
             result = conn.execute(
                 update(BackupRow)
-                .where(BackupRow.id == backup_id, BackupRow.status == SUCCEEDED)
-                .values(status=DELETED, deleted_at=now)
+                .where(BackupRow.id == backup_id, BackupRow.status == from_status)
+                .values(**values)
             )
         return result.rowcount == 1
 
     def in_use_by_restores(self) -> frozenset[str]:
         """Ids of backups an open restore or drill (pending or running) reads."""
-        stmt = select(RestoreRow.backup_id).where(RestoreRow.status.in_(("pending", "running")))
+        stmt = select(RestoreRow.backup_id).where(RestoreRow.status.in_(OPEN_RESTORES))
         with read_session(self._engine) as session:
             return frozenset(session.scalars(stmt))
 

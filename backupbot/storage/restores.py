@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backupbot.errors import NotFound, RestoreConflict
-from backupbot.storage.models import RestoreRow
+from backupbot.storage.models import BackupRow, RestoreRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
@@ -109,6 +109,20 @@ class RestoreRequests:
         holds the target: it is closed (expired / failed) and the insert retried once.
         """
         running = new.break_glass or new.mode == DRILL
+        with transaction(self._engine) as conn:
+            # Lock the backup against retention's claim for as long as this transaction
+            # (the caller's unit of work) lasts; see `BackupCatalog.claim_for_deletion`.
+            status = conn.execute(
+                select(BackupRow.status).where(BackupRow.id == new.backup_id).with_for_update()
+            ).scalar()
+            if status is not None and status != "succeeded":
+                raise NotFound(
+                    f"Backup {new.backup_id} is {status} (retention is removing it); pick "
+                    "another backup."
+                )
+            return self._insert(new, now, running)
+
+    def _insert(self, new: NewRestore, now: datetime, running: bool) -> RestoreRecord:
         for _attempt in range(2):
             row = RestoreRow(
                 id=new_restore_id(),
