@@ -150,8 +150,9 @@ class DatabaseSettings(_Strict):
 class BackupSettings(_Strict):
     compression_level: int = Field(default=3, ge=1, le=19)
     compression_threads: int = Field(default=1, ge=0, le=64)  # worker threads; 0: one per CPU
-    # A database is stale when its newest verified backup is older than its schedule's
-    # interval plus `stale_grace_hours` (daily + 2 h = 26 h), or `stale_after_hours` if set.
+    # A database is stale when no verified backup started since its schedule's previous
+    # firing plus `stale_grace_hours` (judged at each check), or, if `stale_after_hours` is
+    # set, when its newest verified backup is older than that.
     stale_grace_hours: float = Field(default=2, ge=0)
     stale_after_hours: int | None = Field(default=None, ge=1)
     pg_bin_dirs: list[Path] = []

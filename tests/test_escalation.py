@@ -475,8 +475,10 @@ def test_verification_failure_is_its_own_alert_and_running_backups_do_not_count(
     clock.advance(hours=2)
     flow.step(clock.now())
     titles = sorted(m.text.split(":")[0] for m in _alert_messages(bot))
-    assert titles == ["Alert (app), open"] * 2
-    assert "Backup failed verification" in json.dumps([m.blocks for m in _alert_messages(bot)])
+    # and, at 04:00, the 02:00 firing's 2 h grace has run out with no verified backup: stale
+    assert titles == ["Alert (app), open"] * 3
+    shown = json.dumps([m.blocks for m in _alert_messages(bot)])
+    assert "Backup failed verification" in shown and "No recent verified backup" in shown
 
 
 def test_an_alert_slack_could_not_take_is_kept_and_posted_on_the_next_step(

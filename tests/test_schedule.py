@@ -317,8 +317,8 @@ def test_only_one_scheduler_leads_and_the_other_takes_over_when_it_stops(
 # -- staleness follows the schedule ----------------------------------------------------------
 
 
-def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> None:
-    from backupbot.commands.schedule import stale_limits
+def test_a_backup_is_owed_since_the_schedules_previous_firing_past_its_grace() -> None:
+    from backupbot.commands.schedule import stale_rules
     from backupbot.settings import parse_settings
 
     url = "postgresql://u@h/db"
@@ -334,10 +334,12 @@ def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> No
         },
         {},
     )
-    assert stale_limits(settings, DAY) == {
-        "daily": timedelta(hours=26),
-        "hourly": timedelta(hours=3),
-        "weekly": timedelta(days=7, hours=2),
+    rules = stale_rules(settings)
+    now = DAY + timedelta(hours=3, minutes=30)  # Tuesday 03:30 UTC
+    assert {name: rule.owed_since(now) for name, rule in rules.items()} == {
+        "daily": datetime(2026, 11, 23, 2, tzinfo=UTC),  # Monday's: today's is in its grace
+        "hourly": DAY + timedelta(hours=1),  # 01:00 + 2 h grace has run out at 03:30
+        "weekly": datetime(2026, 11, 22, 3, tzinfo=UTC),  # Sunday 03:00
     }
     fixed = parse_settings(
         {
@@ -347,7 +349,7 @@ def test_a_database_is_stale_after_its_schedules_interval_plus_the_grace() -> No
         },
         {},
     )
-    assert stale_limits(fixed, DAY) == {"daily": timedelta(hours=30)}
+    assert stale_rules(fixed)["daily"].owed_since(now) == now - timedelta(hours=30)
 
 
 def test_status_judges_an_hourly_database_stale_after_three_hours(
@@ -367,7 +369,10 @@ def test_status_judges_an_hourly_database_stale_after_three_hours(
     services.backups.backup_now("daily", "UALICE")
     clock.advance(hours=3, minutes=1)
     by_name = {s.name: s for s in services.status_report()}
-    assert any("last 3 h" in w for w in by_name["hourly"].warnings)
+    assert any(
+        "since the scheduled run of 2026-11-24 01:00 UTC and its 2 h grace" in w
+        for w in by_name["hourly"].warnings
+    )
     assert by_name["daily"].healthy
     opened = services.alerts.evaluate(clock.now()).opened
     assert [(a.condition, a.database) for a in opened] == [("stale", "hourly")]

@@ -188,9 +188,7 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
                 f"{humanize.age(s.running.started_at, now)} by {humanize.who(s.running.actor)}",
             )
         )
-    pairs.append(
-        ("Next scheduled backup", humanize.utc(s.next_backup) if s.next_backup else "none")
-    )
+    pairs.append(("Next scheduled backup", s.next_backup_text))
     pairs.append(("Last restore drill", _drill_line(s.last_drill, now)))
     if trend := rto_trend(s.drills):
         pairs.append(("RTO trend (last 6 drills)", trend))

@@ -426,7 +426,7 @@ def _status(services: Services, database: str | None, as_json: bool) -> int:
         print(f"  backups kept: {s.kept}")
         if s.running:
             print(f"  running now: id {s.running.id}, started by {s.running.actor}")
-        print(f"  next scheduled backup: {humanize.utc(s.next_backup)}")
+        print(f"  next scheduled backup: {s.next_backup_text}")
         drill = s.last_drill
         if drill is None:
             print("  last restore drill: never")
@@ -524,7 +524,7 @@ def _config_check(settings: Any, live: bool) -> int:
         print(f"warning (needed for `serve`): {p}")
     now = datetime.now(UTC)
     for job in jobs_from_settings(settings):
-        when = humanize.utc(job.next_fire(now))
+        when = humanize.zoned(job.next_fire(now), job.timezone)
         print(f"schedule {job.name}: {job.cron} ({job.timezone}), next {when}")
     for i, level in enumerate(settings.escalation.levels):
         if not level.mention and not level.provider_support:

@@ -19,7 +19,7 @@ from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
-from backupbot.commands.schedule import jobs_from_settings, stale_limits
+from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
 from backupbot.settings import (
     Settings,
@@ -156,8 +156,9 @@ class Services:
             self.catalog,
             [(d.name, d.provider) for d in dbs],
             now,
-            stale_afters=stale_limits(self.settings, now),
+            stale_afters=stale_rules(self.settings),
             next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
+            timezones={d.name: d.timezone for d in dbs},
             drills={d.name: self.drills.summaries(d.name, limit=6) for d in dbs},
             alerts=self.alerts.summaries(),
         )
@@ -255,7 +256,7 @@ def build_services(
         store=AlertStore(engine),
         incidents=incidents,
         checks=[
-            BackupConditions(BackupFacts(engine), stale_limits(settings, clock.now())),
+            BackupConditions(BackupFacts(engine), stale_rules(settings)),
             DrillConditions(drills),
             ChecklistConditions(checklists),
         ],

@@ -612,8 +612,8 @@ def retention_due_by(settings: Settings, now: datetime) -> datetime | None:
     second-newest firing of its cron (a full cycle of slack for a late or slow run)."""
     own = settings.schedules
     job = ScheduledJob("retention", "retention", own.retention, own.timezone)
-    fires = job.fires_between(now - timedelta(days=70), now)
-    return fires[-2] if len(fires) >= 2 else None
+    newest = job.previous_fire(now)
+    return job.previous_fire(newest - timedelta(microseconds=1)) if newest else None
 
 
 def gather_evidence(

@@ -35,6 +35,7 @@ from backupbot.commands.conditions import (
     ConditionCheck,
     Finding,
 )
+from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.commands.status import AlertSummary
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import (
@@ -454,20 +455,22 @@ class BackupConditions:
       Running attempts do not count; only finished ones. So normally exactly one of the
       two holds when the latest finished attempt failed, and both clear when a backup
       succeeds (a later failure of the other kind does not hide an earlier one).
-    - STALE: no verified backup started within the database's `stale_after` (its
-      schedule's interval plus a grace). A database that never had
-      one is stale once `stale_after` has passed since the bot's records first mention it
-      (its first backup attempt or incident); with no record at all it is not judged yet.
+    - STALE: no verified backup started since the time its `StaleRule` owes one from,
+      judged at each check: the newest scheduled firing whose grace has run out (so a
+      weekday schedule is not stale at the weekend), or `now` minus a fixed maximum age.
+      A database that never had one is stale once that time is after the bot's records
+      first mention it (its first backup attempt or incident); with no record at all it is
+      not judged yet.
     """
 
     conditions: tuple[str, ...] = (BACKUP_FAILED, VERIFICATION_FAILED, STALE)
 
-    def __init__(self, facts: BackupFacts, stale_after: Mapping[str, timedelta]):
-        """`stale_after`: per configured database, how old its newest verified backup
-        may get (its schedule's interval plus a grace)."""
+    def __init__(self, facts: BackupFacts, stale_after: Mapping[str, StaleRule | timedelta]):
+        """`stale_after`: per configured database, when its newest verified backup is
+        stale (`stale_rules(settings)`; a plain timedelta is a maximum age)."""
         self._facts = facts
         self._databases = list(stale_after)
-        self._stale_after = dict(stale_after)
+        self._stale_after = {db: as_stale_rule(rule) for db, rule in stale_after.items()}
 
     def check(self, now: datetime) -> list[Finding]:
         findings: list[Finding] = []
@@ -522,13 +525,15 @@ class BackupConditions:
         return Finding(VERIFICATION_FAILED, db, summary, _evidence(failures, good))
 
     def _stale(self, db: str, good: AttemptFact | None, now: datetime) -> Finding | None:
-        limit = self._stale_after[db]
-        hours = int(limit.total_seconds() // 3600)
+        rule = self._stale_after[db]
+        owed = rule.owed_since(now)
+        if owed is None:
+            return None
         if good is not None:
-            if now - good.started_at <= limit:
+            if good.started_at >= owed:
                 return None
             summary = (
-                f"No verified backup of `{db}` in the last {hours} h: the newest is "
+                f"No verified backup of `{db}` {rule.describe(now)}: the newest is "
                 f"{humanize.age(good.started_at, now)} ({humanize.utc(good.started_at)}, id "
                 f"{good.id}). Check the schedule and the last attempts, or run "
                 f"`/backup now {db}`."
@@ -537,10 +542,14 @@ class BackupConditions:
                 STALE,
                 db,
                 summary,
-                {"newest_backup_id": good.id, "newest_at": good.started_at.isoformat()},
+                {
+                    "newest_backup_id": good.id,
+                    "newest_at": good.started_at.isoformat(),
+                    "owed_since": owed.isoformat(),
+                },
             )
         first = self._facts.first_seen(db)
-        if first is None or now - first <= limit:
+        if first is None or first >= owed:
             return None
         summary = (
             f"`{db}` has never had a verified backup, and backupbot has looked after it since "
@@ -548,7 +557,14 @@ class BackupConditions:
             f"`/backup now {db}`."
         )
         return Finding(
-            STALE, db, summary, {"newest_backup_id": None, "first_seen": first.isoformat()}
+            STALE,
+            db,
+            summary,
+            {
+                "newest_backup_id": None,
+                "first_seen": first.isoformat(),
+                "owed_since": owed.isoformat(),
+            },
         )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 
 def size(n: int | None) -> str:
@@ -45,7 +46,46 @@ def age(then: datetime, now: datetime) -> str:
 
 
 def utc(t: datetime | None) -> str:
-    return t.strftime("%Y-%m-%d %H:%M UTC") if t else "?"
+    """`t` converted to UTC and labelled so: "2026-12-03 02:00 UTC", with the seconds when
+    they are not zero ("2026-12-03 02:00:30 UTC"); "?" for None.
+
+    A naive datetime raises ValueError: every time in backupbot is timezone-aware (the
+    clock and the state database give UTC), so a naive one is a bug, not a UTC time.
+    """
+    if t is None:
+        return "?"
+    return f"{_clock(_aware(t).astimezone(UTC), date=True)} UTC"
+
+
+def zoned(t: datetime | None, zone: str) -> str:
+    """`t` on the wall clock of `zone` (a schedule's time zone), labelled with the zone,
+    and in UTC: "2026-12-03 03:00 Europe/Berlin (02:00 UTC)"; the UTC date is shown when
+    it differs ("2026-12-03 00:30 Europe/Berlin (2026-12-02 23:30 UTC)"). Just `utc(t)`
+    for a UTC zone, "?" for None."""
+    if t is None:
+        return "?"
+    instant = _aware(t).astimezone(UTC)
+    if zone in _UTC_NAMES:
+        return utc(instant)
+    local = instant.astimezone(ZoneInfo(zone))
+    in_utc = _clock(instant, date=instant.date() != local.date())
+    return f"{_clock(local, date=True)} {zone} ({in_utc} UTC)"
+
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "Universal"})
+
+
+def _aware(t: datetime) -> datetime:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {t.isoformat()} has no time zone; backupbot uses aware times"
+        )
+    return t
+
+
+def _clock(t: datetime, *, date: bool) -> str:
+    shown = t.strftime("%H:%M:%S" if t.second else "%H:%M")
+    return f"{t.strftime('%Y-%m-%d')} {shown}" if date else shown
 
 
 def who(actor: str) -> str:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from backupbot.cron import cron_trigger
+from backupbot.commands import humanize
+from backupbot.cron import Window, cron_trigger, fire_after, fire_at_or_before, iter_fires, window
 from backupbot.errors import BackupbotError
 from backupbot.settings import Settings
 from backupbot.storage.incidents import IncidentLog
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_ACTOR = "scheduler"
 LATE_AFTER = timedelta(minutes=2)  # a run starting later than this is logged as late
-_MAX_FIRES = 10_000  # enough for a once-a-minute cron over a week's grace window
 
 
 @dataclass(frozen=True)
@@ -50,41 +50,96 @@ class ScheduledJob:
         return cron_trigger(self.cron, ZoneInfo(self.timezone))
 
     def fires_between(self, after: datetime, until: datetime) -> list[datetime]:
-        """Firing times in `(after, until]`, oldest first."""
-        trigger, fires = self.trigger(), []
-        previous: datetime | None = None
-        current = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
-        while current is not None and current <= until and len(fires) < _MAX_FIRES:
-            fires.append(current)
-            previous = current
-            current = trigger.get_next_fire_time(previous, current + timedelta(microseconds=1))
-        return fires
+        """Every firing time in `(after, until]`, oldest first, in UTC. It lists them all:
+        for the ends and the number of a window that may be long, use `window`."""
+        return list(iter_fires(self.trigger(), after, until))
+
+    def window(self, after: datetime, until: datetime) -> Window:
+        """The oldest and newest firing in `(after, until]` and how many there are."""
+        return window(self.trigger(), after, until)
 
     def next_fire(self, now: datetime) -> datetime | None:
-        """The first firing after `now`."""
-        return self.trigger().get_next_fire_time(None, now + timedelta(microseconds=1))
+        """The first firing after `now`, in UTC."""
+        return fire_after(self.trigger(), now)
+
+    def previous_fire(self, at: datetime) -> datetime | None:
+        """The newest firing at or before `at`, in UTC."""
+        return fire_at_or_before(self.trigger(), at)
 
 
-def stale_after(job: ScheduledJob, grace: timedelta, now: datetime) -> timedelta:
-    """How old a database's newest verified backup may get: the interval between its
-    scheduled backups plus `grace` (a daily schedule with 2 h grace: 26 h)."""
-    first = job.next_fire(now)
-    second = job.next_fire(first) if first is not None else None
-    period = second - first if first is not None and second is not None else timedelta(days=1)
-    return period + grace
+@dataclass(frozen=True)
+class StaleRule:
+    """When a database's newest verified backup is stale, judged afresh at each `now`.
+
+    By its schedule (the default): a verified backup must have started at or after the
+    newest scheduled firing whose `grace` has run out, i.e. the newest firing at or before
+    `now - grace`. A weekday schedule owes nothing at the weekend (Friday's firing stays
+    the one owed until Monday's firing plus the grace), and a backup that is late but within
+    the grace is not yet stale. With `max_age` (`backup.stale_after_hours`): the newest
+    verified backup must be younger than that.
+    """
+
+    job: ScheduledJob | None = None
+    grace: timedelta = timedelta(0)
+    max_age: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if (self.job is None) == (self.max_age is None):
+            raise ValueError("a stale rule has either a schedule or a maximum age")
+
+    def owed_since(self, now: datetime) -> datetime | None:
+        """The time since which a verified backup must exist at `now`; None while no
+        scheduled firing's grace has run out."""
+        now = now.astimezone(UTC)  # arithmetic on instants, not on a zone's wall clock
+        if self.max_age is not None:
+            return now - self.max_age
+        assert self.job is not None
+        return self.job.previous_fire(now - self.grace)
+
+    def is_stale(self, newest: datetime, now: datetime) -> bool:
+        """Whether a newest verified backup started at `newest` is stale at `now`."""
+        owed = self.owed_since(now)
+        return owed is not None and newest < owed
+
+    def describe(self, now: datetime) -> str:
+        """What is missing, as the end of "No verified backup …": "in the last 30 h", or
+        "since the scheduled run of 2026-12-07 02:00 Europe/Berlin (01:00 UTC) and its
+        2 h grace"."""
+        if self.max_age is not None:
+            return f"in the last {_hours(self.max_age)}"
+        assert self.job is not None
+        owed = self.owed_since(now)
+        when = humanize.zoned(owed, self.job.timezone) if owed else "?"
+        grace = f" and its {_hours(self.grace)} grace" if self.grace else ""
+        return f"since the scheduled run of {when}{grace}"
 
 
-def stale_limits(settings: Settings, now: datetime) -> dict[str, timedelta]:
-    """Per database, the age beyond which its newest verified backup is stale."""
+def as_stale_rule(rule: StaleRule | timedelta) -> StaleRule:
+    """A rule as given, or a plain age limit as the rule of that maximum age."""
+    return rule if isinstance(rule, StaleRule) else StaleRule(max_age=rule)
+
+
+def stale_rules(settings: Settings) -> dict[str, StaleRule]:
+    """Per configured database, when its newest verified backup is stale: since its
+    backup schedule's previous firing plus `backup.stale_grace_hours`, or older than
+    `backup.stale_after_hours` where that is set."""
     backup = settings.backup
     if backup.stale_after_hours is not None:
-        return {name: timedelta(hours=backup.stale_after_hours) for name in settings.database_names}
+        limit = timedelta(hours=backup.stale_after_hours)
+        return {name: StaleRule(max_age=limit) for name in settings.database_names}
     grace = timedelta(hours=backup.stale_grace_hours)
     return {
-        job.database: stale_after(job, grace, now)
+        job.database: StaleRule(job=job, grace=grace)
         for job in jobs_from_settings(settings)
         if job.database is not None
     }
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours >= 1 and hours == int(hours):
+        return f"{int(hours)} h"
+    return humanize.duration(span)
 
 
 def jobs_from_settings(settings: Settings) -> list[ScheduledJob]:
@@ -154,14 +209,14 @@ class ScheduleRunner:
             self._runs.claim(job.name, now, self._claimed_by, now, status=REGISTERED)
             last = self._runs.last_scheduled_for(job.name)  # ours, or a racing process's
         if last is not None and last < window_start:
-            missed = job.fires_between(last, window_start - timedelta(microseconds=1))
-            if missed:
+            missed = job.window(last, window_start - timedelta(microseconds=1))
+            if missed.count:
                 outcomes.extend(self._record_missed(job, missed, now))
         after = last if last is not None and last >= window_start else window_start
-        fires = job.fires_between(after, now)
-        if not fires:
+        due = job.window(after, now)
+        if due.last is None:
             return outcomes
-        fire = fires[-1]
+        fire = due.last
         run = self._runs.claim(job.name, fire, self._claimed_by, now)
         if run is None:
             return [*outcomes, RunOutcome(job.name, fire, "taken")]
@@ -176,8 +231,8 @@ class ScheduleRunner:
         else:
             log.info("scheduled job %s starts (due %s)", job.name, fire.isoformat())
         status, result = self._execute(job, now)
-        if len(fires) > 1:
-            result["coalesced"] = len(fires) - 1
+        if due.count > 1:
+            result["coalesced"] = due.count - 1
         self._runs.finish(run.id, status, now, result)
         return [*outcomes, RunOutcome(job.name, fire, status, run.late_seconds, result)]
 
@@ -192,27 +247,29 @@ class ScheduleRunner:
             return FAILED, {"ok": False, "error": "internal error; see the bot's log"}
         return (FAILED if result.get("ok") is False else DONE), result
 
-    def _record_missed(
-        self, job: ScheduledJob, missed: list[datetime], now: datetime
-    ) -> list[RunOutcome]:
+    def _record_missed(self, job: ScheduledJob, missed: Window, now: datetime) -> list[RunOutcome]:
         """Firings beyond the grace window: one ledger row (the newest) and one incident."""
-        details = {
+        assert missed.first is not None and missed.last is not None
+        details: dict[str, Any] = {
             "job": job.name,
-            "count": len(missed),
-            "first": missed[0].isoformat(),
-            "last": missed[-1].isoformat(),
+            "count": missed.count,
+            "first": missed.first.isoformat(),
+            "last": missed.last.isoformat(),
             "grace_hours": self._grace.total_seconds() / 3600,
         }
+        if not missed.count_exact:
+            details["count_at_least"] = True  # a per-second cron down for days: not all counted
         run = self._runs.claim(
-            job.name, missed[-1], self._claimed_by, now, status=MISSED, result=details
+            job.name, missed.last, self._claimed_by, now, status=MISSED, result=details
         )
         if run is None:
             return []
         log.warning(
-            "scheduled job %s missed %d run(s) from %s to %s: the bot was down longer than "
-            "the %s grace window",
+            "scheduled job %s missed %s%d run(s) from %s to %s: the bot was down longer "
+            "than the %s grace window",
             job.name,
-            len(missed),
+            "" if missed.count_exact else "at least ",
+            missed.count,
             details["first"],
             details["last"],
             _span(self._grace),
@@ -225,7 +282,7 @@ class ScheduleRunner:
             database=job.database,
             details=details,
         )
-        return [RunOutcome(job.name, missed[-1], MISSED, run.late_seconds, details)]
+        return [RunOutcome(job.name, missed.last, MISSED, run.late_seconds, details)]
 
 
 def _span(delta: timedelta) -> str:

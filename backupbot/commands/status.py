@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
+from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
 
 
@@ -61,12 +62,18 @@ class DatabaseStatus:
     kept: int
     warnings: list[str] = field(default_factory=list)
     next_backup: datetime | None = None
+    timezone: str = "UTC"  # its backup schedule's zone, in which `next_backup` is shown
     drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 6
     alerts: list[AlertSummary] = field(default_factory=list)  # open, about this database
 
     @property
     def healthy(self) -> bool:
         return not self.warnings
+
+    @property
+    def next_backup_text(self) -> str:
+        """The next scheduled backup in its schedule's zone and in UTC, or "none"."""
+        return humanize.zoned(self.next_backup, self.timezone) if self.next_backup else "none"
 
     @property
     def last_drill(self) -> DrillSummary | None:
@@ -92,21 +99,24 @@ def database_status(
     name: str,
     provider: str,
     now: datetime,
-    stale_after: timedelta = timedelta(hours=26),
+    stale_after: StaleRule | timedelta = timedelta(hours=26),
     *,
     next_backup: datetime | None = None,
+    timezone: str = "UTC",
     drills: Sequence[DrillSummary] = (),
     alerts: Sequence[AlertSummary] = (),
 ) -> DatabaseStatus:
+    """Where one database stands at `now`. `stale_after`: when its newest verified backup
+    is stale (its schedule's rule, or a plain maximum age)."""
+    rule = as_stale_rule(stale_after)
     ok = catalog.latest(name, SUCCEEDED)
     bad = catalog.latest(name, FAILED)
     warnings = []
     if ok is None:
         warnings.append("No verified backup yet. Run `/backup now " + name + "`.")
-    elif now - ok.started_at > stale_after:
-        hours = int(stale_after.total_seconds() // 3600)
+    elif rule.is_stale(ok.started_at, now):
         warnings.append(
-            f"No verified backup in the last {hours} h: the newest is "
+            f"No verified backup {rule.describe(now)}: the newest is "
             f"{humanize.age(ok.started_at, now)}. Check the schedule or run `/backup now {name}`."
         )
     if bad is not None and (ok is None or bad.started_at > ok.started_at):
@@ -124,6 +134,7 @@ def database_status(
         kept=catalog.count(name, SUCCEEDED),
         warnings=warnings,
         next_backup=next_backup,
+        timezone=timezone,
         drills=list(drills)[:6],
         alerts=list(alerts),
     )
@@ -133,10 +144,11 @@ def status_report(
     catalog: BackupCatalog,
     databases: Sequence[tuple[str, str]],
     now: datetime,
-    stale_after: timedelta = timedelta(hours=26),
+    stale_after: StaleRule | timedelta = timedelta(hours=26),
     *,
-    stale_afters: Mapping[str, timedelta] | None = None,
+    stale_afters: Mapping[str, StaleRule | timedelta] | None = None,
     next_backups: Mapping[str, datetime | None] | None = None,
+    timezones: Mapping[str, str] | None = None,
     drills: Mapping[str, Sequence[DrillSummary]] | None = None,
     alerts: Sequence[AlertSummary] = (),
 ) -> list[DatabaseStatus]:
@@ -149,6 +161,7 @@ def status_report(
             now,
             (stale_afters or {}).get(n, stale_after),
             next_backup=(next_backups or {}).get(n),
+            timezone=(timezones or {}).get(n, "UTC"),
             drills=(drills or {}).get(n, ()),
             alerts=[a for a in alerts if a.database == n],
         )

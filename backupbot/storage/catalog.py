@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from backupbot.commands import humanize
 from backupbot.errors import BackupAlreadyRunning, NotFound
 from backupbot.storage.models import BackupRow, RestoreRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
@@ -129,7 +130,7 @@ class BackupCatalog:
                     database,
                     current.id,
                     current.actor,
-                    current.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+                    humanize.utc(current.started_at),
                 ) from None
         raise BackupAlreadyRunning(database, "?", "another process", now.strftime("%H:%M UTC"))
 
