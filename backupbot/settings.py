@@ -241,6 +241,18 @@ class EscalationSettings(_Strict):
         return v
 
 
+class JobSettings(_Strict):
+    """How long work (backups) is run: by workers sharing a queue in the state database.
+
+    On PostgreSQL state the queue is durable and shared: `backupbot serve` runs one worker
+    in-process (`in_process_worker`) and any number of `backupbot worker` processes may
+    join. On SQLite state the worker is `serve` itself."""
+
+    max_parallel_jobs: int = Field(default=4, ge=1, le=64)  # per worker process
+    max_parallel_per_server: int = Field(default=1, ge=1, le=16)  # per database host:port
+    in_process_worker: bool = True
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -257,6 +269,7 @@ class Settings(_Strict):
     retention: RetentionSettings = RetentionSettings()
     checklist: ChecklistSettings = ChecklistSettings()
     escalation: EscalationSettings = EscalationSettings()
+    jobs: JobSettings = JobSettings()
     logging: LoggingSettings = LoggingSettings()
     _config_file: Path | None = PrivateAttr(default=None)
     _base_dir: Path | None = PrivateAttr(default=None)

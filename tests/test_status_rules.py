@@ -200,6 +200,7 @@ def test_a_backup_with_a_stale_heartbeat_is_taken_over_and_a_new_one_proceeds(
     catalog: BackupCatalog,
 ) -> None:
     dead = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(seconds=46))
+    assert catalog.claim(dead.id, "elsewhere:1:x", NOW - timedelta(seconds=46))
 
     [found] = catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive)
     assert found.id == dead.id
@@ -217,12 +218,20 @@ def test_a_backup_with_a_stale_heartbeat_is_taken_over_and_a_new_one_proceeds(
 
 def test_a_takeover_loses_to_an_owner_that_beat_after_it_looked(catalog: BackupCatalog) -> None:
     slow = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(minutes=5))
+    assert catalog.claim(slow.id, "elsewhere:1:x", NOW - timedelta(minutes=5))
     [seen] = catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive)
     catalog.pulse([slow.id], NOW)  # the owner was alive after all
 
     assert catalog.take_over(seen, NOW, "stopped") is False
     assert catalog.get(slow.id).status == RUNNING
     assert catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive) == []
+
+
+def test_a_waiting_backup_has_no_heartbeat_to_go_stale(catalog: BackupCatalog) -> None:
+    waiting = catalog.start("app", "U0ALICE", None, "local", NOW - timedelta(hours=1))
+
+    assert catalog.abandoned(NOW, stale_after=timedelta(seconds=45), is_dead=_alive) == []
+    assert catalog.claim(waiting.id, "w:1:x", NOW) and not catalog.claim(waiting.id, "w:2:y", NOW)
 
 
 def test_a_backup_whose_owner_is_dead_is_abandoned_without_waiting(catalog: BackupCatalog) -> None:

@@ -101,7 +101,10 @@ class BackupService:
         compression_threads: int = 1,
         pg_bin_dirs: Sequence[Path] = (),
         heartbeat_seconds: float = 5.0,
+        durable_queue: bool = False,
     ) -> None:
+        """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
+        state), so a waiting backup belongs to no process until a worker claims it."""
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._incidents = incidents
@@ -114,6 +117,7 @@ class BackupService:
         self._adhoc: dict[str, DatabaseSettings] = {}
         self._adhoc_lock = threading.Lock()
         self._stops = _Interrupts()
+        self._durable_queue = durable_queue
 
     def start(
         self,
@@ -135,8 +139,9 @@ class BackupService:
         self.take_over_abandoned(database)
         try:
             with self._incidents.atomic():
+                owner = None if self._durable_queue else process_identity()
                 record = self._catalog.start(
-                    database, actor, label, self._store.kind, now, owner=process_identity()
+                    database, actor, label, self._store.kind, now, owner=owner
                 )
                 self._incidents.record(
                     at=now,
@@ -193,6 +198,16 @@ class BackupService:
             taken.append(self._catalog.get(r.id))
         return taken
 
+    def adopt_queued(self) -> list[BackupRecord]:
+        """Backups a stopped in-process queue still held: make them this process's, to be
+        queued again (see `storage/job_queue.py`)."""
+        adopted = []
+        for r in self._catalog.queued():
+            mine_now = r.owner is None or owner_is_dead(r.owner)
+            if mine_now and self._catalog.adopt(r, process_identity()):
+                adopted.append(self._catalog.get(r.id))
+        return adopted
+
     def interrupt_all(self) -> None:
         """Stop every running backup now (the bot is shutting down): pg_dump is killed,
         the snapshot session's query cancelled, and each backup fails as interrupted,
@@ -202,8 +217,13 @@ class BackupService:
     def run(
         self, record: BackupRecord, on_progress: ProgressListener = lambda _p: None
     ) -> BackupRecord:
-        """Do the backup claimed by `start`. Never raises for expected failures: the
-        returned record says `succeeded` or `failed` with a plain-language `error`."""
+        """Do the backup `start` queued, once this process has claimed it. Never raises
+        for expected failures: the returned record says `succeeded` or `failed` with a
+        plain-language `error`. A backup no longer waiting (taken over, or run by another
+        worker) is left alone and returned as it stands."""
+        if not self._catalog.claim(record.id, process_identity(), self._clock.now()):
+            log.warning("backup %s is not waiting any more; not running it", record.id)
+            return self._catalog.get(record.id)
         with self._adhoc_lock:
             db = self._adhoc.pop(record.id, None) or self._databases[record.database]
         artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)

@@ -25,6 +25,7 @@ RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 DELETING = "deleting"  # retention claimed it and is removing its artifact
 DELETED = "deleted"  # retention removed the artifact and manifest; the row stays
 OPEN_RESTORES = ("pending", "running")  # restore statuses that still read their backup
+QUEUED = "queued"  # the stage of a running backup no worker has taken yet
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,16 @@ class SuccessDetails:
     manifest: dict[str, Any]
 
 
+def _abandoned(
+    r: BackupRecord, now: datetime, stale_after: timedelta, is_dead: Callable[[str | None], bool]
+) -> bool:
+    """A waiting backup has no heartbeat to go stale (a queue holds it): only a dead
+    owner (the in-process queue's process) abandons it."""
+    if r.stage == QUEUED:
+        return is_dead(r.owner)
+    return now - r.heartbeat_at > stale_after or is_dead(r.owner)
+
+
 def new_backup_id() -> str:
     """Eight hex characters: short enough to type in Slack, unique enough per team."""
     return secrets.token_hex(4)
@@ -115,7 +126,7 @@ class BackupCatalog:
                 heartbeat_at=now,
                 progress_bytes=0,
                 store=store,
-                stage="queued",
+                stage=QUEUED,
                 owner=owner,
             )
             try:
@@ -149,7 +160,50 @@ class BackupCatalog:
             stmt = stmt.where(BackupRow.database == database)
         with read_session(self._engine) as session:
             running = [BackupRecord.from_row(r) for r in session.scalars(stmt)]
-        return [r for r in running if now - r.heartbeat_at > stale_after or is_dead(r.owner)]
+        return [r for r in running if _abandoned(r, now, stale_after, is_dead)]
+
+    def claim(self, backup_id: str, owner: str, now: datetime) -> bool:
+        """A worker takes a queued backup: stage `queued` -> `starting`, owner and
+        heartbeat its own. False if it is not waiting any more (taken over, or another
+        worker has it): then the worker must not dump."""
+        with transaction(self._engine) as conn:
+            result = conn.execute(
+                update(BackupRow)
+                .where(
+                    BackupRow.id == backup_id,
+                    BackupRow.status == RUNNING,
+                    BackupRow.stage == QUEUED,
+                )
+                .values(stage="starting", owner=owner, heartbeat_at=now)
+            )
+        return result.rowcount == 1
+
+    def adopt(self, record: BackupRecord, owner: str) -> bool:
+        """Make a waiting backup `owner`'s, if it is still waiting under the owner seen."""
+        with transaction(self._engine) as conn:
+            result = conn.execute(
+                update(BackupRow)
+                .where(
+                    BackupRow.id == record.id,
+                    BackupRow.stage == QUEUED,
+                    BackupRow.status == RUNNING,
+                    BackupRow.owner.is_(None)
+                    if record.owner is None
+                    else BackupRow.owner == record.owner,
+                )
+                .values(owner=owner)
+            )
+        return result.rowcount == 1
+
+    def queued(self) -> list[BackupRecord]:
+        """Backups waiting for a worker, oldest first."""
+        stmt = (
+            select(BackupRow)
+            .where(BackupRow.status == RUNNING, BackupRow.stage == QUEUED)
+            .order_by(BackupRow.started_at)
+        )
+        with read_session(self._engine) as session:
+            return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
 
     def take_over(self, record: BackupRecord, now: datetime, error: str) -> bool:
         """Fail a backup found abandoned, only if its heartbeat is still the one seen (a

@@ -1,0 +1,242 @@
+"""Durable work: long jobs (backups) queued by whoever asks for them and run by workers.
+
+One contract, two implementations, chosen by the state database:
+
+- `PostgresQueue` (PostgreSQL state): procrastinate, a well-kept PostgreSQL task queue,
+  its tables in the state database. Jobs survive any restart; `backupbot serve`'s
+  in-process worker and any number of `backupbot worker` processes on any machines share
+  them. A job whose worker died (its procrastinate heartbeat stopped) is closed by the
+  next live worker, so it never holds its server's lock.
+- `LocalQueue` (SQLite state, one host): threads in this process. What is queued lives
+  in the state database too (a backup's row waits at stage `queued`), and `serve`
+  queues such rows again at start-up, so a restart loses nothing.
+
+Both keep to `max_parallel_jobs` per worker and `max_parallel_per_server` jobs per
+database server (`host:port`): two dumps of one small managed server slow both. A job
+carries only ids; the row it names says what to do, and the job's handler claims that
+row with a guarded update before doing anything, so a job delivered twice runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[str, dict[str, Any]], None]
+Submit = Callable[..., Future[Any]]
+QUEUE = "backupbot"
+TASK = "backupbot.job"
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "backup"
+    payload: dict[str, Any]  # ids only, e.g. {"backup_id": "1a2b3c4d"}
+    server: str  # "host:port" of the database it reads or writes
+    key: str  # what makes it unique, e.g. "backup:1a2b3c4d"
+
+
+class JobQueue(Protocol):
+    def enqueue(self, job: Job) -> None:
+        """Queue `job`; returns once it is recorded (durably, on PostgreSQL)."""
+
+    def start_worker(self, handler: JobHandler) -> None:
+        """Run queued jobs with `handler` in the background until `stop`."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Take no more jobs; running ones finish (or are interrupted by their owner)."""
+
+
+class LocalQueue:
+    """In-process jobs with the same limits as the shared queue. `submit` runs a callable
+    on the long-work pool (`bot/jobs.py`), so waiting for idle covers queued jobs."""
+
+    def __init__(self, submit: Submit, *, max_parallel: int, per_server: int) -> None:
+        self._submit = submit
+        self._max_parallel = max_parallel
+        self._per_server = per_server
+        self._lock = threading.Lock()
+        self._pending: deque[Job] = deque()
+        self._running: dict[str, int] = {}  # server -> running jobs
+        self._handler: JobHandler | None = None
+        self._stopped = False
+
+    def enqueue(self, job: Job) -> None:
+        with self._lock:
+            self._pending.append(job)
+        self._pump()
+
+    def start_worker(self, handler: JobHandler) -> None:
+        with self._lock:
+            self._handler = handler
+            self._stopped = False
+        self._pump()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stopped = True  # what is still pending stays queued in its rows
+
+    def _pump(self) -> None:
+        """Start every pending job that fits the limits, oldest first."""
+        while True:
+            with self._lock:
+                job = self._next_runnable()
+                if job is None:
+                    return
+                self._running[job.server] = self._running.get(job.server, 0) + 1
+            self._submit(self._run, job)
+
+    def _next_runnable(self) -> Job | None:
+        if self._handler is None or self._stopped:
+            return None
+        if sum(self._running.values()) >= self._max_parallel:
+            return None
+        for job in self._pending:
+            if self._running.get(job.server, 0) < self._per_server:
+                self._pending.remove(job)
+                return job
+        return None
+
+    def _run(self, job: Job) -> None:
+        handler = self._handler
+        try:
+            if handler is not None:
+                handler(job.kind, job.payload)
+        finally:
+            with self._lock:
+                self._running[job.server] -= 1
+            self._pump()
+
+
+def _slot(job: Job, per_server: int) -> str:
+    """The procrastinate lock of `job`: one of `per_server` slots of its server (jobs
+    holding one lock run one at a time, so a server runs at most `per_server`)."""
+    return f"server:{job.server}:{zlib.crc32(job.key.encode()) % per_server}"
+
+
+class PostgresQueue:
+    """procrastinate on the state database. `conninfo` is a libpq URL."""
+
+    def __init__(self, conninfo: str, *, max_parallel: int, per_server: int) -> None:
+        import procrastinate
+
+        self._conninfo = conninfo
+        self._max_parallel = max_parallel
+        self._per_server = per_server
+        self._defer_app = procrastinate.App(
+            connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo, min_size=1)
+        )
+        self._defer_lock = threading.Lock()
+        self._defer_open = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    # -- enqueueing (any thread) ------------------------------------------------------
+
+    def enqueue(self, job: Job) -> None:
+        import procrastinate.exceptions
+
+        with self._defer_lock:
+            if not self._defer_open:
+                self._defer_app.open()
+                self._defer_open = True
+            task = self._defer_app.configure_task(
+                TASK,
+                queue=QUEUE,
+                lock=_slot(job, self._per_server),
+                queueing_lock=job.key,
+            )
+            with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                task.defer(kind=job.kind, payload=job.payload)
+
+    # -- the worker (its own thread and event loop) --------------------------------------
+
+    def start_worker(self, handler: JobHandler) -> None:
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._work(handler),), name="queue-worker", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the job queue's worker did not start within 30 s")
+
+    async def _work(self, handler: JobHandler) -> None:
+        import procrastinate
+
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=self._conninfo))
+
+        @app.task(name=TASK, queue=QUEUE)
+        def run_job(kind: str, payload: dict[str, Any]) -> None:
+            handler(kind, payload)
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with app.open_async():
+            worker = asyncio.create_task(
+                app.run_worker_async(
+                    queues=[QUEUE],
+                    concurrency=self._max_parallel,
+                    install_signal_handlers=False,
+                    listen_notify=True,
+                    fetch_job_polling_interval=2.0,
+                    update_heartbeat_interval=5.0,
+                    stalled_worker_timeout=30.0,
+                    delete_jobs="successful",
+                )
+            )
+            sweeper = asyncio.create_task(self._close_stalled(app))
+            self._ready.set()
+            await self._stop.wait()
+            sweeper.cancel()
+            worker.cancel()
+            for task in (sweeper, worker):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _close_stalled(self, app: Any) -> None:
+        """Jobs whose worker stopped beating stay `doing` and would hold their server's
+        lock for ever: mark them failed (their rows are taken over separately)."""
+        from procrastinate.jobs import Status
+
+        while True:
+            await asyncio.sleep(15)
+            try:
+                stalled = await app.job_manager.get_stalled_jobs(
+                    queue=QUEUE, seconds_since_heartbeat=30
+                )
+                for job in stalled:
+                    log.warning("closing job %s: its worker stopped", job.id)
+                    await app.job_manager.finish_job_by_id_async(
+                        job_id=job.id, status=Status.FAILED, delete_job=False
+                    )
+            except Exception:
+                log.warning("could not look for stalled jobs", exc_info=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._defer_lock:
+            if self._defer_open:
+                with contextlib.suppress(Exception):
+                    self._defer_app.close()
+                self._defer_open = False
+
+
+def schema_sql() -> str:
+    """procrastinate's schema, applied by migration 0005 on PostgreSQL state."""
+    from procrastinate.schema import SchemaManager
+
+    return SchemaManager.get_schema()
