@@ -361,14 +361,18 @@ class SessionWatch:
         return self._conn
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        pause = self._interval
+        while not self._stop.wait(pause):
             with self._db_lock:
                 if self._stop.is_set():
                     return
                 try:
                     self._poll(self._connection())
+                    pause = self._interval
                 except (BackupbotError, psycopg.Error) as exc:
+                    # e.g. the server is at its connection limit: try again, less often
                     log.debug("watching %s: %s", self.application_name, exc)
+                    pause = min(30.0, pause * 2)
                     if self._conn is not None:
                         with contextlib.suppress(psycopg.Error):
                             self._conn.close()
@@ -723,10 +727,11 @@ class PgRestore(_Child):
             except subprocess.TimeoutExpired:
                 self.kill()
                 returncode = self._reap()
-                minutes = (self.timeout_seconds or 0) / 60
+                limit = self.timeout_seconds or 0
+                shown = _seconds(limit) if limit < 120 else f"{limit / 60:g} min"
                 raise CommandFailed(
-                    f"pg_restore did not finish within {minutes:g} min "
-                    "(restore.timeout_minutes) and was stopped.",
+                    f"pg_restore did not finish within {shown} (restore.timeout_minutes) and "
+                    "was stopped.",
                     program="pg_restore",
                     returncode=returncode,
                     stderr=self._stderr_text(),
@@ -747,13 +752,13 @@ class PgRestore(_Child):
             message = (
                 f"pg_restore waited more than {_seconds(watch.lock_timeout or 0)} "
                 f"(restore.lock_timeout_seconds) for a lock on {wait.what} and was stopped: "
-                f"{wait.blocked_by()}"
+                f"{wait.blocked_by()}."
             )
         elif watch.cancelled_statement is not None:
             message = (
                 "pg_restore was stopped: one statement ran longer than "
                 f"{_seconds(watch.statement_timeout or 0)} (restore.statement_timeout_seconds)"
-                f": {watch.cancelled_statement}"
+                f": {watch.cancelled_statement}."
             )
         else:
             first = next((ln for ln in stderr.splitlines() if "error" in ln.lower()), "")
