@@ -156,6 +156,9 @@ class BackupSettings(_Strict):
     stale_grace_hours: float = Field(default=2, ge=0)
     stale_after_hours: int | None = Field(default=None, ge=1)
     pg_bin_dirs: list[Path] = []
+    # A table lock pg_dump (or the row count) cannot get within this fails the backup,
+    # naming the table and the session holding it (pg_dump --lock-wait-timeout).
+    lock_wait_seconds: float = Field(default=60, gt=0, le=3600)
 
 
 class RestoreSettings(_Strict):
@@ -164,6 +167,13 @@ class RestoreSettings(_Strict):
     no_acl: bool = True  # pg_restore --no-acl: skip GRANT/REVOKE (roles differ per server)
     jobs: int = Field(default=0, ge=0, le=32)  # pg_restore -j; 0: one per CPU, at most 4
     work_dir: Path | None = None  # where the archive is unpacked for pg_restore; default TMPDIR
+    # pg_restore is stopped (and the restore fails, naming the table and the session
+    # holding it) when one of its statements waits longer than this for a lock.
+    lock_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # ... when one statement runs longer than this (off by default: a big table's COPY or
+    # index build can take hours).
+    statement_timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_minutes: float = Field(default=360, gt=0)  # ... when the whole pg_restore does
 
 
 class ScheduleSettings(_Strict):

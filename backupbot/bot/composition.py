@@ -207,6 +207,7 @@ def build_services(
         compression_level=settings.backup.compression_level,
         compression_threads=settings.backup.compression_threads,
         pg_bin_dirs=settings.backup.pg_bin_dirs,
+        lock_wait_seconds=settings.backup.lock_wait_seconds,
     )
     policy = approval_policy(settings)
     directory = SlackApproverDirectory(slack_client) if slack_client else None

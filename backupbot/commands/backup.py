@@ -44,7 +44,13 @@ from backupbot.storage.liveness import (
 )
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
-from backupbot.storage.pgtools import PgDump, find_binaries
+from backupbot.storage.pgtools import (
+    PgDump,
+    SessionWatch,
+    child_application_name,
+    find_binaries,
+    with_session_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,7 @@ class BackupService:
         compression_threads: int = 1,
         pg_bin_dirs: Sequence[Path] = (),
         heartbeat_seconds: float = 5.0,
+        lock_wait_seconds: float = 60.0,
         durable_queue: bool = False,
     ) -> None:
         """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
@@ -114,6 +121,7 @@ class BackupService:
         self._threads = compression_threads
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
+        self._lock_wait_seconds = lock_wait_seconds
         self._adhoc: dict[str, DatabaseSettings] = {}
         self._adhoc_lock = threading.Lock()
         self._stops = _Interrupts()
@@ -319,23 +327,40 @@ class BackupService:
     ) -> SuccessDetails:
         conn = ConnInfo.from_url(db.url.get_secret_value())
         beat.stage("snapshot", 0)
-        session = SnapshotSession(conn)
-        stops.add(session.interrupt)
-        try:
-            binaries = find_binaries(session.server.major, self._pg_bin_dirs)
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount") as pool:
-                dump = PgDump(binaries, conn, snapshot=session.snapshot)
-                stops.add(dump.kill)
-                if session.consistent:
-                    counts: Future[dict[str, int]] = pool.submit(session.row_counts)
-                writer = self._store.open_writer(artifact_key)
-                try:
-                    with conn.client_env() as env:
-                        stdout = dump.start(env)
-                        if not session.consistent:
-                            counts = pool.submit(session.row_counts)
-                        beat.stage("dumping", 0)
-                        try:
+        # The watch names (and, past the limit, cancels) any lock wait of the row counts or
+        # of pg_dump; pg_dump is killed and reaped however the `with` block is left.
+        lock_wait = self._lock_wait_seconds
+        with SessionWatch(
+            conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
+        ) as watch:
+            session = SnapshotSession(
+                with_session_settings(
+                    conn,
+                    application_name=watch.name("snapshot"),
+                    lock_timeout=str(max(1, round(lock_wait * 1000))),
+                )
+            )
+            stops.add(session.interrupt)
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
+            try:
+                binaries = find_binaries(session.server.major, self._pg_bin_dirs)
+                with PgDump(
+                    binaries,
+                    conn,
+                    snapshot=session.snapshot,
+                    lock_wait_seconds=lock_wait,
+                    watch=watch,
+                ) as dump:
+                    stops.add(dump.kill)
+                    if session.consistent:
+                        counts: Future[dict[str, int]] = pool.submit(session.row_counts)
+                    writer = self._store.open_writer(artifact_key)
+                    try:
+                        with conn.client_env() as env:
+                            stdout = dump.start(env)
+                            if not session.consistent:
+                                counts = pool.submit(session.row_counts)
+                            beat.stage("dumping", 0)
                             streamed = compress_stream(
                                 stdout,
                                 writer,
@@ -343,20 +368,19 @@ class BackupService:
                                 threads=self._threads,
                                 on_bytes=lambda n: beat.tick("dumping", n),
                             )
-                        except BaseException:
-                            dump.kill()  # the store failed: stop pg_dump, report the store
-                            with contextlib.suppress(BackupbotError):
-                                dump.finish()
-                            raise
-                        dump.finish()
-                    row_counts = counts.result()
-                    prisma = session.prisma_head()
-                    writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
-        finally:
-            session.close()
+                            dump.finish()
+                        row_counts = _row_counts(counts, watch, db.name, lock_wait)
+                        prisma = session.prisma_head()
+                        writer.commit()
+                    except BaseException:
+                        writer.abort()
+                        raise
+            except BaseException:
+                session.interrupt()  # a row count still waiting must not hold up the failure
+                raise
+            finally:
+                pool.shutdown(wait=True)
+                session.close()
         beat.stage("verifying", 0)
         verified = verify_artifact(
             self._store,
@@ -478,6 +502,23 @@ class BackupService:
                 self._store.discard(key)
             except BackupbotError:
                 log.exception("could not remove %s after a failed backup", key)
+
+
+def _row_counts(
+    counts: Future[dict[str, int]], watch: SessionWatch, database: str, lock_wait: float
+) -> dict[str, int]:
+    """The row counts, or a plain-words failure if counting waited too long for a lock."""
+    try:
+        return counts.result()
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        wait = watch.wait
+        if wait is None:
+            raise
+        raise BackupbotError(
+            f"Counting the rows of {wait.what} in {database} waited more than "
+            f"{lock_wait:g} s (backup.lock_wait_seconds) for a lock: {wait.blocked_by()}. "
+            "Nothing was stored; run the backup again once that session has finished."
+        ) from None
 
 
 class _Stops:

@@ -268,7 +268,7 @@ class RestoreRunner:
         # 4. pg_restore.
         t = self._stage(record, run, "restore", listener)
         run.touched = True
-        PgRestore(
+        with PgRestore(
             binaries,
             target,
             archive.path,
@@ -276,7 +276,11 @@ class RestoreRunner:
             clean=facts.has_data,
             no_owner=self._settings.no_owner,
             no_acl=self._settings.no_acl,
-        ).run()
+            lock_timeout_seconds=self._settings.lock_timeout_seconds,
+            statement_timeout_seconds=self._settings.statement_timeout_seconds,
+            timeout_seconds=self._settings.timeout_minutes * 60,
+        ) as restore:  # stopped and reaped however this block is left
+            restore.run()
         run.timings["restore"] = time.monotonic() - t
         # 5. Verification against the manifest.
         t = self._stage(record, run, "verify", listener)
