@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -179,6 +180,18 @@ def slack() -> Iterator[SlackStandin]:
         yield standin
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Re-check `predicate` until it holds or `timeout` passes (work in other threads or
+    processes, which tells us nothing when it is done)."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        tick.wait(0.05)
+    return True
+
+
 @dataclass
 class RunningBot:
     services: Services
@@ -193,7 +206,7 @@ class RunningBot:
         return RestoreFlow(self.services, self.services.slack_client)
 
     def wait_idle(self, timeout: float = 120) -> None:
-        assert self.services.jobs.wait_idle(timeout), "background jobs did not finish in time"
+        assert self.services.wait_idle(timeout), "background jobs did not finish in time"
 
 
 def clicked_while_posting(bot: RunningBot, click: Callable[[dict[str, Any]], Any]) -> Any:
@@ -257,6 +270,6 @@ def bot_factory(slack: SlackStandin) -> Iterator[Any]:
 
     yield factory
     for bot, server in started:
-        bot.services.jobs.wait_idle(60)
+        bot.services.wait_idle(60)
         server.close()
         bot.services.close()

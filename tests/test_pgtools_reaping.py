@@ -12,8 +12,7 @@ import secrets
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,10 @@ from backupbot.devkit.sample_data import load_sample_data
 from backupbot.errors import CommandFailed
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pgtools import PgBinaries, PgDump, PgRestore, find_binaries
+from tests.conftest import wait_until
 
 TABLE = "Opportunity"
 HOLDER_APP = "checkout-service"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Re-check `predicate` until it holds or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.05)
-    return True
 
 
 def pg_children() -> list[psutil.Process]:

@@ -25,7 +25,7 @@ from backupbot.commands.schedule import (
 )
 from backupbot.storage.catalog import SUCCEEDED
 from backupbot.storage.schedule_runs import DONE, MISSED, REGISTERED
-from tests.conftest import CHANNEL, ManualClock, make_settings
+from tests.conftest import CHANNEL, ManualClock, make_settings, wait_until
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)  # a Tuesday
 
@@ -105,6 +105,7 @@ def test_a_day_of_scheduled_backups_runs_each_firing_once_and_posts_each(
     ran = []
     while clock.now() <= DAY + timedelta(days=1):
         ran += [o for o in runner.run_due(clock.now()) if o.status == DONE]
+        bot.wait_idle()  # the leader only queues; the worker runs each before the next tick
         clock.advance(minutes=5)
 
     assert [(o.job, o.scheduled_for) for o in ran] == [
@@ -142,6 +143,7 @@ def test_a_run_missed_while_down_runs_once_at_start_up_and_the_log_says_late(
 ) -> None:
     clock = ManualClock(DAY + timedelta(hours=1))
     services = build_services(_one_db(sample_db, tmp_path), {}, clock=clock)
+    services.start_worker(None)
     first = _backup_runner(services, "before-the-outage")
     assert first.run_due(clock.now()) == []  # 01:00: nothing due yet
     # the bot is down from 01:00 to 05:00; a new process starts and catches up
@@ -153,6 +155,7 @@ def test_a_run_missed_while_down_runs_once_at_start_up_and_the_log_says_late(
         (DONE, DAY + timedelta(hours=2), 3 * 3600)
     ]
     assert "starts 3 h 0 min late" in caplog.text
+    assert services.jobs.wait_idle(60)
     assert services.catalog.count("app") == 1
     # the next ticks do not run it again
     assert restarted.run_due(clock.advance(minutes=1)) == []
@@ -171,9 +174,11 @@ def test_a_run_missed_beyond_the_grace_window_is_recorded_not_run(
 ) -> None:
     clock = ManualClock(DAY + timedelta(hours=1))
     services = build_services(_one_db(sample_db, tmp_path), {}, clock=clock)
+    services.start_worker(None)
     runner = _backup_runner(services, "a")
     assert runner.run_due(clock.now()) == []
     assert [o.status for o in runner.run_due(clock.advance(hours=1))] == [DONE]  # 02:00
+    assert services.jobs.wait_idle(60)
     # down for two days; back at 09:00, 7 h after the 02:00 firing (grace 6 h)
     clock.advance(days=2, hours=7)
     outcomes = runner.run_due(clock.now())
@@ -188,17 +193,22 @@ def test_a_run_missed_beyond_the_grace_window_is_recorded_not_run(
     services.close()
 
 
-def test_a_failed_scheduled_backup_is_recorded_as_a_failed_run(pg: Any, tmp_path: Path) -> None:
+def test_a_scheduled_backup_that_fails_is_queued_by_the_run_and_failed_by_the_worker(
+    pg: Any, tmp_path: Path
+) -> None:
     clock = ManualClock(DAY + timedelta(hours=1))
     bad = pg.url("no_such_database_here")
     settings = _settings(f"sqlite:///{tmp_path}/state.db", tmp_path, [{"name": "app", "url": bad}])
     services = build_services(settings, {}, clock=clock)
+    services.start_worker(None)
     runner = _backup_runner(services, "a")
     runner.run_due(clock.now())
     outcomes = runner.run_due(clock.advance(hours=1))
-    assert [o.status for o in outcomes] == ["failed"]
-    assert "no_such_database_here" in outcomes[0].result["error"]
-    assert services.catalog.latest("app").status == "failed"
+    assert [o.status for o in outcomes] == [DONE] and outcomes[0].result["queued"] is True
+    assert services.jobs.wait_idle(60)
+    latest = services.catalog.latest("app")
+    assert latest is not None and latest.id == outcomes[0].result["backup_id"]
+    assert latest.status == "failed" and "no_such_database_here" in (latest.error or "")
     services.close()
 
 
@@ -225,6 +235,8 @@ def test_two_schedulers_on_one_postgres_state_database_run_each_firing_once(
     # two processes: separate services, engines and runners
     a = build_services(settings, {}, clock=clock)
     b = build_services(settings, {}, clock=clock)
+    a.start_worker(None)  # both processes run workers on the shared queue
+    b.start_worker(None)
     runners = [_backup_runner(a, "host-a:1"), _backup_runner(b, "host-b:2")]
     assert runners[0].run_due(clock.now()) == runners[1].run_due(clock.now()) == []
     clock.advance(minutes=1)
@@ -248,6 +260,9 @@ def test_two_schedulers_on_one_postgres_state_database_run_each_firing_once(
         # or started after it was done and found nothing due: both interleavings are right.
         statuses = sorted(o.status for r in results for o in r)
         assert statuses.count(DONE) == 1 and set(statuses) <= {DONE, "taken"}, statuses
+        # the firing's backup is queued once; one of the two workers runs it
+        assert wait_until(lambda: a.catalog.running("app") is None)
+        assert wait_until(lambda: a.catalog.running("reports") is None)
         clock.advance(minutes=30)
     assert a.catalog.count("app") == 2
     assert a.catalog.count("reports") == 2

@@ -117,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     log_p.add_argument("--limit", type=int, default=20)
     log_p.add_argument("--json", action="store_true")
 
+    worker = sub.add_parser(
+        "worker", help="run queued backups (PostgreSQL state); any number may run"
+    )
+    worker.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
+    worker.add_argument("--host", default="0.0.0.0")
     serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode or HTTP)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     serve.add_argument("--host", default="0.0.0.0")
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING", "text")
     try:
         settings = load(args.config)
-        if args.command == "serve":
+        if args.command in ("serve", "worker"):
             configure_logging(settings.logging.level, settings.logging.format)
         if args.command == "config":
             return _config_check(settings, args.live)
@@ -171,6 +176,8 @@ def _dispatch(services: Services, args: argparse.Namespace) -> int:
         return _log(services, args.limit, args.json)
     if args.command == "serve":
         return _serve(services, args.host, args.port)
+    if args.command == "worker":
+        return _worker(services, args.host, args.port)
     if args.command == "restore" and args.restore_command == "request":
         return _restore_request(services, args)
     if args.command == "restore":
@@ -572,6 +579,53 @@ def _join_workers(deadline: float) -> list[str]:
     return [t.name for t in workers if t.is_alive()]
 
 
+def _worker(services: Services, host: str, port: int) -> int:
+    """Run queued jobs from the shared queue until SIGTERM or SIGINT, taking over work a
+    dead process left; `--port` serves /healthz."""
+    from backupbot.bot.http_server import HttpServer
+    from backupbot.bot.slack_app import wsgi_app
+
+    if services.settings.state_url.startswith("sqlite"):
+        raise UsageError(
+            "backupbot worker shares a queue in a PostgreSQL state database; with SQLite "
+            "state (one host), `backupbot serve` runs the jobs itself."
+        )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    services.take_over_abandoned()
+    services.start_worker(services.slack_client)
+    sweeper = Sweeper([services.take_over_abandoned], interval=SWEEP_SECONDS)
+    sweeper.start()
+    http = HttpServer(wsgi_app(None), host, port).start() if port else None
+    log.info("worker running (up to %d jobs)", services.settings.jobs.max_parallel_jobs)
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping: no new jobs; interrupting running backups")
+    if http is not None:
+        http.close()
+    sweeper.stop()
+    services.backups.interrupt_all()
+    services.queue.stop()
+    services.jobs.shutdown(wait=False)
+    return _exit_after_grace()
+
+
+def _exit_after_grace() -> int:
+    still_running = _join_workers(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
+    if still_running:
+        log.error(
+            "work was still running %.0f s after the stop signal (%s); exiting anyway: "
+            "any process fails it once its heartbeat is 45 s old",
+            SHUTDOWN_GRACE_SECONDS,
+            ", ".join(still_running),
+        )
+        logging.shutdown()
+        os._exit(1)
+    log.info("stopped")
+    return 0
+
+
 def _serve(services: Services, host: str, port: int) -> int:
     """Run the bot until SIGTERM or SIGINT, then stop within about 10 s: stop taking
     requests and schedules, interrupt running backups (recorded as failed, nothing kept),
@@ -580,6 +634,7 @@ def _serve(services: Services, host: str, port: int) -> int:
     from backupbot.bot.schedule_actions import build_scheduler
     from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
 
+    services.requeue_waiting()  # before the takeover, which would fail them
     services.take_over_abandoned()
     app = build_app(services)
     stop = threading.Event()
@@ -592,6 +647,10 @@ def _serve(services: Services, host: str, port: int) -> int:
     )
     sweeper.run_once()
     sweeper.start()
+    if services.settings.jobs.in_process_worker or not services.settings.state_url.startswith(
+        "postgres"
+    ):
+        services.start_worker(build_web_client(services))
     scheduler = build_scheduler(services, build_web_client(services))
     scheduler.start()
     socket_mode: Any = None
@@ -619,19 +678,9 @@ def _serve(services: Services, host: str, port: int) -> int:
     sweeper.stop()
     scheduler.stop()
     services.backups.interrupt_all()
+    services.queue.stop()
     services.jobs.shutdown(wait=False)
-    still_running = _join_workers(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
-    if still_running:
-        log.error(
-            "work was still running %.0f s after the stop signal (%s); exiting anyway: "
-            "any process fails it once its heartbeat is 45 s old",
-            SHUTDOWN_GRACE_SECONDS,
-            ", ".join(still_running),
-        )
-        logging.shutdown()
-        os._exit(1)
-    log.info("stopped")
-    return 0
+    return _exit_after_grace()
 
 
 if __name__ == "__main__":

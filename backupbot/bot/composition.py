@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,9 @@ from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
+from backupbot.errors import BackupbotError, StateUnavailable
 from backupbot.settings import (
+    DatabaseSettings,
     Settings,
     SlackCredentials,
     SlackSettings,
@@ -31,12 +35,14 @@ from backupbot.settings import (
 )
 from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
-from backupbot.storage.catalog import BackupCatalog
+from backupbot.storage.catalog import BackupCatalog, BackupRecord
 from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
 from backupbot.storage.drills import DrillLog
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.job_queue import Job, JobQueue, LocalQueue, PostgresQueue
 from backupbot.storage.liveness import HEARTBEAT_SECONDS, STALE_AFTER
 from backupbot.storage.local_store import LocalStore
+from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
@@ -73,6 +79,36 @@ def build_store(storage: StorageSettings) -> ArtifactStore:
         part_size=s3.part_size_mb << 20,
         max_concurrency=s3.max_concurrency,
     )
+
+
+def _durable(settings: Settings) -> bool:
+    return not settings.state_url.startswith("sqlite")
+
+
+def build_queue(settings: Settings, jobs: BackgroundJobs) -> JobQueue:
+    """procrastinate on PostgreSQL state; threads in this process on SQLite."""
+    limits = settings.jobs
+    if _durable(settings):
+        conninfo = "postgresql://" + settings.state_url.split("://", 1)[1]
+        return PostgresQueue(
+            conninfo,
+            max_parallel=limits.max_parallel_jobs,
+            per_server=limits.max_parallel_per_server,
+        )
+    return LocalQueue(
+        jobs.submit_long,
+        max_parallel=limits.max_parallel_jobs,
+        per_server=limits.max_parallel_per_server,
+    )
+
+
+def server_key(db: DatabaseSettings) -> str:
+    """The `host:port` a database lives on, for the per-server job limit."""
+    try:
+        conn = ConnInfo.from_url(db.url.get_secret_value())
+    except BackupbotError:
+        return f"unparsed:{db.name}"
+    return f"{conn.host}:{conn.port}"
 
 
 def build_slack_client(creds: SlackCredentials) -> WebClient | None:
@@ -145,7 +181,50 @@ class Services:
     retention: RetentionService
     alerts: AlertService
     slack_client: WebClient | None
-    jobs: BackgroundJobs = field(default_factory=BackgroundJobs)
+    jobs: BackgroundJobs
+    queue: JobQueue
+
+    def enqueue_backup(self, record: BackupRecord) -> None:
+        """Hand a started (waiting) backup to the workers. If it cannot be queued, the
+        backup is failed and recorded at once, and the error raised."""
+        db = self.settings.database(record.database)
+        server = server_key(db) if db is not None else f"unconfigured:{record.database}"
+        job = Job("backup", {"backup_id": record.id}, server, f"backup:{record.id}")
+        try:
+            self.queue.enqueue(job)
+        except Exception as exc:
+            self.backups.fail_unqueued(record, exc)
+            raise StateUnavailable(
+                f"The backup of {record.database} could not be queued ({type(exc).__name__});"
+                " nothing was started. Try again once the state database is back."
+            ) from exc
+
+    def start_worker(self, client: WebClient | None) -> None:
+        """Run queued jobs in this process (serve's in-process worker, `backupbot worker`)."""
+        from backupbot.bot.job_runner import job_handler
+
+        self.queue.start_worker(job_handler(self, client))
+
+    def wait_idle(self, timeout: float = 120.0) -> bool:
+        """Wait until no job is queued or running, here or (shared queue) anywhere."""
+        deadline = time.monotonic() + timeout
+        tick = threading.Event()
+        while not (
+            self.jobs.wait_idle(max(0.0, deadline - time.monotonic())) and self.queue.idle()
+        ):
+            if time.monotonic() > deadline:
+                return False
+            tick.wait(0.05)
+        return True
+
+    def requeue_waiting(self) -> int:
+        """In-process queue only: queue again the backups a stopped process left waiting."""
+        if isinstance(self.queue, PostgresQueue):
+            return 0
+        adopted = self.backups.adopt_queued()
+        for record in adopted:
+            self.enqueue_backup(record)
+        return len(adopted)
 
     def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
@@ -178,6 +257,7 @@ class Services:
         self.drills.cleanup_leftovers(self.clock.now())
 
     def close(self) -> None:
+        self.queue.stop()
         self.jobs.shutdown()
 
 
@@ -208,6 +288,7 @@ def build_services(
         compression_threads=settings.backup.compression_threads,
         pg_bin_dirs=settings.backup.pg_bin_dirs,
         lock_wait_seconds=settings.backup.lock_wait_seconds,
+        durable_queue=_durable(settings),
     )
     policy = approval_policy(settings)
     directory = SlackApproverDirectory(slack_client) if slack_client else None
@@ -265,7 +346,10 @@ def build_services(
         providers={d.name: d.provider for d in settings.databases},
         clock=clock,
     )
+    jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
+        jobs=jobs,
+        queue=build_queue(settings, jobs),
         settings=settings,
         slack=slack,
         clock=clock,

@@ -1,7 +1,12 @@
-"""Background work after Slack's 3-second acknowledgement.
+"""Background work after Slack's 3-second acknowledgement, in two lanes.
 
-A small thread pool that remembers what it is running, so `serve` can drain it on
-shutdown and tests can wait for a job's effect instead of sleeping.
+- The interactive lane answers people: slash-command replies, button effects, restore
+  requests. It never waits behind long work.
+- The long lane runs hours-long work in this process: the in-process job queue's
+  backups (`storage/job_queue.py`), restores and drills.
+
+Both remember what they run, so `serve` can stop them on shutdown and tests can wait for
+a job's effect instead of sleeping.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ log = logging.getLogger(__name__)
 
 
 class BackgroundJobs:
-    def __init__(self, max_workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
+    def __init__(self, max_workers: int = 8, long_workers: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="answer")
+        self._long = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="job")
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future = self._pool.submit(self._guarded, fn, *args)
+        """Run `fn(*args)` on the interactive lane."""
+        return self._track(self._pool.submit(self._guarded, fn, *args))
+
+    def submit_long(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run `fn(*args)` on the long lane."""
+        return self._track(self._long.submit(self._guarded, fn, *args))
+
+    def _track(self, future: Future[Any]) -> Future[Any]:
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
@@ -58,5 +71,7 @@ class BackgroundJobs:
                 return False
 
     def shutdown(self, wait: bool = True) -> None:
-        """No new jobs; with `wait`, return once the running ones are done."""
-        self._pool.shutdown(wait=wait)
+        """No new jobs; with `wait`, return once the running ones are done. Jobs not yet
+        started are dropped (queued backups stay queued in their rows)."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._long.shutdown(wait=wait, cancel_futures=not wait)

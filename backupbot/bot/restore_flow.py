@@ -76,7 +76,7 @@ class RestoreFlow:
     def after_click(self, result: ClickResult) -> Message | None:
         """Show the click's effect; returns the ephemeral answer for the clicker, if any.
 
-        An approval that completes the request starts the restore in this thread.
+        An approval that completes the request starts the restore on the long-work lane.
         """
         if result.refusal is not None:
             if result.expired_now:
@@ -84,7 +84,7 @@ class RestoreFlow:
             return restore_blocks.refused(result.refusal)
         self.refresh(result.record)
         if result.start_restore:
-            self.run(result.record)
+            self._services.jobs.submit_long(self.run, result.record)
         return None
 
     # -- execution ---------------------------------------------------------------------------

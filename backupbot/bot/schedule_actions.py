@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from backupbot.bot import slack_io
 from backupbot.bot.alert_flow import AlertFlow
-from backupbot.bot.backup_flow import run_and_post
 from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.drill_flow import DrillFlow
 from backupbot.bot.retention_blocks import retention_summary
@@ -27,7 +26,6 @@ from backupbot.commands.schedule import (
     jobs_from_settings,
 )
 from backupbot.errors import BackupAlreadyRunning
-from backupbot.storage.catalog import SUCCEEDED
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -60,10 +58,11 @@ def scheduled_backup(services: Services, client: WebClient | None) -> Action:
         except BackupAlreadyRunning as exc:
             # Someone's backup of this database is running right now: that is the backup.
             return {"ok": True, "skipped": str(exc)}
-        final, _message, _shown = run_and_post(services, client, _channel(services), record)
-        if final.status != SUCCEEDED:
-            alert_now(services, client)
-        return {"ok": final.status == SUCCEEDED, "backup_id": final.id, "error": final.error}
+        # The leader only queues: workers (this process's, and `backupbot worker`s) run
+        # it, each database server's backups within its limit. A failure alerts from
+        # the worker (`bot/job_runner.py`).
+        services.enqueue_backup(record)
+        return {"ok": True, "backup_id": record.id, "queued": True}
 
     return action
 

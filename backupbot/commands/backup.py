@@ -206,6 +206,17 @@ class BackupService:
             taken.append(self._catalog.get(r.id))
         return taken
 
+    def fail_unqueued(self, record: BackupRecord, exc: BaseException) -> BackupRecord:
+        """The queue refused the backup `start` recorded: fail it, so it does not wait."""
+        message = "The backup could not be queued for a worker; nothing was started."
+        try:
+            return self._record_failure(
+                record, *artifact_keys(record.database, record.started_at, record.id), message, exc
+            )
+        except BackupbotError:
+            log.exception("could not record that backup %s was not queued", record.id)
+            return record
+
     def adopt_queued(self) -> list[BackupRecord]:
         """Backups a stopped in-process queue still held: make them this process's, to be
         queued again (see `storage/job_queue.py`)."""

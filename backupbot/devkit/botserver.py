@@ -20,5 +20,7 @@ def start_http_bot(services: Services, threads: int = 4) -> tuple[str, HttpServe
 
     Returns the base URL and the server; call `server.close()` to stop it.
     """
-    server = HttpServer(wsgi_app(build_app(services)), "127.0.0.1", 0, threads=threads).start()
+    app = build_app(services)
+    services.start_worker(services.slack_client)  # as serve's in-process worker
+    server = HttpServer(wsgi_app(app), "127.0.0.1", 0, threads=threads).start()
     return f"http://127.0.0.1:{server.port}", server

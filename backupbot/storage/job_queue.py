@@ -56,6 +56,9 @@ class JobQueue(Protocol):
     def stop(self, timeout: float = 10.0) -> None:
         """Take no more jobs; running ones finish (or are interrupted by their owner)."""
 
+    def idle(self) -> bool:
+        """Nothing queued or running (tests and benchmarks wait on this)."""
+
 
 class LocalQueue:
     """In-process jobs with the same limits as the shared queue. `submit` runs a callable
@@ -85,6 +88,10 @@ class LocalQueue:
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._stopped = True  # what is still pending stays queued in its rows
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._pending and not any(self._running.values())
 
     def _pump(self) -> None:
         """Start every pending job that fits the limits, oldest first."""
@@ -128,16 +135,11 @@ class PostgresQueue:
     """procrastinate on the state database. `conninfo` is a libpq URL."""
 
     def __init__(self, conninfo: str, *, max_parallel: int, per_server: int) -> None:
-        import procrastinate
-
         self._conninfo = conninfo
         self._max_parallel = max_parallel
         self._per_server = per_server
-        self._defer_app = procrastinate.App(
-            connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo, min_size=1)
-        )
+        self._defer_app: Any = None  # opened on the first enqueue (CLI start-up stays fast)
         self._defer_lock = threading.Lock()
-        self._defer_open = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -146,12 +148,13 @@ class PostgresQueue:
     # -- enqueueing (any thread) ------------------------------------------------------
 
     def enqueue(self, job: Job) -> None:
+        import procrastinate
         import procrastinate.exceptions
 
         with self._defer_lock:
-            if not self._defer_open:
-                self._defer_app.open()
-                self._defer_open = True
+            if self._defer_app is None:
+                connector = procrastinate.SyncPsycopgConnector(conninfo=self._conninfo)
+                self._defer_app = procrastinate.App(connector=connector).open()
             task = self._defer_app.configure_task(
                 TASK,
                 queue=QUEUE,
@@ -223,16 +226,30 @@ class PostgresQueue:
             except Exception:
                 log.warning("could not look for stalled jobs", exc_info=True)
 
+    def idle(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(self._conninfo) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM procrastinate_jobs "
+                "WHERE queue_name = %s AND status IN ('todo', 'doing')",
+                (QUEUE,),
+            ).fetchone()
+        return row is not None and row[0] == 0
+
     def stop(self, timeout: float = 10.0) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        loop, stop, self._loop = self._loop, self._stop, None
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # it closed in between
+                loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
+            self._thread = None
         with self._defer_lock:
-            if self._defer_open:
+            if self._defer_app is not None:
                 with contextlib.suppress(Exception):
                     self._defer_app.close()
-                self._defer_open = False
+                self._defer_app = None
 
 
 def schema_sql() -> str:

@@ -13,7 +13,6 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from backupbot.bot import blocks, restore_blocks, slack_contract
-from backupbot.bot.backup_flow import run_and_post
 from backupbot.bot.composition import Services
 from backupbot.bot.drill_blocks import drill_ack, drill_refused
 from backupbot.bot.drill_flow import DrillFlow
@@ -21,7 +20,6 @@ from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.bot.retention_blocks import retention_dry_run
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
-from backupbot.storage.catalog import BackupRecord
 
 
 def register(app: App, services: Services, flow: RestoreFlow) -> None:
@@ -53,7 +51,7 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
             ack()
         elif parsed.name == "drill":
             names = [parsed.database] if parsed.database else services.settings.database_names
-            services.jobs.submit(_drill, services, client, respond, user, parsed.database)
+            services.jobs.submit_long(_drill, services, client, respond, user, parsed.database)
             channel = services.settings.slack.channel if services.settings.slack else ""
             ack(**drill_ack(names, channel).as_kwargs())
         elif parsed.name == "retention":
@@ -128,18 +126,10 @@ def _backup_now(
     channel = services.settings.slack.channel
     try:
         record = services.backups.start(parsed.database, user, parsed.label)
+        # Queued before the acknowledgement, so once Slack has its answer the work is
+        # recorded (durably, on PostgreSQL state) and tracked.
+        services.enqueue_backup(record)
     except BackupbotError as exc:
         ack(**blocks.notice(str(exc)).as_kwargs())
         return
-    # Jobs are submitted before the acknowledgement so that, once Slack has its answer,
-    # the work is already tracked (tests and shutdown wait on `services.jobs`).
-    services.jobs.submit(_run_backup, services, client, respond, channel, record)
     ack(**blocks.started_ack(record, channel, record.started_at).as_kwargs())
-
-
-def _run_backup(
-    services: Services, client: WebClient, respond: Respond, channel: str, record: BackupRecord
-) -> None:
-    _final, result, shown = run_and_post(services, client, channel, record)
-    if not shown:
-        respond(**result.as_kwargs())  # the channel is unreachable: tell the requester
