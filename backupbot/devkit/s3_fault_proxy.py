@@ -217,7 +217,7 @@ class S3FaultProxy:
         self._faults: list[Fault] = []
         self._seen: list[Seen] = []
         self._arrived: list[S3Request] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # predicates of wait_for read under it
         self._changed = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -273,6 +273,12 @@ class S3FaultProxy:
             faults, self._faults = self._faults, []
         for fault in faults:
             fault.release()
+
+    def forget(self) -> None:
+        """Drop the record of requests so far (`seen`, `arrived`); rules stay."""
+        with self._lock:
+            self._seen.clear()
+            self._arrived.clear()
 
     def seen(self, operation: str | None = None) -> list[Seen]:
         """Requests answered (or hung up on) so far, oldest first."""
