@@ -70,7 +70,7 @@ def test_without_rules_the_proxy_is_transparent(store: S3Store, proxy: S3FaultPr
     data = os.urandom(11 * MB + 7)
     write(store, "app/a.dump.zst", data)
     assert store.get_bytes("app/a.dump.zst") == data
-    assert [s.request.part_number for s in proxy.seen("UploadPart")] == [1, 2, 3]
+    assert sorted(s.request.part_number or 0 for s in proxy.seen("UploadPart")) == [1, 2, 3]
     assert {s.action for s in proxy.seen()} == {"forwarded"}
 
 
