@@ -8,6 +8,7 @@ hands the archive to `pg_restore --list`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Callable, Iterable
@@ -151,7 +152,14 @@ def verify_artifact(
             raise VerificationFailed(
                 f"The backup vanished from {where} right after it was written. It was not kept."
             ) from None
+        except StoreError as exc:
+            raise VerificationFailed(
+                f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
+            ) from exc
         finally:
+            if pending is not None:  # let the decompressor stop before pg_restore's input closes
+                with contextlib.suppress(Exception):
+                    pending.result()
             toc_or_error = unpack.finish()
     raw = unpack.raw
     if not unpack.complete:

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+)
 
 from backupbot.errors import NotFound, StoreError
 
@@ -32,16 +38,34 @@ def _s3_error(exc: Exception, bucket: str, action: str) -> StoreError:
                 f"S3 refused access to bucket {bucket!r} ({code}). Check the credentials and "
                 "the bucket policy."
             )
-        if code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
-            return StoreError(f"S3 was unavailable while {action} ({code}).", permanent=False)
-        return StoreError(f"S3 failed while {action}: {code or exc}.")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in _UNAVAILABLE or status >= 500:
+            return StoreError(
+                f"S3 was unavailable ({code or status}) while {action}, even after "
+                "retrying. Check the S3 service's status, then try again.",
+                permanent=False,
+            )
+        return StoreError(f"S3 failed while {action}: {code or exc}. Try again.")
     if isinstance(exc, EndpointConnectionError):
         return StoreError(
             f"Could not reach the S3 endpoint while {action}. Check storage.s3.endpoint_url "
             "and the network.",
             permanent=False,
         )
-    return StoreError(f"S3 failed while {action}: {exc}.", permanent=False)
+    if isinstance(exc, HTTPClientError | IncompleteReadError):  # dropped, reset, cut short
+        return StoreError(
+            f"The connection to S3 broke while {action}. Check the network and "
+            "storage.s3.endpoint_url, then try again.",
+            permanent=False,
+        )
+    return StoreError(f"S3 failed while {action}: {exc}. Try again.", permanent=False)
+
+
+_UNAVAILABLE = ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class _MultipartWriter:
@@ -56,6 +80,8 @@ class _MultipartWriter:
         self._pool = ThreadPoolExecutor(max_workers=store.max_concurrency)
         self._upload_id: str | None = None
         self._closed = False
+        self._completing = False  # CompleteMultipartUpload was sent: the object may exist
+        self._size = 0
         try:
             resp = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
@@ -93,6 +119,7 @@ class _MultipartWriter:
         self._parts.append(self._pool.submit(self._upload, len(self._parts) + 1, body))
 
     def write(self, data: bytes) -> None:
+        self._size += len(data)
         self._buf.extend(data)
         if len(self._buf) >= self._part_size:
             self._flush_part()
@@ -103,13 +130,11 @@ class _MultipartWriter:
             if not self._parts:  # an empty artifact still needs one part
                 self._slots.acquire()
                 self._parts.append(self._pool.submit(self._upload, 1, b""))
-            parts = [f.result() for f in self._parts]
-            self._s3.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            try:
+                parts = [f.result() for f in self._parts]
+            except (ClientError, BotoCoreError) as exc:
+                raise _s3_error(exc, self._bucket, "uploading") from exc
+            self._complete(parts)
             self._closed = True
         except StoreError:
             self.abort()
@@ -120,7 +145,37 @@ class _MultipartWriter:
         finally:
             self._pool.shutdown(wait=True)
 
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        """CompleteMultipartUpload. S3 can perform it yet fail to answer (a 500, a dropped
+        connection); the client's retry then finds the upload id gone (NoSuchUpload). In
+        that case the object under the key decides: there with every byte, the upload was
+        completed (the caller's read-back verifies its content); else the error stands."""
+        self._completing = True
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload" or not self._completed_already():
+                raise
+            log.warning(
+                "S3 reported the upload gone after completing it; the object is there",
+                extra={"key": self._key},
+            )
+
+    def _completed_already(self) -> bool:
+        try:
+            head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
+        except (ClientError, BotoCoreError):
+            return False
+        return int(head.get("ContentLength", -1)) == self._size
+
     def abort(self) -> None:
+        """Discard the upload: abort it, and where its completion was sent (and may have
+        been performed though it reported failure), delete the object too."""
         if self._closed:
             return
         self._closed = True
@@ -132,8 +187,16 @@ class _MultipartWriter:
             self._s3.abort_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
-        except (ClientError, BotoCoreError):
+        except ClientError as exc:
+            if not (self._completing and _code(exc) == "NoSuchUpload"):
+                log.warning("could not abort multipart upload", extra={"key": self._key})
+        except BotoCoreError:
             log.warning("could not abort multipart upload", extra={"key": self._key})
+        if self._completing:
+            try:
+                self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+            except (ClientError, BotoCoreError):
+                log.warning("could not delete a completed upload", extra={"key": self._key})
 
 
 class S3Store:
