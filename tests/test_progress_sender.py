@@ -5,6 +5,9 @@ it): faults are injected in the stand-in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
@@ -13,6 +16,10 @@ from backupbot.bot import slack_io
 from backupbot.bot.blocks import Message
 from backupbot.bot.progress_sender import MessageSender
 from backupbot.devkit.slack_standin import SlackStandin
+from backupbot.errors import SlackUnreachable
+from tests.conftest import CHANNEL as CHECKLIST_CHANNEL
+from tests.conftest import ManualClock
+from tests.test_checklist import NOW, _bot, _checklist_messages, _flow, _incidents
 
 CHANNEL = "C0PROGRESS"
 
@@ -191,3 +198,35 @@ def test_the_soft_functions_keep_answering_none_and_false(
     standin.clear_faults()
     slack_io.post(client, "C0GONE", _msg("x"))  # works again: the process's problem clears
     assert slack_io.HEALTH.problem("C0GONE") is None
+
+
+# -- the monthly checklist when Slack refuses it for good ------------------------------
+
+
+def test_a_checklist_slack_refuses_for_good_is_recorded_once_and_not_retried_every_minute(
+    tmp_path: Path, bot_factory: Any
+) -> None:
+    clock = ManualClock(NOW)
+    bot = _bot(bot_factory, f"sqlite:///{tmp_path / 'state.db'}", tmp_path, clock)
+    bot.standin.api_error("chat.postMessage", "channel_not_found", channel=CHECKLIST_CHANNEL)
+    housekeeping = _flow(bot)  # one flow, as serve's once-a-minute step keeps it
+
+    with pytest.raises(SlackUnreachable, match="channel_not_found"):
+        housekeeping.post_monthly(NOW)
+    for minutes in range(1, 30):
+        assert housekeeping.remind_step(NOW + timedelta(minutes=minutes)) is False
+    assert len(bot.standin.calls("chat.postMessage")) == 1  # not once a minute
+    [refusal] = _incidents(bot.services, "slack.delivery_failed")
+    assert refusal.details["channel"] == CHECKLIST_CHANNEL
+    assert refusal.details["error"] == "channel_not_found"
+
+    # An hour on it is tried once more; still refused, still one record.
+    assert housekeeping.remind_step(NOW + timedelta(minutes=61)) is False
+    assert len(bot.standin.calls("chat.postMessage")) == 2
+    assert len(_incidents(bot.services, "slack.delivery_failed")) == 1
+
+    # Someone fixes the channel; the next message that reaches it resumes the checklist.
+    bot.standin.clear_faults()
+    assert slack_io.post(bot.services.slack_client, CHECKLIST_CHANNEL, Message("hi", []))
+    assert housekeeping.remind_step(NOW + timedelta(minutes=62)) is True
+    assert len(_checklist_messages(bot)) == 1
