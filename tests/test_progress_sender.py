@@ -4,6 +4,7 @@ it): faults are injected in the stand-in."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from backupbot.bot import slack_io
+from backupbot.bot import progress_sender, slack_io
 from backupbot.bot.blocks import Message
 from backupbot.bot.progress_sender import MessageSender
 from backupbot.devkit.slack_standin import SlackStandin
@@ -124,6 +125,22 @@ def test_a_result_slack_keeps_refusing_is_given_up_after_the_final_window(
     attempts = len(standin.calls("chat.update"))
     assert 1 <= attempts <= 4  # once per Retry-After within the window, then no more
     assert sender.error is not None and not sender.error.permanent
+    assert standin.messages(CHANNEL)[0].text == "started"
+
+
+def test_stopping_the_bot_ends_a_result_still_being_retried(
+    standin: SlackStandin, health: slack_io.DeliveryHealth
+) -> None:
+    standin.rate_limit("chat.update", times=None, retry_after=1)
+    sender = _sender(standin, health)  # would retry the result for 60 s
+    assert standin.wait_for(lambda: bool(standin.messages(CHANNEL)))
+    results: list[bool] = []
+    job = threading.Thread(target=lambda: results.append(sender.finish(_msg("done"))))
+    job.start()
+    assert standin.wait_for(lambda: bool(standin.calls("chat.update")))
+    progress_sender.give_up_all()  # serve's shutdown
+    job.join(timeout=30)
+    assert results == [False]
     assert standin.messages(CHANNEL)[0].text == "started"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from backupbot.bot.blocks import Message
@@ -28,6 +29,15 @@ PROGRESS_INTERVAL = 3.0  # seconds between two progress updates of one message
 FINAL_WINDOW = 60.0  # how long the final version is retried on transient failures
 BACKOFF_START = 1.0  # first wait after a transient failure without Retry-After ...
 BACKOFF_MAX = 10.0  # ... doubling up to this
+
+_active: weakref.WeakSet[MessageSender] = weakref.WeakSet()  # senders not yet done
+
+
+def give_up_all() -> None:
+    """Shutting down: every sender stops retrying (pending progress is dropped, a final
+    version not yet delivered is given up), so no job waits on Slack past a stop."""
+    for sender in list(_active):
+        sender.give_up()
 
 
 class MessageSender:
@@ -67,8 +77,17 @@ class MessageSender:
     # -- the caller's side ------------------------------------------------------------
 
     def start(self) -> MessageSender:
+        _active.add(self)
         self._thread.start()
         return self
+
+    def give_up(self) -> None:
+        """Stop retrying: `finish` returns what was delivered by now (or after the call
+        in flight)."""
+        with self._cond:
+            self._abandoned = True
+            self._final_deadline = 0.0
+            self._cond.notify_all()
 
     @property
     def ts(self) -> str | None:
@@ -114,6 +133,7 @@ class MessageSender:
             log.exception("the message sender for %s failed", self._channel)
         finally:
             self._done.set()
+            _active.discard(self)
 
     def _wait(self, until: float, wake: Callable[[], bool]) -> None:
         """Wait until `until` (monotonic) or until `wake()` holds; called with the lock."""
@@ -196,19 +216,19 @@ class MessageSender:
         with self._cond:
             if self._abandoned or self._final is None:
                 return
-            final, ts, deadline = self._final, self._ts, self._final_deadline
+            final, ts = self._final, self._ts
         if self._dead is not None and ts is None:
             return  # the channel refused the message for good: the caller tells its user
         backoff = BACKOFF_START
         while True:
             with self._cond:
-                self._wait(min(self._not_before, deadline), lambda: False)
-            if self._clock() > deadline:
+                self._wait(min(self._not_before, self._final_deadline), lambda: self._abandoned)
+                given_up = self._abandoned or self._clock() > self._final_deadline
+            if given_up:
                 log.error(
-                    "gave up showing a result in %s after %.0f s (%s)",
+                    "gave up showing a result in %s (%s)",
                     self._channel,
-                    self._final_window,
-                    self.error.error if self.error else "no answer",
+                    self.error.error if self.error else "stopping",
                 )
                 return
             try:
