@@ -22,6 +22,7 @@ import boto3
 import psycopg
 import pytest
 
+from backupbot.bot import slack_io
 from backupbot.bot.composition import Services, build_services
 from backupbot.bot.logging_setup import configure_logging
 from backupbot.bot.restore_flow import RestoreFlow
@@ -76,6 +77,15 @@ def _production_logging() -> None:
     """Every test runs under `serve`'s logging (JSON lines), at DEBUG, so every log call
     in the code executes: a call that only breaks when its level is on breaks here."""
     configure_logging("DEBUG", "json")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_delivery_health() -> Iterator[None]:
+    """Slack delivery problems are noted process-wide (for /healthz): none carry over
+    from one test to the next."""
+    slack_io.HEALTH.clear()
+    yield
+    slack_io.HEALTH.clear()
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,8 @@ def test_rate_limited_posts_are_retried_after_retry_after_and_the_result_lands(b
     bot.signer.slash_command("UALICE", "now app")
     bot.wait_idle()
     assert len(bot.standin.calls("chat.postMessage")) == 2  # the 429, then the retry
+    # One message: "started" updated in place, or, when the backup finished before the
+    # retry was due, the result posted as that message.
     [message] = bot.standin.messages(CHANNEL)
-    assert "succeeded" in message.text and message.history
+    assert "succeeded" in message.text
     assert bot.standin.response_posts() == []  # no fallback to the requester was needed

@@ -1,12 +1,19 @@
 """A backup in the channel: one message posted at the start and updated in place with
-progress and the result. Used by `/backup now`, the scheduler and the CLI."""
+progress and the result. Used by `/backup now`, the scheduler and the CLI.
+
+The message is sent by a `MessageSender` on its own thread: the backup's progress
+listener only hands it the newest version, so a slow or rate-limited Slack never slows
+the dump, and the result is always sent last (retried for a bounded time).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from backupbot.bot import blocks, slack_io
 from backupbot.bot.blocks import Message
+from backupbot.bot.progress_sender import MessageSender
 from backupbot.commands.backup import Progress
 from backupbot.storage.catalog import BackupRecord
 
@@ -15,6 +22,8 @@ if TYPE_CHECKING:
 
     from backupbot.bot.composition import Services
 
+log = logging.getLogger(__name__)
+
 
 def run_and_post(
     services: Services, client: WebClient | None, channel: str | None, record: BackupRecord
@@ -22,17 +31,51 @@ def run_and_post(
     """Run a started backup, keeping its channel message current. Returns the final
     record, the result message, and whether the channel shows it (False: Slack is not
     reachable or not configured, so the caller should tell its user another way)."""
-    ts = (
-        slack_io.post(client, channel, blocks.backup_started(record))
-        if client and channel
-        else None
-    )
+    if client is None or not channel:
+        final = services.backups.run(record, _ignore)
+        return final, blocks.backup_result(final), False
+    notifier = slack_io.Notifier(slack_io.without_retries(client))
+    sender = MessageSender(
+        notifier, channel, blocks.backup_started(record), name=f"slack-backup-{record.id}"
+    ).start()
 
     def on_progress(progress: Progress) -> None:
-        if ts and client and channel:
-            slack_io.update(client, channel, ts, blocks.backup_progress(record, progress))
+        sender.offer(blocks.backup_progress(record, progress))
 
-    final = services.backups.run(record, on_progress)
+    try:
+        final = services.backups.run(record, on_progress)
+    except BaseException:
+        sender.abandon()
+        raise
     result = blocks.backup_result(final)
-    shown = bool(ts and client and channel and slack_io.update(client, channel, ts, result))
+    shown = sender.finish(result)
+    if not shown:
+        _record_undelivered(services, final, channel, sender.error)
     return final, result, shown
+
+
+def _ignore(progress: Progress) -> None:
+    return None
+
+
+def _record_undelivered(
+    services: Services,
+    final: BackupRecord,
+    channel: str,
+    error: slack_io.DeliveryError | None,
+) -> None:
+    """Record, once per channel and error, that the channel could not be told."""
+    if error is None or not error.permanent or not error.first_seen:
+        return
+    try:
+        services.incidents.record(
+            at=services.clock.now(),
+            actor=final.actor,
+            action="slack.delivery_failed",
+            outcome="failed",
+            database=final.database,
+            backup_id=final.id,
+            details={"channel": channel, "error": error.error, "permanent": True},
+        )
+    except Exception:
+        log.exception("could not record that Slack refused the message of backup %s", final.id)

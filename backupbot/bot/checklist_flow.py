@@ -3,13 +3,17 @@ to the message, remind once when it lies unsigned.
 
 Only Slack I/O lives here; every decision is `ChecklistService`'s. Posting and the
 reminder are claimed in the state database before the message is sent (and the claim
-given back when Slack refuses), so two bot processes or a retry never post twice.
+given back when Slack refuses), so two bot processes or a retry never post twice. A
+post Slack refuses for good (no such channel, bot not in it, token revoked) is recorded
+once (`slack.delivery_failed`) and not retried every minute: housekeeping tries again
+once a delivery to the channel works again, or after `PERMANENT_RETRY`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from backupbot.bot import checklist_blocks, slack_io
@@ -26,12 +30,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PERMANENT_RETRY = timedelta(hours=1)  # a post refused for good is tried again after this
+_reported: set[tuple[str, str, str]] = set()  # (checklist id, channel, error) recorded
+_reported_lock = threading.Lock()
+
 
 class ChecklistFlow:
     def __init__(self, services: Services, client: WebClient | None) -> None:
         self._services = services
         self._client = client
         self._checklists = services.checklists
+        self._refused: dict[str, datetime] = {}  # checklist id -> when Slack refused it for good
 
     @property
     def channel(self) -> str | None:
@@ -62,17 +71,65 @@ class ChecklistFlow:
         claimed = self._checklists.claim_post(record.id, channel, now)
         if claimed is None:
             return None
-        ts = slack_io.post(self._client, channel, checklist_blocks.checklist_message(claimed))
-        if ts is None:
-            self._checklists.release_post(record.id)
-            raise SlackUnreachable(
-                f"The {record.period} checklist could not be posted in the channel; the bot "
-                "tries again every minute. Check the bot's access to the channel."
+        try:
+            ts = slack_io.Notifier(self._client).post(
+                channel, checklist_blocks.checklist_message(claimed)
             )
+        except slack_io.DeliveryError as exc:
+            self._checklists.release_post(record.id)
+            if exc.permanent:
+                self._refused[record.id] = now
+                self._record_refusal(record, channel, exc, now)
+                raise SlackUnreachable(
+                    f"The {record.period} checklist could not be posted in {channel}: Slack "
+                    f"refuses it ({exc.error}). The bot tries again once a message reaches "
+                    "the channel again, or in an hour; check `slack.channel` and the bot's "
+                    "access to the channel."
+                ) from None
+            raise SlackUnreachable(
+                f"The {record.period} checklist could not be posted in the channel "
+                f"({exc.error}); the bot tries again every minute."
+            ) from None
+        self._refused.pop(record.id, None)
         posted = self._checklists.posted(record.id, channel, ts, now, actor)
         if (posted.ticked, posted.signed_off) != (claimed.ticked, claimed.signed_off):
             self.refresh(posted)  # ticked while it was being posted
         return posted
+
+    def _record_refusal(
+        self, record: ChecklistRecord, channel: str, exc: slack_io.DeliveryError, now: datetime
+    ) -> None:
+        """A `slack.delivery_failed` record, once per checklist, channel and error."""
+        with _reported_lock:
+            key = (record.id, channel, exc.error)
+            if key in _reported:
+                return
+            _reported.add(key)
+        try:
+            self._services.incidents.record(
+                at=now,
+                actor=SCHEDULER_ACTOR,
+                action="slack.delivery_failed",
+                outcome="failed",
+                details={
+                    "what": f"checklist {record.period}",
+                    "channel": channel,
+                    "error": exc.error,
+                    "permanent": True,
+                },
+            )
+        except Exception:
+            log.exception("could not record that Slack refused the %s checklist", record.period)
+
+    def _paused(self, record: ChecklistRecord, now: datetime) -> bool:
+        """Whether a post of `record` that Slack refused for good should wait: until the
+        channel takes a message again, or `PERMANENT_RETRY` has passed."""
+        refused = self._refused.get(record.id)
+        channel = self.channel
+        if refused is None or channel is None:
+            return False
+        standing = slack_io.HEALTH.problem(channel) is not None
+        return standing and now - refused < PERMANENT_RETRY
 
     # -- clicks ------------------------------------------------------------------------------
 
@@ -99,6 +156,8 @@ class ChecklistFlow:
         True if it posted something."""
         unposted = self._checklists.unposted(now)
         if unposted is not None:
+            if self._paused(unposted, now):
+                return False
             try:
                 return self._post(unposted, now, SCHEDULER_ACTOR) is not None
             except SlackUnreachable as exc:

@@ -559,7 +559,43 @@ def _config_check(settings: Any, live: bool) -> int:
         except BackupbotError as exc:
             failed = True
             print(f"{db.name} FAILED: {exc}")
+    failed = not _slack_live_check(settings) or failed
     return 1 if failed else 0
+
+
+def _slack_live_check(settings: Any) -> bool:
+    """Ask Slack whether the token works and the channel exists, and show the last
+    delivery failure the bot recorded (`slack.delivery_failed`). False if Slack refused."""
+    from backupbot.bot.composition import build_slack_client
+    from backupbot.bot.slack_io import live_check
+    from backupbot.settings import SlackCredentials
+
+    client = build_slack_client(SlackCredentials.from_env(os.environ))
+    ok = True
+    if client is not None:
+        ok, line = live_check(client, settings.slack.channel if settings.slack else None)
+        print(line)
+    try:
+        from backupbot.storage.incidents import IncidentLog
+        from backupbot.storage.state import create_state_engine
+
+        if settings.state_file is not None and not settings.state_file.exists():
+            return ok
+        engine = create_state_engine(settings.state_url)
+        try:
+            recent = IncidentLog(engine).recent(500)
+        finally:
+            engine.dispose()
+    except Exception:  # no state database yet, or not reachable: nothing recorded to show
+        return ok
+    failure = next((i for i in recent if i.action == "slack.delivery_failed"), None)
+    if failure is not None:
+        d = failure.details
+        print(
+            f"last Slack delivery failure the bot recorded: {humanize.utc(failure.at)}, "
+            f"{d.get('channel')}: {d.get('error')}"
+        )
+    return ok
 
 
 SHUTDOWN_GRACE_SECONDS = 8.0  # running work gets this long to stop after SIGTERM

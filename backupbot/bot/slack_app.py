@@ -2,7 +2,9 @@
 
 HTTP mode serves bolt's WSGI handler at `/slack/events` on waitress (a production WSGI
 server) and answers `GET /` and `GET /healthz` for load balancers. Socket Mode connects out
-with the app-level token and still serves the health endpoint on the same port.
+with the app-level token and still serves the health endpoint on the same port. The
+health answer is `ok`, or `degraded: ...` (still 200: the bot runs, and a restart would
+not help) with each standing permanent Slack delivery problem, one per line.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from backupbot.bot import slack_contract
+from backupbot.bot import slack_contract, slack_io
 from backupbot.bot.alert_flow import AlertFlow
 from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import Services
@@ -65,15 +67,24 @@ def build_app(services: Services) -> App:
     return app
 
 
-def wsgi_app(app: App | None) -> WsgiApp:
+def health_text(health: slack_io.DeliveryHealth) -> str:
+    """What `/healthz` answers: `ok`, or `degraded: ` and every standing problem."""
+    problems = health.problems()
+    if not problems:
+        return "ok\n"
+    return "".join(f"degraded: Slack {p.describe()}\n" for p in problems)
+
+
+def wsgi_app(app: App | None, health: slack_io.DeliveryHealth | None = None) -> WsgiApp:
     """Bolt at EVENTS_PATH (when given), health checks at `/` and `/healthz`."""
     handler = SlackRequestHandler(app, path=slack_contract.EVENTS_PATH) if app else None
+    delivery = slack_io.HEALTH if health is None else health
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") == "GET" and path in ("/", "/healthz"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok\n"]
+            return [health_text(delivery).encode("utf-8")]
         if handler is not None and path == slack_contract.EVENTS_PATH:
             return handler(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])

@@ -14,6 +14,12 @@ its ack; nothing is lost: with no client connected it waits for one, and an enve
 connection drops before the ack is redelivered on the next one with `retry_attempt` raised.
 `drop_socket_connections` (a network cut) and `request_refresh` (Slack rotating a link) let
 tests exercise reconnection. Both servers run in daemon threads.
+
+Faults can be injected per Web API method, for a number of calls, for a while, or until
+`clear_faults`: `rate_limit` (HTTP 429 with `Retry-After`), `server_error` (HTTP 5xx) and
+`api_error` (`ok: false` with an error such as `channel_not_found`, optionally only for
+one channel). Faulted calls are recorded like the others and change nothing. Without
+faults the stand-in behaves as before.
 """
 
 from __future__ import annotations
@@ -98,6 +104,25 @@ class ResponseUrlPost:
 
     id: str
     body: dict
+
+
+@dataclass
+class _Fault:
+    """An injected failure of one Web API method: the HTTP status and error to answer,
+    for `remaining` more calls (None: any number) until `until` (monotonic; None: no end),
+    only for `channel` when set."""
+
+    status: int
+    error: str
+    retry_after: int | None = None
+    remaining: int | None = None
+    until: float | None = None
+    channel: str | None = None
+
+    def active(self, now: float) -> bool:
+        return (self.remaining is None or self.remaining > 0) and (
+            self.until is None or now < self.until
+        )
 
 
 @dataclass
@@ -333,7 +358,8 @@ class SlackStandin:
         self._response_posts: list[ResponseUrlPost] = []
         self._views: dict[str, list[dict]] = {}
         self._usergroups: dict[str, list[str]] = {}
-        self._rate_limits: dict[str, tuple[int, int]] = {}
+        self._faults: dict[str, list[_Fault]] = {}
+        self._held: set[str] = set()
         self._calls: list[tuple[str, dict]] = []
         self._sockets_opened = 0
         self._response_url_uses = dict.fromkeys(self._response_url_uses, 0)
@@ -476,10 +502,99 @@ class SlackStandin:
         with self._lock:
             self._usergroups[usergroup_id] = list(user_ids)
 
-    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
-        """Answer the next `times` calls of `method` with HTTP 429 and `Retry-After`."""
+    def rate_limit(
+        self,
+        method: str,
+        times: int | None = 1,
+        retry_after: int = 1,
+        *,
+        seconds: float | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` (None: every call) with HTTP 429 and
+        `Retry-After: retry_after`; with `seconds`, only for that long. Replaces the
+        method's earlier faults."""
+        self._set_fault(method, _Fault(429, "ratelimited", retry_after), times, seconds)
+
+    def server_error(
+        self,
+        method: str,
+        times: int | None = 1,
+        status: int = 500,
+        *,
+        seconds: float | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` (None: every call) with HTTP `status`
+        and `{"ok": false, "error": "internal_error"}`; with `seconds`, only for that long.
+        Replaces the method's earlier faults."""
+        self._set_fault(method, _Fault(status, "internal_error"), times, seconds)
+
+    def api_error(
+        self,
+        method: str,
+        error: str,
+        times: int | None = None,
+        *,
+        channel: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """Answer calls of `method` (for `channel` only, when given) with HTTP 200 and
+        `{"ok": false, "error": error}`, as Slack refuses a missing channel
+        (`channel_not_found`) or a revoked token; every call unless `times` or `seconds`
+        limit it. Replaces the method's earlier faults."""
+        fault = _Fault(
+            200, error, channel=None if channel is None else self._resolve_channel(channel)
+        )
+        self._set_fault(method, fault, times, seconds)
+
+    def clear_faults(self, method: str | None = None) -> None:
+        """Remove the injected faults of `method` (of every method when None), holds too."""
+        with self._changed:
+            if method is None:
+                self._faults.clear()
+                self._held.clear()
+            else:
+                self._faults.pop(method, None)
+                self._held.discard(method)
+            self._changed.notify_all()
+
+    def hold(self, method: str) -> None:
+        """Keep every call of `method` waiting (recorded in `calls()` on arrival) until
+        `release`: a Slack that does not answer."""
+        with self._changed:
+            self._held.add(method)
+
+    def release(self, method: str | None = None) -> None:
+        """Answer the held calls of `method` (of every method when None)."""
+        with self._changed:
+            if method is None:
+                self._held.clear()
+            else:
+                self._held.discard(method)
+            self._changed.notify_all()
+
+    def _set_fault(
+        self, method: str, fault: _Fault, times: int | None, seconds: float | None
+    ) -> None:
+        fault.remaining = times
+        fault.until = None if seconds is None else time.monotonic() + seconds
         with self._lock:
-            self._rate_limits[method] = (times, retry_after)
+            self._faults[method] = [fault]
+
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        """The fault this call of `method` gets, counting it; None to answer normally."""
+        now = time.monotonic()
+        channel = params.get("channel")
+        for fault in self._faults.get(method, []):
+            if not fault.active(now):
+                continue
+            if fault.channel is not None and (
+                not isinstance(channel, str) or self._resolve_channel(channel) != fault.channel
+            ):
+                continue
+            if fault.remaining is not None:
+                fault.remaining -= 1
+            return fault
+        return None
 
     def calls(self, method: str | None = None) -> list[tuple[str, dict]]:
         """Every request received as (method, params), rejected ones included.
@@ -709,11 +824,15 @@ class SlackStandin:
                     params = _parse_params(query, body, content_type)
                 finally:
                     self._calls.append((method, copy.deepcopy(params)))
-                remaining, retry_after = self._rate_limits.get(method, (0, 0))
-                if remaining > 0:
-                    self._rate_limits[method] = (remaining - 1, retry_after)
-                    headers = {"Retry-After": str(retry_after)}
-                    return 429, headers, {"ok": False, "error": "ratelimited"}
+                if method in self._held:  # a slow Slack: answer once released
+                    self._changed.notify_all()
+                    self._changed.wait_for(lambda: method not in self._held)
+                fault = self._take_fault(method, params)
+                if fault is not None:
+                    headers = {}
+                    if fault.retry_after is not None:
+                        headers["Retry-After"] = str(fault.retry_after)
+                    return fault.status, headers, {"ok": False, "error": fault.error}
                 token = self._token(params, authorization)
                 handler = self._methods.get(method)
                 if handler is not None:
