@@ -39,8 +39,22 @@ def run_and_post(
         notifier, channel, blocks.backup_started(record), name=f"slack-backup-{record.id}"
     ).start()
 
+    remembered: list[str] = []
+
+    def remember_message() -> None:
+        """Store where the message is, so a process that takes the backup over after a
+        crash can correct it (`Services.take_over_abandoned`)."""
+        if remembered or sender.ts is None:
+            return
+        remembered.append(sender.ts)
+        try:
+            services.catalog.set_message(record.id, channel, sender.ts)
+        except Exception:
+            log.warning("could not record the message of backup %s", record.id)
+
     def on_progress(progress: Progress) -> None:
         sender.offer(blocks.backup_progress(record, progress))
+        remember_message()
 
     try:
         final = services.backups.run(record, on_progress)

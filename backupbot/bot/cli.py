@@ -23,6 +23,7 @@ from typing import Any
 from backupbot.bot.composition import Services, build_services, load
 from backupbot.bot.drill_flow import DrillFlow
 from backupbot.bot.logging_setup import configure_logging
+from backupbot.bot.progress_sender import give_up_all
 from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.bot.retention_blocks import retention_summary
 from backupbot.bot.slack_io import post
@@ -642,6 +643,7 @@ def _worker(services: Services, host: str, port: int) -> int:
         http.close()
     sweeper.stop()
     services.backups.interrupt_all()
+    give_up_all()  # results still being retried against a slow Slack: stop trying
     services.queue.stop()
     services.jobs.shutdown(wait=False)
     return _exit_after_grace()
@@ -714,6 +716,7 @@ def _serve(services: Services, host: str, port: int) -> int:
     sweeper.stop()
     scheduler.stop()
     services.backups.interrupt_all()
+    give_up_all()  # results still being retried against a slow Slack: stop trying
     services.queue.stop()
     services.jobs.shutdown(wait=False)
     return _exit_after_grace()

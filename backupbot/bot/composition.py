@@ -252,9 +252,20 @@ class Services:
     def take_over_abandoned(self) -> None:
         """Close the backups, restores and drills whose process stopped, truthfully
         recorded (see `storage/liveness.py`); any process may do this at any time."""
-        self.backups.take_over_abandoned()
+        for record in self.backups.take_over_abandoned():
+            self._correct_message(record)
         self.restores.fail_abandoned()
         self.drills.cleanup_leftovers(self.clock.now())
+
+    def _correct_message(self, record: BackupRecord) -> None:
+        """A taken-over backup's channel message still says running: show its end."""
+        if self.slack_client is None or not (record.channel and record.message_ts):
+            return
+        from backupbot.bot import blocks, slack_io
+
+        slack_io.update(
+            self.slack_client, record.channel, record.message_ts, blocks.backup_result(record)
+        )
 
     def close(self) -> None:
         self.queue.stop()

@@ -98,6 +98,18 @@ def test_chat_update_answering_500_a_few_times_still_shows_the_result(dep: Deplo
     assert "started" in _text(message.history[0]).lower()
 
 
+def _direct_message(dep: Deployment, backup_id: str) -> PostedMessage:
+    """The bot's direct message to the requester that names `backup_id`."""
+    found: list[PostedMessage] = []
+
+    def check() -> bool:
+        found[:] = [m for m in dep.standin.messages(REQUESTER) if backup_id in _text(m)][:1]
+        return bool(found)
+
+    assert dep.standin.wait_for(check, 60), "the requester was not told"
+    return found[0]
+
+
 def test_a_missing_channel_still_backs_up_answers_the_requester_and_degrades_health(
     dep: Deployment,
 ) -> None:
@@ -105,11 +117,11 @@ def test_a_missing_channel_still_backs_up_answers_the_requester_and_degrades_hea
         dep.standin.api_error(method, "channel_not_found", channel=CHANNEL)
     ids = [_start_backup(dep)]
     _succeeded(dep, ids[0])
-    answer = dep.wait_response(lambda p: ids[0] in _text(p.body))
-    assert "succeeded" in str(answer.body.get("text")), answer.body  # told privately
+    answer = _direct_message(dep, ids[0])
+    assert "succeeded" in answer.text, answer  # told privately, in a direct message
     ids.append(_start_backup(dep))
     _succeeded(dep, ids[1])
-    dep.wait_response(lambda p: ids[1] in _text(p.body) and "succeeded" in _text(p.body))
+    assert "succeeded" in _direct_message(dep, ids[1]).text
 
     for backup_id in ids:  # each backup is kept and recorded like any other
         assert len(list(dep.store_dir.glob(f"app/*-{backup_id}.dump.zst"))) == 1
@@ -119,7 +131,9 @@ def test_a_missing_channel_still_backs_up_answers_the_requester_and_degrades_hea
     assert refusals[0].details["error"] == "channel_not_found"
     assert refusals[0].backup_id == ids[0]
     posts = [
-        p for _m, p in dep.standin.calls("chat.postMessage") if any(b in _text(p) for b in ids)
+        p
+        for _m, p in dep.standin.calls("chat.postMessage")
+        if p.get("channel") == CHANNEL and any(b in _text(p) for b in ids)
     ]
     assert len(posts) == 2  # one attempt per backup: a permanent error is not retried
 
