@@ -62,7 +62,8 @@ class ServeFailed(RuntimeError):
 
 
 class ServeProcess:
-    """`backupbot --config CONFIG serve --port PORT` with `env` as its whole environment."""
+    """`backupbot --config CONFIG serve --port PORT` with `env` as its whole environment
+    (`command="worker"`: a `backupbot worker`, which serves /healthz on the port too)."""
 
     def __init__(
         self,
@@ -72,7 +73,9 @@ class ServeProcess:
         port: int,
         log_path: Path,
         cwd: Path | None = None,
+        command: str = "serve",
     ) -> None:
+        self.command = command
         self.config = config
         self.env = dict(env)
         self.port = port
@@ -95,7 +98,7 @@ class ServeProcess:
 
     def start(self, timeout: float = 60.0) -> ServeProcess:
         """Start the process and wait until `/healthz` answers 200."""
-        argv = [backupbot_executable(), "--config", str(self.config), "serve"]
+        argv = [backupbot_executable(), "--config", str(self.config), self.command]
         argv += ["--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -109,9 +112,11 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self._proc.poll() is not None:
-                raise ServeFailed(f"backupbot serve exited with {self._proc.returncode}")
+                raise ServeFailed(f"backupbot {self.command} exited with {self._proc.returncode}")
             if time.monotonic() > deadline:
-                raise ServeFailed(f"backupbot serve did not answer /healthz in {timeout:.0f} s")
+                raise ServeFailed(
+                    f"backupbot {self.command} did not answer /healthz in {timeout:.0f} s"
+                )
             time.sleep(0.05)  # polling the health endpoint, as a load balancer does
         return self
 
