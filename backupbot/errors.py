@@ -7,6 +7,8 @@ travels in attributes and goes to the log only.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 class BackupbotError(Exception):
     """Base of every expected failure. `str(err)` is safe to show a user."""
@@ -34,16 +36,27 @@ class UnknownDatabase(UsageError):
 
 
 class BackupAlreadyRunning(BackupbotError):
-    """A backup of this database is in progress; a second one is refused, not queued."""
+    """A backup of this database is queued or in progress; a second one is refused."""
 
-    def __init__(self, database: str, backup_id: str, started_by: str, started_at: str) -> None:
+    def __init__(
+        self,
+        database: str,
+        backup_id: str,
+        started_by: str,
+        started_at: datetime,
+        stage: str | None = None,
+    ) -> None:
         self.database = database
         self.backup_id = backup_id
         self.started_by = started_by
         self.started_at = started_at
+        at = started_at.astimezone(UTC)
+        when = at.strftime("%Y-%m-%d %H:%M:%S UTC" if at.second else "%Y-%m-%d %H:%M UTC")
+        state = "waiting for a worker" if stage == "queued" else f"{stage} stage" if stage else ""
+        detail = f"id {backup_id}, {state}" if state else f"id {backup_id}"
         super().__init__(
-            f"A backup of {database} is already running (id {backup_id}), started by "
-            f"{started_by} at {started_at}. Wait for it to finish; `/backup status {database}` "
+            f"A backup of {database} is already running ({detail}), started by "
+            f"{started_by} at {when}. Wait for it to finish; `/backup status {database}` "
             "shows its result."
         )
 

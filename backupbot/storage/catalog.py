@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from backupbot.commands import humanize
 from backupbot.errors import BackupAlreadyRunning, NotFound
 from backupbot.storage.models import BackupRow, RestoreRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
@@ -138,12 +137,9 @@ class BackupCatalog:
                 if current is None:
                     continue  # it finished between our insert and our look; try once more
                 raise BackupAlreadyRunning(
-                    database,
-                    current.id,
-                    current.actor,
-                    humanize.utc(current.started_at),
+                    database, current.id, current.actor, current.started_at, current.stage
                 ) from None
-        raise BackupAlreadyRunning(database, "?", "another process", now.strftime("%H:%M UTC"))
+        raise BackupAlreadyRunning(database, "?", "another process", now)
 
     def abandoned(
         self,
