@@ -643,6 +643,7 @@ def _worker(services: Services, host: str, port: int) -> int:
         http.close()
     sweeper.stop()
     services.backups.interrupt_all()
+    services.restores.interrupt_all()  # restores and drills: pg_restore killed, recorded
     give_up_all()  # results still being retried against a slow Slack: stop trying
     services.queue.stop()
     services.jobs.shutdown(wait=False)
@@ -716,6 +717,7 @@ def _serve(services: Services, host: str, port: int) -> int:
     sweeper.stop()
     scheduler.stop()
     services.backups.interrupt_all()
+    services.restores.interrupt_all()  # restores and drills: pg_restore killed, recorded
     give_up_all()  # results still being retried against a slow Slack: stop trying
     services.queue.stop()
     services.jobs.shutdown(wait=False)

@@ -534,6 +534,10 @@ class RestoreService:
             raise
         return self.execute(record.id, on_progress)
 
+    def interrupt_all(self) -> None:
+        """The bot is stopping: interrupt running restores and drills (`RestoreRunner`)."""
+        self._runner.interrupt_all()
+
     def execute(
         self, restore_id: str, on_progress: ProgressListener = lambda _p: None
     ) -> RestoreRecord:

@@ -9,13 +9,14 @@ failure at any stage says what state the target is in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -124,6 +125,38 @@ def rto_minutes(
     return (db.rto_minutes if db else None) or settings.rto_minutes
 
 
+class _Interrupts:
+    """The kill switches of the running pg_restores, so a shutdown can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kills: dict[str, Callable[[], None]] = {}
+        self.stopping = False
+
+    @contextlib.contextmanager
+    def running(self, restore_id: str, kill: Callable[[], None]) -> Iterator[None]:
+        with self._lock:
+            self._kills[restore_id] = kill
+            stopping = self.stopping
+        if stopping:
+            kill()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._kills.pop(restore_id, None)
+
+    def interrupt_all(self) -> None:
+        with self._lock:
+            self.stopping = True
+            kills = list(self._kills.values())
+        for kill in kills:
+            try:
+                kill()
+            except Exception:
+                log.exception("stopping a pg_restore failed")
+
+
 class RestoreRunner:
     """Runs restores that `RestoreService` has moved to `running`."""
 
@@ -151,6 +184,7 @@ class RestoreRunner:
         self._settings = settings
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
+        self._interrupts = _Interrupts()
 
     def rto_minutes(self, database: str) -> int:
         return rto_minutes(self._databases, self._settings, database)
@@ -163,6 +197,11 @@ class RestoreRunner:
 
     def _record(self, *args: Any, **details: Any) -> None:
         record_incident(self._incidents, *args, **details)
+
+    def interrupt_all(self) -> None:
+        """The bot is stopping: kill every running pg_restore (and any that starts
+        later); each restore fails as interrupted, naming its stage and safety backup."""
+        self._interrupts.interrupt_all()
 
     def execute(
         self, restore_id: str, on_progress: ProgressListener = lambda _p: None
@@ -268,19 +307,22 @@ class RestoreRunner:
         # 4. pg_restore.
         t = self._stage(record, run, "restore", listener)
         run.touched = True
-        with PgRestore(
-            binaries,
-            target,
-            archive.path,
-            jobs=self._jobs(archive.raw_size),
-            clean=facts.has_data,
-            no_owner=self._settings.no_owner,
-            no_acl=self._settings.no_acl,
-            lock_timeout_seconds=self._settings.lock_timeout_seconds,
-            statement_timeout_seconds=self._settings.statement_timeout_seconds,
-            timeout_seconds=self._settings.timeout_minutes * 60,
-        ) as restore:  # stopped and reaped however this block is left
-            restore.run()
+        with (
+            PgRestore(
+                binaries,
+                target,
+                archive.path,
+                jobs=self._jobs(archive.raw_size),
+                clean=facts.has_data,
+                no_owner=self._settings.no_owner,
+                no_acl=self._settings.no_acl,
+                lock_timeout_seconds=self._settings.lock_timeout_seconds,
+                statement_timeout_seconds=self._settings.statement_timeout_seconds,
+                timeout_seconds=self._settings.timeout_minutes * 60,
+            ) as restore,
+            self._interrupts.running(record.id, restore.kill),
+        ):
+            restore.run()  # pg_restore is stopped and reaped however this block is left
         run.timings["restore"] = time.monotonic() - t
         # 5. Verification against the manifest.
         t = self._stage(record, run, "verify", listener)
@@ -380,7 +422,11 @@ class RestoreRunner:
         exc: BaseException,
         target: ConnInfo,
     ) -> RestoreRecord:
-        if isinstance(exc, BackupbotError):
+        if self._interrupts.stopping:
+            message = (
+                f"The restore was interrupted: the bot was stopped during the {run.stage} stage."
+            )
+        elif isinstance(exc, BackupbotError):
             message = str(exc)
         elif isinstance(exc, psycopg.OperationalError):
             message = (
@@ -403,20 +449,21 @@ class RestoreRunner:
         }
         if isinstance(exc, _VerificationMismatch):
             result["mismatches"] = [m.__dict__ for m in exc.mismatches[:50]]
-        self._restores.finish(record.id, FAILED, now, result=result, error=message)
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.failed",
-            "failed",
-            record.database,
-            record,
-            error=message,
-            stage=run.stage,
-            target_state=state,
-            safety_backup_id=run.safety_backup_id,
-            error_type=type(exc).__name__,
-        )
+        with self._incidents.atomic():
+            self._restores.finish(record.id, FAILED, now, result=result, error=message)
+            self._record(
+                now,
+                BOT_ACTOR,
+                "restore.failed",
+                "failed",
+                record.database,
+                record,
+                error=message,
+                stage=run.stage,
+                target_state=state,
+                safety_backup_id=run.safety_backup_id,
+                error_type=type(exc).__name__,
+            )
         if not isinstance(exc, Exception):
             raise exc
         return self._restores.get(record.id)

@@ -3,6 +3,7 @@ a backup, and a restart afterwards."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,12 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
+from backupbot.devkit.sample_data import load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
-from tests.acceptance.harness import REQUESTER, Deployment
-from tests.acceptance.test_flows import _backup_id, _text, backup_now
+from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
+from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -94,3 +97,45 @@ def test_socket_mode_reconnects_after_a_drop_and_a_refresh_and_loses_no_command(
     assert message.text.startswith("Backup of app succeeded")
     assert dep.standin.socket_connections_opened() > reconnected
     assert dep.actions("app").count("backup.started") == 1  # delivered and run once
+
+
+def test_sigterm_during_a_restore_stops_pg_restore_and_records_it_interrupted(
+    lifecycle: tuple[Deployment, str], pg: Any
+) -> None:
+    dep, _url = lifecycle
+    backup_now(dep)
+    target = f"restoring_{secrets.token_hex(3)}"
+    target_url = pg.create_database(target)
+    load_sample_data(target_url)
+    # An application's open write holds ROW EXCLUSIVE: the restore's --clean DROP waits.
+    with psycopg.connect(target_url, application_name="checkout-service") as holder:
+        holder.execute(
+            'UPDATE "Opportunity" SET title = title '
+            'WHERE id = (SELECT id FROM "Opportunity" LIMIT 1)'
+        )
+        request, restore_id = request_restore(dep, f"app latest --into {target}")
+        dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+        assert wait_until(lambda: _pg_restore_sessions(target_url) > 0), "pg_restore never ran"
+
+        started = time.monotonic()
+        code = dep.stop()
+        stopped_in = time.monotonic() - started
+        holder.rollback()
+
+    assert code == 0 and stopped_in < 10
+    failed = dep.wait_incident(
+        lambda i: i.action == "restore.failed" and i.details.get("restore_id") == restore_id
+    )
+    assert "interrupted" in failed.details["error"] and failed.details["stage"] == "restore"
+    assert failed.details["safety_backup_id"]  # the target's previous state is kept
+    assert _pg_restore_sessions(target_url) == 0  # nothing of it is left on the server
+
+
+def _pg_restore_sessions(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE %s",
+            ("%pg_restore%",),
+        ).fetchone()
+    return int(row[0]) if row else 0
