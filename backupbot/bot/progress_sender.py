@@ -34,8 +34,8 @@ _active: weakref.WeakSet[MessageSender] = weakref.WeakSet()  # senders not yet d
 
 
 def give_up_all() -> None:
-    """Shutting down: every sender stops retrying (pending progress is dropped, a final
-    version not yet delivered is given up), so no job waits on Slack past a stop."""
+    """Shutting down: every sender stops retrying (pending progress is dropped; a final
+    version gets one attempt), so no job waits on Slack past a stop."""
     for sender in list(_active):
         sender.give_up()
 
@@ -64,6 +64,7 @@ class MessageSender:
         self._final: Message | None = None
         self._final_deadline = 0.0
         self._abandoned = False
+        self._stopping = False  # give_up(): no more progress, one attempt at the final
         self._ts: str | None = None
         self._delivered = False
         self._done = threading.Event()
@@ -82,11 +83,12 @@ class MessageSender:
         return self
 
     def give_up(self) -> None:
-        """Stop retrying: `finish` returns what was delivered by now (or after the call
-        in flight)."""
+        """Stop retrying: no more progress; the final version (given now or later) gets
+        one attempt, and `finish` returns whether it landed."""
         with self._cond:
-            self._abandoned = True
-            self._final_deadline = 0.0
+            self._stopping = True
+            self._pending = None
+            self._final_deadline = min(self._final_deadline, self._clock())
             self._cond.notify_all()
 
     @property
@@ -98,7 +100,7 @@ class MessageSender:
     def offer(self, message: Message) -> None:
         """Make `message` the next progress version; returns at once."""
         with self._cond:
-            if self._final is None and not self._abandoned:
+            if self._final is None and not self._abandoned and not self._stopping:
                 self._pending = message
                 self._cond.notify_all()
 
@@ -109,7 +111,8 @@ class MessageSender:
             if self._final is None and not self._abandoned:
                 self._final = message
                 self._pending = None
-                self._final_deadline = self._clock() + self._final_window
+                window = 0.0 if self._stopping else self._final_window
+                self._final_deadline = self._clock() + window
                 self._cond.notify_all()
         # The thread gives up by the deadline; one more call's timeout on top.
         self._done.wait(self._final_window + 60.0)
@@ -135,6 +138,10 @@ class MessageSender:
             self._done.set()
             _active.discard(self)
 
+    def _gone(self) -> bool:
+        """No more progress: the work raised, or the bot is stopping. Called with the lock."""
+        return self._abandoned or self._stopping
+
     def _wait(self, until: float, wake: Callable[[], bool]) -> None:
         """Wait until `until` (monotonic) or until `wake()` holds; called with the lock."""
         while not wake():
@@ -159,8 +166,8 @@ class MessageSender:
         backoff = BACKOFF_START
         while True:
             with self._cond:
-                self._wait(self._not_before, lambda: self._final is not None or self._abandoned)
-                if self._final is not None or self._abandoned:
+                self._wait(self._not_before, lambda: self._final is not None or self._gone())
+                if self._final is not None or self._gone():
                     return  # the final version is posted as the message itself
             try:
                 ts = self._notifier.post(self._channel, self._first)
@@ -183,16 +190,16 @@ class MessageSender:
             return
         while True:
             with self._cond:
-                if self._ts is None or self._abandoned or self._final is not None:
+                if self._ts is None or self._gone() or self._final is not None:
                     return
                 # Sleep until there is something to send and sending is allowed.
-                while self._pending is None and self._final is None and not self._abandoned:
+                while self._pending is None and self._final is None and not self._gone():
                     self._cond.wait()
-                if self._final is not None or self._abandoned:
+                if self._final is not None or self._gone():
                     return
                 allowed = max(self._not_before, self._next_progress)
-                self._wait(allowed, lambda: self._final is not None or self._abandoned)
-                if self._final is not None or self._abandoned:
+                self._wait(allowed, lambda: self._final is not None or self._gone())
+                if self._final is not None or self._gone():
                     return
                 message, self._pending = self._pending, None
                 ts = self._ts
@@ -214,16 +221,24 @@ class MessageSender:
 
     def _send_final(self) -> None:
         with self._cond:
+            # Stopping ends progress before the work has ended: wait for its final version.
+            while self._final is None and not self._abandoned:
+                self._cond.wait()
             if self._abandoned or self._final is None:
                 return
             final, ts = self._final, self._ts
         if self._dead is not None and ts is None:
             return  # the channel refused the message for good: the caller tells its user
         backoff = BACKOFF_START
+        attempts = 0
         while True:
             with self._cond:
-                self._wait(min(self._not_before, self._final_deadline), lambda: self._abandoned)
-                given_up = self._abandoned or self._clock() > self._final_deadline
+                if not self._stopping:
+                    wake = lambda: self._abandoned or self._stopping  # noqa: E731
+                    self._wait(min(self._not_before, self._final_deadline), wake)
+                late = self._clock() > self._final_deadline
+                given_up = self._abandoned or (attempts > 0 and (self._stopping or late))
+            attempts += 1
             if given_up:
                 log.error(
                     "gave up showing a result in %s (%s)",
