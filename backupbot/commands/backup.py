@@ -24,10 +24,10 @@ from typing import Any
 import psycopg
 
 from backupbot.clock import Clock
-from backupbot.errors import BackupbotError, UsageError
+from backupbot.errors import BackupbotError, StateUnavailable, UsageError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.artifacts import ArtifactStore
-from backupbot.storage.catalog import BackupCatalog, BackupRecord, SuccessDetails
+from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord, SuccessDetails
 from backupbot.storage.dumpstream import (
     COMPRESSION,
     EXTENSION,
@@ -55,6 +55,7 @@ from backupbot.storage.pgtools import (
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "backupbot-manifest/1"
+OUTCOME_RETRY_SECONDS = 300.0  # how long a finished backup waits for the state database
 MAX_LABEL = 200
 
 
@@ -255,12 +256,43 @@ class BackupService:
                 details = self._execute(db, record, artifact_key, manifest_key, beat, stops)
         except Exception as exc:
             message = self._explain(record, exc)
-            return self._record_failure(record, artifact_key, manifest_key, message, exc)
+            return self._durably(
+                record, self._record_failure, record, artifact_key, manifest_key, message, exc
+            )
         except BaseException as exc:  # Ctrl-C or shutdown: record it, then let it propagate
             message = "The backup was interrupted (the bot or CLI was stopped); nothing was kept."
-            self._record_failure(record, artifact_key, manifest_key, message, exc)
+            self._durably(
+                record, self._record_failure, record, artifact_key, manifest_key, message, exc
+            )
             raise
-        return self._succeeded(record, db, artifact_key, manifest_key, details)
+        return self._durably(
+            record, self._succeeded, record, db, artifact_key, manifest_key, details
+        )
+
+    def _durably(
+        self, record: BackupRecord, step: Callable[..., BackupRecord], *args: Any
+    ) -> BackupRecord:
+        """Record the outcome even if the state database is away right now: retry with
+        backoff for up to `OUTCOME_RETRY_SECONDS` (the heartbeat keeps the backup from
+        being taken over meanwhile), then give up loudly. Each attempt is one transaction,
+        so a retry never records twice."""
+        deadline = time.monotonic() + OUTCOME_RETRY_SECONDS
+        delay, pause = 0.5, threading.Event()
+        while True:
+            try:
+                return step(*args)
+            except StateUnavailable:
+                if time.monotonic() + delay > deadline:
+                    log.error("could not record the outcome of backup %s: giving up", record.id)
+                    raise
+                log.warning(
+                    "the state database is unavailable; recording the outcome of backup %s "
+                    "again in %.1f s",
+                    record.id,
+                    delay,
+                )
+                pause.wait(delay)
+                delay = min(delay * 2, 10.0)
 
     def _explain(self, record: BackupRecord, exc: Exception) -> str:
         """The failure `exc` of `record` in plain words."""
@@ -311,10 +343,12 @@ class BackupService:
                         "label": record.label,
                     },
                 )
-        if not kept:
+        current = self._catalog.get(record.id)
+        if not kept and not (current.status == SUCCEEDED and current.sha256 == details.sha256):
             # Someone marked it failed meanwhile (e.g. declared abandoned): do not keep it.
+            # (Succeeded with this artifact: an earlier attempt's commit landed after all.)
             self._delete_quietly(artifact_key, manifest_key)
-        return self._catalog.get(record.id)
+        return current
 
     def backup_now(
         self,

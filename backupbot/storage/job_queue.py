@@ -139,11 +139,13 @@ class PostgresQueue:
         self._max_parallel = max_parallel
         self._per_server = per_server
         self._defer_app: Any = None  # opened on the first enqueue (CLI start-up stays fast)
+        self._defer_pool: Any = None
         self._defer_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._failed: BaseException | None = None
 
     # -- enqueueing (any thread) ------------------------------------------------------
 
@@ -153,8 +155,14 @@ class PostgresQueue:
 
         with self._defer_lock:
             if self._defer_app is None:
-                connector = procrastinate.SyncPsycopgConnector(conninfo=self._conninfo)
-                self._defer_app = procrastinate.App(connector=connector).open()
+                from psycopg_pool import NullConnectionPool
+
+                # A fresh connection per enqueue (a few ms): after a restart of the state
+                # database a pool would make the listener wait on its reconnect backoff,
+                # past Slack's 3-second acknowledgement.
+                self._defer_pool = NullConnectionPool(self._conninfo, max_size=8, open=True)
+                connector = procrastinate.SyncPsycopgConnector()
+                self._defer_app = procrastinate.App(connector=connector).open(self._defer_pool)
             task = self._defer_app.configure_task(
                 TASK,
                 queue=QUEUE,
@@ -168,15 +176,26 @@ class PostgresQueue:
 
     def start_worker(self, handler: JobHandler) -> None:
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._work(handler),), name="queue-worker", daemon=True
+            target=self._run, args=(handler,), name="queue-worker", daemon=True
         )
         self._thread.start()
         if not self._ready.wait(30):
             raise RuntimeError("the job queue's worker did not start within 30 s")
+        if self._failed is not None:
+            raise RuntimeError(f"the job queue's worker could not start: {self._failed}")
+
+    def _run(self, handler: JobHandler) -> None:
+        try:
+            asyncio.run(self._work(handler))
+        except BaseException as exc:
+            log.exception("the job queue's worker stopped")
+            self._failed = exc
+            self._ready.set()
 
     async def _work(self, handler: JobHandler) -> None:
         import procrastinate
 
+        # (procrastinate's async pool checks its connections itself)
         app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=self._conninfo))
 
         @app.task(name=TASK, queue=QUEUE)
@@ -249,6 +268,8 @@ class PostgresQueue:
             if self._defer_app is not None:
                 with contextlib.suppress(Exception):
                     self._defer_app.close()
+                with contextlib.suppress(Exception):
+                    self._defer_pool.close()
                 self._defer_app = None
 
 

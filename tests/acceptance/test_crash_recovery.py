@@ -4,6 +4,7 @@ database that refuses a write half-way through a transition."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,15 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
+from backupbot.devkit.botserver import free_port
+from backupbot.devkit.manual_restore import restore_by_hand
+from backupbot.devkit.pgcluster import PgCluster
+from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, Deployment
 from tests.acceptance.test_flows import _backup_id, _text, backup_now
+from tests.conftest import PG_PASSWORD, wait_until
 
 
 @pytest.fixture
@@ -117,3 +123,42 @@ def test_a_start_whose_record_the_state_database_refuses_leaves_no_running_backu
     assert "state database could not write" in answer and "No space left" in answer
     assert running == (0,)  # the backup's row went with its record: all or nothing
     assert backup_now(dep).text.startswith("Backup of app succeeded")  # nothing blocks it
+
+
+def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_is_back(
+    pg: Any, tmp_path: Path
+) -> None:
+    state = PgCluster(tmp_path / "state-pg", password=PG_PASSWORD, port=free_port()).start()
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
+        )
+        state_url = state.create_database("backupbot_state")
+        dep.exported["BACKUPBOT_STATE_URL"] = state_url
+        dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        dep.start()
+        assert dep.serve is not None
+        try:
+            with psycopg.connect(url) as blocker:  # holds pg_dump back while we stop state
+                blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
+                backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
+                dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
+                state.stop()  # the state database goes away mid-backup
+                blocker.rollback()  # and the dump finishes while it is away
+            serve = dep.serve
+            assert wait_until(lambda: "recording the outcome of backup" in serve.log_text(), 60)
+            state.start()  # back (same port): the outcome is written now, once
+
+            done = dep.wait_message(lambda m: backup_id in _text(m) and "succeeded" in m.text)
+            assert done.text.startswith("Backup of app succeeded")
+            records = [i.action for i in dep.incidents() if i.backup_id == backup_id]
+            assert records.count("backup.succeeded") == 1 and "backup.failed" not in records
+            [artifact] = dep.store_dir.glob(f"app/*-{backup_id}.dump.zst")
+            restored = pg.create_database(f"after_outage_{secrets.token_hex(3)}")
+            restore_by_hand(artifact, restored)
+            assert database_fingerprint(restored) == database_fingerprint(url)
+            assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
+        finally:
+            dep.close()
+            state.stop()
