@@ -642,15 +642,17 @@ def _worker(services: Services, host: str, port: int) -> int:
     if http is not None:
         http.close()
     sweeper.stop()
+    return _stop_work(services)
+
+
+def _stop_work(services: Services) -> int:
+    """Interrupt running work (each records itself as interrupted), take no more jobs,
+    and exit once it has, or after the grace period."""
     services.backups.interrupt_all()
     services.restores.interrupt_all()  # restores and drills: pg_restore killed, recorded
     give_up_all()  # results still being retried against a slow Slack: stop trying
     services.queue.stop()
     services.jobs.shutdown(wait=False)
-    return _exit_after_grace()
-
-
-def _exit_after_grace() -> int:
     still_running = _join_workers(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
     if still_running:
         log.error(
@@ -716,12 +718,7 @@ def _serve(services: Services, host: str, port: int) -> int:
     http.close()
     sweeper.stop()
     scheduler.stop()
-    services.backups.interrupt_all()
-    services.restores.interrupt_all()  # restores and drills: pg_restore killed, recorded
-    give_up_all()  # results still being retried against a slow Slack: stop trying
-    services.queue.stop()
-    services.jobs.shutdown(wait=False)
-    return _exit_after_grace()
+    return _stop_work(services)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,17 @@ def fresh_deployment(
         pg=pg,
         **kwargs,
     )
+
+
+@pytest.fixture
+def own_deployment(
+    kind: tuple[str, str], pg: Any, tmp_path: Path
+) -> Iterator[tuple[Deployment, str]]:
+    """A deployment of one database, `app`, for a test that stops or kills its serve;
+    with the source database's URL."""
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
+        dep.start()
+        yield dep, url
+        dep.close()

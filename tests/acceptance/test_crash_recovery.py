@@ -5,7 +5,6 @@ database that refuses a write half-way through a transition."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, Deployment
 from tests.acceptance.test_flows import _backup_id, _text, backup_now
 from tests.conftest import PG_PASSWORD, wait_until
-
-
-@pytest.fixture
-def crashable(kind: tuple[str, str], pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
-    url, _counts = source_database(pg)
-    with SlackStandin() as standin:
-        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
-        dep.start()
-        yield dep, url
-        dep.close()
 
 
 def _kill_mid_dump(dep: Deployment, url: str) -> str:
@@ -62,9 +51,9 @@ def _files(dep: Deployment) -> list[Path]:
 
 
 def test_a_restarted_serve_fails_the_killed_backup_at_once_and_removes_its_partial_file(
-    crashable: tuple[Deployment, str],
+    own_deployment: tuple[Deployment, str],
 ) -> None:
-    dep, url = crashable
+    dep, url = own_deployment
     backup_id = _kill_mid_dump(dep, url)
     [left] = _files(dep)
     assert ".partial-" in left.name  # the killed process left its half-written file
@@ -84,9 +73,9 @@ def test_a_restarted_serve_fails_the_killed_backup_at_once_and_removes_its_parti
 
 
 def test_the_cli_takes_over_a_backup_whose_serve_was_killed_and_records_it(
-    crashable: tuple[Deployment, str],
+    own_deployment: tuple[Deployment, str],
 ) -> None:
-    dep, url = crashable
+    dep, url = own_deployment
     backup_id = _kill_mid_dump(dep, url)
 
     result = dep.cli("backup", "now", "app")
@@ -103,9 +92,9 @@ def test_the_cli_takes_over_a_backup_whose_serve_was_killed_and_records_it(
 
 @pytest.mark.parametrize("kind", [("http", "postgresql")], indirect=True)
 def test_a_start_whose_record_the_state_database_refuses_leaves_no_running_backup(
-    crashable: tuple[Deployment, str],
+    own_deployment: tuple[Deployment, str],
 ) -> None:
-    dep, _url = crashable
+    dep, _url = own_deployment
     state_url = dep.state_url.replace("+psycopg", "", 1)
     with psycopg.connect(state_url, autocommit=True) as state:
         state.execute(

@@ -21,20 +21,10 @@ from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_r
 from tests.conftest import wait_until
 
 
-@pytest.fixture
-def lifecycle(kind: tuple[str, str], pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
-    url, _counts = source_database(pg)
-    with SlackStandin() as standin:
-        dep = fresh_deployment(kind, pg, standin, tmp_path / "deploy", databases={"app": url})
-        dep.start()
-        yield dep, url
-        dep.close()
-
-
 def test_sigterm_during_a_backup_records_a_failure_keeps_nothing_and_a_restart_serves(
-    lifecycle: tuple[Deployment, str],
+    own_deployment: tuple[Deployment, str],
 ) -> None:
-    dep, url = lifecycle
+    dep, url = own_deployment
     assert dep.serve is not None
     with psycopg.connect(url) as blocker:  # an application holding a table lock
         blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
@@ -100,9 +90,9 @@ def test_socket_mode_reconnects_after_a_drop_and_a_refresh_and_loses_no_command(
 
 
 def test_sigterm_during_a_restore_stops_pg_restore_and_records_it_interrupted(
-    lifecycle: tuple[Deployment, str], pg: Any
+    own_deployment: tuple[Deployment, str], pg: Any
 ) -> None:
-    dep, _url = lifecycle
+    dep, _url = own_deployment
     backup_now(dep)
     target = f"restoring_{secrets.token_hex(3)}"
     target_url = pg.create_database(target)

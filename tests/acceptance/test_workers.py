@@ -40,20 +40,22 @@ def fleet(pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, list[ServeProce
         for entry in dep.config["databases"]:
             entry["schedule"] = EVERY_5_S
         dep.start()
-        workers = [
-            ServeProcess(
-                dep.config_path,
-                user_environment(dep.exported),
-                port=free_port(),
-                log_path=dep.workdir / f"worker{n}.log",
-                command="worker",
-            ).start()
-            for n in (1, 2)
-        ]
+        workers = [start_worker(dep, n) for n in (1, 2)]
         yield dep, workers
         for w in workers:
             w.kill()
         dep.close()
+
+
+def start_worker(dep: Deployment, n: int) -> ServeProcess:
+    """`backupbot worker` number `n`, from the deployment's config and environment."""
+    return ServeProcess(
+        dep.config_path,
+        user_environment(dep.exported),
+        port=free_port(),
+        log_path=dep.workdir / f"worker{n}.log",
+        command="worker",
+    ).start()
 
 
 def _rows(dep: Deployment, sql: str) -> list[Any]:
@@ -117,13 +119,7 @@ def test_a_worker_killed_mid_backup_is_closed_by_the_other_and_the_queue_moves_o
             extra={"jobs": {"in_process_worker": False}},
         )
         dep.start()
-        first = ServeProcess(
-            dep.config_path,
-            user_environment(dep.exported),
-            port=free_port(),
-            log_path=dep.workdir / "worker1.log",
-            command="worker",
-        ).start()
+        first = start_worker(dep, 1)
         second: ServeProcess | None = None
         try:
             with psycopg.connect(url) as blocker:  # holds pg_dump back
@@ -132,13 +128,7 @@ def test_a_worker_killed_mid_backup_is_closed_by_the_other_and_the_queue_moves_o
                 dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
                 first.kill()
                 blocker.rollback()
-            second = ServeProcess(
-                dep.config_path,
-                user_environment(dep.exported),
-                port=free_port(),
-                log_path=dep.workdir / "worker2.log",
-                command="worker",
-            ).start()
+            second = start_worker(dep, 2)
             abandoned = dep.wait_incident(
                 lambda i: i.action == "backup.abandoned" and i.backup_id == backup_id
             )
