@@ -255,7 +255,7 @@ class Services:
         for record in self.backups.take_over_abandoned():
             self._correct_message(record)
         self.restores.fail_abandoned()
-        self.drills.cleanup_leftovers(self.clock.now())
+        self.drills.fail_abandoned(self.clock.now())
 
     def _correct_message(self, record: BackupRecord) -> None:
         """A taken-over backup's channel message still says running: show its end."""

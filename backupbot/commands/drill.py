@@ -372,7 +372,17 @@ class DrillService:
 
     def cleanup_leftovers(self, now: datetime) -> list[DrillRecord]:
         """Fail drills whose bot stopped (stale heartbeat) and drop the scratch databases
-        of finished drills not yet confirmed gone. Returns the drills it changed."""
+        of finished drills not yet confirmed gone (at start-up: a drop that fails is
+        recorded each time). Returns the drills it changed."""
+        changed = {r.id: r for r in self.fail_abandoned(now)}
+        for r in self._drills.undropped():
+            if self._drop_scratch(r) == "dropped":
+                changed[r.id] = self._drills.get(r.id)
+        return list(changed.values())
+
+    def fail_abandoned(self, now: datetime) -> list[DrillRecord]:
+        """Fail drills whose bot stopped (stale heartbeat) and drop their scratch
+        databases; cheap enough to run every few seconds. Returns the drills failed."""
         changed: dict[str, DrillRecord] = {}
         for r in self._drills.stale(now):
             result = {**r.result, "failed_stage": "interrupted"}
@@ -387,9 +397,7 @@ class DrillService:
             ):
                 self._record(now, BOT_ACTOR, "drill.failed", "failed", r, error=STOPPED)
                 self._fail_restore(r, now)
-                changed[r.id] = self._drills.get(r.id)
-        for r in self._drills.undropped():
-            if self._drop_scratch(r) == "dropped":
+                self._drop_scratch(self._drills.get(r.id))
                 changed[r.id] = self._drills.get(r.id)
         return list(changed.values())
 
