@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from backupbot.bot import slack_io
 from backupbot.bot.backup_flow import run_and_post
+from backupbot.commands import humanize
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.errors import NotFound
 from backupbot.storage.catalog import QUEUED, SUCCEEDED
@@ -48,14 +49,10 @@ def run_backup_job(services: Services, client: WebClient | None, backup_id: str)
         return  # delivered twice, or taken over while it waited
     channel = services.settings.slack.channel if services.settings.slack else None
     final, result, shown = run_and_post(services, client, channel, record)
-    if not shown and client is not None and _is_person(record.actor):
+    if not shown and client is not None and humanize.is_slack_user(record.actor):
         # The channel is unreachable: tell the person who asked, in a direct message.
         slack_io.post(client, record.actor, result)
     if final.status != SUCCEEDED and record.actor == SCHEDULER_ACTOR:
         from backupbot.bot.schedule_actions import alert_now
 
         alert_now(services, client)
-
-
-def _is_person(actor: str) -> bool:
-    return actor[:1] in ("U", "W") and ":" not in actor
