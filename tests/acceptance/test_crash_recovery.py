@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
@@ -151,3 +152,25 @@ def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_
         finally:
             dep.close()
             state.stop()
+
+
+def test_pg_dump_killed_mid_backup_fails_it_plainly_and_keeps_nothing(
+    own_deployment: tuple[Deployment, str],
+) -> None:
+    dep, url = own_deployment
+    assert dep.serve is not None
+    serve = psutil.Process(dep.serve.pid)
+    with psycopg.connect(url) as blocker:
+        blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
+        backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
+        dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
+        [pg_dump] = [p for p in serve.children(recursive=True) if p.name() == "pg_dump"]
+        pg_dump.kill()  # the OOM killer, or an operator's kill -9
+        failed = dep.wait_message(lambda m: backup_id in _text(m) and "failed" in m.text)
+        blocker.rollback()
+
+    assert "pg_dump" in failed.text and "succeeded" not in failed.text
+    [record] = [i for i in dep.incidents() if i.backup_id == backup_id and i.outcome == "failed"]
+    assert record.action == "backup.failed"
+    assert _files(dep) == []  # no artifact, manifest or partial file
+    assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
