@@ -216,9 +216,8 @@ def start_backups(
     (or, after `settle` s, every one is there or still queued): (all ids, the ids in
     `stages`, the shared queue's jobs on PostgreSQL state)."""
     client = dep.client()
-    since = dep.query("SELECT max(started_at) AS t FROM backups")[0]["t"] or datetime(
-        2000, 1, 1, tzinfo=UTC
-    )
+    since = dep.query("SELECT max(started_at) AS latest_at FROM backups")[0]["latest_at"]
+    since = since or datetime(2000, 1, 1, tzinfo=UTC)
     since = since.replace(tzinfo=None) + timedelta(microseconds=1)  # naive UTC, as stored
     for name in DATABASES:
         resp = client.slash_command(REQUESTER, f"now {name}", channel_id=CHANNEL)
