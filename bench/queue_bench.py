@@ -33,6 +33,7 @@ exit 0 when every variant ran every firing exactly once, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
@@ -215,6 +216,7 @@ def run_variant(
             )
             result["all_finished"] = finished
             result.update(verify(dep, urls, due, sampler.first_taken))
+            result.update(job_times(dep.workdir))
             result["slack_channel_messages"] = len(standin.messages())
             result["crashed"] = dep.crashed()
             result["error_log_lines"] = (
@@ -239,6 +241,32 @@ def run_variant(
         and not result["queue_jobs_left"]
     )
     return result
+
+
+def job_times(workdir: Path) -> dict[str, Any]:
+    """From every process's log (procrastinate's `start_job` and `job_success` lines): how
+    long each job ran, and the gap from one job's end to the next job's start."""
+    starts: dict[int, datetime] = {}
+    ends: dict[int, datetime] = {}
+    for path in workdir.glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            action = entry.get("action") if isinstance(entry, dict) else None
+            if action in ("start_job", "job_success"):
+                at = datetime.fromisoformat(entry["time"])
+                (starts if action == "start_job" else ends)[entry["job"]["id"]] = at
+    ran = sorted((ends[i] - starts[i]).total_seconds() for i in starts if i in ends)
+    order = sorted((i for i in starts if i in ends), key=lambda i: starts[i])
+    gaps = sorted((starts[b] - ends[a]).total_seconds() for a, b in itertools.pairwise(order))
+    return {
+        "jobs_in_logs": len(ran),
+        "job_seconds_median": ran[len(ran) // 2] if ran else None,
+        "job_seconds_total": sum(ran),
+        "gap_end_to_next_start_median_s": gaps[len(gaps) // 2] if gaps else None,
+    }
 
 
 def verify(
