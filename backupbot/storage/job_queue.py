@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -125,10 +124,10 @@ class LocalQueue:
             self._pump()
 
 
-def _slot(job: Job, per_server: int) -> str:
-    """The procrastinate lock of `job`: one of `per_server` slots of its server (jobs
-    holding one lock run one at a time, so a server runs at most `per_server`)."""
-    return f"server:{job.server}:{zlib.crc32(job.key.encode()) % per_server}"
+def _slot_lock(server: str, slot: int) -> str:
+    """A procrastinate lock: one of a server's `max_parallel_per_server` slots (jobs that
+    hold one lock run one at a time, so a server runs at most that many at once)."""
+    return f"server:{server}:{slot}"
 
 
 class PostgresQueue:
@@ -166,11 +165,27 @@ class PostgresQueue:
             task = self._defer_app.configure_task(
                 TASK,
                 queue=QUEUE,
-                lock=_slot(job, self._per_server),
+                lock=self._free_slot(job.server),
                 queueing_lock=job.key,
             )
             with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
                 task.defer(kind=job.kind, payload=job.payload)
+
+    def _free_slot(self, server: str) -> str:
+        """The server's slot with the fewest waiting or running jobs. Two processes that
+        enqueue at once may pick the same slot: that only delays one job, never breaks
+        the limit."""
+        if self._per_server == 1:
+            return _slot_lock(server, 0)
+        with self._defer_pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT lock, count(*) FROM procrastinate_jobs WHERE queue_name = %s "
+                "AND status IN ('todo', 'doing') AND lock LIKE %s GROUP BY lock",
+                (QUEUE, f"server:{server}:%"),
+            ).fetchall()
+        busy = {str(lock): int(n) for lock, n in rows}
+        slots = range(self._per_server)
+        return _slot_lock(server, min(slots, key=lambda i: busy.get(_slot_lock(server, i), 0)))
 
     # -- the worker (its own thread and event loop) --------------------------------------
 
@@ -211,7 +226,8 @@ class PostgresQueue:
                     concurrency=self._max_parallel,
                     install_signal_handlers=False,
                     listen_notify=True,
-                    fetch_job_polling_interval=2.0,
+                    # A job whose server slot frees up starts at the next poll.
+                    fetch_job_polling_interval=0.5,
                     update_heartbeat_interval=5.0,
                     stalled_worker_timeout=30.0,
                     delete_jobs="successful",
