@@ -1,10 +1,11 @@
 """How the bot tells live work from work whose process died.
 
-Every running backup, restore and drill row names its owner (host:pid:token, one token
-per process) and carries a heartbeat its owner refreshes every `HEARTBEAT_SECONDS`. Any
-process may take the row over when the heartbeat is older than `STALE_AFTER`, or at once
-when the owner ran on this host and that process is gone. Takeovers are guarded by the
-heartbeat the taker saw, so a row whose owner beat meanwhile is left alone.
+Every running backup, restore and drill row names its owner process (host name, process
+id and a token drawn once per process) and carries a heartbeat its owner refreshes every
+`HEARTBEAT_SECONDS`. Any process may take the row over when the heartbeat is older than
+`STALE_AFTER`, or at once when the owner ran on this host and that process is gone.
+Takeovers are guarded by the heartbeat the taker saw, so a row whose owner beat meanwhile
+is left alone.
 """
 
 from __future__ import annotations
