@@ -769,7 +769,7 @@ class Bench:
         if installed.exists():
             self.bot_cmd = [str(installed)]
         else:  # package not pip-installed in the venv: run the CLI module from the checkout
-            self.bot_cmd = [sys.executable, "-m", "backupbot.bot.cli"]
+            self.bot_cmd = [sys.executable, "-m", "backupbot.bot.cli.main"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(AWS_ENV)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")

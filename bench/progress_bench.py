@@ -37,9 +37,10 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from backupbot.bot import blocks, slack_io  # noqa: E402
-from backupbot.bot.backup_flow import run_and_post  # noqa: E402
 from backupbot.bot.composition import Services, build_services  # noqa: E402
+from backupbot.bot.slack import delivery  # noqa: E402
+from backupbot.bot.slack.blocks import backup as backup_blocks  # noqa: E402
+from backupbot.bot.slack.flows.backup import run_and_post  # noqa: E402
 from backupbot.devkit.pgcluster import PgCluster, find_pg_bin_dir  # noqa: E402
 from backupbot.devkit.slack_standin import SlackStandin  # noqa: E402
 from backupbot.settings import parse_settings  # noqa: E402
@@ -89,11 +90,13 @@ def timed_backup(
         watcher.start()
     try:
         if before:
-            ts = slack_io.post(client, CHANNEL, blocks.backup_started(record))
+            ts = delivery.post(client, CHANNEL, backup_blocks.backup_started(record))
 
             def listener(progress: Any) -> None:
                 if ts:
-                    slack_io.update(client, CHANNEL, ts, blocks.backup_progress(record, progress))
+                    delivery.update(
+                        client, CHANNEL, ts, backup_blocks.backup_progress(record, progress)
+                    )
 
             final = services.backups.run(record, listener)
         else:

@@ -22,10 +22,10 @@ import boto3
 import psycopg
 import pytest
 
-from backupbot.bot import slack_io
 from backupbot.bot.composition import Services, build_services
 from backupbot.bot.logging_setup import configure_logging
-from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.clock import Clock
 from backupbot.devkit.botserver import free_port, start_http_bot
 from backupbot.devkit.pgcluster import PgCluster, PgUnavailable
@@ -83,9 +83,9 @@ def _production_logging() -> None:
 def _fresh_delivery_health() -> Iterator[None]:
     """Slack delivery problems are noted process-wide (for /healthz): none carry over
     from one test to the next."""
-    slack_io.HEALTH.clear()
+    delivery.HEALTH.clear()
     yield
-    slack_io.HEALTH.clear()
+    delivery.HEALTH.clear()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot import blocks
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import backup as backup_blocks
+from backupbot.bot.slack.blocks import status as status_blocks
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.backup import Progress
 from backupbot.commands.parse import SUBCOMMANDS
 from backupbot.commands.status import DatabaseStatus
@@ -142,19 +144,19 @@ def assert_slack_accepts(msg: Message) -> None:
 
 
 RENDERED = {
-    "started": lambda: blocks.backup_started(record(label="pre-deploy")),
-    "started_by_scheduler": lambda: blocks.backup_started(record(actor="scheduler")),
-    "progress_snapshot": lambda: blocks.backup_progress(
+    "started": lambda: backup_blocks.backup_started(record(label="pre-deploy")),
+    "started_by_scheduler": lambda: backup_blocks.backup_started(record(actor="scheduler")),
+    "progress_snapshot": lambda: backup_blocks.backup_progress(
         record(), Progress("1a2b3c4d", "app", "snapshot", 0)
     ),
-    "progress_dumping": lambda: blocks.backup_progress(
+    "progress_dumping": lambda: backup_blocks.backup_progress(
         record(), Progress("1a2b3c4d", "app", "dumping", 5 * 1024 * 1024)
     ),
-    "progress_unknown_stage": lambda: blocks.backup_progress(
+    "progress_unknown_stage": lambda: backup_blocks.backup_progress(
         record(), Progress("1a2b3c4d", "app", "uploading", 1)
     ),
-    "succeeded": lambda: blocks.backup_result(succeeded()),
-    "succeeded_prisma": lambda: blocks.backup_result(
+    "succeeded": lambda: backup_blocks.backup_result(succeeded()),
+    "succeeded_prisma": lambda: backup_blocks.backup_result(
         succeeded(
             manifest={
                 "artifact": "x.dump.zst",
@@ -163,19 +165,23 @@ RENDERED = {
             }
         )
     ),
-    "succeeded_no_manifest": lambda: blocks.backup_result(succeeded(manifest=None, sha256=None)),
-    "failed": lambda: blocks.backup_result(failed()),
-    "failed_without_error": lambda: blocks.backup_result(failed(error=None)),
-    "status_empty_list": lambda: blocks.status_message([]),
-    "status_one": lambda: blocks.status_message([status()]),
-    "status_running": lambda: blocks.status_message([status(running=record(actor="cli:bob"))]),
-    "log_empty": lambda: blocks.log_message([], INTACT),
-    "log_one": lambda: blocks.log_message([incident(1)], INTACT),
-    "help": blocks.help_message,
-    "usage_error": lambda: blocks.usage_error("Unknown option `--x`.", SUBCOMMANDS["now"].usage),
-    "usage_error_without_usage": lambda: blocks.usage_error("Something is off.", ""),
-    "notice": lambda: blocks.notice("Restores need two approvals."),
-    "started_ack": lambda: blocks.started_ack(record(), "C0BACKUPS", NOW),
+    "succeeded_no_manifest": lambda: backup_blocks.backup_result(
+        succeeded(manifest=None, sha256=None)
+    ),
+    "failed": lambda: backup_blocks.backup_result(failed()),
+    "failed_without_error": lambda: backup_blocks.backup_result(failed(error=None)),
+    "status_empty_list": lambda: status_blocks.status_message([]),
+    "status_one": lambda: status_blocks.status_message([status()]),
+    "status_running": lambda: status_blocks.status_message(
+        [status(running=record(actor="cli:bob"))]
+    ),
+    "log_empty": lambda: status_blocks.log_message([], INTACT),
+    "log_one": lambda: status_blocks.log_message([incident(1)], INTACT),
+    "help": status_blocks.help_message,
+    "usage_error": lambda: kit.usage_error("Unknown option `--x`.", SUBCOMMANDS["now"].usage),
+    "usage_error_without_usage": lambda: kit.usage_error("Something is off.", ""),
+    "notice": lambda: kit.notice("Restores need two approvals."),
+    "started_ack": lambda: backup_blocks.started_ack(record(), "C0BACKUPS", NOW),
 }
 
 
@@ -197,7 +203,7 @@ def test_status_for_60_databases_fits_50_blocks_and_points_to_the_rest() -> None
         for i in range(60)
     ]
 
-    msg = blocks.status_message(statuses)
+    msg = status_blocks.status_message(statuses)
 
     assert_slack_accepts(msg)
     assert len(msg.blocks) <= 50
@@ -217,7 +223,7 @@ def test_status_for_60_healthy_databases_fits_50_blocks() -> None:
         for i in range(60)
     ]
 
-    msg = blocks.status_message(statuses)
+    msg = status_blocks.status_message(statuses)
 
     assert_slack_accepts(msg)
     assert len(msg.blocks) <= 50
@@ -226,7 +232,7 @@ def test_status_for_60_healthy_databases_fits_50_blocks() -> None:
 
 
 def test_status_for_few_databases_shows_all_without_overflow_note() -> None:
-    msg = blocks.status_message([status("app"), status("billing")])
+    msg = status_blocks.status_message([status("app"), status("billing")])
 
     assert_slack_accepts(msg)
     assert "*app*" in shown(msg)
@@ -239,7 +245,7 @@ def test_log_of_50_incidents_with_2000_char_details_fits_limits() -> None:
         incident(n, outcome="failed", details={"error": f"E{n} " + "x" * 2000}) for n in range(50)
     ]
 
-    msg = blocks.log_message(incidents, INTACT)
+    msg = status_blocks.log_message(incidents, INTACT)
 
     assert_slack_accepts(msg)
     assert "last 50 record(s)" in msg.text
@@ -249,7 +255,7 @@ def test_log_of_50_incidents_with_2000_char_details_fits_limits() -> None:
 
 
 def test_log_shows_reason_when_there_is_no_error() -> None:
-    msg = blocks.log_message(
+    msg = status_blocks.log_message(
         [incident(1, outcome="refused", details={"reason": "not approver"})], INTACT
     )
 
@@ -261,7 +267,7 @@ def test_log_shows_reason_when_there_is_no_error() -> None:
 def test_failed_backup_with_10000_char_error_is_clipped_to_limits() -> None:
     error = "FATAL: " + "y" * 10_000
 
-    msg = blocks.backup_result(failed(error=error))
+    msg = backup_blocks.backup_result(failed(error=error))
 
     assert_slack_accepts(msg)
     assert "FATAL: yyyy" in shown(msg)
@@ -271,7 +277,9 @@ def test_failed_backup_with_10000_char_error_is_clipped_to_limits() -> None:
 def test_succeeded_backup_with_500_table_manifest_fits_limits() -> None:
     counts = {f"public.table_{i:03d}": i * 10 for i in range(500)}
 
-    msg = blocks.backup_result(succeeded(manifest={"artifact": "a.dump.zst", "row_counts": counts}))
+    msg = backup_blocks.backup_result(
+        succeeded(manifest={"artifact": "a.dump.zst", "row_counts": counts})
+    )
 
     assert_slack_accepts(msg)
     assert f"500 / {sum(counts.values()):,}" in shown(msg)
@@ -280,7 +288,7 @@ def test_succeeded_backup_with_500_table_manifest_fits_limits() -> None:
 def test_status_with_very_long_failure_error_fits_limits() -> None:
     bad = failed(error="z" * 10_000)
 
-    msg = blocks.status_message(
+    msg = status_blocks.status_message(
         [status(last_failure=bad, warnings=[f"The latest backup attempt failed: {bad.error}"])]
     )
 
@@ -291,7 +299,7 @@ def test_status_with_very_long_failure_error_fits_limits() -> None:
 
 
 def test_succeeded_message_mentions_size_id_and_verification() -> None:
-    msg = blocks.backup_result(succeeded())
+    msg = backup_blocks.backup_result(succeeded())
 
     assert "1.5 MB" in msg.text
     assert "1a2b3c4d" in msg.text
@@ -308,13 +316,13 @@ def test_succeeded_message_mentions_size_id_and_verification() -> None:
 def test_succeeded_message_names_prisma_migration_when_present() -> None:
     manifest = {"row_counts": {}, "prisma_migration": {"migration_name": "20240101_init"}}
 
-    msg = blocks.backup_result(succeeded(manifest=manifest))
+    msg = backup_blocks.backup_result(succeeded(manifest=manifest))
 
     assert "`20240101_init`" in shown(msg)
 
 
 def test_failed_message_shows_the_error_text() -> None:
-    msg = blocks.backup_result(failed(error="The server at h:5432 refused the password."))
+    msg = backup_blocks.backup_result(failed(error="The server at h:5432 refused the password."))
 
     assert "refused the password" in msg.text
     assert "refused the password" in shown(msg)
@@ -323,7 +331,7 @@ def test_failed_message_shows_the_error_text() -> None:
 
 
 def test_failed_message_without_error_says_it_did_not_finish() -> None:
-    msg = blocks.backup_result(failed(error=None))
+    msg = backup_blocks.backup_result(failed(error=None))
 
     assert "did not finish" in shown(msg)
 
@@ -331,7 +339,7 @@ def test_failed_message_without_error_says_it_did_not_finish() -> None:
 def test_status_for_database_without_backup_says_no_verified_backup() -> None:
     warning = "No verified backup yet. Run `/backup now app`."
 
-    msg = blocks.status_message([status(warnings=[warning])])
+    msg = status_blocks.status_message([status(warnings=[warning])])
 
     assert_slack_accepts(msg)
     assert "No verified backup" in shown(msg)
@@ -340,14 +348,14 @@ def test_status_for_database_without_backup_says_no_verified_backup() -> None:
 
 
 def test_status_shows_running_backup_and_its_actor() -> None:
-    msg = blocks.status_message([status(running=record(actor="U0BOB"))])
+    msg = status_blocks.status_message([status(running=record(actor="U0BOB"))])
 
     assert "Running now" in shown(msg)
     assert "<@U0BOB>" in shown(msg)
 
 
 def test_started_message_names_database_actor_and_label() -> None:
-    msg = blocks.backup_started(record(label="pre-deploy"))
+    msg = backup_blocks.backup_started(record(label="pre-deploy"))
 
     assert "<@U0ALICE>" in shown(msg)
     assert "`app`" in shown(msg)
@@ -356,14 +364,16 @@ def test_started_message_names_database_actor_and_label() -> None:
 
 
 def test_non_slack_actor_is_shown_as_code_not_mention() -> None:
-    msg = blocks.backup_started(record(actor="cli:root"))
+    msg = backup_blocks.backup_started(record(actor="cli:root"))
 
     assert "`cli:root`" in shown(msg)
     assert "<@cli:root>" not in shown(msg)
 
 
 def test_progress_message_describes_stage_and_bytes() -> None:
-    msg = blocks.backup_progress(record(), Progress("1a2b3c4d", "app", "dumping", 5 * 1024**2))
+    msg = backup_blocks.backup_progress(
+        record(), Progress("1a2b3c4d", "app", "dumping", 5 * 1024**2)
+    )
 
     assert "dumping and compressing" in msg.text
     assert "5.0 MB so far" in msg.text
@@ -372,7 +382,7 @@ def test_progress_message_describes_stage_and_bytes() -> None:
 def test_usage_error_shows_each_usage_line() -> None:
     usage = "\n".join(s.usage for s in SUBCOMMANDS.values())
 
-    msg = blocks.usage_error("`stats` is not a /backup command.", usage)
+    msg = kit.usage_error("`stats` is not a /backup command.", usage)
 
     body = shown(msg)
     assert "`stats` is not a /backup command." in body
@@ -383,14 +393,14 @@ def test_usage_error_shows_each_usage_line() -> None:
 
 
 def test_usage_error_without_usage_shows_only_the_problem() -> None:
-    msg = blocks.usage_error("Something is off.", "")
+    msg = kit.usage_error("Something is off.", "")
 
     assert msg.text == "Something is off."
     assert "Usage" not in shown(msg)
 
 
 def test_help_lists_every_subcommand_usage_and_summary() -> None:
-    msg = blocks.help_message()
+    msg = status_blocks.help_message()
 
     for s in SUBCOMMANDS.values():
         assert s.usage in shown(msg)
@@ -399,14 +409,14 @@ def test_help_lists_every_subcommand_usage_and_summary() -> None:
 
 
 def test_started_ack_links_the_channel() -> None:
-    msg = blocks.started_ack(record(), "C0BACKUPS", NOW)
+    msg = backup_blocks.started_ack(record(), "C0BACKUPS", NOW)
 
     assert "<#C0BACKUPS>" in msg.text
     assert "2024-05-01 12:00 UTC" in msg.text
 
 
 def test_empty_log_says_so() -> None:
-    msg = blocks.log_message([], INTACT)
+    msg = status_blocks.log_message([], INTACT)
 
     assert msg.text == "The incident log is empty."
     assert shown(msg) == "The incident log is empty."

@@ -19,9 +19,9 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from backupbot.bot import checklist_blocks
-from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import build_services
+from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.commands.checklist import ChecklistConditions
 from backupbot.commands.checklist_rules import (
     DASH,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backupbot.bot.cli import main
+from backupbot.bot.cli.main import main
 from tests.conftest import PG_PASSWORD, free_port
 
 

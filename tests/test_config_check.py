@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backupbot.bot.cli import main
+from backupbot.bot.cli.main import main
 
 BACKUPBOT = Path(sys.executable).with_name("backupbot")
 

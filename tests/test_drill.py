@@ -15,9 +15,9 @@ import pytest
 import yaml
 from sqlalchemy import update
 
-from backupbot.bot.cli import main
+from backupbot.bot.cli.main import main
 from backupbot.bot.composition import Services, build_services
-from backupbot.bot.drill_flow import DrillFlow
+from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.commands.conditions import DRILL_FAILED
 from backupbot.commands.drill import (
     SCRATCH_PREFIX,

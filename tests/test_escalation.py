@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from backupbot.bot import alert_blocks
-from backupbot.bot.alert_flow import AlertFlow
+from backupbot.bot.slack.blocks import alert as alert_blocks
+from backupbot.bot.slack.flows.alert import AlertFlow
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
     CHECKLIST_OVERDUE,
@@ -613,7 +613,7 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     sqlite_url: str, tmp_path: Path, bot_factory: Any
 ) -> None:
     """Found by the acceptance suite's race: a click between the post and its record."""
-    from backupbot.bot.alert_flow import AlertFlow
+    from backupbot.bot.slack.flows.alert import AlertFlow
 
     clock = ManualClock(T0)
     bot = bot_factory(_settings(sqlite_url, tmp_path, "postgresql://u:p@127.0.0.1:1/app"), clock)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backupbot.bot.schedule_actions import housekeeping, schedule_runner
+from backupbot.bot.runtime.schedule_actions import housekeeping, schedule_runner
 from backupbot.devkit.slack_standin import block_kit_errors
 from backupbot.storage.catalog import SUCCEEDED
 from tests.conftest import CHANNEL, ManualClock, make_settings

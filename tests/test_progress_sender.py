@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from backupbot.bot import progress_sender, slack_io
-from backupbot.bot.blocks import Message
-from backupbot.bot.progress_sender import MessageSender
+from backupbot.bot.slack import delivery, progress_sender
+from backupbot.bot.slack.kit import Message
+from backupbot.bot.slack.progress_sender import MessageSender
 from backupbot.devkit.slack_standin import SlackStandin
 from backupbot.errors import SlackUnreachable
 from tests.conftest import CHANNEL as CHECKLIST_CHANNEL
@@ -32,13 +32,13 @@ def standin() -> Iterator[SlackStandin]:
 
 
 @pytest.fixture
-def health() -> slack_io.DeliveryHealth:
-    return slack_io.DeliveryHealth()
+def health() -> delivery.DeliveryHealth:
+    return delivery.DeliveryHealth()
 
 
-def _notifier(standin: SlackStandin, health: slack_io.DeliveryHealth) -> slack_io.Notifier:
+def _notifier(standin: SlackStandin, health: delivery.DeliveryHealth) -> delivery.Notifier:
     client = WebClient(token=standin.bot_token, base_url=standin.base_url)
-    return slack_io.Notifier(slack_io.without_retries(client), health)
+    return delivery.Notifier(delivery.without_retries(client), health)
 
 
 def _msg(text: str) -> Message:
@@ -46,7 +46,7 @@ def _msg(text: str) -> Message:
 
 
 def _sender(
-    standin: SlackStandin, health: slack_io.DeliveryHealth, **kwargs: float
+    standin: SlackStandin, health: delivery.DeliveryHealth, **kwargs: float
 ) -> MessageSender:
     return MessageSender(_notifier(standin, health), CHANNEL, _msg("started"), **kwargs).start()
 
@@ -56,7 +56,7 @@ def _update_texts(standin: SlackStandin) -> list[str]:
 
 
 def test_offers_never_wait_for_slack_and_only_the_newest_version_is_sent(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.hold("chat.update")  # Slack takes the first update and does not answer
     sender = _sender(standin, health, interval=0.05)
@@ -76,7 +76,7 @@ def test_offers_never_wait_for_slack_and_only_the_newest_version_is_sent(
 
 
 def test_the_final_version_is_sent_last_even_with_an_update_in_flight(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.hold("chat.update")
     sender = _sender(standin, health, interval=0.0)
@@ -93,7 +93,7 @@ def test_the_final_version_is_sent_last_even_with_an_update_in_flight(
 
 
 def test_a_rate_limited_result_is_retried_after_retry_after_until_it_lands(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.rate_limit("chat.update", times=2, retry_after=1)
     sender = _sender(standin, health)
@@ -105,7 +105,7 @@ def test_a_rate_limited_result_is_retried_after_retry_after_until_it_lands(
 
 
 def test_server_errors_are_retried_and_the_result_still_lands(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.server_error("chat.update", times=2)
     sender = _sender(standin, health)
@@ -116,7 +116,7 @@ def test_server_errors_are_retried_and_the_result_still_lands(
 
 
 def test_a_result_slack_keeps_refusing_is_given_up_after_the_final_window(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.rate_limit("chat.update", times=None, retry_after=1)
     sender = _sender(standin, health, final_window=2.5)
@@ -129,7 +129,7 @@ def test_a_result_slack_keeps_refusing_is_given_up_after_the_final_window(
 
 
 def test_stopping_the_bot_ends_a_result_still_being_retried(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.rate_limit("chat.update", times=None, retry_after=1)
     sender = _sender(standin, health)  # would retry the result for 60 s
@@ -145,7 +145,7 @@ def test_stopping_the_bot_ends_a_result_still_being_retried(
 
 
 def test_a_missing_channel_fails_at_once_as_permanent_and_is_reported_until_it_works(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     standin.api_error("chat.postMessage", "channel_not_found", channel=CHANNEL)
     sender = _sender(standin, health)
@@ -159,7 +159,7 @@ def test_a_missing_channel_fails_at_once_as_permanent_and_is_reported_until_it_w
     assert (problem.channel, problem.error) == (CHANNEL, "channel_not_found")
 
     notifier = _notifier(standin, health)
-    with pytest.raises(slack_io.DeliveryError) as again:
+    with pytest.raises(delivery.DeliveryError) as again:
         notifier.post(CHANNEL, _msg("x"))
     assert again.value.permanent and not again.value.first_seen  # noted once
     assert notifier.post("C0OTHER", _msg("x"))  # another channel is fine ...
@@ -170,7 +170,7 @@ def test_a_missing_channel_fails_at_once_as_permanent_and_is_reported_until_it_w
 
 
 def test_the_contract_tells_permanent_from_transient_failures(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     notifier = _notifier(standin, health)
     cases = {
@@ -187,34 +187,34 @@ def test_the_contract_tells_permanent_from_transient_failures(
             standin.rate_limit("chat.postMessage", times=1, retry_after=7)
         else:
             standin.server_error("chat.postMessage", times=1, status=503)
-        with pytest.raises(slack_io.DeliveryError) as failed:
+        with pytest.raises(delivery.DeliveryError) as failed:
             notifier.post(CHANNEL, _msg("x"))
         assert (failed.value.error, failed.value.permanent) == (error, permanent)
     standin.rate_limit("chat.postMessage", times=1, retry_after=7)
-    with pytest.raises(slack_io.DeliveryError) as limited:
+    with pytest.raises(delivery.DeliveryError) as limited:
         notifier.post(CHANNEL, _msg("x"))
     assert limited.value.retry_after == 7.0 and limited.value.status == 429
 
     offline = WebClient(token="x", base_url="http://127.0.0.1:9/api/")
-    with pytest.raises(slack_io.DeliveryError) as unreachable:
-        slack_io.Notifier(slack_io.without_retries(offline), health).post(CHANNEL, _msg("x"))
+    with pytest.raises(delivery.DeliveryError) as unreachable:
+        delivery.Notifier(delivery.without_retries(offline), health).post(CHANNEL, _msg("x"))
     assert not unreachable.value.permanent
 
 
 def test_the_soft_functions_keep_answering_none_and_false(
-    standin: SlackStandin, health: slack_io.DeliveryHealth
+    standin: SlackStandin, health: delivery.DeliveryHealth
 ) -> None:
     client = WebClient(token=standin.bot_token, base_url=standin.base_url)
     standin.api_error("chat.postMessage", "channel_not_found", channel="C0GONE")
-    assert slack_io.post(client, "C0GONE", _msg("x")) is None
-    ts = slack_io.post(client, CHANNEL, _msg("x"))
+    assert delivery.post(client, "C0GONE", _msg("x")) is None
+    ts = delivery.post(client, CHANNEL, _msg("x"))
     assert ts is not None
-    assert slack_io.update(client, CHANNEL, ts, _msg("y")) is True
+    assert delivery.update(client, CHANNEL, ts, _msg("y")) is True
     standin.api_error("chat.update", "message_not_found")
-    assert slack_io.update(client, CHANNEL, ts, _msg("z")) is False
+    assert delivery.update(client, CHANNEL, ts, _msg("z")) is False
     standin.clear_faults()
-    slack_io.post(client, "C0GONE", _msg("x"))  # works again: the process's problem clears
-    assert slack_io.HEALTH.problem("C0GONE") is None
+    delivery.post(client, "C0GONE", _msg("x"))  # works again: the process's problem clears
+    assert delivery.HEALTH.problem("C0GONE") is None
 
 
 # -- the monthly checklist when Slack refuses it for good ------------------------------
@@ -244,6 +244,6 @@ def test_a_checklist_slack_refuses_for_good_is_recorded_once_and_not_retried_eve
 
     # Someone fixes the channel; the next message that reaches it resumes the checklist.
     bot.standin.clear_faults()
-    assert slack_io.post(bot.services.slack_client, CHECKLIST_CHANNEL, Message("hi", []))
+    assert delivery.post(bot.services.slack_client, CHECKLIST_CHANNEL, Message("hi", []))
     assert housekeeping.remind_step(NOW + timedelta(minutes=62)) is True
     assert len(_checklist_messages(bot)) == 1

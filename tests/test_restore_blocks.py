@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot import restore_blocks
-from backupbot.bot.blocks import Message
-from backupbot.bot.restore_blocks import (
+from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.blocks.restore import (
     ACTIONS_BLOCK,
     APPROVE_ACTION,
     CANCEL_ACTION,
@@ -23,6 +22,7 @@ from backupbot.bot.restore_blocks import (
     restore_report,
     stage_note,
 )
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_run import RestoreProgress
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from backupbot.bot.cli import main
+from backupbot.bot.cli.main import main
 from backupbot.bot.composition import build_services, load
-from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.conftest import BOT_TOKEN, CHANNEL, PG_PASSWORD, free_port

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from backupbot.bot.cli import main
+from backupbot.bot.cli.main import main
 from backupbot.bot.composition import Services, build_services
-from backupbot.bot.retention_blocks import retention_dry_run, retention_summary
+from backupbot.bot.slack.blocks.retention import retention_dry_run, retention_summary
 from backupbot.commands.retention import (
     DELETE,
     EXPIRED,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from backupbot.bot.composition import build_services
-from backupbot.bot.schedule_actions import schedule_actions
-from backupbot.bot.scheduler import BotScheduler, Interval
+from backupbot.bot.runtime.schedule_actions import schedule_actions
+from backupbot.bot.runtime.scheduler import BotScheduler, Interval
 from backupbot.commands.schedule import (
     ScheduledJob,
     ScheduleRunner,

@@ -46,7 +46,7 @@ def test_serve_runs_http_mode_until_sigterm(
         [
             sys.executable,
             "-m",
-            "backupbot.bot.cli",
+            "backupbot.bot.cli.main",
             "--config",
             str(config),
             "serve",

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backupbot.bot.jobs import BackgroundJobs
+from backupbot.bot.runtime.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.backup import BackupService
@@ -201,7 +201,7 @@ class Services:
 
     def start_worker(self, client: WebClient | None) -> None:
         """Run queued jobs in this process (serve's in-process worker, `backupbot worker`)."""
-        from backupbot.bot.job_runner import job_handler
+        from backupbot.bot.runtime.job_runner import job_handler
 
         self.queue.start_worker(job_handler(self, client))
 
@@ -261,10 +261,14 @@ class Services:
         """A taken-over backup's channel message still says running: show its end."""
         if self.slack_client is None or not (record.channel and record.message_ts):
             return
-        from backupbot.bot import blocks, slack_io
+        from backupbot.bot.slack import delivery
+        from backupbot.bot.slack.blocks import backup as backup_blocks
 
-        slack_io.update(
-            self.slack_client, record.channel, record.message_ts, blocks.backup_result(record)
+        delivery.update(
+            self.slack_client,
+            record.channel,
+            record.message_ts,
+            backup_blocks.backup_result(record),
         )
 
     def close(self) -> None:

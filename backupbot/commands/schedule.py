@@ -8,7 +8,7 @@ missed, with an incident; several firings inside the window run once (coalesced)
 first time a job is seen, the ledger notes it (`registered`) and nothing before that
 moment is owed: a new bot does not start with a backlog. The
 step takes `now` and returns what it did, so tests drive it with a controlled clock, and
-APScheduler (`bot/scheduler.py`) only decides *when* to call it.
+APScheduler (`bot/runtime/scheduler.py`) only decides *when* to call it.
 """
 
 from __future__ import annotations

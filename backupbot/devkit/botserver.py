@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 
 from backupbot.bot.composition import Services
-from backupbot.bot.http_server import HttpServer
-from backupbot.bot.slack_app import build_app, wsgi_app
+from backupbot.bot.runtime.http_server import HttpServer
+from backupbot.bot.slack.app import build_app, wsgi_app
 
 
 def free_port() -> int:

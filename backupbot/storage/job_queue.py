@@ -61,7 +61,7 @@ class JobQueue(Protocol):
 
 class LocalQueue:
     """In-process jobs with the same limits as the shared queue. `submit` runs a callable
-    on the long-work pool (`bot/jobs.py`), so waiting for idle covers queued jobs."""
+    on the long-work pool (`bot/runtime/jobs.py`), so waiting for idle covers queued jobs."""
 
     def __init__(self, submit: Submit, *, max_parallel: int, per_server: int) -> None:
         self._submit = submit

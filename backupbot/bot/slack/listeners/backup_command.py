@@ -12,12 +12,16 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from backupbot.bot import blocks, restore_blocks, slack_contract
 from backupbot.bot.composition import Services
-from backupbot.bot.drill_blocks import drill_ack, drill_refused
-from backupbot.bot.drill_flow import DrillFlow
-from backupbot.bot.restore_flow import RestoreFlow
-from backupbot.bot.retention_blocks import retention_dry_run
+from backupbot.bot.slack import contract as slack_contract
+from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import backup as backup_blocks
+from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.blocks import status as status_blocks
+from backupbot.bot.slack.blocks.drill import drill_ack, drill_refused
+from backupbot.bot.slack.blocks.retention import retention_dry_run
+from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands.parse import ParsedCommand, parse_command
 from backupbot.errors import BackupbotError, UsageError
 
@@ -37,15 +41,15 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
                 outcome="refused",
                 details={"command": text[:200], "reason": str(exc)},
             )
-            ack(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
+            ack(**kit.usage_error(str(exc), exc.usage).as_kwargs())
             return
         if parsed.name == "help":
-            ack(**blocks.help_message().as_kwargs())
+            ack(**status_blocks.help_message().as_kwargs())
         elif parsed.name == "now":
             _backup_now(ack, respond, client, services, user, parsed)
         elif parsed.name == "restore":
             services.jobs.submit(_restore_request, services, flow, respond, user, parsed)
-            ack(**blocks.notice("Checking the backup and the target database…").as_kwargs())
+            ack(**kit.notice("Checking the backup and the target database…").as_kwargs())
         elif parsed.name == "status":
             services.jobs.submit(_respond_status, services, respond, parsed.database)
             ack()
@@ -79,10 +83,10 @@ def _restore_request(
         )
         record = flow.post_request(record)
     except UsageError as exc:
-        respond(**blocks.usage_error(str(exc), exc.usage).as_kwargs())
+        respond(**kit.usage_error(str(exc), exc.usage).as_kwargs())
         return
     except BackupbotError as exc:
-        respond(**blocks.notice(f":warning: {exc}").as_kwargs())
+        respond(**kit.notice(f":warning: {exc}").as_kwargs())
         return
     respond(**restore_blocks.requested_ack(record, flow.channel).as_kwargs())
 
@@ -100,7 +104,7 @@ def _drill(
 
 def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
     report, overall = services.status_report(database), services.bot_status()
-    respond(**blocks.status_message(report, overall).as_kwargs())
+    respond(**status_blocks.status_message(report, overall).as_kwargs())
 
 
 def _respond_retention(services: Services, respond: Respond, database: str | None) -> None:
@@ -111,7 +115,7 @@ def _respond_retention(services: Services, respond: Respond, database: str | Non
 
 def _respond_log(services: Services, respond: Respond, limit: int) -> None:
     chain = services.incidents.verify()
-    respond(**blocks.log_message(services.incidents.recent(limit), chain).as_kwargs())
+    respond(**status_blocks.log_message(services.incidents.recent(limit), chain).as_kwargs())
 
 
 def _backup_now(
@@ -130,6 +134,6 @@ def _backup_now(
         # recorded (durably, on PostgreSQL state) and tracked.
         services.enqueue_backup(record)
     except BackupbotError as exc:
-        ack(**blocks.notice(str(exc)).as_kwargs())
+        ack(**kit.notice(str(exc)).as_kwargs())
         return
-    ack(**blocks.started_ack(record, channel, record.started_at).as_kwargs())
+    ack(**backup_blocks.started_ack(record, channel, record.started_at).as_kwargs())

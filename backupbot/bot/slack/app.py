@@ -17,17 +17,18 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from backupbot.bot import slack_contract, slack_io
-from backupbot.bot.alert_flow import AlertFlow
-from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import Services
-from backupbot.bot.listeners import (
+from backupbot.bot.slack import contract as slack_contract
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.listeners import (
     alert_actions,
     backup_command,
     checklist_actions,
     restore_actions,
 )
-from backupbot.bot.restore_flow import RestoreFlow
 from backupbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def build_app(services: Services) -> App:
     return app
 
 
-def health_text(health: slack_io.DeliveryHealth) -> str:
+def health_text(health: delivery.DeliveryHealth) -> str:
     """What `/healthz` answers: `ok`, or `degraded: ` and every standing problem."""
     problems = health.problems()
     if not problems:
@@ -75,16 +76,16 @@ def health_text(health: slack_io.DeliveryHealth) -> str:
     return "".join(f"degraded: Slack {p.describe()}\n" for p in problems)
 
 
-def wsgi_app(app: App | None, health: slack_io.DeliveryHealth | None = None) -> WsgiApp:
+def wsgi_app(app: App | None, health: delivery.DeliveryHealth | None = None) -> WsgiApp:
     """Bolt at EVENTS_PATH (when given), health checks at `/` and `/healthz`."""
     handler = SlackRequestHandler(app, path=slack_contract.EVENTS_PATH) if app else None
-    delivery = slack_io.HEALTH if health is None else health
+    standing = delivery.HEALTH if health is None else health
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") == "GET" and path in ("/", "/healthz"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [health_text(delivery).encode("utf-8")]
+            return [health_text(standing).encode("utf-8")]
         if handler is not None and path == slack_contract.EVENTS_PATH:
             return handler(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from backupbot.bot import slack_io
-from backupbot.bot.alert_flow import AlertFlow
-from backupbot.bot.checklist_flow import ChecklistFlow
-from backupbot.bot.drill_flow import DrillFlow
-from backupbot.bot.retention_blocks import retention_summary
-from backupbot.bot.scheduler import BotScheduler, Interval, process_name
+from backupbot.bot.runtime.scheduler import BotScheduler, Interval, process_name
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks.retention import retention_summary
+from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.commands.schedule import (
     SCHEDULER_ACTOR,
     Action,
@@ -73,7 +73,7 @@ def scheduled_retention(services: Services, client: WebClient | None) -> Action:
         note = retention_summary(report)
         channel = _channel(services)
         if note is not None and client is not None and channel:
-            slack_io.post(client, channel, note)
+            delivery.post(client, channel, note)
         return {
             "ok": report.ok,
             "deleted": [d.backup.id for d in report.deleted],

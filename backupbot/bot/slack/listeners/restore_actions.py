@@ -11,9 +11,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from backupbot.bot import restore_blocks
 from backupbot.bot.composition import Services
-from backupbot.bot.restore_flow import RestoreFlow
+from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands.approvals import APPROVE, CANCEL, DENY
 from backupbot.errors import BackupbotError
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from backupbot.bot import blocks, slack_io
-from backupbot.bot.blocks import Message
-from backupbot.bot.progress_sender import MessageSender
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks import backup as backup_blocks
+from backupbot.bot.slack.kit import Message
+from backupbot.bot.slack.progress_sender import MessageSender
 from backupbot.commands.backup import Progress
 from backupbot.storage.catalog import BackupRecord
 
@@ -33,10 +34,10 @@ def run_and_post(
     reachable or not configured, so the caller should tell its user another way)."""
     if client is None or not channel:
         final = services.backups.run(record, _ignore)
-        return final, blocks.backup_result(final), False
-    notifier = slack_io.Notifier(slack_io.without_retries(client))
+        return final, backup_blocks.backup_result(final), False
+    notifier = delivery.Notifier(delivery.without_retries(client))
     sender = MessageSender(
-        notifier, channel, blocks.backup_started(record), name=f"slack-backup-{record.id}"
+        notifier, channel, backup_blocks.backup_started(record), name=f"slack-backup-{record.id}"
     ).start()
 
     remembered: list[str] = []
@@ -53,7 +54,7 @@ def run_and_post(
             log.warning("could not record the message of backup %s", record.id)
 
     def on_progress(progress: Progress) -> None:
-        sender.offer(blocks.backup_progress(record, progress))
+        sender.offer(backup_blocks.backup_progress(record, progress))
         remember_message()
 
     try:
@@ -61,7 +62,7 @@ def run_and_post(
     except BaseException:
         sender.abandon()
         raise
-    result = blocks.backup_result(final)
+    result = backup_blocks.backup_result(final)
     shown = sender.finish(result)
     if not shown:
         _record_undelivered(services, final, channel, sender.error)
@@ -76,7 +77,7 @@ def _record_undelivered(
     services: Services,
     final: BackupRecord,
     channel: str,
-    error: slack_io.DeliveryError | None,
+    error: delivery.DeliveryError | None,
 ) -> None:
     """Record, once per channel and error, that the channel could not be told."""
     if error is None or not error.permanent or not error.first_seen:

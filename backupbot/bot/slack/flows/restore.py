@@ -13,8 +13,9 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backupbot.bot import restore_blocks, slack_io
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.restore import ClickResult
 from backupbot.commands.restore_run import RestoreProgress
 from backupbot.errors import SlackUnreachable
@@ -140,7 +141,7 @@ class RestoreFlow:
         return announced
 
     def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:
-        return slack_io.post(self._client, channel, message, thread_ts)
+        return delivery.post(self._client, channel, message, thread_ts)
 
     def _update(self, channel: str, ts: str, message: Message) -> bool:
-        return slack_io.update(self._client, channel, ts, message)
+        return delivery.update(self._client, channel, ts, message)

@@ -12,9 +12,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from backupbot.bot import checklist_blocks
-from backupbot.bot.checklist_flow import ChecklistFlow
 from backupbot.bot.composition import Services
+from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.errors import BackupbotError
 
 

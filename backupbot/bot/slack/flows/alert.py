@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from backupbot.bot import alert_blocks, slack_io
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks import alert as alert_blocks
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.escalation import AckResult, Ping, PingDelivery
 from backupbot.storage.alerts import AlertRecord
 
@@ -81,7 +82,7 @@ class AlertFlow:
             if claim is None:
                 continue  # another process is posting it, or did
             message = alert_blocks.alert_message(claim.alert, self._alerts.levels)
-            ts = slack_io.post(self._client, self.channel, message)
+            ts = delivery.post(self._client, self.channel, message)
             if ts is None:
                 self._alerts.post_failed(claim)
                 return posted, len(pending) - i
@@ -112,14 +113,14 @@ class AlertFlow:
         message = alert_blocks.alert_message(record, self._alerts.levels)
         if record.posted:
             assert record.channel is not None and record.message_ts is not None
-            if not slack_io.update(self._client, record.channel, record.message_ts, message):
+            if not delivery.update(self._client, record.channel, record.message_ts, message):
                 return False
             self._thread(record, alert_blocks.resolution_note(record))
             return True
         claim = self._alerts.claim_post(record, now)
         if claim is None:
             return False
-        ts = slack_io.post(self._client, self.channel, message)
+        ts = delivery.post(self._client, self.channel, message)
         if ts is None:
             self._alerts.post_failed(claim)
             return False
@@ -130,7 +131,7 @@ class AlertFlow:
         if record.posted:
             assert record.channel is not None and record.message_ts is not None
             message = alert_blocks.alert_message(record, self._alerts.levels)
-            slack_io.update(self._client, record.channel, record.message_ts, message)
+            delivery.update(self._client, record.channel, record.message_ts, message)
 
     # -- pings ------------------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class AlertFlow:
     def _ping(self, ping: Ping) -> PingDelivery:
         alert = ping.alert
         assert alert.channel is not None and alert.message_ts is not None
-        thread = slack_io.post(
+        thread = delivery.post(
             self._client, alert.channel, alert_blocks.ping_message(ping), alert.message_ts
         )
         dms: list[str] = []
@@ -183,7 +184,7 @@ class AlertFlow:
         except OSError as exc:
             log.error("Slack is unreachable: %s", exc)
             return False
-        return slack_io.post(self._client, channel, message) is not None
+        return delivery.post(self._client, channel, message) is not None
 
     def _permalink(self, alert: AlertRecord) -> str | None:
         try:
@@ -207,4 +208,4 @@ class AlertFlow:
 
     def _thread(self, record: AlertRecord, message: Message) -> None:
         if record.channel and record.message_ts:
-            slack_io.post(self._client, record.channel, message, thread_ts=record.message_ts)
+            delivery.post(self._client, record.channel, message, thread_ts=record.message_ts)

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from backupbot.bot import slack_io
-from backupbot.bot.backup_flow import run_and_post
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.flows.backup import run_and_post
 from backupbot.commands import humanize
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.errors import NotFound
@@ -51,8 +51,8 @@ def run_backup_job(services: Services, client: WebClient | None, backup_id: str)
     final, result, shown = run_and_post(services, client, channel, record)
     if not shown and client is not None and humanize.is_slack_user(record.actor):
         # The channel is unreachable: tell the person who asked, in a direct message.
-        slack_io.post(client, record.actor, result)
+        delivery.post(client, record.actor, result)
     if final.status != SUCCEEDED and record.actor == SCHEDULER_ACTOR:
-        from backupbot.bot.schedule_actions import alert_now
+        from backupbot.bot.runtime.schedule_actions import alert_now
 
         alert_now(services, client)

@@ -13,8 +13,9 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backupbot.bot import drill_blocks, slack_io
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks import drill as drill_blocks
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.drill import DrillStage, StageListener
 from backupbot.errors import BackupbotError
 from backupbot.storage.drills import DrillRecord
@@ -83,7 +84,7 @@ class DrillFlow:
         channel = self.channel
         if self._client is None or channel is None:
             return None
-        ts = slack_io.post(self._client, channel, drill_blocks.drill_message(record, self._now()))
+        ts = delivery.post(self._client, channel, drill_blocks.drill_message(record, self._now()))
         if ts is not None:
             self._drills.set_message(record.id, channel, ts)
         return ts
@@ -91,7 +92,7 @@ class DrillFlow:
     def _update(self, ts: str, message: Message) -> None:
         channel = self.channel
         if self._client is not None and channel is not None:
-            slack_io.update(self._client, channel, ts, message)
+            delivery.update(self._client, channel, ts, message)
 
     def _now(self) -> datetime:
         return self._services.clock.now()

@@ -9,7 +9,7 @@ update (one thread sends, in order), retried on transient failures with backoff 
 most `final_window` seconds; `finish` returns whether the channel shows it.
 
 The sender's `Notifier` should wrap a client without its own retries
-(`slack_io.without_retries`): a 429 is paced here, not slept through inside a call.
+(`delivery.without_retries`): a 429 is paced here, not slept through inside a call.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 import weakref
 from collections.abc import Callable
 
-from backupbot.bot.blocks import Message
-from backupbot.bot.slack_io import DeliveryError, Notifier
+from backupbot.bot.slack.delivery import DeliveryError, Notifier
+from backupbot.bot.slack.kit import Message
 
 log = logging.getLogger(__name__)
 

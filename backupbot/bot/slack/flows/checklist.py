@@ -16,8 +16,9 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from backupbot.bot import checklist_blocks, slack_io
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack import delivery
+from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.kit import Message
 from backupbot.commands.checklist import ChecklistClick
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.errors import SlackUnreachable
@@ -72,10 +73,10 @@ class ChecklistFlow:
         if claimed is None:
             return None
         try:
-            ts = slack_io.Notifier(self._client).post(
+            ts = delivery.Notifier(self._client).post(
                 channel, checklist_blocks.checklist_message(claimed)
             )
-        except slack_io.DeliveryError as exc:
+        except delivery.DeliveryError as exc:
             self._checklists.release_post(record.id)
             if exc.permanent:
                 self._refused[record.id] = now
@@ -97,7 +98,7 @@ class ChecklistFlow:
         return posted
 
     def _record_refusal(
-        self, record: ChecklistRecord, channel: str, exc: slack_io.DeliveryError, now: datetime
+        self, record: ChecklistRecord, channel: str, exc: delivery.DeliveryError, now: datetime
     ) -> None:
         """A `slack.delivery_failed` record, once per checklist, channel and error."""
         with _reported_lock:
@@ -128,7 +129,7 @@ class ChecklistFlow:
         channel = self.channel
         if refused is None or channel is None:
             return False
-        standing = slack_io.HEALTH.problem(channel) is not None
+        standing = delivery.HEALTH.problem(channel) is not None
         return standing and now - refused < PERMANENT_RETRY
 
     # -- clicks ------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class ChecklistFlow:
         if self._client is None or not (record.channel and record.message_ts):
             return False
         message = checklist_blocks.checklist_message(record)
-        return slack_io.update(self._client, record.channel, record.message_ts, message)
+        return delivery.update(self._client, record.channel, record.message_ts, message)
 
     def after_click(self, result: ChecklistClick) -> Message | None:
         """Show the click's effect in the message; the ephemeral answer for the clicker,
@@ -169,7 +170,7 @@ class ChecklistFlow:
         if not self._checklists.claim_reminder(record.id, now):
             return False  # another process reminded, or it was just signed off
         message = checklist_blocks.reminder_message(record, now)
-        ts = slack_io.post(self._client, record.channel, message)
+        ts = delivery.post(self._client, record.channel, message)
         if ts is None:
             self._checklists.release_reminder(record.id)
             return False

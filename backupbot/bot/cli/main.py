@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backupbot.bot.composition import Services, build_services, load
-from backupbot.bot.drill_flow import DrillFlow
 from backupbot.bot.logging_setup import configure_logging
-from backupbot.bot.progress_sender import give_up_all
-from backupbot.bot.restore_flow import RestoreFlow
-from backupbot.bot.retention_blocks import retention_summary
-from backupbot.bot.slack_io import post
-from backupbot.bot.sweeper import Sweeper
+from backupbot.bot.runtime.sweeper import Sweeper
+from backupbot.bot.slack.blocks.retention import retention_summary
+from backupbot.bot.slack.delivery import post
+from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.progress_sender import give_up_all
 from backupbot.commands import humanize
 from backupbot.commands.backup import Progress
 from backupbot.commands.drill import DrillStage
@@ -568,7 +568,7 @@ def _slack_live_check(settings: Any) -> bool:
     """Ask Slack whether the token works and the channel exists, and show the last
     delivery failure the bot recorded (`slack.delivery_failed`). False if Slack refused."""
     from backupbot.bot.composition import build_slack_client
-    from backupbot.bot.slack_io import live_check
+    from backupbot.bot.slack.delivery import live_check
     from backupbot.settings import SlackCredentials
 
     client = build_slack_client(SlackCredentials.from_env(os.environ))
@@ -619,8 +619,8 @@ def _join_workers(deadline: float) -> list[str]:
 def _worker(services: Services, host: str, port: int) -> int:
     """Run queued jobs from the shared queue until SIGTERM or SIGINT, taking over work a
     dead process left; `--port` serves /healthz."""
-    from backupbot.bot.http_server import HttpServer
-    from backupbot.bot.slack_app import wsgi_app
+    from backupbot.bot.runtime.http_server import HttpServer
+    from backupbot.bot.slack.app import wsgi_app
 
     if services.settings.state_url.startswith("sqlite"):
         raise UsageError(
@@ -671,9 +671,9 @@ def _serve(services: Services, host: str, port: int) -> int:
     """Run the bot until SIGTERM or SIGINT, then stop within about 10 s: stop taking
     requests and schedules, interrupt running backups (recorded as failed, nothing kept),
     wait up to `SHUTDOWN_GRACE_SECONDS` for running work, exit."""
-    from backupbot.bot.http_server import HttpServer
-    from backupbot.bot.schedule_actions import build_scheduler
-    from backupbot.bot.slack_app import build_app, build_web_client, wsgi_app
+    from backupbot.bot.runtime.http_server import HttpServer
+    from backupbot.bot.runtime.schedule_actions import build_scheduler
+    from backupbot.bot.slack.app import build_app, build_web_client, wsgi_app
 
     services.requeue_waiting()  # before the takeover, which would fail them
     services.take_over_abandoned()

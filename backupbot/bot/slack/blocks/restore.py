@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, context, fields, notice, section
+from backupbot.bot.slack.kit import Block, Message, context, fields, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_run import RestoreProgress

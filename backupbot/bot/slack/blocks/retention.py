@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backupbot.bot.blocks import (
+from backupbot.bot.slack.kit import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
     Block,
     Message,
-    _clip,
+    clip,
     context,
     section,
 )
@@ -38,10 +38,10 @@ def _backup_line(d: Decision) -> str:
     b = d.backup
     label = ""
     if b.label and b.label not in d.reason:
-        label = f", label `{_esc(_clip(b.label, 40))}`"
+        label = f", label `{_esc(clip(b.label, 40))}`"
     return (
         f"• `{b.id}` {b.started_at:%Y-%m-%d} ({d.age_days} days old, "
-        f"{humanize.size(b.stored_size)}{label}): {_esc(_clip(d.reason, 160))}"
+        f"{humanize.size(b.stored_size)}{label}): {_esc(clip(d.reason, 160))}"
     )
 
 
@@ -148,7 +148,7 @@ def retention_summary(report: RetentionReport) -> Message | None:
         ]
         for f in report.failed[:MAX_LINES]:
             b = f.decision.backup
-            lines.append(f"• `{b.id}` of `{b.database}`: {_esc(_clip(f.error, 300))}")
+            lines.append(f"• `{b.id}` of `{b.database}`: {_esc(clip(f.error, 300))}")
         if len(report.failed) > MAX_LINES:
             lines.append(f"…and {len(report.failed) - MAX_LINES} more")
         blocks.append(section("\n".join(lines)))

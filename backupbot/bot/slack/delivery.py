@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from backupbot.bot.blocks import Message
+from backupbot.bot.slack.kit import Message
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, _clip, context, notice, section
+from backupbot.bot.slack.kit import Block, Message, clip, context, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.checklist_rules import (
     ITEM_KEYS,
@@ -42,14 +42,14 @@ def _options(evaluation: ChecklistEvaluation | None) -> list[dict[str, Any]]:
     options = []
     for key in ITEM_KEYS:
         option: dict[str, Any] = {
-            "text": {"type": "plain_text", "text": _clip(item_title(key), MAX_OPTION_TEXT)},
+            "text": {"type": "plain_text", "text": clip(item_title(key), MAX_OPTION_TEXT)},
             "value": key,
         }
         if evaluation is not None:
             item = evaluation.item(key)
             option["description"] = {
                 "type": "plain_text",
-                "text": _clip(f"{item.mark} {item.summary}", MAX_OPTION_TEXT),
+                "text": clip(f"{item.mark} {item.summary}", MAX_OPTION_TEXT),
             }
         options.append(option)
     return options

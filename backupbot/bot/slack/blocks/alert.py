@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backupbot.bot.blocks import Block, Message, context, notice, section
+from backupbot.bot.slack.kit import Block, Message, context, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.conditions import (
     BACKUP_FAILED,

@@ -1,19 +1,21 @@
-"""Block Kit rendering: pure functions from result objects to Slack messages.
-
-Each function returns a `Message` (fallback text plus blocks) and never calls Slack.
-Every message respects Slack's limits: at most 50 blocks, 3000 characters in a section's
-text and 2000 in a field.
-"""
+"""`/backup status`, `/backup log` and `/backup help` messages."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from backupbot.bot.slack.kit import (
+    MAX_BLOCKS,
+    MAX_SECTION_TEXT,
+    Block,
+    Message,
+    clip,
+    context,
+    fields,
+    section,
+)
 from backupbot.commands import humanize
-from backupbot.commands.backup import Progress, restore_command
 from backupbot.commands.parse import SUBCOMMANDS
 from backupbot.commands.status import (
     AlertSummary,
@@ -23,141 +25,8 @@ from backupbot.commands.status import (
     DrillSummary,
     rto_trend,
 )
-from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
-
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-
-Block = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Message:
-    text: str
-    blocks: list[Block]
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_TEXT)}}
-
-
-def fields(pairs: Sequence[tuple[str, str]]) -> Block:
-    return {
-        "type": "section",
-        "fields": [
-            {"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", MAX_FIELD_TEXT)} for k, v in pairs[:10]
-        ],
-    }
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, 3000)}]}
-
-
-def _label(record: BackupRecord) -> str:
-    return f" · label `{record.label}`" if record.label else ""
-
-
-def backup_started(record: BackupRecord) -> Message:
-    text = f"Backup of {record.database} started by {record.actor} (id {record.id})."
-    return Message(
-        text,
-        [
-            section(
-                f":hourglass_flowing_sand: *Backup of `{record.database}` started* by "
-                f"{humanize.who(record.actor)}"
-            ),
-            context(f"id `{record.id}`{_label(record)} · store {record.store}"),
-        ],
-    )
-
-
-_STAGE_WORDS = {
-    "snapshot": "taking a consistent snapshot and counting rows",
-    "dumping": "dumping and compressing",
-    "verifying": "reading the stored copy back to verify it",
-}
-
-
-def backup_progress(record: BackupRecord, progress: Progress) -> Message:
-    words = _STAGE_WORDS.get(progress.stage, progress.stage)
-    done = f", {humanize.size(progress.bytes_done)} so far" if progress.bytes_done else ""
-    text = f"Backup of {record.database} running: {words}{done}."
-    return Message(
-        text,
-        [
-            section(
-                f":hourglass_flowing_sand: *Backup of `{record.database}` running*: {words}{done}"
-            ),
-            context(f"id `{record.id}` · started by {humanize.who(record.actor)}{_label(record)}"),
-        ],
-    )
-
-
-def backup_result(record: BackupRecord) -> Message:
-    if record.status == SUCCEEDED:
-        return _backup_succeeded(record)
-    return _backup_failed(record)
-
-
-def _backup_succeeded(record: BackupRecord) -> Message:
-    manifest = record.manifest or {}
-    counts: dict[str, int] = manifest.get("row_counts", {})
-    prisma = manifest.get("prisma_migration") or {}
-    size = f"{humanize.size(record.stored_size)} (raw {humanize.size(record.raw_size)})"
-    text = (
-        f"Backup of {record.database} succeeded: {humanize.size(record.stored_size)} in "
-        f"{humanize.duration(record.duration)}, sha256 {record.sha256}, id {record.id}."
-    )
-    pairs = [
-        ("Size", size),
-        ("Duration", humanize.duration(record.duration)),
-        ("SHA-256", f"`{(record.sha256 or '')[:16]}…`"),
-        ("Stored at", f"`{record.location}`"),
-        ("Tables / rows", f"{len(counts)} / {sum(counts.values()):,}"),
-        ("Prisma migration", f"`{prisma['migration_name']}`" if prisma else "none"),
-    ]
-    artifact = manifest.get("artifact", "FILE")
-    return Message(
-        text,
-        [
-            section(
-                f":white_check_mark: *Backup of `{record.database}` succeeded* and was "
-                "verified (checksum and `pg_restore --list` on the stored copy)"
-            ),
-            fields(pairs),
-            context(
-                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · "
-                f"PostgreSQL {record.server_version} · restore by hand: "
-                f"`{restore_command(artifact)}`"
-            ),
-        ],
-    )
-
-
-def _backup_failed(record: BackupRecord) -> Message:
-    error = record.error or "The backup did not finish."
-    text = f"Backup of {record.database} failed (id {record.id}): {error}"
-    return Message(
-        text,
-        [
-            section(f":x: *Backup of `{record.database}` failed*\n{error}"),
-            context(
-                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · nothing was "
-                f"kept · after {humanize.duration(record.duration)}"
-            ),
-        ],
-    )
 
 
 def _status_lines(s: DatabaseStatus) -> list[Block]:
@@ -291,7 +160,7 @@ def log_message(incidents: Sequence[Incident], chain: ChainCheck) -> Message:
     ]
     chunk: list[str] = []
     for line in (incident_line(i) for i in incidents):
-        line = _clip(line, 600)
+        line = clip(line, 600)
         if sum(len(c) + 1 for c in chunk) + len(line) > MAX_SECTION_TEXT - 100:
             blocks.append(section("\n".join(chunk)))
             chunk = []
@@ -306,23 +175,4 @@ def help_message() -> Message:
     return Message(
         "backupbot commands: " + "; ".join(s.usage for s in SUBCOMMANDS.values()),
         [section("*backupbot* keeps your PostgreSQL backups honest.\n\n" + "\n\n".join(lines))],
-    )
-
-
-def usage_error(problem: str, usage: str) -> Message:
-    text = f"{problem}\nUsage: {usage}" if usage else problem
-    body = f":warning: {problem}"
-    if usage:
-        body += "\n*Usage*\n" + "\n".join(f"`{u}`" for u in usage.splitlines())
-    return Message(text, [section(body)])
-
-
-def notice(text: str) -> Message:
-    return Message(text, [section(text)])
-
-
-def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
-    return notice(
-        f"Backup `{record.id}` of `{record.database}` started at {humanize.utc(when)}; "
-        f"progress and the result will appear in <#{channel}>."
     )

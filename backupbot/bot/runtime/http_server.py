@@ -12,7 +12,7 @@ from typing import Any
 
 import waitress
 
-from backupbot.bot.slack_app import WsgiApp
+from backupbot.bot.slack.app import WsgiApp
 
 
 class HttpServer:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.blocks import Block, Message, context, fields, notice, section
+from backupbot.bot.slack.kit import Block, Message, context, fields, notice, section
 from backupbot.commands import humanize
 from backupbot.commands.drill import STAGES, DrillStage
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord

@@ -12,9 +12,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from backupbot.bot import alert_blocks
-from backupbot.bot.alert_flow import AlertFlow
 from backupbot.bot.composition import Services
+from backupbot.bot.slack.blocks import alert as alert_blocks
+from backupbot.bot.slack.flows.alert import AlertFlow
 from backupbot.errors import BackupbotError
 
 

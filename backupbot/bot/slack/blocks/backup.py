@@ -1,0 +1,119 @@
+"""Backup messages: started, progress, result and the slash command's acknowledgement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from backupbot.bot.slack.kit import (
+    Message,
+    context,
+    fields,
+    notice,
+    section,
+)
+from backupbot.commands import humanize
+from backupbot.commands.backup import Progress, restore_command
+from backupbot.storage.catalog import SUCCEEDED, BackupRecord
+
+
+def _label(record: BackupRecord) -> str:
+    return f" · label `{record.label}`" if record.label else ""
+
+
+def backup_started(record: BackupRecord) -> Message:
+    text = f"Backup of {record.database} started by {record.actor} (id {record.id})."
+    return Message(
+        text,
+        [
+            section(
+                f":hourglass_flowing_sand: *Backup of `{record.database}` started* by "
+                f"{humanize.who(record.actor)}"
+            ),
+            context(f"id `{record.id}`{_label(record)} · store {record.store}"),
+        ],
+    )
+
+
+_STAGE_WORDS = {
+    "snapshot": "taking a consistent snapshot and counting rows",
+    "dumping": "dumping and compressing",
+    "verifying": "reading the stored copy back to verify it",
+}
+
+
+def backup_progress(record: BackupRecord, progress: Progress) -> Message:
+    words = _STAGE_WORDS.get(progress.stage, progress.stage)
+    done = f", {humanize.size(progress.bytes_done)} so far" if progress.bytes_done else ""
+    text = f"Backup of {record.database} running: {words}{done}."
+    return Message(
+        text,
+        [
+            section(
+                f":hourglass_flowing_sand: *Backup of `{record.database}` running*: {words}{done}"
+            ),
+            context(f"id `{record.id}` · started by {humanize.who(record.actor)}{_label(record)}"),
+        ],
+    )
+
+
+def backup_result(record: BackupRecord) -> Message:
+    if record.status == SUCCEEDED:
+        return _backup_succeeded(record)
+    return _backup_failed(record)
+
+
+def _backup_succeeded(record: BackupRecord) -> Message:
+    manifest = record.manifest or {}
+    counts: dict[str, int] = manifest.get("row_counts", {})
+    prisma = manifest.get("prisma_migration") or {}
+    size = f"{humanize.size(record.stored_size)} (raw {humanize.size(record.raw_size)})"
+    text = (
+        f"Backup of {record.database} succeeded: {humanize.size(record.stored_size)} in "
+        f"{humanize.duration(record.duration)}, sha256 {record.sha256}, id {record.id}."
+    )
+    pairs = [
+        ("Size", size),
+        ("Duration", humanize.duration(record.duration)),
+        ("SHA-256", f"`{(record.sha256 or '')[:16]}…`"),
+        ("Stored at", f"`{record.location}`"),
+        ("Tables / rows", f"{len(counts)} / {sum(counts.values()):,}"),
+        ("Prisma migration", f"`{prisma['migration_name']}`" if prisma else "none"),
+    ]
+    artifact = manifest.get("artifact", "FILE")
+    return Message(
+        text,
+        [
+            section(
+                f":white_check_mark: *Backup of `{record.database}` succeeded* and was "
+                "verified (checksum and `pg_restore --list` on the stored copy)"
+            ),
+            fields(pairs),
+            context(
+                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · "
+                f"PostgreSQL {record.server_version} · restore by hand: "
+                f"`{restore_command(artifact)}`"
+            ),
+        ],
+    )
+
+
+def _backup_failed(record: BackupRecord) -> Message:
+    error = record.error or "The backup did not finish."
+    text = f"Backup of {record.database} failed (id {record.id}): {error}"
+    return Message(
+        text,
+        [
+            section(f":x: *Backup of `{record.database}` failed*\n{error}"),
+            context(
+                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · nothing was "
+                f"kept · after {humanize.duration(record.duration)}"
+            ),
+        ],
+    )
+
+
+def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
+    return notice(
+        f"Backup `{record.id}` of `{record.database}` started at {humanize.utc(when)}; "
+        f"progress and the result will appear in <#{channel}>."
+    )
