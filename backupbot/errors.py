@@ -1,17 +1,24 @@
 """One exception tree for the whole program.
 
-Every error a user can cause or meet is a `BackupbotError`. Its `str()` is a plain-language
-message that says what went wrong and what to do next; internal detail (stderr, tracebacks)
-travels in attributes and goes to the log only.
+Every error a user can cause or meet is a `BackupbotError`. Its `phrase` says what went
+wrong and what to do next, as plain wording with typed facts (`backupbot/phrases.py`) that
+each front end renders; `str()` is the plain text logs and incident records keep. Internal
+detail (stderr, tracebacks) travels in attributes and goes to the log only.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from backupbot.phrases import Actor, Command, Name, Phrase, as_phrase, say
+
 
 class BackupbotError(Exception):
     """Base of every expected failure. `str(err)` is safe to show a user."""
+
+    def __init__(self, message: Phrase | str = "") -> None:
+        self.phrase = as_phrase(message)
+        super().__init__(str(self.phrase))
 
 
 class ConfigError(BackupbotError):
@@ -26,7 +33,7 @@ class ConfigError(BackupbotError):
 class UsageError(BackupbotError):
     """A command was malformed. `usage` is the correct form to show beside the message."""
 
-    def __init__(self, message: str, usage: str = "") -> None:
+    def __init__(self, message: Phrase | str, usage: str = "") -> None:
         self.usage = usage
         super().__init__(message)
 
@@ -55,9 +62,15 @@ class BackupAlreadyRunning(BackupbotError):
         state = "waiting for a worker" if stage == "queued" else f"{stage} stage" if stage else ""
         detail = f"id {backup_id}, {state}" if state else f"id {backup_id}"
         super().__init__(
-            f"A backup of {database} is already running ({detail}), started by "
-            f"{started_by} at {when}. Wait for it to finish; `/backup status {database}` "
-            "shows its result."
+            say(
+                "A backup of {db} is already running ({detail}), started by {who} at {when}. "
+                "Wait for it to finish; {status} shows its result.",
+                db=Name(database),
+                detail=detail,
+                who=Actor(started_by),
+                when=when,
+                status=Command("status", database),
+            )
         )
 
 
@@ -67,7 +80,9 @@ class CommandFailed(BackupbotError):
     The message is for people; `returncode` and `stderr` are for the log.
     """
 
-    def __init__(self, message: str, *, program: str, returncode: int | None, stderr: str) -> None:
+    def __init__(
+        self, message: Phrase | str, *, program: str, returncode: int | None, stderr: str
+    ) -> None:
         self.program = program
         self.returncode = returncode
         self.stderr = stderr
@@ -88,7 +103,7 @@ class StoreError(BackupbotError):
     `permanent` tells whether retrying the same operation can help.
     """
 
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
+    def __init__(self, message: Phrase | str, *, permanent: bool = True) -> None:
         self.permanent = permanent
         super().__init__(message)
 
@@ -107,9 +122,14 @@ class RestoreConflict(BackupbotError):
     def __init__(self, target: str, restore_id: str, requester: str, status: str) -> None:
         self.restore_id = restore_id
         super().__init__(
-            f"Restore {restore_id} into {target} is already {status} (requested by "
-            f"{requester}). Only one restore per target database can be open: wait for it, "
-            "or cancel it first."
+            say(
+                "Restore {rid} into {target} is already {status} (requested by {who}). Only "
+                "one restore per target database can be open: wait for it, or cancel it first.",
+                rid=Name(restore_id),
+                target=Name(target),
+                status=status,
+                who=Actor(requester),
+            )
         )
 
 

@@ -736,7 +736,7 @@ def test_ticks_are_kept_per_person_and_sign_off_waits_for_all_five(
 
     # After the sign-off nothing moves: a second sign-off and a late tick are refused.
     again = _sign_off(bot, ALICE, record)
-    assert again is not None and "already signed off by <@UBOB>" in again["text"]
+    assert again is not None and "already signed off by <@UBOB>" in json.dumps(again)
     late = bot.services.checklists.tick(record.id, ALICE, [], None, now=signed_at)
     assert late.refusal is not None and not late.changed
     assert bot.services.checklists.get(record.id).signed_off_by == BOB

@@ -71,9 +71,9 @@ def test_valid_command_parses_to_request(
         ("now", TWO, ["Which database?", "app", "billing"], "now"),
         ("now --label", ONE, ["--label needs a value"], "now"),
         ("now --label --force", ONE, ["--label needs a value"], "now"),
-        ("now --force", ONE, ["Unknown option `--force`"], "now"),
-        ("now -f", ONE, ["Unknown option `-f`"], "now"),
-        ("status --label x", ONE, ["Unknown option `--label`"], "status"),
+        ("now --force", ONE, ["Unknown option --force"], "now"),
+        ("now -f", ONE, ["Unknown option -f"], "now"),
+        ("status --label x", ONE, ["Unknown option --label"], "status"),
         ("now app billing", TWO, ["takes one database name, got 2"], "now"),
         ("status app billing", TWO, ["takes one database name, got 2"], "status"),
         ("help me", ONE, ["takes no arguments"], "help"),
@@ -100,8 +100,7 @@ def test_unknown_database_with_typo_suggests_the_close_name() -> None:
         parse_command("now billnig", TWO)
 
     message = str(info.value)
-    assert "'billnig'" in message
-    assert "Did you mean 'billing'?" in message
+    assert "billnig. Did you mean billing?" in message
     assert "Configured: app, billing." in message
     assert info.value.usage == SUBCOMMANDS["now"].usage
 
@@ -124,8 +123,8 @@ def test_unknown_subcommand_suggests_the_close_one_and_shows_all_usages() -> Non
     with pytest.raises(UsageError) as info:
         parse_command("stats", ONE)
 
-    assert "`stats` is not a /backup command." in str(info.value)
-    assert "Did you mean `status`?" in str(info.value)
+    assert "stats is not a /backup command." in str(info.value)
+    assert "Did you mean status?" in str(info.value)
     assert info.value.usage.splitlines() == [s.usage for s in SUBCOMMANDS.values()]
 
 
@@ -214,10 +213,10 @@ def test_restore_commands_parse_into_target_mode_and_reason(
     ("text", "problem"),
     [
         ("restore", "Which database?"),
-        ("restore ap latest", "Did you mean 'app'?"),
+        ("restore ap latest", "Did you mean app?"),
         ("restore app latest --into x --in-place", "Choose one of --into TARGET and --in-place"),
         ("restore app latest --into", "--into needs a value"),
-        ("restore app latest --inplace", "Did you mean `--in-place`?"),
+        ("restore app latest --inplace", "Did you mean --in-place?"),
         ("restore app latest extra words", "put the reason in quotes"),
     ],
 )

@@ -553,7 +553,7 @@ def test_success_report_lists_each_stage_duration_and_total() -> None:
 
 def test_success_report_lists_tables_not_in_the_backup() -> None:
     text = rendered(restore_report(in_state(SUCCEEDED)))
-    assert "not in the backup (left as they were): sessions" in text
+    assert "not in the backup (left as they were): `sessions`" in text
 
 
 def test_failure_report_lists_mismatched_tables_with_expected_and_actual() -> None:
@@ -612,7 +612,7 @@ def test_refusal_message_is_shown_to_the_clicker() -> None:
 
 def test_requested_ack_names_channel_approvals_and_expiry() -> None:
     message = requested_ack(record(required_approvals=2), "C0BACKUPS")
-    assert "`r0a1b2c3d`" in message.text
+    assert "`r0a1b2c3d`" in rendered(message)
     assert "<#C0BACKUPS>" in message.text
     assert "needs 2 approval(s)" in message.text
     assert "2024-05-01 12:25 UTC" in message.text

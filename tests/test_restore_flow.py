@@ -199,7 +199,7 @@ def test_a_denied_request_restores_nothing_and_later_clicks_are_refused(
     assert "Denied* by <@UBOB>" in text and "Nothing was restored" in text
 
     answer = _click(bot, CAROL, restore_blocks.APPROVE_ACTION, record)
-    assert answer is not None and "already denied by <@UBOB>" in answer["text"]
+    assert answer is not None and "already denied by <@UBOB>" in json.dumps(answer)
     assert bot.services.restores.get(record.id).status == "denied"
     with pytest.raises(Exception, match="does not exist"):
         pg.execute("SELECT 1", dbname="app_never")
@@ -449,7 +449,7 @@ def test_unknown_or_failed_backup_ids_are_answered_with_the_recent_backups(
 
     record, answer = _request(bot, "restore app deadbeef")
     assert record is None
-    assert "There is no backup `deadbeef` of app" in answer["text"]
+    assert "There is no backup `deadbeef` of `app`" in json.dumps(answer)
     assert ok.id in answer["text"] and "nightly" in answer["text"]
 
     record, answer = _request(bot, "restore app not-an-id")

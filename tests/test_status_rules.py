@@ -61,7 +61,7 @@ def test_database_without_any_backup_gets_a_warning(catalog: BackupCatalog) -> N
     s = database_status(catalog, "app", "neon", NOW)
 
     assert not s.healthy
-    assert s.warnings == ["No verified backup yet. Run `/backup now app`."]
+    assert s.warnings == ["No verified backup yet. Run /backup now app."]
     assert s.last_success is None
     assert s.last_failure is None
     assert s.running is None

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from backupbot.commands import humanize
 from backupbot.errors import BackupbotError
+from backupbot.phrases import Actor, Command, Phrase, say
 from backupbot.storage.restores import PENDING, RestoreRecord
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ ACCESS_RULES: dict[str, str] = {
 @dataclass(frozen=True)
 class Refusal:
     code: str  # "decided" | "expired" | "self" | "outsider" | "duplicate" | "not_requester"
-    message: str
+    message: Phrase | str  # plain words with typed facts; str(message) is plain text
 
 
 class ApproverDirectory(Protocol):
@@ -102,11 +103,15 @@ class CachedApprovers:
         return members
 
 
-def _decided(record: RestoreRecord) -> str:
-    who = f" by {humanize.who(record.decided_by)}" if record.decided_by else ""
+def _decided(record: RestoreRecord) -> Phrase:
+    who = say(" by {who}", who=Actor(record.decided_by)) if record.decided_by else ""
     when = f" at {humanize.utc(record.decided_at)}" if record.decided_at else ""
     state = "approved" if record.status not in ("denied", "cancelled", "expired") else record.status
-    return f"This restore request was already {state}{who}{when}; nothing changed."
+    return (
+        say("This restore request was already {state}", state=state)
+        + who
+        + say("{when}; nothing changed.", when=when)
+    )
 
 
 def check_click(
@@ -124,8 +129,12 @@ def check_click(
     if now >= record.expires_at:
         return Refusal(
             "expired",
-            f"This restore request expired at {humanize.utc(record.expires_at)}; nothing "
-            "changed. Ask again with `/backup restore` if it is still needed.",
+            say(
+                "This restore request expired at {at}; nothing changed. Ask again with {cmd} "
+                "if it is still needed.",
+                at=humanize.utc(record.expires_at),
+                cmd=Command("restore"),
+            ),
         )
     if ACCESS_RULES[action] == "requester":
         if user != record.requester:
@@ -156,8 +165,3 @@ def check_click(
             "someone else.",
         )
     return None
-
-
-def approvals_summary(record: RestoreRecord) -> str:
-    given = ", ".join(humanize.who(u) for u in record.approvers) or "none yet"
-    return f"{record.approval_count} of {record.required_approvals} ({given})"

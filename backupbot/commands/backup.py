@@ -141,10 +141,20 @@ class BackupService:
         `source` backs up a database that is not configured (a restore's target, before it
         is overwritten) under the catalog name `database`.
         """
-        label = validate_label(label)
-        if source is None and database not in self._databases:
-            raise UsageError(f"There is no configured database named {database!r}.")
         now = self._clock.now()
+        try:
+            label = validate_label(label)
+            if source is None and database not in self._databases:
+                raise UsageError(f"There is no configured database named {database!r}.")
+        except UsageError as exc:  # refused before anything started: recorded all the same
+            self._incidents.record(
+                at=now,
+                actor=actor,
+                action="command.rejected",
+                outcome="refused",
+                details={"command": "backup now", "reason": str(exc)},
+            )
+            raise
         self.take_over_abandoned(database)
         try:
             with self._incidents.atomic():

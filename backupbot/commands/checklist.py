@@ -32,6 +32,7 @@ from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
 from backupbot.errors import BackupbotError
+from backupbot.phrases import Actor, Phrase, say
 from backupbot.settings import Settings
 from backupbot.storage.checklists import (
     ChecklistEvidenceQueries,
@@ -51,7 +52,7 @@ class ChecklistClick:
 
     record: ChecklistRecord
     changed: bool
-    refusal: str | None = None
+    refusal: Phrase | str | None = None
 
 
 class ChecklistService:
@@ -246,12 +247,13 @@ class ChecklistService:
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; press Sign off again.")
 
-    def _already_signed(self, record: ChecklistRecord) -> str:
+    def _already_signed(self, record: ChecklistRecord) -> Phrase:
         assert record.signed_off_by is not None
-        return (
-            f"The {record.period} checklist was already signed off by "
-            f"{humanize.who(record.signed_off_by)} on {humanize.utc(record.signed_off_at)}; "
-            "nothing changed."
+        return say(
+            "The {period} checklist was already signed off by {who} on {at}; nothing changed.",
+            period=record.period,
+            who=Actor(record.signed_off_by),
+            at=humanize.utc(record.signed_off_at),
         )
 
     # -- reminder and escalation ----------------------------------------------------------

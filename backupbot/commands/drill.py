@@ -169,7 +169,7 @@ class DrillService:
         if backup is None:
             problem = (
                 f"{database} has no verified backup, so there was nothing to restore. Take one "
-                f"with `/backup now {database}` and check that its schedule runs."
+                f"with /backup now {database} and check that its schedule runs."
             )
         else:
             try:
@@ -526,7 +526,7 @@ class DrillConditions:
                     database=name,
                     summary=(
                         f"The restore drill of {name} ({humanize.utc(drill.finished_at)}) "
-                        f"failed: {error} Fix the cause and run `/backup drill {name}`; this "
+                        f"failed: {error} Fix the cause and run /backup drill {name}; this "
                         "clears when a drill passes."
                     ),
                     details={

@@ -37,6 +37,7 @@ from backupbot.commands.conditions import (
 )
 from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.commands.status import AlertSummary
+from backupbot.phrases import Actor, Phrase, say
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import (
     OPEN,
@@ -76,7 +77,7 @@ def provider_contact(provider: str | None) -> str | None:
         return f"{_PROVIDER_NAMES[provider]} support: {contact}"
     listed = ", ".join(_PROVIDER_NAMES[p] for p in PROVIDER_SUPPORT)
     return (
-        f"The runbook has no support contact for `{provider}` databases (it lists {listed}); "
+        f"The runbook has no support contact for {provider} databases (it lists {listed}); "
         "contact your provider through its dashboard and add the contact to the runbook."
     )
 
@@ -151,7 +152,7 @@ class AckResult:
     """The alert after the click; `refusal` explains a click that changed nothing."""
 
     record: AlertRecord
-    refusal: str | None = None
+    refusal: Phrase | str | None = None
 
     @property
     def acknowledged(self) -> bool:
@@ -365,12 +366,13 @@ class AlertService:
                 f"{humanize.utc(current.acknowledged_at)}; no more pings are sent."
             )
         else:
-            refusal = (
-                f"{humanize.who(current.acknowledged_by or '?')} already acknowledged this "
-                f"alert at {humanize.utc(current.acknowledged_at)}; the pings stopped then. "
-                "Coordinate with them in the alert's thread."
+            refusal = say(
+                "{who} already acknowledged this alert at {at}; the pings stopped then. "
+                "Coordinate with them in the alert's thread.",
+                who=Actor(current.acknowledged_by or "?"),
+                at=humanize.utc(current.acknowledged_at),
             )
-        self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=refusal)
+        self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=str(refusal))
         return AckResult(current, refusal)
 
     # -- posting bookkeeping for the Slack side ----------------------------------------------
@@ -490,12 +492,12 @@ class BackupConditions:
 
     def resolution(self, condition: str, database: str | None, now: datetime) -> str | None:
         if database not in self._databases:
-            return f"`{database}` is no longer configured."
+            return f"{database} is no longer configured."
         good = self._facts.latest_verified(database)
         if good is None:
             return None
         return (
-            f"backup {good.id} of `{database}` succeeded and was verified at "
+            f"backup {good.id} of {database} succeeded and was verified at "
             f"{humanize.utc(good.finished_at or good.started_at)}."
         )
 
@@ -504,10 +506,10 @@ class BackupConditions:
         more = f" {len(failures)} attempts have failed" if len(failures) > 1 else ""
         since = _since(good)
         summary = (
-            f"The latest backup of `{db}` failed (id {last.id}, "
+            f"The latest backup of {db} failed (id {last.id}, "
             f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)}"
             + (f"{more} {since}." if more else "")
-            + f" Fix the cause and run `/backup now {db}`; this alert resolves when a backup "
+            + f" Fix the cause and run /backup now {db}; this alert resolves when a backup "
             "succeeds."
         )
         return Finding(BACKUP_FAILED, db, summary, _evidence(failures, good))
@@ -517,10 +519,10 @@ class BackupConditions:
     ) -> Finding:
         last = failures[0]
         summary = (
-            f"A backup of `{db}` failed verification (id {last.id}, "
+            f"A backup of {db} failed verification (id {last.id}, "
             f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)} "
             "The stored copy did not match what was written, so it was not kept; check the "
-            f"backup storage, then run `/backup now {db}`."
+            f"backup storage, then run /backup now {db}."
         )
         return Finding(VERIFICATION_FAILED, db, summary, _evidence(failures, good))
 
@@ -533,10 +535,10 @@ class BackupConditions:
             if good.started_at >= owed:
                 return None
             summary = (
-                f"No verified backup of `{db}` {rule.describe(now)}: the newest is "
+                f"No verified backup of {db} {rule.describe(now)}: the newest is "
                 f"{humanize.age(good.started_at, now)} ({humanize.utc(good.started_at)}, id "
                 f"{good.id}). Check the schedule and the last attempts, or run "
-                f"`/backup now {db}`."
+                f"/backup now {db}."
             )
             return Finding(
                 STALE,
@@ -552,9 +554,9 @@ class BackupConditions:
         if first is None or first >= owed:
             return None
         summary = (
-            f"`{db}` has never had a verified backup, and backupbot has looked after it since "
+            f"{db} has never had a verified backup, and backupbot has looked after it since "
             f"{humanize.utc(first)}. Check the schedule and the last attempts, or run "
-            f"`/backup now {db}`."
+            f"/backup now {db}."
         )
         return Finding(
             STALE,

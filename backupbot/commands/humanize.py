@@ -91,9 +91,3 @@ def _clock(t: datetime, *, date: bool) -> str:
 def is_slack_user(actor: str) -> bool:
     """A Slack user id (`U0ALICE`), as opposed to `cli:alice`, `scheduler` or `system`."""
     return actor[:1] in ("U", "W") and ":" not in actor
-
-
-def who(actor: str) -> str:
-    """A Slack user id as a mention (Slack shows the name), any other actor
-    (`cli:alice`, `scheduler`) as code."""
-    return f"<@{actor}>" if is_slack_user(actor) else f"`{actor}`"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backupbot.errors import UnknownDatabase, UsageError
+from backupbot.phrases import Command, Name, Phrase, names, say
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "restore",
             "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]",
             "Ask to restore a backup; a second person approves in the channel. Without "
-            "--into it goes to a new database `<db>_restored_<time>`; --in-place overwrites "
+            "--into it goes to a new database <db>_restored_<time>; --in-place overwrites "
             "the source after a safety backup.",
         ),
         Subcommand(
@@ -99,16 +100,23 @@ def resolve_database(given: str | None, databases: Sequence[str], usage: str) ->
     if given is None:
         if len(databases) == 1:
             return databases[0]
-        raise UsageError(f"Which database? Configured: {', '.join(databases)}.", usage)
+        raise UsageError(say("Which database? Configured: {dbs}.", dbs=names(databases)), usage)
     if given in databases:
         return given
-    close = difflib.get_close_matches(given, databases, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UnknownDatabase(
-        f"There is no configured database named {given!r}.{hint} "
-        f"Configured: {', '.join(databases)}.",
+        say(
+            "There is no configured database named {given}.{hint} Configured: {dbs}.",
+            given=Name(given),
+            hint=_did_you_mean(given, databases),
+            dbs=names(databases),
+        ),
         usage,
     )
+
+
+def _did_you_mean(given: str, choices: Sequence[str]) -> Phrase:
+    close = difflib.get_close_matches(given, list(choices), n=1)
+    return say(" Did you mean {c}?", c=Name(close[0])) if close else Phrase()
 
 
 def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
@@ -118,20 +126,22 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
         return ParsedCommand("help")
     name, args = words[0].lower(), words[1:]
     if name not in SUBCOMMANDS:
-        close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
         raise UsageError(
-            f"`{words[0]}` is not a /backup command.{hint}",
+            say(
+                "{word} is not a /backup command.{hint}",
+                word=Name(words[0]),
+                hint=_did_you_mean(name, list(SUBCOMMANDS)),
+            ),
             "\n".join(s.usage for s in SUBCOMMANDS.values()),
         )
     usage = usage_of(name)
     if name == "help":
         if args:
-            raise UsageError("`help` takes no arguments.", usage)
+            raise UsageError(say("{c} takes no arguments.", c=Name("help")), usage)
         return ParsedCommand("help")
     if name == "log":
         if len(args) > 1:
-            raise UsageError("`log` takes at most one number.", usage)
+            raise UsageError(say("{c} takes at most one number.", c=Name("log")), usage)
         limit = 10
         if args:
             if not (args[0].isascii() and args[0].isdigit()) or not 1 <= int(args[0]) <= MAX_LOG:
@@ -155,12 +165,14 @@ def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
             else:
                 raise UsageError("--label needs a value.", usage)
         elif arg.startswith("-"):
-            raise UsageError(f"Unknown option `{arg}`.", usage)
+            raise UsageError(say("Unknown option {o}.", o=Name(arg)), usage)
         else:
             positional.append(arg)
         i += 1
     if len(positional) > 1:
-        raise UsageError(f"`{name}` takes one database name, got {len(positional)}.", usage)
+        raise UsageError(
+            say("{c} takes one database name, got {n}.", c=Name(name), n=len(positional)), usage
+        )
     if name in ("status", "retention", "drill"):  # without a database: all of them
         db = resolve_database(positional[0], databases, usage) if positional else None
         return ParsedCommand(name, database=db)
@@ -193,22 +205,28 @@ def _parse_restore(args: list[str], databases: Sequence[str], usage: str) -> Par
         elif arg == "--in-place":
             in_place, i = True, i + 1
         elif arg.startswith("-"):
-            close = difflib.get_close_matches(arg, ["--into", "--in-place", "--reason"], n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            raise UsageError(f"Unknown option `{arg}`.{hint}", usage)
+            hint = _did_you_mean(arg, ["--into", "--in-place", "--reason"])
+            raise UsageError(say("Unknown option {o}.{hint}", o=Name(arg), hint=hint), usage)
         else:
             positional.append(arg)
             i += 1
     if not positional:
         raise UsageError(
-            f"Which database? Configured: {', '.join(databases)}. Name it first, e.g. "
-            f"`/backup restore {databases[0]} latest`.",
+            say(
+                "Which database? Configured: {dbs}. Name it first, e.g. {example}.",
+                dbs=names(databases),
+                example=Command("restore", databases[0], "latest"),
+            ),
             usage,
         )
     if len(positional) > 2:
         raise UsageError(
-            "`restore` takes a database and a backup (`latest` or an id); put the reason "
-            'in quotes: --reason "why".',
+            say(
+                "{c} takes a database and a backup ({latest} or an id); put the reason in "
+                'quotes: --reason "why".',
+                c=Name("restore"),
+                latest=Name("latest"),
+            ),
             usage,
         )
     if in_place and into is not None:

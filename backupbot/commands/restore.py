@@ -37,6 +37,7 @@ from backupbot.commands.restore_run import (
     rto_minutes,
 )
 from backupbot.errors import BackupbotError, UsageError
+from backupbot.phrases import Command, Name, Phrase, join, say
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.incidents import IncidentLog
@@ -127,16 +128,25 @@ class RestoreService:
     def rto_minutes(self, database: str) -> int:
         return rto_minutes(self._databases, self._settings, database)
 
-    def recent_backups_text(self, database: str, limit: int = 5) -> str:
+    def recent_backups_text(self, database: str, limit: int = 5) -> Phrase:
         backups = [b for b in self._catalog.list(database, limit * 4) if b.status == SUCCEEDED]
         if not backups:
-            return f"{database} has no verified backup yet: take one with `/backup now {database}`."
+            return say(
+                "{db} has no verified backup yet: take one with {cmd}.",
+                db=Name(database),
+                cmd=Command("now", database),
+            )
         lines = [
-            f"• `{b.id}` {humanize.utc(b.started_at)}, {humanize.size(b.stored_size)}"
-            + (f", label `{b.label}`" if b.label else "")
+            say(
+                "• {id} {at}, {size}",
+                id=Name(b.id),
+                at=humanize.utc(b.started_at),
+                size=humanize.size(b.stored_size),
+            )
+            + (say(", label {label}", label=Name(b.label)) if b.label else "")
             for b in backups[:limit]
         ]
-        return f"Recent verified backups of {database}:\n" + "\n".join(lines)
+        return say("Recent verified backups of {db}:\n", db=Name(database)) + join(lines, "\n")
 
     def resolve_backup(self, database: str, ref: str | None) -> BackupRecord:
         """`latest` (or nothing) or a backup id (a unique prefix of 4+ characters works)."""
@@ -148,30 +158,46 @@ class RestoreService:
         ref = ref.lower()
         if len(ref) < 4 or not re.fullmatch(r"[0-9a-f]+", ref):
             raise UsageError(
-                f"{ref!r} is not a backup id (8 hex characters, as `/backup status` shows) or "
-                f"`latest`.\n{self.recent_backups_text(database)}",
+                say(
+                    "{ref} is not a backup id (8 hex characters, as {status} shows) or "
+                    "{latest}.\n{recent}",
+                    ref=Name(ref),
+                    status=Command("status"),
+                    latest=Name("latest"),
+                    recent=self.recent_backups_text(database),
+                ),
                 RESTORE_USAGE,
             )
         matches = [b for b in self._catalog.list(database, 1000) if b.id.startswith(ref)]
         if not matches:
             try:
                 other = self._catalog.get(ref)
-                problem = f"Backup `{ref}` is a backup of {other.database}, not of {database}."
+                problem = say(
+                    "Backup {ref} is a backup of {other}, not of {db}.",
+                    ref=Name(ref),
+                    other=Name(other.database),
+                    db=Name(database),
+                )
             except BackupbotError:
-                problem = f"There is no backup `{ref}` of {database}."
-            raise UsageError(f"{problem}\n{self.recent_backups_text(database)}", RESTORE_USAGE)
+                problem = say("There is no backup {ref} of {db}.", ref=Name(ref), db=Name(database))
+            raise UsageError(problem + "\n" + self.recent_backups_text(database), RESTORE_USAGE)
         if len(matches) > 1:
-            ids = ", ".join(f"`{b.id}`" for b in matches[:5])
             raise UsageError(
-                f"`{ref}` matches {len(matches)} backups ({ids}); give more of the id.",
+                say(
+                    "{ref} matches {n} backups ({ids}); give more of the id.",
+                    ref=Name(ref),
+                    n=len(matches),
+                    ids=join(Phrase((Name(b.id),)) for b in matches[:5]),
+                ),
                 RESTORE_USAGE,
             )
         backup = matches[0]
         if backup.status != SUCCEEDED:
             raise UsageError(
-                f"Backup `{backup.id}` {backup.status}"
-                + (f" ({backup.error})" if backup.error else "")
-                + f"; only verified backups can be restored.\n{self.recent_backups_text(database)}",
+                say("Backup {id} {status}", id=Name(backup.id), status=backup.status)
+                + (say(" ({error})", error=backup.error) if backup.error else "")
+                + "; only verified backups can be restored.\n"
+                + self.recent_backups_text(database),
                 RESTORE_USAGE,
             )
         return backup
@@ -361,7 +387,7 @@ class RestoreService:
                     record,
                     clicked=action,
                     code=refusal.code,
-                    reason=refusal.message,
+                    reason=str(refusal.message),
                 )
                 return ClickResult("refused", record, refusal, expired_now)
             if action == APPROVE:

@@ -113,11 +113,11 @@ def database_status(
     bad = catalog.latest(name, FAILED)
     warnings = []
     if ok is None:
-        warnings.append("No verified backup yet. Run `/backup now " + name + "`.")
+        warnings.append("No verified backup yet. Run /backup now " + name + ".")
     elif rule.is_stale(ok.started_at, now):
         warnings.append(
             f"No verified backup {rule.describe(now)}: the newest is "
-            f"{humanize.age(ok.started_at, now)}. Check the schedule or run `/backup now {name}`."
+            f"{humanize.age(ok.started_at, now)}. Check the schedule or run /backup now {name}."
         )
     if bad is not None and (ok is None or bad.started_at > ok.started_at):
         warnings.append(f"The latest backup attempt failed: {bad.error}")

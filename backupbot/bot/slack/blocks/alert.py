@@ -8,9 +8,23 @@ and the Acknowledge button exists only while the alert is open and unacknowledge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from backupbot.bot.slack.kit import Block, Message, context, notice, section
+from backupbot.bot.slack.kit import (
+    Block,
+    Message,
+    channel_link,
+    code,
+    context,
+    esc,
+    link,
+    mention,
+    notice,
+    render,
+    section,
+    unmark,
+)
 from backupbot.commands import humanize
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
@@ -20,6 +34,7 @@ from backupbot.commands.conditions import (
     VERIFICATION_FAILED,
 )
 from backupbot.commands.escalation import Ping
+from backupbot.phrases import Phrase
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord
 
@@ -39,8 +54,11 @@ def title(alert: AlertRecord) -> str:
     return TITLES.get(alert.condition, alert.condition.replace("_", " ").capitalize())
 
 
+_GROUP = re.compile(r"S[A-Z0-9]{2,20}")
+
+
 def _where(alert: AlertRecord) -> str:
-    return f" · `{alert.database}`" if alert.database else ""
+    return f" · {code(alert.database)}" if alert.database else ""
 
 
 def _path(levels: Sequence[EscalationLevel], fired: int) -> str:
@@ -48,7 +66,7 @@ def _path(levels: Sequence[EscalationLevel], fired: int) -> str:
     for i, lvl in enumerate(levels):
         when = "at once" if lvl.after_minutes == 0 else f"after {lvl.after_minutes} min"
         mark = "✓ " if i < fired else ""
-        steps.append(f"{mark}{lvl.name} ({when})")
+        steps.append(f"{mark}{esc(lvl.name)} ({when})")
     return "Escalation: " + " → ".join(steps)
 
 
@@ -70,7 +88,7 @@ def _ack_button(alert: AlertRecord) -> Block:
 
 def _acked_line(alert: AlertRecord) -> str:
     return (
-        f":eyes: Acknowledged by {humanize.who(alert.acknowledged_by or '?')} at "
+        f":eyes: Acknowledged by {mention(alert.acknowledged_by or '?')} at "
         f"{humanize.utc(alert.acknowledged_at)}: no more pings."
     )
 
@@ -79,7 +97,7 @@ def _status(alert: AlertRecord, levels: Sequence[EscalationLevel]) -> list[Block
     if alert.status != OPEN:
         lines = [
             f":white_check_mark: *Resolved* at {humanize.utc(alert.resolved_at)}: "
-            f"{alert.resolution or 'the condition cleared.'}"
+            f"{esc(alert.resolution or 'the condition cleared.')}"
         ]
         if alert.acknowledged_by:
             lines.append(_acked_line(alert))
@@ -100,8 +118,8 @@ def alert_message(alert: AlertRecord, levels: Sequence[EscalationLevel] = ()) ->
     resolved = " — resolved" if alert.status != OPEN else ""
     head = f"{icon} *{title(alert)}*{_where(alert)}{resolved}"
     blocks = [
-        section(f"{head}\n{alert.summary}"),
-        context(f"alert `{alert.id}` · opened {humanize.utc(alert.opened_at)}"),
+        section(f"{head}\n{esc(alert.summary)}"),
+        context(f"alert {code(alert.id)} · opened {humanize.utc(alert.opened_at)}"),
         *_status(alert, levels),
     ]
     if alert.status != OPEN:
@@ -114,13 +132,14 @@ def alert_message(alert: AlertRecord, levels: Sequence[EscalationLevel] = ()) ->
 
 
 def _mentions(ping: Ping) -> str:
-    return " ".join([*(f"<@{u}>" for u in ping.users), *(f"<!subteam^{g}>" for g in ping.groups)])
+    groups = (f"<!subteam^{g}>" if _GROUP.fullmatch(g) else code(g) for g in ping.groups)
+    return " ".join([*(mention(u) for u in ping.users), *groups])
 
 
 def ping_message(ping: Ping) -> Message:
     """The thread reply of one escalation level."""
     head = (
-        f":mega: *{ping.name}* (level {ping.number} of {ping.level_count}, "
+        f":mega: *{esc(ping.name)}* (level {ping.number} of {ping.level_count}, "
         f"{'at once' if ping.after_minutes == 0 else f'after {ping.after_minutes} min'})"
     )
     lines = [head]
@@ -128,7 +147,7 @@ def ping_message(ping: Ping) -> Message:
         lines.append(f"{_mentions(ping)}: please look at this alert and press *Acknowledge*.")
     if ping.provider_support:
         if ping.provider_contact:
-            lines.append(f":telephone_receiver: {ping.provider_contact}")
+            lines.append(f":telephone_receiver: {esc(ping.provider_contact)}")
         elif ping.alert.database is None:
             lines.append("This alert is not about one database, so no provider support applies.")
     if ping.nobody and not (ping.provider_support and ping.provider_contact):
@@ -144,32 +163,33 @@ def ping_message(ping: Ping) -> Message:
         )
     if ping.next_name is not None:
         notes.append(
-            f"next: {ping.next_name} at {ping.next_after_minutes} min if nobody acknowledges"
+            f"next: {esc(ping.next_name)} at {ping.next_after_minutes} min if nobody acknowledges"
         )
     else:
         notes.append("this is the last level")
-    text = " ".join(lines)
-    return Message(text, [section("\n".join(lines)), context(" · ".join(notes))])
+    text = unmark(" ".join(lines))
+    notify = (*ping.users, *ping.groups)
+    return Message(text, [section("\n".join(lines)), context(" · ".join(notes))], notify)
 
 
 def ping_dm(ping: Ping, channel: str, permalink: str | None) -> Message:
     """The DM each user of a level gets."""
     alert = ping.alert
-    link = f"<{permalink}|the alert>" if permalink else "the alert"
+    alert_link = link(permalink, "the alert") if permalink else "the alert"
     text = (
-        f":rotating_light: You are on the escalation path as *{ping.name}* for "
-        f"{title(alert)}{_where(alert)} in <#{channel}>: {alert.summary}"
+        f":rotating_light: You are on the escalation path as *{esc(ping.name)}* for "
+        f"{title(alert)}{_where(alert)} in {channel_link(channel)}: {esc(alert.summary)}"
     )
     return Message(
-        text[:3000],
-        [section(text), context(f"Open {link} and press Acknowledge to stop the pings.")],
+        unmark(text)[:3000],
+        [section(text), context(f"Open {alert_link} and press Acknowledge to stop the pings.")],
     )
 
 
 def ack_note(alert: AlertRecord) -> Message:
     """The thread reply when someone acknowledges."""
     return notice(
-        f":eyes: {humanize.who(alert.acknowledged_by or '?')} acknowledged this alert at "
+        f":eyes: {mention(alert.acknowledged_by or '?')} acknowledged this alert at "
         f"{humanize.utc(alert.acknowledged_at)}; no more pings."
     )
 
@@ -178,9 +198,9 @@ def resolution_note(alert: AlertRecord) -> Message:
     """The thread reply when the condition cleared."""
     return notice(
         f":white_check_mark: Resolved at {humanize.utc(alert.resolved_at)}: "
-        f"{alert.resolution or 'the condition cleared.'}"
+        f"{esc(alert.resolution or 'the condition cleared.')}"
     )
 
 
-def refused(text: str) -> Message:
-    return notice(f":no_entry_sign: {text}")
+def refused(text: Phrase | str) -> Message:
+    return notice(f":no_entry_sign: {render(text)}")

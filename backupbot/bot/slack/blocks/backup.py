@@ -6,8 +6,12 @@ from datetime import datetime
 
 from backupbot.bot.slack.kit import (
     Message,
+    channel_link,
+    code,
     context,
+    esc,
     fields,
+    mention,
     notice,
     section,
 )
@@ -17,7 +21,7 @@ from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
 
 def _label(record: BackupRecord) -> str:
-    return f" · label `{record.label}`" if record.label else ""
+    return f" · label {code(record.label)}" if record.label else ""
 
 
 def backup_started(record: BackupRecord) -> Message:
@@ -26,10 +30,10 @@ def backup_started(record: BackupRecord) -> Message:
         text,
         [
             section(
-                f":hourglass_flowing_sand: *Backup of `{record.database}` started* by "
-                f"{humanize.who(record.actor)}"
+                f":hourglass_flowing_sand: *Backup of {code(record.database)} started* by "
+                f"{mention(record.actor)}"
             ),
-            context(f"id `{record.id}`{_label(record)} · store {record.store}"),
+            context(f"id {code(record.id)}{_label(record)} · store {esc(record.store)}"),
         ],
     )
 
@@ -49,9 +53,10 @@ def backup_progress(record: BackupRecord, progress: Progress) -> Message:
         text,
         [
             section(
-                f":hourglass_flowing_sand: *Backup of `{record.database}` running*: {words}{done}"
+                f":hourglass_flowing_sand: *Backup of {code(record.database)} running*: "
+                f"{words}{done}"
             ),
-            context(f"id `{record.id}` · started by {humanize.who(record.actor)}{_label(record)}"),
+            context(f"id {code(record.id)} · started by {mention(record.actor)}{_label(record)}"),
         ],
     )
 
@@ -74,24 +79,24 @@ def _backup_succeeded(record: BackupRecord) -> Message:
     pairs = [
         ("Size", size),
         ("Duration", humanize.duration(record.duration)),
-        ("SHA-256", f"`{(record.sha256 or '')[:16]}…`"),
-        ("Stored at", f"`{record.location}`"),
+        ("SHA-256", code(f"{(record.sha256 or '')[:16]}…")),
+        ("Stored at", code(record.location or "")),
         ("Tables / rows", f"{len(counts)} / {sum(counts.values()):,}"),
-        ("Prisma migration", f"`{prisma['migration_name']}`" if prisma else "none"),
+        ("Prisma migration", code(prisma["migration_name"]) if prisma else "none"),
     ]
     artifact = manifest.get("artifact", "FILE")
     return Message(
         text,
         [
             section(
-                f":white_check_mark: *Backup of `{record.database}` succeeded* and was "
+                f":white_check_mark: *Backup of {code(record.database)} succeeded* and was "
                 "verified (checksum and `pg_restore --list` on the stored copy)"
             ),
             fields(pairs),
             context(
-                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · "
-                f"PostgreSQL {record.server_version} · restore by hand: "
-                f"`{restore_command(artifact)}`"
+                f"id {code(record.id)} · by {mention(record.actor)}{_label(record)} · "
+                f"PostgreSQL {esc(record.server_version)} · restore by hand: "
+                f"{code(restore_command(artifact))}"
             ),
         ],
     )
@@ -103,9 +108,9 @@ def _backup_failed(record: BackupRecord) -> Message:
     return Message(
         text,
         [
-            section(f":x: *Backup of `{record.database}` failed*\n{error}"),
+            section(f":x: *Backup of {code(record.database)} failed*\n{esc(error)}"),
             context(
-                f"id `{record.id}` · by {humanize.who(record.actor)}{_label(record)} · nothing was "
+                f"id {code(record.id)} · by {mention(record.actor)}{_label(record)} · nothing was "
                 f"kept · after {humanize.duration(record.duration)}"
             ),
         ],
@@ -114,6 +119,6 @@ def _backup_failed(record: BackupRecord) -> Message:
 
 def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
     return notice(
-        f"Backup `{record.id}` of `{record.database}` started at {humanize.utc(when)}; "
-        f"progress and the result will appear in <#{channel}>."
+        f"Backup {code(record.id)} of {code(record.database)} started at {humanize.utc(when)}; "
+        f"progress and the result will appear in {channel_link(channel)}."
     )

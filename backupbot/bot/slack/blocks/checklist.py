@@ -12,7 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backupbot.bot.slack.kit import Block, Message, clip, context, notice, section
+from backupbot.bot.slack.kit import (
+    Block,
+    Message,
+    clip,
+    code,
+    context,
+    mention,
+    notice,
+    render,
+    section,
+)
 from backupbot.commands import humanize
 from backupbot.commands.checklist_rules import (
     ITEM_KEYS,
@@ -20,6 +30,7 @@ from backupbot.commands.checklist_rules import (
     item_title,
     message_link,
 )
+from backupbot.phrases import Phrase
 from backupbot.storage.checklists import ChecklistRecord
 
 CHECK_ACTION = "checklist_tick"
@@ -128,7 +139,7 @@ def checklist_message(record: ChecklistRecord) -> Message:
         )
         blocks.append(
             section(
-                f":white_check_mark: *Signed off by {humanize.who(record.signed_off_by or '?')} on "
+                f":white_check_mark: *Signed off by {mention(record.signed_off_by or '?')} on "
                 f"{humanize.utc(record.signed_off_at)}*{caveat}."
             )
         )
@@ -137,7 +148,7 @@ def checklist_message(record: ChecklistRecord) -> Message:
     blocks.append(
         context(
             f"Posted {humanize.utc(record.posted_at)} · {ticked} of {len(ITEM_KEYS)} ticked "
-            f"· checklist `{record.id}`"
+            f"· checklist {code(record.id)}"
         )
     )
     if record.signed_off:
@@ -173,8 +184,8 @@ def reminder_message(record: ChecklistRecord, now: datetime) -> Message:
     )
 
 
-def refused(text: str) -> Message:
-    return notice(f":warning: {text}")
+def refused(text: Phrase | str) -> Message:
+    return notice(f":warning: {render(text)}")
 
 
 # -- reading clicks back ------------------------------------------------------------------------

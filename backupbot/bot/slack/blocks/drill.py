@@ -12,9 +12,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.slack.kit import Block, Message, context, fields, notice, section
+from backupbot.bot.slack.kit import (
+    Block,
+    Message,
+    channel_link,
+    code,
+    context,
+    esc,
+    fields,
+    mention,
+    notice,
+    render,
+    section,
+)
 from backupbot.commands import humanize
 from backupbot.commands.drill import STAGES, DrillStage
+from backupbot.phrases import Phrase
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
 
 MAX_MISMATCH_LINES = 8
@@ -39,17 +52,17 @@ def _backup_line(r: DrillRecord) -> str:
         return "none verified"
     taken = datetime.fromisoformat(b["started_at"]) if b.get("started_at") else None
     when = f", taken {humanize.utc(taken)} ({humanize.age(taken, r.started_at)})" if taken else ""
-    label = f", label `{b['label']}`" if b.get("label") else ""
-    return f"`{b['id']}`{when}{label}, {humanize.size(b.get('stored_size'))}"
+    label = f", label {code(b['label'])}" if b.get("label") else ""
+    return f"{code(b['id'])}{when}{label}, {humanize.size(b.get('stored_size'))}"
 
 
 def _footer(r: DrillRecord) -> Block:
     scratch = r.result.get("scratch") or r.scratch_db
     cleanup = r.result.get("cleanup")
-    state = f" ({cleanup})" if cleanup and r.status != RUNNING else ""
+    state = f" ({esc(cleanup)})" if cleanup and r.status != RUNNING else ""
     return context(
-        f"drill `{r.id}` · started by {humanize.who(r.actor)} at {humanize.utc(r.started_at)} · "
-        f"scratch database `{scratch}`{state}"
+        f"drill {code(r.id)} · started by {mention(r.actor)} at {humanize.utc(r.started_at)} · "
+        f"scratch database {code(scratch)}{state}"
     )
 
 
@@ -74,7 +87,7 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         finished = " · ".join(f"{k} {_seconds(v)}" for k, v in done.items())
         blocks = [
             section(
-                f":test_tube: *Restore drill of `{r.database}` started* — restoring the latest "
+                f":test_tube: *Restore drill of {code(r.database)} started* — restoring the latest "
                 f"verified backup into a scratch database, verifying every table, timing it "
                 f"against the RTO of {r.rto_minutes} min.\n*Backup:* {backup}"
             ),
@@ -91,7 +104,7 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         tables, rows = r.result.get("tables", 0), r.result.get("rows", 0)
         pairs.append(("Verified", f"{tables} table(s), {rows:,} row(s) match the backup"))
         head = (
-            f":white_check_mark: *Restore drill of `{r.database}` passed* — restored and "
+            f":white_check_mark: *Restore drill of {code(r.database)} passed* — restored and "
             f"verified in {_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
         )
         text = (
@@ -101,15 +114,15 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         return Message(text, [section(head), fields(pairs[:10]), _footer(r)])
     error = (r.error or "The drill failed.")[:1500]
     stage = r.result.get("failed_stage")
-    where = f" during {stage}" if stage and stage not in ("start", "verify") else ""
-    head = f":x: *Restore drill of `{r.database}` failed*{where}\n{error}"
+    where = f" during {esc(stage)}" if stage and stage not in ("start", "verify") else ""
+    head = f":x: *Restore drill of {code(r.database)} failed*{where}\n{esc(error)}"
     blocks: list[Block] = [section(head), fields(pairs[:10])]
     mismatches: list[dict[str, Any]] = r.result.get("mismatches") or []
     if mismatches:
         lines = ["*Tables that differ from the backup:*"]
         for m in mismatches[:MAX_MISMATCH_LINES]:
             actual = "missing" if m.get("actual") is None else f"{m['actual']:,}"
-            lines.append(f"• `{m['table']}`: {actual} row(s), backup has {m['expected']:,}")
+            lines.append(f"• {code(m['table'])}: {actual} row(s), backup has {m['expected']:,}")
         if len(mismatches) > MAX_MISMATCH_LINES:
             lines.append(f"…and {len(mismatches) - MAX_MISMATCH_LINES} more table(s)")
         blocks.append(section("\n".join(lines)))
@@ -119,13 +132,13 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
 
 def drill_ack(databases: Sequence[str], channel: str) -> Message:
     """The requester's answer to `/backup drill`: where the result will appear."""
-    names = ", ".join(f"`{d}`" for d in databases)
+    names = ", ".join(f"{code(d)}" for d in databases)
     several = "one after another, " if len(databases) > 1 else ""
     return notice(
         f"Starting a restore drill of {names}; {several}the progress and the Pass/Fail result "
-        f"will appear in <#{channel}>."
+        f"will appear in {channel_link(channel)}."
     )
 
 
-def drill_refused(problem: str) -> Message:
-    return notice(f":warning: {problem}")
+def drill_refused(problem: Phrase | str) -> Message:
+    return notice(f":warning: {render(problem)}")

@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.bot.slack.kit import Block, Message, context, fields, notice, section
+from backupbot.bot.slack.kit import (
+    Block,
+    Message,
+    channel_link,
+    code,
+    context,
+    esc,
+    fields,
+    mention,
+    notice,
+    render,
+    section,
+)
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_run import RestoreProgress
@@ -57,9 +69,9 @@ def _when(iso: str | None) -> datetime | None:
 def _title(r: RestoreRecord) -> str:
     glass = " (break-glass, no approval)" if r.break_glass else ""
     return (
-        f":rewind: *Restore of `{r.database}` into `{r.target_db}`*{glass}\n"
-        f"Requested by {humanize.who(r.requester)}"
-        + (f" — reason: _{r.reason}_" if r.reason else " — no reason given")
+        f":rewind: *Restore of {code(r.database)} into {code(r.target_db)}*{glass}\n"
+        f"Requested by {mention(r.requester)}"
+        + (f" — reason: _{esc(r.reason)}_" if r.reason else " — no reason given")
     )
 
 
@@ -70,7 +82,10 @@ def _backup_fields(r: RestoreRecord, now: datetime) -> Block:
     source: dict[str, Any] = r.preview.get("source", {})
     return fields(
         [
-            ("Backup", f"`{r.backup_id}`" + (f" · label `{b['label']}`" if b.get("label") else "")),
+            (
+                "Backup",
+                f"{code(r.backup_id)}" + (f" · label {code(b['label'])}" if b.get("label") else ""),
+            ),
             ("Taken", f"{humanize.utc(taken)} ({humanize.age(taken, now)})" if taken else "?"),
             ("Size", humanize.size(b.get("stored_size"))),
             (
@@ -78,8 +93,8 @@ def _backup_fields(r: RestoreRecord, now: datetime) -> Block:
                 ("yes" if b.get("sha256_verified") else "no")
                 + f" · `{(b.get('sha256') or '')[:12]}…`",
             ),
-            ("Source", f"`{source.get('where', '?')}`"),
-            ("Target", f"`{target.get('where', r.target_where)}` ({_MODE_WORDS[r.mode]})"),
+            ("Source", f"{code(source.get('where', '?'))}"),
+            ("Target", f"{code(target.get('where', r.target_where))} ({_MODE_WORDS[r.mode]})"),
         ]
     )
 
@@ -90,17 +105,19 @@ def _overwrite(r: RestoreRecord) -> Block:
     lines: list[str] = []
     if t.get("configured_as"):
         lines.append(
-            f":rotating_light: The target is the configured database `{t['configured_as']}`."
+            f":rotating_light: The target is the configured database {code(t['configured_as'])}."
         )
     now_counts: dict[str, int] = t.get("row_counts") or {}
     backup_counts: dict[str, int] = b.get("row_counts") or {}
     if not t.get("exists"):
-        lines.append(f"`{r.target_db}` does not exist; it will be created. Nothing is overwritten.")
+        lines.append(
+            f"{code(r.target_db)} does not exist; it will be created. Nothing is overwritten."
+        )
     elif not now_counts:
-        lines.append(f"`{r.target_db}` exists but has no tables; nothing is overwritten.")
+        lines.append(f"{code(r.target_db)} exists but has no tables; nothing is overwritten.")
     else:
         lines.append(
-            f":warning: *Will be overwritten:* `{r.target_db}`, "
+            f":warning: *Will be overwritten:* {code(r.target_db)}, "
             f"{humanize.size(t.get('size_bytes'))}, {len(now_counts)} table(s). "
             "Rows now → in the backup, largest tables:"
         )
@@ -112,7 +129,7 @@ def _overwrite(r: RestoreRecord) -> Block:
             now_n = now_counts.get(name)
             then = backup_counts.get(name)
             lines.append(
-                f"• `{name}` {'—' if now_n is None else f'{now_n:,}'} → "
+                f"• {code(name)} {'—' if now_n is None else f'{now_n:,}'} → "
                 f"{'not in backup' if then is None else f'{then:,}'}"
             )
         if len(tables) > MAX_TABLE_LINES:
@@ -122,7 +139,7 @@ def _overwrite(r: RestoreRecord) -> Block:
     if bp or tp:
         same = " (same)" if bp == tp else ""
         lines.append(
-            f"Prisma migration: backup `{bp or 'none'}` · target now `{tp or 'none'}`{same}"
+            f"Prisma migration: backup {code(bp or 'none')} · target now {code(tp or 'none')}{same}"
         )
     return section("\n".join(lines))
 
@@ -141,7 +158,7 @@ def _plan(r: RestoreRecord) -> str:
 
 
 def _approvals(r: RestoreRecord) -> str:
-    given = ", ".join(humanize.who(u) for u in r.approvers) or "none yet"
+    given = ", ".join(mention(u) for u in r.approvers) or "none yet"
     return f"{r.approval_count} of {r.required_approvals} ({given})"
 
 
@@ -165,9 +182,9 @@ def _buttons(r: RestoreRecord) -> Block:
         return b
 
     overwrite = (
-        f"It overwrites `{r.target_db}` after a safety backup."
+        f"It overwrites {code(r.target_db)} after a safety backup."
         if (r.preview.get("target") or {}).get("row_counts")
-        else f"It restores into `{r.target_db}`."
+        else f"It restores into {code(r.target_db)}."
     )
     return {
         "type": "actions",
@@ -177,7 +194,7 @@ def _buttons(r: RestoreRecord) -> Block:
                 "Approve",
                 APPROVE_ACTION,
                 "primary",
-                f"Restore backup `{r.backup_id}` of `{r.database}` now. {overwrite}",
+                f"Restore backup {code(r.backup_id)} of {code(r.database)} now. {overwrite}",
             ),
             button("Deny", DENY_ACTION, "danger", "The request is closed; nothing is restored."),
             button("Cancel", CANCEL_ACTION, None, None),
@@ -188,12 +205,12 @@ def _buttons(r: RestoreRecord) -> Block:
 def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
     decided = ""
     if r.decided_by:
-        decided = f"{humanize.who(r.decided_by)} at {humanize.utc(r.decided_at)}"
+        decided = f"{mention(r.decided_by)} at {humanize.utc(r.decided_at)}"
     if r.status == "pending":
         return [
             context(
                 f"Needs approval: {_approvals(r)} · expires {humanize.utc(r.expires_at)} · "
-                f"request `{r.id}` · the requester cannot approve"
+                f"request {code(r.id)} · the requester cannot approve"
             ),
             _buttons(r),
         ]
@@ -221,7 +238,9 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
             )
         ]
     res = r.result
-    safety = f" · safety backup `{res['safety_backup_id']}`" if res.get("safety_backup_id") else ""
+    safety = (
+        f" · safety backup {code(res['safety_backup_id'])}" if res.get("safety_backup_id") else ""
+    )
     if r.status == "succeeded":
         return [
             section(
@@ -232,8 +251,9 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
     error = (r.error or "")[:1500]  # the target's state must never be clipped away
     return [
         section(
-            f":x: *Restore failed* during {res.get('failed_stage', '?')}\n"
-            f"*Target:* {res.get('target_state', 'unknown')}\n{who}{approvals}{safety}\n{error}"
+            f":x: *Restore failed* during {esc(res.get('failed_stage', '?'))}\n"
+            f"*Target:* {esc(res.get('target_state', 'unknown'))}\n"
+            f"{who}{approvals}{safety}\n{esc(error)}"
         )
     ]
 
@@ -271,7 +291,7 @@ def stage_note(stage: str, seconds: float, safety_backup_id: str | None = None) 
     """A thread reply when a stage finishes."""
     words = _STAGE_DONE.get(stage, stage)
     if stage == "safety" and safety_backup_id:
-        words += f": backup `{safety_backup_id}`"
+        words += f": backup {code(safety_backup_id)}"
     text = f"{words} ({_seconds(seconds)})."
     return Message(text, [section(f":heavy_check_mark: {text}")])
 
@@ -292,7 +312,7 @@ def restore_report(r: RestoreRecord) -> Message:
             [
                 context(
                     f"Tables in the target that are not in the backup (left as they were): "
-                    f"{', '.join(extra[:20])}"
+                    f"{', '.join(map(code, extra[:20]))}"
                 )
             ]
             if extra
@@ -300,16 +320,16 @@ def restore_report(r: RestoreRecord) -> Message:
         )
         text = f"{recovered_line(r)}; {res.get('tables', 0)} tables verified."
     else:
-        head = f":x: *Restore failed* during {res.get('failed_stage', '?')}: {r.error}"
-        lines = [f"*Target:* {res.get('target_state', 'unknown')}"]
+        head = f":x: *Restore failed* during {esc(res.get('failed_stage', '?'))}: {esc(r.error)}"
+        lines = [f"*Target:* {esc(res.get('target_state', 'unknown'))}"]
         if res.get("safety_backup_id"):
             lines.append(
-                f"*Safety backup:* `{res['safety_backup_id']}` holds the target's state "
+                f"*Safety backup:* {code(res['safety_backup_id'])} holds the target's state "
                 "before the restore."
             )
         for m in (res.get("mismatches") or [])[:MAX_TABLE_LINES]:
             actual = "missing" if m.get("actual") is None else f"{m['actual']:,}"
-            lines.append(f"• `{m['table']}`: {actual} row(s), backup has {m['expected']:,}")
+            lines.append(f"• {code(m['table'])}: {actual} row(s), backup has {m['expected']:,}")
         hidden = len(res.get("mismatches") or []) - MAX_TABLE_LINES
         if hidden > 0:
             lines.append(f"…and {hidden} more table(s)")
@@ -319,13 +339,14 @@ def restore_report(r: RestoreRecord) -> Message:
 
 
 def refused(refusal: Refusal) -> Message:
-    return notice(f":no_entry_sign: {refusal.message}")
+    return notice(f":no_entry_sign: {render(refusal.message)}")
 
 
 def requested_ack(r: RestoreRecord, channel: str) -> Message:
     return notice(
-        f"Restore request `{r.id}` posted in <#{channel}>: it needs {r.required_approvals} "
-        f"approval(s) from someone other than you before {humanize.utc(r.expires_at)}."
+        f"Restore request {code(r.id)} posted in {channel_link(channel)}: it needs "
+        f"{r.required_approvals} approval(s) from someone other than you before "
+        f"{humanize.utc(r.expires_at)}."
     )
 
 
@@ -334,6 +355,6 @@ def break_glass_notice(r: RestoreRecord) -> Message:
     m = restore_message(r, r.finished_at or r.created_at)
     head = section(
         f":rotating_light: *Break-glass restore* run from the command line by "
-        f"{humanize.who(r.requester)} at {humanize.utc(r.started_at)}, without approval."
+        f"{mention(r.requester)} at {humanize.utc(r.started_at)}, without approval."
     )
     return Message("Break-glass restore: " + m.text, [head, *m.blocks])

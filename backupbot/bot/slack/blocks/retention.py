@@ -14,7 +14,10 @@ from backupbot.bot.slack.kit import (
     Block,
     Message,
     clip,
+    code,
     context,
+    esc,
+    mention,
     section,
 )
 from backupbot.commands import humanize
@@ -30,18 +33,14 @@ _FEWER = (MAX_LINES, 4, 2, 0)  # fewer lines per kind while a section is too lon
 MAX_DATABASES = 20  # database sections in one message
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _backup_line(d: Decision) -> str:
     b = d.backup
     label = ""
     if b.label and b.label not in d.reason:
-        label = f", label `{_esc(clip(b.label, 40))}`"
+        label = f", label {code(clip(b.label, 40))}"
     return (
-        f"• `{b.id}` {b.started_at:%Y-%m-%d} ({d.age_days} days old, "
-        f"{humanize.size(b.stored_size)}{label}): {_esc(clip(d.reason, 160))}"
+        f"• {code(b.id)} {b.started_at:%Y-%m-%d} ({d.age_days} days old, "
+        f"{humanize.size(b.stored_size)}{label}): {esc(clip(d.reason, 160))}"
     )
 
 
@@ -54,7 +53,7 @@ def _listed(decisions: Sequence[Decision], limit: int = MAX_LINES) -> list[str]:
 
 def _database_section(plan: RetentionPlan, name: str, days: int) -> Block:
     mine = plan.for_database(name)
-    head = f"*`{name}`* · keep {days} days · {len(mine)} verified backup(s)"
+    head = f"*{code(name)}* · keep {days} days · {len(mine)} verified backup(s)"
     if not mine:
         return section(f"{head}\nNo verified backups yet: nothing to delete.")
     doomed = [d for d in mine if d.delete]
@@ -103,14 +102,14 @@ def retention_dry_run(plan: RetentionPlan) -> Message:
             break
         blocks.append(_database_section(plan, p.name, p.retention_days))
     if plan.unconfigured:
-        names = ", ".join(f"`{n}` ({c})" for n, c in sorted(plan.unconfigured.items()))
+        names = ", ".join(f"{code(n)} ({c})" for n, c in sorted(plan.unconfigured.items()))
         blocks.append(
             context(
                 f":information_source: Backups of databases that are not configured are left "
                 f"alone: {names}. Add a database to the configuration to apply retention to it."
             )
         )
-    labels = ", ".join(f"`{_esc(label)}`" for label in plan.keep_labels) or "none"
+    labels = ", ".join(f"{code(label)}" for label in plan.keep_labels) or "none"
     blocks.append(
         context(
             f"Never deleted: the newest verified backup of each database. Labels {labels} "
@@ -131,7 +130,7 @@ def retention_summary(report: RetentionReport) -> Message | None:
         per_db: dict[str, int] = {}
         for d in report.deleted:
             per_db[d.backup.database] = per_db.get(d.backup.database, 0) + 1
-        where = ", ".join(f"`{n}` {c}" for n, c in per_db.items())
+        where = ", ".join(f"{code(n)} {c}" for n, c in per_db.items())
         head = (
             f":broom: *Retention deleted {len(report.deleted)} backup(s)* "
             f"(freed {humanize.size(report.freed_bytes)}): {where}"
@@ -148,14 +147,14 @@ def retention_summary(report: RetentionReport) -> Message | None:
         ]
         for f in report.failed[:MAX_LINES]:
             b = f.decision.backup
-            lines.append(f"• `{b.id}` of `{b.database}`: {_esc(clip(f.error, 300))}")
+            lines.append(f"• {code(b.id)} of {code(b.database)}: {esc(clip(f.error, 300))}")
         if len(report.failed) > MAX_LINES:
             lines.append(f"…and {len(report.failed) - MAX_LINES} more")
         blocks.append(section("\n".join(lines)))
         text_parts.append(f"Retention could not delete {len(report.failed)} backup(s).")
     blocks.append(
         context(
-            f"by {humanize.who(report.actor)} at {humanize.utc(report.at)} · {report.kept} "
+            f"by {mention(report.actor)} at {humanize.utc(report.at)} · {report.kept} "
             "verified backup(s) kept · every deletion is in `/backup log`"
         )
     )

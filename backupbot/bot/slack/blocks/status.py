@@ -11,8 +11,11 @@ from backupbot.bot.slack.kit import (
     Block,
     Message,
     clip,
+    code,
     context,
+    esc,
     fields,
+    mention,
     section,
 )
 from backupbot.commands import humanize
@@ -35,34 +38,35 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
     if ok:
         last = (
             f"{humanize.age(ok.started_at, now)} ({humanize.utc(ok.started_at)}), "
-            f"{humanize.size(ok.stored_size)}, took {humanize.duration(ok.duration)}, id `{ok.id}`"
+            f"{humanize.size(ok.stored_size)}, took {humanize.duration(ok.duration)}, "
+            f"id {code(ok.id)}"
         )
     else:
         last = "never"
     failure = "none"
     if s.last_failure:
         f = s.last_failure
-        failure = f"{humanize.age(f.started_at, now)}, id `{f.id}`: {f.error}"
+        failure = f"{humanize.age(f.started_at, now)}, id {code(f.id)}: {esc(f.error)}"
     pairs = [
         ("Last good backup", last),
         ("Last failure", failure),
         ("Backups kept", str(s.kept)),
-        ("Provider", s.provider),
+        ("Provider", esc(s.provider)),
     ]
     if s.running:
         pairs.append(
             (
                 "Running now",
-                f"id `{s.running.id}` since "
-                f"{humanize.age(s.running.started_at, now)} by {humanize.who(s.running.actor)}",
+                f"id {code(s.running.id)} since "
+                f"{humanize.age(s.running.started_at, now)} by {mention(s.running.actor)}",
             )
         )
-    pairs.append(("Next scheduled backup", s.next_backup_text))
+    pairs.append(("Next scheduled backup", esc(s.next_backup_text)))
     pairs.append(("Last restore drill", _drill_line(s.last_drill, now)))
     if trend := rto_trend(s.drills):
         pairs.append(("RTO trend (last 6 drills)", trend))
-    blocks = [section(f"{icon} *{s.name}*"), fields(pairs[:10])]
-    notes = [f":warning: {w}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
+    blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
+    notes = [f":warning: {esc(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
     if notes:
         blocks.append(section("\n".join(notes)))
     return blocks
@@ -81,16 +85,16 @@ def _drill_line(drill: DrillSummary | None, now: datetime) -> str:
 
 
 def _alert_line(alert: AlertSummary, now: datetime) -> str:
-    where = f" · `{alert.database}`" if alert.database else ""
+    where = f" · {code(alert.database)}" if alert.database else ""
     if alert.acknowledged_by:
         owner = (
-            f"acknowledged by {humanize.who(alert.acknowledged_by)} "
+            f"acknowledged by {mention(alert.acknowledged_by)} "
             f"{humanize.age(alert.acknowledged_at or alert.opened_at, now)}"
         )
     else:
         owner = "*not acknowledged*"
     return (
-        f":rotating_light: Alert{where}: {alert.summary} (open since "
+        f":rotating_light: Alert{where}: {esc(alert.summary)} (open since "
         f"{humanize.age(alert.opened_at, now)}, {owner})"
     )
 
@@ -101,7 +105,7 @@ def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
     if checklist.signed_off_by:
         return (
             f":clipboard: Checklist {checklist.period}: signed off by "
-            f"{humanize.who(checklist.signed_off_by)} on {humanize.utc(checklist.signed_off_at)}."
+            f"{mention(checklist.signed_off_by)} on {humanize.utc(checklist.signed_off_at)}."
         )
     return (
         f":clipboard: Checklist {checklist.period}: *not signed off* "
@@ -113,7 +117,8 @@ def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
 def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None = None) -> Message:
     worrying = [s.name for s in statuses if not s.healthy]
     summary = (
-        f"{len(worrying)} of {len(statuses)} database(s) need attention: {', '.join(worrying)}."
+        f"{len(worrying)} of {len(statuses)} database(s) need attention: "
+        f"{', '.join(map(esc, worrying))}."
         if worrying
         else f"All {len(statuses)} database(s) have a recent verified backup."
     )
@@ -134,12 +139,12 @@ def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None
 
 
 def incident_line(i: Incident) -> str:
-    who = humanize.who(i.actor)
-    db = f" `{i.database}`" if i.database else ""
-    bid = f" id `{i.backup_id}`" if i.backup_id else ""
+    who = mention(i.actor)
+    db = f" {code(i.database)}" if i.database else ""
+    bid = f" id {code(i.backup_id)}" if i.backup_id else ""
     detail = i.details.get("error") or i.details.get("reason") or ""
-    detail = f" — {detail}" if detail else ""
-    return f"`{humanize.utc(i.at)}` {who} *{i.action}*{db} {i.outcome}{bid}{detail}"
+    detail = f" — {esc(detail)}" if detail else ""
+    return f"{code(humanize.utc(i.at))} {who} *{esc(i.action)}*{db} {esc(i.outcome)}{bid}{detail}"
 
 
 def chain_line(chain: ChainCheck) -> str:
@@ -147,7 +152,7 @@ def chain_line(chain: ChainCheck) -> str:
         return f":link: Hash chain intact over all {chain.records} records."
     return (
         f":rotating_light: The hash chain is *broken* at record {chain.first_broken_id}: "
-        f"{chain.problem}. Run `backupbot log verify` and treat the log as tampered with."
+        f"{esc(chain.problem)}. Run `backupbot log verify` and treat the log as tampered with."
     )
 
 
@@ -171,7 +176,7 @@ def log_message(incidents: Sequence[Incident], chain: ChainCheck) -> Message:
 
 
 def help_message() -> Message:
-    lines = [f"`{s.usage}`\n{s.summary}" for s in SUBCOMMANDS.values()]
+    lines = [f"{code(s.usage)}\n{esc(s.summary)}" for s in SUBCOMMANDS.values()]
     return Message(
         "backupbot commands: " + "; ".join(s.usage for s in SUBCOMMANDS.values()),
         [section("*backupbot* keeps your PostgreSQL backups honest.\n\n" + "\n\n".join(lines))],

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.composition import Services
+from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.alert import AlertFlow
 from backupbot.errors import BackupbotError
@@ -32,7 +33,7 @@ def _acknowledge(flow: AlertFlow, respond: Respond, alert_id: str, user: str) ->
     try:
         result = flow.acknowledge(alert_id, user)
     except BackupbotError as exc:  # e.g. an alert id that does not exist
-        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return
     if result.refusal is not None:
         answer = alert_blocks.refused(result.refusal)

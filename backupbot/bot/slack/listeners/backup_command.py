@@ -41,7 +41,7 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
                 outcome="refused",
                 details={"command": text[:200], "reason": str(exc)},
             )
-            ack(**kit.usage_error(str(exc), exc.usage).as_kwargs())
+            ack(**kit.usage_error(exc.phrase, exc.usage).as_kwargs())
             return
         if parsed.name == "help":
             ack(**status_blocks.help_message().as_kwargs())
@@ -83,10 +83,10 @@ def _restore_request(
         )
         record = flow.post_request(record)
     except UsageError as exc:
-        respond(**kit.usage_error(str(exc), exc.usage).as_kwargs())
+        respond(**kit.usage_error(exc.phrase, exc.usage).as_kwargs())
         return
     except BackupbotError as exc:
-        respond(**kit.notice(f":warning: {exc}").as_kwargs())
+        respond(**kit.notice(f":warning: {kit.render(exc.phrase)}").as_kwargs())
         return
     respond(**restore_blocks.requested_ack(record, flow.channel).as_kwargs())
 
@@ -99,7 +99,7 @@ def _drill(
     try:
         DrillFlow(services, client).run(database, user)
     except BackupbotError as exc:
-        respond(**drill_refused(str(exc)).as_kwargs())
+        respond(**drill_refused(exc.phrase).as_kwargs())
 
 
 def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
@@ -134,6 +134,6 @@ def _backup_now(
         # recorded (durably, on PostgreSQL state) and tracked.
         services.enqueue_backup(record)
     except BackupbotError as exc:
-        ack(**kit.notice(str(exc)).as_kwargs())
+        ack(**kit.notice(kit.render(exc.phrase)).as_kwargs())
         return
     ack(**backup_blocks.started_ack(record, channel, record.started_at).as_kwargs())

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.composition import Services
+from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.errors import BackupbotError
@@ -52,7 +53,7 @@ def _tick(
             checklist_id, user, selected, seen, now=services.clock.now()
         )
     except BackupbotError as exc:
-        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return
     _answer(respond, flow.after_click(result))
 
@@ -63,7 +64,7 @@ def _sign_off(
     try:
         result = services.checklists.sign_off(checklist_id, user, now=services.clock.now())
     except BackupbotError as exc:
-        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return
     _answer(respond, flow.after_click(result))
 

@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.composition import Services
+from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands.approvals import APPROVE, CANCEL, DENY
@@ -46,7 +47,7 @@ def _click(
     try:
         result = services.restores.click(restore_id, action, user)
     except BackupbotError as exc:  # e.g. a request id that does not exist
-        respond(response_type="ephemeral", replace_original=False, text=str(exc))
+        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return
     answer = flow.after_click(result)
     if answer is not None:

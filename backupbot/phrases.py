@@ -1,0 +1,156 @@
+"""Sentences as facts: plain wording with typed slots that each front end renders.
+
+Commands never write markup. A sentence a command produces is a `Phrase`: literal text
+and typed facts, built with `say("A backup of {db} is running, started by {who}.",
+db=Name("app"), who=Actor("U0ALICE"))`. Front ends render the facts their own way:
+
+- `bot/slack/kit.py`: names as code spans, actors as mentions, commands as the slash
+  command, message links as links; every piece of text escaped, so user or server text
+  can never become a mention or a link.
+- `bot/cli/render.py`: plain text; commands as the `backupbot ...` command line.
+
+`str(phrase)` is the plain rendering: what logs and incident records store. A plain `str`
+fact is text from a user or a server (a reason, an error message): shown as is, escaped.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Name:
+    """An identifier the user may type back: a database, table, label, backup id, option."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a Slack user id (`U0ALICE`), `cli:alice`, `scheduler`, `system`."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A bot command to run next, as words after the command name: `("now", "app")` is
+    `/backup now app` in Slack and `backupbot backup now app` in a terminal."""
+
+    words: tuple[str, ...]
+
+    def __init__(self, *words: str) -> None:
+        object.__setattr__(self, "words", tuple(words))
+
+
+@dataclass(frozen=True)
+class MessageLink:
+    """A Slack message (channel, ts) and the words to link; `url` when it is known."""
+
+    text: str
+    channel: str
+    ts: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Literal:
+    """The phrase's own wording (written in this code base, never from a user)."""
+
+    text: str
+
+
+Part = Literal | str | Name | Actor | Command | MessageLink
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A sequence of literal wording and facts. Concatenate with `+`; `str()` is plain."""
+
+    parts: tuple[Part, ...] = ()
+
+    def __str__(self) -> str:
+        return "".join(plain(p) for p in self.parts)
+
+    def __add__(self, other: Phrase | str) -> Phrase:
+        return Phrase(self.parts + as_phrase(other).parts)
+
+    def __radd__(self, other: str) -> Phrase:
+        return Phrase(as_phrase(other).parts + self.parts)
+
+    def __bool__(self) -> bool:
+        return any(plain(p) for p in self.parts)
+
+
+def say(template: str, **facts: object) -> Phrase:
+    """A phrase from a template: `{name}` slots take the keyword facts; the template's own
+    text is literal wording. Ints and floats become text; a `Phrase` fact is spliced in."""
+    parts: list[Part] = []
+    for literal, field, spec, _conv in string.Formatter().parse(template):
+        if literal:
+            parts.append(Literal(literal))
+        if field is None:
+            continue
+        value = facts[field]
+        if isinstance(value, Phrase):
+            parts.extend(value.parts)
+        elif isinstance(value, Name | Actor | Command | MessageLink | str):
+            parts.append(value)
+        elif isinstance(value, int | float):
+            parts.append(Literal(format(value, spec or "")))
+        else:
+            raise TypeError(f"fact {field!r} has unsupported type {type(value).__name__}")
+    return Phrase(tuple(parts))
+
+
+def as_phrase(value: Phrase | str) -> Phrase:
+    """A phrase as is; a plain string as literal wording (for messages built in code)."""
+    return value if isinstance(value, Phrase) else Phrase((Literal(value),) if value else ())
+
+
+def join(items: Iterable[Phrase | str], sep: str = ", ") -> Phrase:
+    """`items` joined by the literal `sep`."""
+    out = Phrase()
+    for i, item in enumerate(items):
+        out = out + (Phrase((Literal(sep),)) if i else Phrase()) + as_phrase(item)
+    return out
+
+
+def names(values: Iterable[str], sep: str = ", ") -> Phrase:
+    """Identifiers joined: `app, shop`."""
+    return join((Phrase((Name(v),)) for v in values), sep)
+
+
+def plain(part: Part) -> str:
+    """One part as plain text; commands in their Slack form (`/backup now app`), which is
+    what a person in the channel reads in a record. The CLI renders its own form."""
+    if isinstance(part, Literal):
+        return part.text
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Name):
+        return part.value
+    if isinstance(part, Actor):
+        return part.id
+    if isinstance(part, Command):
+        return "/backup " + " ".join(part.words)
+    return part.text
+
+
+def plain_facts(facts: Mapping[str, object]) -> dict[str, object]:
+    """Facts made JSON-safe and markup-free for incident records."""
+    out: dict[str, object] = {}
+    for key, value in facts.items():
+        if isinstance(value, Phrase):
+            out[key] = str(value)
+        elif isinstance(value, Name):
+            out[key] = value.value
+        elif isinstance(value, Actor):
+            out[key] = value.id
+        elif isinstance(value, Command | MessageLink):
+            out[key] = plain(value)
+        else:
+            out[key] = value
+    return out
