@@ -128,7 +128,7 @@ class RestoreService:
         return rto_minutes(self._databases, self._settings, database)
 
     def recent_backups_text(self, database: str, limit: int = 5) -> str:
-        backups = [b for b in self._catalog.list(database, limit * 4) if b.status == SUCCEEDED]
+        backups = [b for b in self._catalog.recent(database, limit * 4) if b.status == SUCCEEDED]
         if not backups:
             return f"{database} has no verified backup yet: take one with `/backup now {database}`."
         lines = [
@@ -152,7 +152,7 @@ class RestoreService:
                 f"`latest`.\n{self.recent_backups_text(database)}",
                 RESTORE_USAGE,
             )
-        matches = [b for b in self._catalog.list(database, 1000) if b.id.startswith(ref)]
+        matches = [b for b in self._catalog.recent(database, 1000) if b.id.startswith(ref)]
         if not matches:
             try:
                 other = self._catalog.get(ref)
@@ -334,7 +334,7 @@ class RestoreService:
         return self._restores.get(restore_id)
 
     def recent(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
-        return self._restores.list(database, limit)
+        return self._restores.recent(database, limit)
 
     # -- decisions ------------------------------------------------------------------------
 
