@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   backupbot end to end on the embedded defaults
-#   make test   lint and the full test suite (real PostgreSQL, S3 server, Slack stand-in)
+#   make test   lint, type check and the full test suite (real PostgreSQL, S3 server, Slack stand-in)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: system-deps lint
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: system-deps $(STAMP)

@@ -36,7 +36,7 @@ def test_ten_days_of_schedules_back_up_drill_post_the_checklist_and_status_shows
         clock.advance(hours=1)
 
     # a verified backup each night at 02:00 (Nov 29 … Dec 8), retention keeping 3 days
-    backups = services.catalog.list("app", limit=50)
+    backups = services.catalog.recent("app", limit=50)
     assert len(backups) == 10
     assert {b.actor for b in backups} == {"scheduler"}
     # at 04:00 on Dec 8 the backups of Dec 6, 7 and 8 are younger than 3 days

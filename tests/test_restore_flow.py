@@ -387,7 +387,7 @@ def test_a_corrupted_artifact_is_refused_before_the_target_is_touched(
     assert final.result["target_state"] == "app_existing was not touched"
     assert final.result["safety_backup_id"] is None
     assert database_fingerprint(existing) == before
-    assert [b.label for b in bot.services.catalog.list()] == [None], "no safety backup taken"
+    assert [b.label for b in bot.services.catalog.recent()] == [None], "no safety backup taken"
     report = bot.standin.thread(record.channel, record.message_ts)[-1]
     assert "Restore failed" in report.text and "was not touched" in report.text
 

@@ -116,7 +116,7 @@ def test_a_day_of_scheduled_backups_runs_each_firing_once_and_posts_each(
         ("backup:reports", DAY + timedelta(days=1)),
     ]
     assert all(o.late_seconds < 300 for o in ran)
-    backups = bot.services.catalog.list(limit=50)
+    backups = bot.services.catalog.recent(limit=50)
     assert len(backups) == 5
     assert {b.status for b in backups} == {SUCCEEDED}
     assert {b.actor for b in backups} == {"scheduler"}

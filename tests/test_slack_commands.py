@@ -38,7 +38,7 @@ def test_requests_with_a_bad_signature_are_rejected(bot: Any) -> None:
         signature="v0=" + "0" * 64,
     )
     assert resp.status == 401
-    assert bot.services.catalog.list() == []
+    assert bot.services.catalog.recent() == []
 
 
 @pytest.mark.parametrize(

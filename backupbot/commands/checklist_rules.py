@@ -379,6 +379,7 @@ def _drill_link(d: DrillFact) -> str | None:
 
 
 def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) -> ItemResult:
+    details: dict[str, dict[str, Any] | None]
     lines, details, missing, failing = [], {}, [], []
     for db in policy.databases:
         finished = sorted(

@@ -473,7 +473,7 @@ class DrillService:
 
     def _latest_verified(self, database: str) -> BackupRecord | None:
         """The newest verified backup whose artifact retention has not deleted."""
-        for backup in self._catalog.list(database, 200):
+        for backup in self._catalog.recent(database, 200):
             if backup.status == SUCCEEDED and backup.deleted_at is None:
                 return backup
         return None
@@ -506,7 +506,7 @@ class DrillConditions:
     """`DRILL_FAILED`: the latest finished drill of a configured database failed. The
     finding clears as soon as a later drill of that database passes."""
 
-    conditions = (DRILL_FAILED,)
+    conditions: tuple[str, ...] = (DRILL_FAILED,)
 
     def __init__(self, drills: DrillService) -> None:
         self._drills = drills

@@ -129,7 +129,7 @@ class RestoreService:
         return rto_minutes(self._databases, self._settings, database)
 
     def recent_backups_text(self, database: str, limit: int = 5) -> Phrase:
-        backups = [b for b in self._catalog.list(database, limit * 4) if b.status == SUCCEEDED]
+        backups = [b for b in self._catalog.recent(database, limit * 4) if b.status == SUCCEEDED]
         if not backups:
             return say(
                 "{db} has no verified backup yet: take one with {cmd}.",
@@ -168,7 +168,7 @@ class RestoreService:
                 ),
                 RESTORE_USAGE,
             )
-        matches = [b for b in self._catalog.list(database, 1000) if b.id.startswith(ref)]
+        matches = [b for b in self._catalog.recent(database, 1000) if b.id.startswith(ref)]
         if not matches:
             try:
                 other = self._catalog.get(ref)
@@ -360,7 +360,7 @@ class RestoreService:
         return self._restores.get(restore_id)
 
     def recent(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
-        return self._restores.list(database, limit)
+        return self._restores.recent(database, limit)
 
     # -- decisions ------------------------------------------------------------------------
 

@@ -226,6 +226,7 @@ class S3FaultProxy:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address: (str, int)
         return f"http://{host}:{port}"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -324,7 +325,7 @@ class S3FaultProxy:
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
+                    chunks: list[bytes] = []
                     while True:
                         size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                         if size == 0:

@@ -54,7 +54,7 @@ class SlackResponse:
     headers: dict[str, str]
     elapsed: float
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, Any]:
         """The body parsed as JSON; `{}` for an empty body (a bare acknowledgement)."""
         return json.loads(self.body) if self.body.strip() else {}
 

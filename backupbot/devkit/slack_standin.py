@@ -81,9 +81,9 @@ class PostedMessage:
     channel: str
     ts: str
     text: str
-    blocks: list[dict]
+    blocks: list[dict[str, Any]]
     thread_ts: str | None
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Ephemeral:
     channel: str
     user: str
     text: str
-    blocks: list[dict]
+    blocks: list[dict[str, Any]]
     ts: str = ""
     thread_ts: str | None = None
 
@@ -103,7 +103,7 @@ class ResponseUrlPost:
     """A JSON body accepted at the response_url with this `id`."""
 
     id: str
-    body: dict
+    body: dict[str, Any]
 
 
 @dataclass
@@ -139,7 +139,7 @@ class _PendingEnvelope:
     """An envelope `send_envelope` is waiting on; `ack` is set when its ack arrives."""
 
     envelope_id: str
-    ack: dict | None = None
+    ack: dict[str, Any] | None = None
 
 
 def block_kit_errors(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
@@ -356,11 +356,11 @@ class SlackStandin:
         self._by_key: dict[tuple[str, str], PostedMessage] = {}
         self._ephemerals: list[Ephemeral] = []
         self._response_posts: list[ResponseUrlPost] = []
-        self._views: dict[str, list[dict]] = {}
+        self._views: dict[str, list[dict[str, Any]]] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._held: set[str] = set()
-        self._calls: list[tuple[str, dict]] = []
+        self._calls: list[tuple[str, dict[str, Any]]] = []
         self._sockets_opened = 0
         self._response_url_uses = dict.fromkeys(self._response_url_uses, 0)
 
@@ -428,6 +428,7 @@ class SlackStandin:
         if self._server is None:
             raise RuntimeError("SlackStandin is not running; call start() first")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address: (str, int)
         return f"http://{host}:{port}"
 
     @property
@@ -492,7 +493,7 @@ class SlackStandin:
             rid = None if response_url is None else response_url.rstrip("/").rsplit("/", 1)[-1]
             return [copy.deepcopy(p) for p in self._response_posts if rid in (None, p.id)]
 
-    def published_views(self, user_id: str) -> list[dict]:
+    def published_views(self, user_id: str) -> list[dict[str, Any]]:
         """Every Home tab view published for `user_id`, oldest first (last is current)."""
         with self._lock:
             return copy.deepcopy(self._views.get(user_id, []))
@@ -596,7 +597,7 @@ class SlackStandin:
             return fault
         return None
 
-    def calls(self, method: str | None = None) -> list[tuple[str, dict]]:
+    def calls(self, method: str | None = None) -> list[tuple[str, dict[str, Any]]]:
         """Every request received as (method, params), rejected ones included.
 
         Posts to response_urls appear as ("response_url", body).
@@ -625,11 +626,11 @@ class SlackStandin:
     def send_envelope(
         self,
         type: str,
-        payload: dict,
+        payload: dict[str, Any],
         *,
         accepts_response_payload: bool = True,
         timeout: float = 10.0,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Deliver one Socket Mode envelope and return its ack's `payload` (`{}` if bare).
 
         The envelope goes to the newest open connection; with none open it waits for one.
@@ -911,7 +912,7 @@ class SlackStandin:
         return self._resolve_channel(channel)
 
     @staticmethod
-    def _blocks(value: Any, max_blocks: int = MAX_BLOCKS) -> list[dict]:
+    def _blocks(value: Any, max_blocks: int = MAX_BLOCKS) -> list[dict[str, Any]]:
         if value in (None, ""):
             return []
         if not isinstance(value, list):
@@ -924,7 +925,7 @@ class SlackStandin:
             )
         return copy.deepcopy(value)
 
-    def _content(self, params: dict[str, Any]) -> tuple[str, list[dict]]:
+    def _content(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         """Validated (text, blocks) of a message-posting call."""
         text = params.get("text")
         text = "" if text is None else str(text)

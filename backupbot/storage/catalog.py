@@ -280,7 +280,7 @@ class BackupCatalog:
             stmt = stmt.where(BackupRow.status == status)
         return self._one(stmt.order_by(BackupRow.started_at.desc()).limit(1))
 
-    def list(self, database: str | None = None, limit: int = 20) -> list[BackupRecord]:
+    def recent(self, database: str | None = None, limit: int = 20) -> list[BackupRecord]:
         stmt = select(BackupRow).order_by(BackupRow.started_at.desc()).limit(limit)
         if database:
             stmt = stmt.where(BackupRow.database == database)

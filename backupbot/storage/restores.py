@@ -297,7 +297,7 @@ class RestoreRequests:
             .order_by(RestoreRow.created_at)
         )
 
-    def list(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
+    def recent(self, database: str | None = None, limit: int = 20) -> list[RestoreRecord]:
         stmt = select(RestoreRow).order_by(RestoreRow.created_at.desc()).limit(limit)
         if database:
             stmt = stmt.where(RestoreRow.database == database)

@@ -26,7 +26,7 @@ from backupbot.errors import NotFound, StoreError
 log = logging.getLogger(__name__)
 
 
-def _s3_error(exc: Exception, bucket: str, action: str) -> StoreError:
+def _s3_error(exc: BaseException, bucket: str, action: str) -> StoreError:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchBucket", "404"):

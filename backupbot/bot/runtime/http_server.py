@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import waitress
+from waitress.server import create_server
 
 from backupbot.bot.slack.app import WsgiApp
 
 
 class HttpServer:
     def __init__(self, app: WsgiApp, host: str, port: int, threads: int = 8) -> None:
-        self._server: Any = waitress.create_server(app, host=host, port=port, threads=threads)
+        self._server: Any = create_server(app, host=host, port=port, threads=threads)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="http")
 

@@ -113,10 +113,10 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         )
         return Message(text, [section(head), fields(pairs[:10]), _footer(r)])
     error = (r.error or "The drill failed.")[:1500]
-    stage = r.result.get("failed_stage")
-    where = f" during {esc(stage)}" if stage and stage not in ("start", "verify") else ""
+    failed = r.result.get("failed_stage")
+    where = f" during {esc(failed)}" if failed and failed not in ("start", "verify") else ""
     head = f":x: *Restore drill of {code(r.database)} failed*{where}\n{esc(error)}"
-    blocks: list[Block] = [section(head), fields(pairs[:10])]
+    blocks = [section(head), fields(pairs[:10])]
     mismatches: list[dict[str, Any]] = r.result.get("mismatches") or []
     if mismatches:
         lines = ["*Tables that differ from the backup:*"]

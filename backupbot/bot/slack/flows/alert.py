@@ -187,6 +187,8 @@ class AlertFlow:
         return delivery.post(self._client, channel, message) is not None
 
     def _permalink(self, alert: AlertRecord) -> str | None:
+        if not alert.channel or not alert.message_ts:
+            return None  # never posted: no message to link to
         try:
             resp = self._client.chat_getPermalink(
                 channel=alert.channel, message_ts=alert.message_ts

@@ -21,7 +21,9 @@ def upgrade() -> None:
     from backupbot.storage.job_queue import schema_sql
 
     # The raw driver cursor: the schema is many statements with % and : in them.
-    bind.connection.dbapi_connection.cursor().execute(schema_sql())
+    dbapi = bind.connection.dbapi_connection
+    assert dbapi is not None  # alembic runs the migration on an open connection
+    dbapi.cursor().execute(schema_sql())
 
 
 def downgrade() -> None:
