@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +37,19 @@ from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog, BackupRecord
 from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
-from backupbot.storage.drills import DrillLog
+from backupbot.storage.drills import DrillLog, DrillRecord
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.job_queue import Job, JobQueue, LocalQueue, PostgresQueue
-from backupbot.storage.liveness import HEARTBEAT_SECONDS, STALE_AFTER
+from backupbot.storage.liveness import (
+    HEARTBEAT_SECONDS,
+    SHARED_QUEUE,
+    STALE_AFTER,
+    owner_is_dead,
+    process_identity,
+)
 from backupbot.storage.local_store import LocalStore
 from backupbot.storage.pgconn import ConnInfo
-from backupbot.storage.restores import RestoreRequests
+from backupbot.storage.restores import RestoreRecord, RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
 
@@ -100,6 +106,9 @@ def build_queue(settings: Settings, jobs: BackgroundJobs) -> JobQueue:
         max_parallel=limits.max_parallel_jobs,
         per_server=limits.max_parallel_per_server,
     )
+
+
+STORE_SERVER = "store"  # retention's "server" in the job limits: one run at a time
 
 
 def server_key(db: DatabaseSettings) -> str:
@@ -184,11 +193,18 @@ class Services:
     jobs: BackgroundJobs
     queue: JobQueue
 
+    def _server(self, database: str) -> str:
+        db = self.settings.database(database)
+        return server_key(db) if db is not None else f"unconfigured:{database}"
+
+    def _holder(self) -> str:
+        """Who holds a job's row while it waits: the shared queue, or this process."""
+        return SHARED_QUEUE if isinstance(self.queue, PostgresQueue) else process_identity()
+
     def enqueue_backup(self, record: BackupRecord) -> None:
         """Hand a started (waiting) backup to the workers. If it cannot be queued, the
         backup is failed and recorded at once, and the error raised."""
-        db = self.settings.database(record.database)
-        server = server_key(db) if db is not None else f"unconfigured:{record.database}"
+        server = self._server(record.database)
         job = Job("backup", {"backup_id": record.id}, server, f"backup:{record.id}")
         try:
             self.queue.enqueue(job)
@@ -198,6 +214,54 @@ class Services:
                 f"The backup of {record.database} could not be queued ({type(exc).__name__});"
                 " nothing was started. Try again once the state database is back."
             ) from exc
+
+    def enqueue_restore(self, record: RestoreRecord) -> None:
+        """Hand an approved (waiting) restore to the workers. If it cannot be queued, the
+        restore is failed and recorded at once, and the error raised."""
+        job = Job(
+            "restore",
+            {"restore_id": record.id},
+            self._server(record.database),
+            f"restore:{record.id}",
+        )
+        try:
+            if not self.restores.hold(record, self._holder()):
+                return  # no longer waiting: claimed already, or taken over
+            self.queue.enqueue(job)
+        except Exception as exc:
+            self.restores.fail_unqueued(record)
+            raise StateUnavailable(
+                f"The restore {record.id} could not be queued ({type(exc).__name__}); nothing "
+                "was started. Request it again once the state database is back."
+            ) from exc
+
+    def enqueue_drill(self, record: DrillRecord) -> None:
+        """Hand a started (waiting) drill to the workers. If it cannot be queued, the
+        drill is failed and recorded at once, and the error raised."""
+        job = Job(
+            "drill", {"drill_id": record.id}, self._server(record.database), f"drill:{record.id}"
+        )
+        try:
+            if not self.drills.hold(record, self._holder()):
+                return
+            self.queue.enqueue(job)
+        except Exception as exc:
+            self.drills.fail_unqueued(record)
+            raise StateUnavailable(
+                f"The restore drill of {record.database} could not be queued "
+                f"({type(exc).__name__}); nothing was started."
+            ) from exc
+
+    def enqueue_retention(self, at: datetime, actor: str) -> None:
+        """Queue a retention run as of `at` (the scheduled firing): a worker applies it.
+        One job per `at`; the worker claims its run in the ledger before deleting."""
+        job = Job(
+            "retention",
+            {"at": at.isoformat(), "actor": actor},
+            STORE_SERVER,
+            f"retention:{at.isoformat()}",
+        )
+        self.queue.enqueue(job)
 
     def start_worker(self, client: WebClient | None) -> None:
         """Run queued jobs in this process (serve's in-process worker, `backupbot worker`)."""
@@ -218,13 +282,23 @@ class Services:
         return True
 
     def requeue_waiting(self) -> int:
-        """In-process queue only: queue again the backups a stopped process left waiting."""
+        """In-process queue only: queue again the backups, approved restores and drills a
+        stopped process left waiting (their owner is gone, or no queue ever took them)."""
         if isinstance(self.queue, PostgresQueue):
             return 0
         adopted = self.backups.adopt_queued()
         for record in adopted:
             self.enqueue_backup(record)
-        return len(adopted)
+        count = len(adopted)
+        for restore in self.restores.waiting():
+            if restore.owner is None or owner_is_dead(restore.owner):
+                self.enqueue_restore(restore)
+                count += 1
+        for drill in self.drills.waiting():
+            if drill.owner is None or owner_is_dead(drill.owner):
+                self.enqueue_drill(drill)
+                count += 1
+        return count
 
     def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
@@ -254,8 +328,30 @@ class Services:
         recorded (see `storage/liveness.py`); any process may do this at any time."""
         for record in self.backups.take_over_abandoned():
             self._correct_message(record)
-        self.restores.fail_abandoned()
-        self.drills.fail_abandoned(self.clock.now())
+        for restore in self.restores.fail_abandoned():
+            self._correct_restore_message(restore)
+        for drill in self.drills.fail_abandoned(self.clock.now()):
+            self._correct_drill_message(drill)
+
+    def _correct_restore_message(self, record: RestoreRecord) -> None:
+        """A taken-over restore's request message still says running: show its end."""
+        if self.slack_client is None or not (record.channel and record.message_ts):
+            return
+        from backupbot.bot.slack import delivery
+        from backupbot.bot.slack.blocks import restore as restore_blocks
+
+        message = restore_blocks.restore_message(record, self.clock.now())
+        delivery.update(self.slack_client, record.channel, record.message_ts, message)
+
+    def _correct_drill_message(self, record: DrillRecord) -> None:
+        """A taken-over drill's channel message still says running: show its end."""
+        if self.slack_client is None or not (record.channel and record.message_ts):
+            return
+        from backupbot.bot.slack import delivery
+        from backupbot.bot.slack.blocks import drill as drill_blocks
+
+        message = drill_blocks.drill_message(record, self.clock.now())
+        delivery.update(self.slack_client, record.channel, record.message_ts, message)
 
     def _correct_message(self, record: BackupRecord) -> None:
         """A taken-over backup's channel message still says running: show its end."""

@@ -8,8 +8,10 @@ then drops the scratch database whatever happened. It passes when the backup res
 every table matched, and the restore took no longer than the database's RTO; a correct
 restore that took too long is a failure, because the RTO is the promise being tested.
 
-Drills that a stopped bot left behind are failed and their scratch databases dropped by
-`cleanup_leftovers(now)`, which only ever drops databases named in the drills table.
+A started drill waits (stage `queued`) until the process that executes it claims it:
+a queue worker (`/backup drill`, the schedule) or the CLI itself. Drills that a stopped
+bot left behind are failed and their scratch databases dropped by `fail_abandoned(now)`
+and `cleanup_leftovers(now)`, which only ever drop databases named in the drills table.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import FAILED, PASSED, DrillLog, DrillRecord, new_drill_id
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import owner_is_dead, process_identity
 from backupbot.storage.pgadmin import database_exists, drop_database
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.restores import DRILL, NewRestore, RestoreRecord, RestoreRequests
@@ -159,7 +162,7 @@ class DrillService:
         is recorded and returned already failed: that is a finding, not a usage error."""
         db = self._db(database)
         now = self._clock.now()
-        if (current := self._drills.running(database, now)) is not None:
+        if (current := self._drills.running(database, now, owner_is_dead)) is not None:
             raise DrillAlreadyRunning(current)
         drill_id = new_drill_id()
         scratch = scratch_name(database, drill_id)
@@ -210,12 +213,44 @@ class DrillService:
             return self._drills.get(record.id)
         return record
 
-    def execute(self, drill_id: str, on_stage: StageListener = lambda _s: None) -> DrillRecord:
-        """Restore, verify, time and clean up a started drill. Never raises for expected
-        failures; the scratch database is dropped whatever happened."""
+    def hold(self, record: DrillRecord, holder: str) -> bool:
+        """A queue takes the waiting drill (`DrillLog.hold`)."""
+        return self._drills.hold(record, holder)
+
+    def waiting(self) -> list[DrillRecord]:
+        """Drills no process has claimed yet."""
+        return self._drills.waiting()
+
+    def fail_unqueued(self, record: DrillRecord) -> DrillRecord:
+        """The queue refused a started drill: fail it, so it does not look running."""
+        message = "The drill could not be queued for a worker; nothing was started."
+        result = {**record.result, "failed_stage": "start", "cleanup": "nothing to drop"}
+        self._drills.mark_dropped(record.id)  # nothing was created
+        self._finish(record, FAILED, result, message, None)
+        return self._drills.get(record.id)
+
+    def claim(self, drill_id: str) -> bool:
+        """Take a waiting drill for this process (see `DrillLog.claim`); False if another
+        process has it or it is no longer waiting."""
+        return self._drills.claim(drill_id, process_identity(), self._clock.now())
+
+    def execute(
+        self,
+        drill_id: str,
+        on_stage: StageListener = lambda _s: None,
+        *,
+        claimed: bool = False,
+    ) -> DrillRecord:
+        """Restore, verify, time and clean up a started drill, claiming it first unless
+        the caller has (`claimed`). Never raises for expected failures; the scratch
+        database is dropped whatever happened. A drill another process has is left alone
+        and returned as it stands."""
         record = self._drills.get(drill_id)
         if record.finished:
             return record
+        if not claimed and not self.claim(drill_id):
+            log.warning("drill %s is not waiting any more; not running it", drill_id)
+            return self._drills.get(drill_id)
         stop = threading.Event()
         threading.Thread(
             target=self._beat, args=(record.id, stop), name=f"heartbeat-{record.id}", daemon=True
@@ -275,7 +310,7 @@ class DrillService:
         self._drills.set_restore(record.id, restore.id, now)
 
         def on_progress(progress: RestoreProgress) -> None:
-            self._drills.heartbeat(record.id, self._clock.now())
+            self._drills.heartbeat(record.id, self._clock.now(), progress.stage)
             try:
                 on_stage(DrillStage(record.id, progress.stage, dict(progress.timings)))
             except Exception:
@@ -381,21 +416,25 @@ class DrillService:
         return list(changed.values())
 
     def fail_abandoned(self, now: datetime) -> list[DrillRecord]:
-        """Fail drills whose bot stopped (stale heartbeat) and drop their scratch
-        databases; cheap enough to run every few seconds. Returns the drills failed."""
+        """Fail drills whose process stopped (a stale heartbeat, or an owner on this host
+        that is gone; `storage/liveness.py`) and drop their scratch databases; cheap
+        enough to run every few seconds. Returns the drills failed."""
         changed: dict[str, DrillRecord] = {}
-        for r in self._drills.stale(now):
+        for r in self._drills.abandoned(now, owner_is_dead):
             result = {**r.result, "failed_stage": "interrupted"}
             if self._drills.finish(
-                r.id,
-                FAILED,
-                now,
-                result=result,
-                error=STOPPED,
-                total_seconds=None,
-                stale_before=now - self._drills.stale_after,
+                r.id, FAILED, now, result=result, error=STOPPED, total_seconds=None, seen=r
             ):
-                self._record(now, BOT_ACTOR, "drill.failed", "failed", r, error=STOPPED)
+                self._record(
+                    now,
+                    BOT_ACTOR,
+                    "drill.failed",
+                    "failed",
+                    r,
+                    error=STOPPED,
+                    stage=r.stage,
+                    owner=r.owner,
+                )
                 self._fail_restore(r, now)
                 self._drop_scratch(self._drills.get(r.id))
                 changed[r.id] = self._drills.get(r.id)

@@ -41,6 +41,7 @@ from backupbot.phrases import Command, Name, Phrase, join, say
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import owner_is_dead
 from backupbot.storage.pgadmin import (
     TargetFacts,
     inspect_target,
@@ -475,10 +476,11 @@ class RestoreService:
         ]
 
     def fail_abandoned(self) -> list[RestoreRecord]:
-        """Running restores whose process died (start-up clean-up)."""
+        """Fail the running restores whose process stopped (a stale heartbeat, or an
+        owner on this host that is gone; `storage/liveness.py`). Returns those failed."""
         now = self._clock.now()
         failed = []
-        for r in self._restores.abandoned(now):
+        for r in self._restores.abandoned(now, owner_is_dead):
             message = (
                 "The bot stopped while this restore was running; the target "
                 f"{r.target_db} may be partially restored."
@@ -489,12 +491,23 @@ class RestoreService:
                     FAILED,
                     now,
                     error=message,
-                    result={"target_state": "unknown (the bot stopped)"},
-                    stale_before=now - self._restores.stale_after,
+                    result={
+                        "target_state": "unknown (the bot stopped)",
+                        "failed_stage": r.stage,
+                    },
+                    seen=r,
                 ):
                     continue  # its owner beat meanwhile, or another process took it
                 self._record(
-                    now, BOT_ACTOR, "restore.abandoned", "failed", r.database, r, error=message
+                    now,
+                    BOT_ACTOR,
+                    "restore.abandoned",
+                    "failed",
+                    r.database,
+                    r,
+                    error=message,
+                    stage=r.stage,
+                    owner=r.owner,
                 )
             failed.append(self._restores.get(r.id))
         return failed
@@ -564,11 +577,52 @@ class RestoreService:
         """The bot is stopping: interrupt running restores and drills (`RestoreRunner`)."""
         self._runner.interrupt_all()
 
+    def claim(self, restore_id: str) -> bool:
+        """Take an approved, waiting restore for this process (`RestoreRunner.claim`)."""
+        return self._runner.claim(restore_id)
+
     def execute(
-        self, restore_id: str, on_progress: ProgressListener = lambda _p: None
+        self,
+        restore_id: str,
+        on_progress: ProgressListener = lambda _p: None,
+        *,
+        claimed: bool = False,
     ) -> RestoreRecord:
         """Run an approved restore (see `RestoreRunner.execute`)."""
-        return self._runner.execute(restore_id, on_progress)
+        return self._runner.execute(restore_id, on_progress, claimed=claimed)
+
+    # -- the job queue --------------------------------------------------------------------
+
+    def hold(self, record: RestoreRecord, holder: str) -> bool:
+        """A queue takes the waiting restore (`RestoreRequests.hold`)."""
+        return self._restores.hold(record, holder)
+
+    def waiting(self) -> list[RestoreRecord]:
+        """Approved restores no process has claimed yet."""
+        return self._restores.waiting()
+
+    def fail_unqueued(self, record: RestoreRecord) -> RestoreRecord:
+        """The queue refused an approved restore: fail it, so it does not hold its target."""
+        now = self._clock.now()
+        message = "The restore could not be queued for a worker; nothing was started."
+        with self._incidents.atomic():
+            if self._restores.finish(
+                record.id,
+                FAILED,
+                now,
+                error=message,
+                result={"target_state": f"{record.target_db} was not touched"},
+            ):
+                self._record(
+                    now,
+                    BOT_ACTOR,
+                    "restore.failed",
+                    "failed",
+                    record.database,
+                    record,
+                    error=message,
+                )
+        return self._restores.get(record.id)
 
     # -- execution ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.dumpstream import unpack_artifact
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import process_identity
 from backupbot.storage.pgadmin import (
     create_database,
     drop_database,
@@ -203,14 +204,28 @@ class RestoreRunner:
         later); each restore fails as interrupted, naming its stage and safety backup."""
         self._interrupts.interrupt_all()
 
+    def claim(self, restore_id: str) -> bool:
+        """Take a waiting restore for this process (see `RestoreRequests.claim`); False
+        if another process has it or it is no longer waiting."""
+        return self._restores.claim(restore_id, process_identity(), self._clock.now())
+
     def execute(
-        self, restore_id: str, on_progress: ProgressListener = lambda _p: None
+        self,
+        restore_id: str,
+        on_progress: ProgressListener = lambda _p: None,
+        *,
+        claimed: bool = False,
     ) -> RestoreRecord:
-        """Run an approved restore. Never raises for expected failures: the returned
-        record says `succeeded` or `failed`, with `result['target_state']` on failure."""
+        """Run an approved restore, claiming it first unless the caller has (`claimed`).
+        Never raises for expected failures: the returned record says `succeeded` or
+        `failed`, with `result['target_state']` on failure. A restore another process
+        has is left alone and returned as it stands."""
         record = self._restores.get(restore_id)
         if record.status != RUNNING:
             return record
+        if not claimed and not self.claim(restore_id):
+            log.warning("restore %s is not waiting any more; not running it", restore_id)
+            return self._restores.get(restore_id)
         db = self._db(record.database)
         backup = self._catalog.get(record.backup_id)
         target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)

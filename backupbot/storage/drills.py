@@ -4,11 +4,16 @@ A drill row is inserted `running` (with the scratch database's name, checked to 
 before anything is created on the server, and `scratch_dropped` turns true only once the
 scratch database is confirmed gone. So after a crash the table says exactly which
 databases are the bot's leftovers; nothing else on the server is ever dropped.
+
+A drill waits at stage `queued` until the process that executes it claims it (`claim`:
+the stage moves on and the row names its owner), so a job delivered twice runs once;
+who may take a running drill over is `storage/liveness.py`'s rule.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +21,13 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from backupbot.errors import NotFound
+from backupbot.storage.liveness import QUEUED, STALE_AFTER
+from backupbot.storage.liveness import abandoned as _abandoned
 from backupbot.storage.models import DrillRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 RUNNING, PASSED, FAILED = "running", "passed", "failed"
+STARTING = "starting"  # claimed by its process, before the restore's first stage
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,13 @@ class DrillRecord:
     error: str | None
     channel: str | None
     message_ts: str | None
+    owner: str | None = None  # the process running it, or the queue holding it
+    stage: str | None = None  # queued, starting, then the restore's stages
+
+    @property
+    def waiting(self) -> bool:
+        """Running, but not yet claimed by the process that executes it."""
+        return self.status == RUNNING and self.stage == QUEUED
 
     @classmethod
     def from_row(cls, row: DrillRow) -> DrillRecord:
@@ -75,7 +90,7 @@ def new_drill_id() -> str:
 class DrillLog:
     """The `drills` table."""
 
-    def __init__(self, engine: Engine, *, stale_after: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(self, engine: Engine, *, stale_after: timedelta = STALE_AFTER) -> None:
         self._engine = engine
         self.stale_after = stale_after
 
@@ -94,8 +109,9 @@ class DrillLog:
         result: dict[str, Any] | None = None,
         scratch_dropped: bool = False,
     ) -> DrillRecord:
-        """Insert a running drill. `scratch_dropped=True` when the scratch database will
-        never be created (the drill cannot run), so clean-up never looks for it."""
+        """Insert a running drill, waiting to be claimed. `scratch_dropped=True` when the
+        scratch database will never be created (the drill cannot run), so clean-up never
+        looks for it."""
         row = DrillRow(
             id=drill_id,
             database=database,
@@ -108,6 +124,7 @@ class DrillLog:
             heartbeat_at=now,
             rto_minutes=rto_minutes,
             result=result or {},
+            stage=QUEUED,
         )
         with orm_session(self._engine) as session:
             session.add(row)
@@ -118,8 +135,32 @@ class DrillLog:
             drill_id, {"restore_id": restore_id, "heartbeat_at": now}, DrillRow.status == RUNNING
         )
 
-    def heartbeat(self, drill_id: str, now: datetime) -> bool:
-        return self._guarded(drill_id, {"heartbeat_at": now}, DrillRow.status == RUNNING)
+    def hold(self, record: DrillRecord, holder: str) -> bool:
+        """A queue takes a waiting drill: it becomes `holder`'s (a process, or the
+        shared queue), if it still waits under the owner seen."""
+        return self._guarded(
+            record.id,
+            {"owner": holder},
+            DrillRow.status == RUNNING,
+            DrillRow.stage == QUEUED,
+            DrillRow.owner.is_(None) if record.owner is None else DrillRow.owner == record.owner,
+        )
+
+    def claim(self, drill_id: str, owner: str, now: datetime) -> bool:
+        """The process that executes a waiting drill takes it: `queued` -> `starting`,
+        owner and heartbeat its own. False if it is not waiting any more."""
+        return self._guarded(
+            drill_id,
+            {"stage": STARTING, "owner": owner, "heartbeat_at": now},
+            DrillRow.status == RUNNING,
+            DrillRow.stage == QUEUED,
+        )
+
+    def heartbeat(self, drill_id: str, now: datetime, stage: str | None = None) -> bool:
+        values: dict[str, Any] = {"heartbeat_at": now}
+        if stage is not None:
+            values["stage"] = stage
+        return self._guarded(drill_id, values, DrillRow.status == RUNNING)
 
     def set_message(self, drill_id: str, channel: str, ts: str) -> None:
         self._guarded(drill_id, {"channel": channel, "message_ts": ts})
@@ -133,14 +174,17 @@ class DrillLog:
         result: dict[str, Any],
         error: str | None,
         total_seconds: float | None,
-        stale_before: datetime | None = None,
+        seen: DrillRecord | None = None,
     ) -> bool:
-        """Move a running drill to passed/failed. With `stale_before`, only if its
-        heartbeat is older than that (a crashed drill, not a live one in another process)."""
+        """Move a running drill to passed/failed. With `seen`, only if its heartbeat and
+        owner are still the ones seen (a takeover: an owner that beat meanwhile keeps it)."""
         assert status in (PASSED, FAILED)
         conditions = [DrillRow.status == RUNNING]
-        if stale_before is not None:
-            conditions.append(DrillRow.heartbeat_at < stale_before)
+        if seen is not None:
+            conditions += [
+                DrillRow.heartbeat_at == seen.heartbeat_at,
+                DrillRow.owner.is_(None) if seen.owner is None else DrillRow.owner == seen.owner,
+            ]
         values = {
             "status": status,
             "finished_at": now,
@@ -189,23 +233,32 @@ class DrillLog:
             stmt = stmt.order_by(DrillRow.started_at.desc())
         return self._first(stmt.limit(1))
 
-    def running(self, database: str, now: datetime) -> DrillRecord | None:
-        """A drill of `database` that is running with a fresh heartbeat."""
-        return self._first(
-            select(DrillRow).where(
-                DrillRow.database == database,
-                DrillRow.status == RUNNING,
-                DrillRow.heartbeat_at >= now - self.stale_after,
-            )
+    def running(
+        self, database: str, now: datetime, is_dead: Callable[[str | None], bool]
+    ) -> DrillRecord | None:
+        """A drill of `database` that is running (or waiting) in a live process."""
+        stmt = select(DrillRow).where(DrillRow.database == database, DrillRow.status == RUNNING)
+        alive = [r for r in self._all(stmt) if not self._abandoned(r, now, is_dead)]
+        return alive[0] if alive else None
+
+    def abandoned(self, now: datetime, is_dead: Callable[[str | None], bool]) -> list[DrillRecord]:
+        """Running drills whose process stopped (`storage/liveness.py`): a stale
+        heartbeat, or an owner `is_dead` says is gone."""
+        running = self._all(select(DrillRow).where(DrillRow.status == RUNNING))
+        return [r for r in running if self._abandoned(r, now, is_dead)]
+
+    def waiting(self) -> list[DrillRecord]:
+        """Drills no process has claimed yet, oldest first."""
+        return self._all(
+            select(DrillRow)
+            .where(DrillRow.status == RUNNING, DrillRow.stage == QUEUED)
+            .order_by(DrillRow.started_at)
         )
 
-    def stale(self, now: datetime) -> list[DrillRecord]:
-        """Running drills whose heartbeat went stale: their process stopped."""
-        return self._all(
-            select(DrillRow).where(
-                DrillRow.status == RUNNING, DrillRow.heartbeat_at < now - self.stale_after
-            )
-        )
+    def _abandoned(
+        self, r: DrillRecord, now: datetime, is_dead: Callable[[str | None], bool]
+    ) -> bool:
+        return _abandoned(r.stage, r.owner, r.heartbeat_at, now, is_dead, self.stale_after)
 
     def undropped(self) -> list[DrillRecord]:
         """Finished drills whose scratch database is not confirmed gone."""

@@ -1,4 +1,6 @@
-"""Durable work: long jobs (backups) queued by whoever asks for them and run by workers.
+"""Durable work: long jobs queued by whoever asks for them and run by workers. A job's
+kind says what it is: `backup`, `restore` (an approved restore, with its safety backup),
+`drill` or `retention` (a scheduled retention run); `bot/runtime/job_runner.py` runs each.
 
 One contract, two implementations, chosen by the state database:
 
@@ -39,9 +41,9 @@ TASK = "backupbot.job"
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "backup"
+    kind: str  # "backup" | "restore" | "drill" | "retention"
     payload: dict[str, Any]  # ids only, e.g. {"backup_id": "1a2b3c4d"}
-    server: str  # "host:port" of the database it reads or writes
+    server: str  # "host:port" of the database it reads or writes ("store": retention)
     key: str  # what makes it unique, e.g. "backup:1a2b3c4d"
 
 

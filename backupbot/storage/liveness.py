@@ -6,6 +6,11 @@ id and a token drawn once per process) and carries a heartbeat its owner refresh
 `STALE_AFTER`, or at once when the owner ran on this host and that process is gone.
 Takeovers are guarded by the heartbeat the taker saw, so a row whose owner beat meanwhile
 is left alone.
+
+A row waiting for a worker (stage `queued`) has no heartbeat to go stale: its owner is
+the process whose in-process queue holds it (SQLite state), or `SHARED_QUEUE` when the
+PostgreSQL queue holds it (no process; never dead). A waiting row no queue took yet
+(its process stopped between recording and queueing it) goes by the heartbeat rule.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=45)
+
+QUEUED = "queued"  # the stage of a row that waits for a worker
+SHARED_QUEUE = "queue"  # the owner of a waiting row the shared (PostgreSQL) queue holds
 
 _TOKEN = secrets.token_hex(3)
 
@@ -24,6 +33,21 @@ _TOKEN = secrets.token_hex(3)
 def process_identity() -> str:
     """This process, as written into the rows it owns."""
     return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+
+
+def abandoned(
+    stage: str | None,
+    owner: str | None,
+    heartbeat_at: datetime | None,
+    now: datetime,
+    is_dead: Callable[[str | None], bool],
+    stale_after: timedelta = STALE_AFTER,
+) -> bool:
+    """Whether a running row's process stopped, by the rules above."""
+    if stage == QUEUED and owner is not None:
+        return owner != SHARED_QUEUE and is_dead(owner)
+    stale = heartbeat_at is None or now - heartbeat_at > stale_after
+    return stale or is_dead(owner)
 
 
 def owner_is_dead(owner: str | None) -> bool:

@@ -183,6 +183,7 @@ class DrillRow(Base):
     channel: Mapped[str | None] = mapped_column(String(40))
     message_ts: Mapped[str | None] = mapped_column(String(40))
     owner: Mapped[str | None] = mapped_column(String(200))  # host:pid running it
+    stage: Mapped[str | None] = mapped_column(String(20))  # queued, then where it runs
 
 
 class AlertRow(Base):

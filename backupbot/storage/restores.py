@@ -4,11 +4,16 @@ Every transition names the state it expects (`WHERE id = :id AND status = 'pendi
 for approvals `AND approval_count = :seen`) and reports whether exactly one row changed.
 Two approvers clicking at once, a double click or a Slack retry therefore move a request
 once; the losers learn they lost and re-read.
+
+A running restore waits at stage `queued` until the process that executes it claims it
+(`claim`: the stage moves on and the row names its owner), so a job delivered twice runs
+once; who may take a running restore over is `storage/liveness.py`'s rule.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +22,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backupbot.errors import NotFound, RestoreConflict
+from backupbot.storage.liveness import QUEUED, STALE_AFTER
+from backupbot.storage.liveness import abandoned as _abandoned
 from backupbot.storage.models import BackupRow, RestoreRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
@@ -25,6 +32,7 @@ DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
 OPEN = (PENDING, RUNNING)
 MODES = ("new", "into", "in_place", "drill")
 DRILL = "drill"  # a restore drill's scratch restore: running at once, no approval
+STARTING = "starting"  # claimed by its process, before the first stage
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class RestoreRecord:
     safety_backup_id: str | None
     result: dict[str, Any]
     error: str | None
+    owner: str | None = None  # the process running it, or the queue holding it
 
     @classmethod
     def from_row(cls, row: RestoreRow) -> RestoreRecord:
@@ -95,7 +104,7 @@ def new_restore_id() -> str:
 
 
 class RestoreRequests:
-    def __init__(self, engine: Engine, *, stale_after: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(self, engine: Engine, *, stale_after: timedelta = STALE_AFTER) -> None:
         self._engine = engine
         self._stale_after = stale_after
 
@@ -143,6 +152,7 @@ class RestoreRequests:
                 preview=new.preview,
                 break_glass=new.break_glass,
                 announce_pending=new.break_glass,
+                stage=QUEUED if running else None,
                 heartbeat_at=now if running else None,
                 started_at=now if running else None,
                 decided_by=new.requester if running else None,
@@ -185,7 +195,7 @@ class RestoreRequests:
                 decided_at=now,
                 started_at=now,
                 heartbeat_at=now,
-                stage="queued",
+                stage=QUEUED,
             )
         return self._guarded(
             restore_id,
@@ -202,6 +212,30 @@ class RestoreRequests:
             restore_id,
             {"status": status, "decided_by": user, "decided_at": now, "target_lock": None},
             RestoreRow.status == PENDING,
+        )
+
+    def hold(self, record: RestoreRecord, holder: str) -> bool:
+        """A queue takes a waiting restore: it becomes `holder`'s (a process, or the
+        shared queue), if it still waits under the owner seen."""
+        return self._guarded(
+            record.id,
+            {"owner": holder},
+            RestoreRow.status == RUNNING,
+            RestoreRow.stage == QUEUED,
+            RestoreRow.owner.is_(None)
+            if record.owner is None
+            else RestoreRow.owner == record.owner,
+        )
+
+    def claim(self, restore_id: str, owner: str, now: datetime) -> bool:
+        """The process that executes a waiting restore takes it: `queued` -> `starting`,
+        owner and heartbeat its own. False if it is not waiting any more (another worker
+        has it, or it was taken over): then nothing may be done to it."""
+        return self._guarded(
+            restore_id,
+            {"stage": STARTING, "owner": owner, "heartbeat_at": now},
+            RestoreRow.status == RUNNING,
+            RestoreRow.stage == QUEUED,
         )
 
     def set_message(self, restore_id: str, channel: str, ts: str) -> None:
@@ -225,10 +259,10 @@ class RestoreRequests:
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-        stale_before: datetime | None = None,
+        seen: RestoreRecord | None = None,
     ) -> bool:
-        """End a running restore. With `stale_before`, only if its heartbeat is older
-        (a takeover: an owner that beat meanwhile keeps it)."""
+        """End a running restore. With `seen`, only if its heartbeat and owner are still
+        the ones seen (a takeover: an owner that beat meanwhile keeps it)."""
         assert status in (SUCCEEDED, FAILED)
         values: dict[str, Any] = {
             "status": status,
@@ -240,8 +274,15 @@ class RestoreRequests:
         if result is not None:
             values["result"] = result
         conditions = [RestoreRow.status == RUNNING]
-        if stale_before is not None:
-            conditions.append(RestoreRow.heartbeat_at < stale_before)
+        if seen is not None:
+            conditions += [
+                RestoreRow.heartbeat_at.is_(None)
+                if seen.heartbeat_at is None
+                else RestoreRow.heartbeat_at == seen.heartbeat_at,
+                RestoreRow.owner.is_(None)
+                if seen.owner is None
+                else RestoreRow.owner == seen.owner,
+            ]
         return self._guarded(restore_id, values, *conditions)
 
     def mark_announced(self, restore_id: str) -> bool:
@@ -282,12 +323,28 @@ class RestoreRequests:
     def stale_after(self) -> timedelta:
         return self._stale_after
 
-    def abandoned(self, now: datetime) -> list[RestoreRecord]:
+    def abandoned(
+        self, now: datetime, is_dead: Callable[[str | None], bool]
+    ) -> list[RestoreRecord]:
+        """Running restores whose process stopped (`storage/liveness.py`): a stale
+        heartbeat, or an owner `is_dead` says is gone."""
+        running = self._all(select(RestoreRow).where(RestoreRow.status == RUNNING))
+        return [
+            r
+            for r in running
+            if _abandoned(r.stage, r.owner, r.heartbeat_at, now, is_dead, self._stale_after)
+        ]
+
+    def waiting(self) -> list[RestoreRecord]:
+        """Approved restores (not drills' restores) no process has claimed, oldest first."""
         return self._all(
-            select(RestoreRow).where(
+            select(RestoreRow)
+            .where(
                 RestoreRow.status == RUNNING,
-                RestoreRow.heartbeat_at < now - self._stale_after,
+                RestoreRow.stage == QUEUED,
+                RestoreRow.mode != DRILL,
             )
+            .order_by(RestoreRow.decided_at)
         )
 
     def unannounced(self) -> list[RestoreRecord]:

@@ -119,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     log_p.add_argument("--json", action="store_true")
 
     worker = sub.add_parser(
-        "worker", help="run queued backups (PostgreSQL state); any number may run"
+        "worker",
+        help="run queued backups, restores, drills and retention runs (PostgreSQL state); "
+        "any number may run",
     )
     worker.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
     worker.add_argument("--host", default="0.0.0.0")
@@ -303,6 +305,7 @@ def _drill(services: Services, database: str) -> int:
         print(f"[{p.drill_id}] {p.stage}", file=sys.stderr)
 
     client = services.slack_client if services.settings.slack else None
+    services.take_over_abandoned()  # a drill whose process is gone must not block this one
     [record] = DrillFlow(services, client).run(database, cli_actor(), progress)
     res = record.result
     timings = ", ".join(

@@ -3,7 +3,7 @@
 - The interactive lane answers people: slash-command replies, button effects, restore
   requests. It never waits behind long work.
 - The long lane runs hours-long work in this process: the in-process job queue's
-  backups (`storage/job_queue.py`), restores and drills.
+  backups, restores, drills and retention runs (`storage/job_queue.py`).
 
 Both remember what they run, so `serve` can stop them on shutdown and tests can wait for
 a job's effect instead of sleeping.

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.runtime.scheduler import BotScheduler, Interval, process_name
-from backupbot.bot.slack import delivery
-from backupbot.bot.slack.blocks.retention import retention_summary
 from backupbot.bot.slack.flows.alert import AlertFlow
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.bot.slack.flows.drill import DrillFlow
@@ -69,27 +67,25 @@ def scheduled_backup(services: Services, client: WebClient | None) -> Action:
 
 def scheduled_retention(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
-        report = services.retention.apply(now, actor=SCHEDULER_ACTOR)
-        note = retention_summary(report)
-        channel = _channel(services)
-        if note is not None and client is not None and channel:
-            delivery.post(client, channel, note)
-        return {
-            "ok": report.ok,
-            "deleted": [d.backup.id for d in report.deleted],
-            "failed": [f.decision.backup.id for f in report.failed],
-        }
+        # The leader only queues; a worker applies it as of this firing and posts the
+        # summary (`bot/runtime/job_runner.py`, its own ledger row `retention.apply`).
+        services.enqueue_retention(now, SCHEDULER_ACTOR)
+        return {"ok": True, "queued": True}
 
     return action
 
 
 def scheduled_drill(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
-        drills = DrillFlow(services, client).run(None, SCHEDULER_ACTOR)
-        if any(d.status != "passed" for d in drills):
+        # Each drill is started (its message posted) and queued; workers run them, each
+        # database server's within its limit, and a failure alerts from the worker.
+        drills = DrillFlow(services, client).queue(None, SCHEDULER_ACTOR)
+        failed = [d for d in drills if d.finished and d.status != "passed"]
+        if failed:  # could not even start (no verified backup, server unreachable)
             alert_now(services, client)
         return {
-            "ok": all(d.status == "passed" for d in drills),
+            "ok": not failed,
+            "queued": True,
             "drills": {d.database: {"id": d.id, "status": d.status} for d in drills},
         }
 

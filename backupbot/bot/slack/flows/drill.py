@@ -1,9 +1,10 @@
 """Restore drills in Slack: one channel message per drill, posted when it starts and
 updated in place with its stage and then its Pass/Fail result.
 
-Only Slack I/O lives here; the drill itself is `DrillService`'s. Used by `/backup drill`,
-the monthly schedule and `backupbot drill` (when Slack is configured). When Slack cannot
-be reached the drill still runs and is recorded; only the message is missing.
+Only Slack I/O lives here; the drill itself is `DrillService`'s. `/backup drill` and the
+monthly schedule `queue` drills (the message is posted at once, a worker runs each drill
+and updates it); `backupbot drill` runs one here (`run`). When Slack cannot be reached
+the drill still runs and is recorded; only the message is missing.
 """
 
 from __future__ import annotations
@@ -42,29 +43,50 @@ class DrillFlow:
     def run(
         self, database: str | None, actor: str, on_stage: StageListener = lambda _s: None
     ) -> list[DrillRecord]:
-        """Drill `database`, or every configured database one after another (None).
+        """Drill `database`, or every configured database one after another (None), in
+        this process.
 
         For one named database a drill that cannot start (already running, unknown name)
         raises its `BackupbotError`; for all databases it is logged and skipped.
         """
+        return [self.execute(record, on_stage) for record in self._start(database, actor)]
+
+    def queue(self, database: str | None, actor: str) -> list[DrillRecord]:
+        """Start drills of `database` (or of every configured database) and queue them
+        for the workers; each drill's message is posted now. A drill that could not run
+        at all (no verified backup, server unreachable) is already failed and shown.
+        Raises as `run` does; a drill the queue refuses is failed and its error raised."""
+        started = []
+        for record in self._start(database, actor):
+            self._post(record)
+            if not record.finished:
+                self._services.enqueue_drill(self._drills.get(record.id))
+            started.append(self._drills.get(record.id))
+        return started
+
+    def _start(self, database: str | None, actor: str) -> list[DrillRecord]:
         names = [database] if database is not None else self._drills.database_names
-        done = []
+        started = []
         for name in names:
             try:
-                record = self._drills.start(name, actor)
+                started.append(self._drills.start(name, actor))
             except BackupbotError as exc:
                 if database is not None:
                     raise
                 log.warning("restore drill of %s not started: %s", name, exc)
-                continue
-            done.append(self.execute(record, on_stage))
-        return done
+        return started
 
     def execute(
         self, record: DrillRecord, on_stage: StageListener = lambda _s: None
     ) -> DrillRecord:
-        """Post the drill's message, run it, and show the result in the same message."""
-        ts = self._post(record)
+        """Claim the drill, run it, and show the result in its message (posted now if it
+        was not yet). A drill another process has claimed is left to it."""
+        if not record.finished and not self._drills.claim(record.id):
+            log.info("drill %s is not waiting any more; not running it", record.id)
+            return self._drills.get(record.id)
+        current = self._drills.get(record.id)
+        ts = current.message_ts if current.channel == self.channel else None
+        ts = ts or self._post(current)
         lock = threading.Lock()
 
         def stage(progress: DrillStage) -> None:
@@ -75,7 +97,7 @@ class DrillFlow:
                 current = self._drills.get(record.id)
                 self._update(ts, drill_blocks.drill_message(current, self._now(), progress))
 
-        final = self._drills.execute(record.id, stage)
+        final = self._drills.execute(record.id, stage, claimed=True)
         if ts is not None:
             self._update(ts, drill_blocks.drill_message(final, self._now()))
         return final

@@ -13,12 +13,12 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backupbot.bot.slack import delivery
+from backupbot.bot.slack import delivery, kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.restore import ClickResult
 from backupbot.commands.restore_run import RestoreProgress
-from backupbot.errors import SlackUnreachable
+from backupbot.errors import BackupbotError, SlackUnreachable
 from backupbot.storage.restores import RestoreRecord
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ class RestoreFlow:
     def after_click(self, result: ClickResult) -> Message | None:
         """Show the click's effect; returns the ephemeral answer for the clicker, if any.
 
-        An approval that completes the request starts the restore on the long-work lane.
+        An approval that completes the request queues the restore for a worker (this
+        process's or a `backupbot worker`'s; `bot/runtime/job_runner.py`).
         """
         if result.refusal is not None:
             if result.expired_now:
@@ -85,13 +86,21 @@ class RestoreFlow:
             return restore_blocks.refused(result.refusal)
         self.refresh(result.record)
         if result.start_restore:
-            self._services.jobs.submit_long(self.run, result.record)
+            try:
+                self._services.enqueue_restore(result.record)
+            except BackupbotError as exc:
+                self.refresh(self._restores.get(result.record.id))
+                return kit.notice(f":warning: {exc}")
         return None
 
     # -- execution ---------------------------------------------------------------------------
 
     def run(self, record: RestoreRecord) -> RestoreRecord:
-        """Execute an approved restore, reporting in the request message and its thread."""
+        """Claim and execute an approved restore, reporting in the request message and
+        its thread. A restore another process has claimed is left to it."""
+        if not self._restores.claim(record.id):
+            log.info("restore %s is not waiting any more; not running it", record.id)
+            return self._restores.get(record.id)
         last: dict[str, float] = {}
         lock = threading.Lock()
 
@@ -105,7 +114,7 @@ class RestoreFlow:
                         self.thread_reply(current, note)
                 self.refresh(current, progress)
 
-        final = self._restores.execute(record.id, on_progress)
+        final = self._restores.execute(record.id, on_progress, claimed=True)
         for stage, seconds in (final.result.get("timings") or {}).items():
             if stage not in last and final.status == "succeeded":
                 self.thread_reply(final, restore_blocks.stage_note(stage, seconds))

@@ -55,7 +55,7 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
             ack()
         elif parsed.name == "drill":
             names = [parsed.database] if parsed.database else services.settings.database_names
-            services.jobs.submit_long(_drill, services, client, respond, user, parsed.database)
+            services.jobs.submit(_drill, services, client, respond, user, parsed.database)
             channel = services.settings.slack.channel if services.settings.slack else ""
             ack(**drill_ack(names, channel).as_kwargs())
         elif parsed.name == "retention":
@@ -94,10 +94,10 @@ def _restore_request(
 def _drill(
     services: Services, client: WebClient, respond: Respond, user: str, database: str | None
 ) -> None:
-    """Run the drill(s); the channel shows them. A drill that cannot start is told to the
-    requester only."""
+    """Start and queue the drill(s); the channel shows them. A drill that cannot start is
+    told to the requester only."""
     try:
-        DrillFlow(services, client).run(database, user)
+        DrillFlow(services, client).queue(database, user)
     except BackupbotError as exc:
         respond(**drill_refused(exc.phrase).as_kwargs())
 
