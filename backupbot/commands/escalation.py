@@ -354,6 +354,7 @@ class AlertService:
             )
             return AckResult(record)
         current = self._store.get(alert_id)
+        refusal: Phrase | str
         if current.status != OPEN:
             refusal = (
                 f"This alert was already resolved at {humanize.utc(current.resolved_at)}"
