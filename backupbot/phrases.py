@@ -154,3 +154,47 @@ def plain_facts(facts: Mapping[str, object]) -> dict[str, object]:
         else:
             out[key] = value
     return out
+
+
+def to_json(phrase: Phrase) -> list[list[str]]:
+    """The phrase as JSON-safe lists (`[kind, ...values]`), for phrases kept in the state
+    database (a checklist's evidence)."""
+    out: list[list[str]] = []
+    for p in phrase.parts:
+        if isinstance(p, Literal):
+            out.append(["t", p.text])
+        elif isinstance(p, Name):
+            out.append(["n", p.value])
+        elif isinstance(p, Actor):
+            out.append(["a", p.id])
+        elif isinstance(p, Command):
+            out.append(["c", *p.words])
+        elif isinstance(p, MessageLink):
+            out.append(["l", p.text, p.channel, p.ts, p.url or ""])
+        else:
+            out.append(["x", p])
+    return out
+
+
+def from_json(data: object) -> Phrase:
+    """The inverse of `to_json`. A plain string (a row written before phrases were stored)
+    becomes text, shown as is."""
+    if isinstance(data, str):
+        return Phrase((data,))
+    parts: list[Part] = []
+    for item in data if isinstance(data, list) else []:
+        kind, *values = [str(v) for v in item]
+        if kind == "t":
+            parts.append(Literal(values[0]))
+        elif kind == "n":
+            parts.append(Name(values[0]))
+        elif kind == "a":
+            parts.append(Actor(values[0]))
+        elif kind == "c":
+            parts.append(Command(*values))
+        elif kind == "l":
+            text, channel, ts, url = values
+            parts.append(MessageLink(text, channel, ts, url or None))
+        else:
+            parts.append(values[0] if values else "")
+    return Phrase(tuple(parts))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from backupbot.bot.composition import build_services
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.bot.slack.kit import render
 from backupbot.commands.checklist import ChecklistConditions
 from backupbot.commands.checklist_rules import (
     DASH,
@@ -132,7 +133,7 @@ def _resized(ev: ChecklistEvidence, db: str, day: date, factor: float) -> Checkl
 
 
 def _lines(evaluation: ChecklistEvaluation, key: str) -> str:
-    return "\n".join(evaluation.item(key).lines)
+    return "\n".join(map(render, evaluation.item(key).lines))  # as Slack shows it
 
 
 # -- the pure evaluation ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from backupbot.commands import humanize
 from backupbot.commands.retention import keeps_label
 from backupbot.commands.schedule import ScheduledJob
+from backupbot.phrases import Command, MessageLink, Name, Phrase, from_json, join, say, to_json
 from backupbot.settings import Settings
 from backupbot.storage.checklists import (
     BackupFact,
@@ -157,13 +158,12 @@ def _day(d: date) -> str:
     return f"{d:%b} {d.day}"
 
 
-def _esc(text: str) -> str:
-    """Free text (error messages) made safe for Slack mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _more(shown: list[Phrase], total: int) -> list[Phrase]:
+    return shown if total <= len(shown) else [*shown, say(f"and {total - len(shown)} more")]
 
 
-def _more(shown: list[str], total: int) -> list[str]:
-    return shown if total <= len(shown) else [*shown, f"and {total - len(shown)} more"]
+def _db(name: str) -> Name:
+    return Name(name)
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -171,13 +171,13 @@ def _more(shown: list[str], total: int) -> list[str]:
 
 @dataclass(frozen=True)
 class ItemResult:
-    """One item's verdict: `summary` is short (it sits next to the checkbox), `lines` are
-    the evidence in mrkdwn, `details` the JSON-safe facts behind them."""
+    """One item's verdict: `summary` is short plain text (it sits next to the checkbox),
+    `lines` the evidence as phrases, `details` the JSON-safe facts behind them."""
 
     key: str
     ok: bool
     summary: str
-    lines: tuple[str, ...]
+    lines: tuple[Phrase, ...]
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -193,7 +193,7 @@ class ItemResult:
             "key": self.key,
             "ok": self.ok,
             "summary": self.summary,
-            "lines": list(self.lines),
+            "lines": [to_json(line) for line in self.lines],
             "details": self.details,
         }
 
@@ -203,7 +203,7 @@ class ItemResult:
             key=str(data["key"]),
             ok=bool(data["ok"]),
             summary=str(data.get("summary", "")),
-            lines=tuple(str(x) for x in data.get("lines", ())),
+            lines=tuple(from_json(x) for x in data.get("lines", ())),
             details=dict(data.get("details") or {}),
         )
 
@@ -267,18 +267,32 @@ def evaluate(evidence: ChecklistEvidence, policy: ChecklistPolicy) -> ChecklistE
 def _backups_item(ev: ChecklistEvidence, policy: ChecklistPolicy) -> ItemResult:
     days = review_days(ev.now, policy.lookback_days)
     n = len(days)
-    lines, missing_by_db = [], {}
+    lines: list[Phrase] = []
+    missing_by_db: dict[str, list[date]] = {}
     for db in policy.databases:
         covered = {b.started_at.astimezone(UTC).date() for b in ev.backups if b.database == db.name}
         missing = [d for d in days if d not in covered]
         if missing:
             missing_by_db[db.name] = missing
             lines.append(
-                f"{LOOK} `{db.name}`: a verified backup on {n - len(missing)} of the last {n} "
-                f"days; none on {compact_days(missing)}"
+                say(
+                    "{mark} {db}: a verified backup on {k} of the last {n} days; none on {days}",
+                    mark=LOOK,
+                    db=_db(db.name),
+                    k=n - len(missing),
+                    n=n,
+                    days=compact_days(missing),
+                )
             )
         else:
-            lines.append(f"{OK} `{db.name}`: a verified backup on each of the last {n} days")
+            lines.append(
+                say(
+                    "{mark} {db}: a verified backup on each of the last {n} days",
+                    mark=OK,
+                    db=_db(db.name),
+                    n=n,
+                )
+            )
     if missing_by_db:
         summary = "Days without a backup: " + ", ".join(
             f"{name} {len(m)}" for name, m in missing_by_db.items()
@@ -300,26 +314,28 @@ def _backups_item(ev: ChecklistEvidence, policy: ChecklistPolicy) -> ItemResult:
 
 def _retention_item(ev: ChecklistEvidence, policy: ChecklistPolicy) -> ItemResult:
     last = ev.last_retention_run
-    lines: list[str] = []
+    lines: list[Phrase] = []
     run_ok = True
     if last is None:
         run_ok = False
-        lines.append(f"{LOOK} Retention has never run: old backups are not being deleted.")
+        lines.append(say(f"{LOOK} Retention has never run: old backups are not being deleted."))
     elif last.outcome == "failed":
         run_ok = False
         why = last.details.get("error")
         lines.append(
-            f"{LOOK} The last retention run ({humanize.utc(last.at)}) failed"
-            + (f": {_esc(str(why))}" if why else ".")
+            say(f"{LOOK} The last retention run ({humanize.utc(last.at)}) failed")
+            + (say(": {why}", why=str(why)) if why else ".")
         )
     elif ev.retention_due_by is not None and last.at < ev.retention_due_by:
         run_ok = False
         lines.append(
-            f"{LOOK} The last retention run was {humanize.utc(last.at)}; the next one was due "
-            f"by {humanize.utc(ev.retention_due_by)} and has not happened."
+            say(
+                f"{LOOK} The last retention run was {humanize.utc(last.at)}; the next one was "
+                f"due by {humanize.utc(ev.retention_due_by)} and has not happened."
+            )
         )
     else:
-        lines.append(f"{OK} Last retention run: {humanize.utc(last.at)}.")
+        lines.append(say(f"{OK} Last retention run: {humanize.utc(last.at)}."))
     ref = last.at if last is not None else ev.now
     kept = [b for b in ev.backups if b.deleted_at is None]
     overdue_by_db: dict[str, list[BackupFact]] = {}
@@ -328,26 +344,44 @@ def _retention_item(ev: ChecklistEvidence, policy: ChecklistPolicy) -> ItemResul
         newest = mine[-1].id if mine else None
         cutoff = ref - timedelta(days=db.retention_days)
         label_cutoff = ref - timedelta(days=policy.keep_labeled_days)
-        overdue, on_purpose = [], []
+        overdue: list[BackupFact] = []
+        on_purpose: list[Phrase] = []
         for b in mine:
             if b.started_at >= cutoff:
                 continue
             if b.id == newest:
-                on_purpose.append("the newest verified backup")
+                on_purpose.append(say("the newest verified backup"))
             elif keeps_label(b.label, policy.keep_labels) and b.started_at >= label_cutoff:
-                on_purpose.append(f"label `{b.label}`")
+                on_purpose.append(say("label {label}", label=Name(b.label or "")))
             else:
                 overdue.append(b)
         if overdue:
             overdue_by_db[db.name] = overdue
-            listed = [f"`{b.id}` ({b.started_at:%Y-%m-%d})" for b in overdue[:MAX_LISTED]]
+            listed = [
+                say("{id} ({day})", id=Name(b.id), day=f"{b.started_at:%Y-%m-%d}")
+                for b in overdue[:MAX_LISTED]
+            ]
             lines.append(
-                f"{LOOK} `{db.name}`: {len(overdue)} backup(s) older than {db.retention_days} "
-                f"days are still kept: " + ", ".join(_more(listed, len(overdue)))
+                say(
+                    "{mark} {db}: {k} backup(s) older than {days} days are still kept: {listed}",
+                    mark=LOOK,
+                    db=_db(db.name),
+                    k=len(overdue),
+                    days=db.retention_days,
+                    listed=join(_more(listed, len(overdue))),
+                )
             )
         else:
-            extra = f" (kept on purpose: {', '.join(on_purpose)})" if on_purpose else ""
-            lines.append(f"{OK} `{db.name}`: nothing older than {db.retention_days} days{extra}")
+            extra = say(" (kept on purpose: {why})", why=join(on_purpose)) if on_purpose else ""
+            lines.append(
+                say(
+                    "{mark} {db}: nothing older than {days} days{extra}",
+                    mark=OK,
+                    db=_db(db.name),
+                    days=db.retention_days,
+                    extra=extra,
+                )
+            )
     ok = run_ok and not overdue_by_db
     if last is None:
         summary = "Retention has never run"
@@ -378,9 +412,20 @@ def _drill_link(d: DrillFact) -> str | None:
     return message_link(d.channel, d.message_ts) if d.channel and d.message_ts else None
 
 
+def _message_ref(d: DrillFact, words: str) -> Phrase | str:
+    """` · ` and a link to the drill's message, when it has one."""
+    if not (d.channel and d.message_ts):
+        return ""
+    link = MessageLink(words, d.channel, d.message_ts, message_link(d.channel, d.message_ts))
+    return say(" · {link}", link=link)
+
+
 def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) -> ItemResult:
     details: dict[str, dict[str, Any] | None]
-    lines, details, missing, failing = [], {}, [], []
+    lines: list[Phrase] = []
+    details = {}
+    missing: list[str] = []
+    failing: list[str] = []
     for db in policy.databases:
         finished = sorted(
             (
@@ -394,14 +439,19 @@ def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime)
         if not finished:
             missing.append(db.name)
             lines.append(
-                f"{LOOK} `{db.name}`: no restore drill since {since:%Y-%m-%d}; run "
-                f"`/backup drill {db.name}`"
+                say(
+                    "{mark} {db}: no restore drill since {since}; run {cmd}",
+                    mark=LOOK,
+                    db=_db(db.name),
+                    since=f"{since:%Y-%m-%d}",
+                    cmd=Command("drill", db.name),
+                )
             )
             details[db.name] = None
             continue
         d = finished[0]
         link = _drill_link(d)
-        ref = f" · <{link}|drill message>" if link else ""
+        ref = _message_ref(d, "drill message")
         took = (
             humanize.duration(timedelta(seconds=d.total_seconds))
             if d.total_seconds is not None
@@ -422,13 +472,29 @@ def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime)
         }
         if d.status == "passed" and not over_rto:
             lines.append(
-                f"{OK} `{db.name}`: drill passed {humanize.utc(d.started_at)} in {took}{rto}{ref}"
+                say(
+                    "{mark} {db}: drill passed {at} in {took}{rto}{ref}",
+                    mark=OK,
+                    db=_db(db.name),
+                    at=humanize.utc(d.started_at),
+                    took=took,
+                    rto=rto,
+                    ref=ref,
+                )
             )
         elif d.status == "passed":
             failing.append(db.name)
             lines.append(
-                f"{LOOK} `{db.name}`: drill passed {humanize.utc(d.started_at)} but took "
-                f"{took}, over the RTO of {d.rto_minutes} min{ref}"
+                say(
+                    "{mark} {db}: drill passed {at} but took {took}, over the RTO of "
+                    "{rto} min{ref}",
+                    mark=LOOK,
+                    db=_db(db.name),
+                    at=humanize.utc(d.started_at),
+                    took=took,
+                    rto=d.rto_minutes or 0,
+                    ref=ref,
+                )
             )
         else:
             failing.append(db.name)
@@ -436,10 +502,17 @@ def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime)
             before = (
                 f" (an earlier drill passed {humanize.utc(earlier.started_at)})" if earlier else ""
             )
-            why = f": {_esc(d.error)}" if d.error else ""
+            why = say(": {error}", error=d.error) if d.error else ""
             lines.append(
-                f"{LOOK} `{db.name}`: the latest drill ({humanize.utc(d.started_at)}) "
-                f"failed{why}{before}{ref}"
+                say(
+                    "{mark} {db}: the latest drill ({at}) failed{why}{before}{ref}",
+                    mark=LOOK,
+                    db=_db(db.name),
+                    at=humanize.utc(d.started_at),
+                    why=why,
+                    before=before,
+                    ref=ref,
+                )
             )
     if missing or failing:
         parts = ([f"no drill: {', '.join(missing)}"] if missing else []) + (
@@ -459,7 +532,9 @@ def _drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime)
 
 
 def _size_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) -> ItemResult:
-    lines, details, bad = [], {}, []
+    lines: list[Phrase] = []
+    details = {}
+    bad: list[str] = []
     for db in policy.databases:
         newest_of_day: dict[date, BackupFact] = {}
         for b in ev.backups:
@@ -472,7 +547,11 @@ def _size_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) 
         sizes = [(d, int(newest_of_day[d].stored_size or 0)) for d in days]
         if len(sizes) < 2:
             lines.append(
-                f"{OK} `{db.name}`: fewer than two days with a verified backup; nothing to compare"
+                say(
+                    "{mark} {db}: fewer than two days with a verified backup; nothing to compare",
+                    mark=OK,
+                    db=_db(db.name),
+                )
             )
             details[db.name] = {"days": len(sizes), "offending": []}
             continue
@@ -499,20 +578,25 @@ def _size_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) 
             ],
         }
         if not offending:
-            lines.append(f"{OK} `{db.name}`: {trend}")
+            lines.append(say("{mark} {db}: {trend}", mark=OK, db=_db(db.name), trend=trend))
             continue
         bad.append(db.name)
         shown = [
-            f"{_day(d)}: {humanize.size(p)} → {humanize.size(c)} ({r:.2f}{TIMES}, "
-            + (
-                f"a drop below {policy.size_drop_ratio:g}{TIMES}"
-                if r < policy.size_drop_ratio
-                else f"a jump above {policy.size_jump_ratio:g}{TIMES}"
+            say(
+                f"{_day(d)}: {humanize.size(p)} → {humanize.size(c)} ({r:.2f}{TIMES}, "
+                + (
+                    f"a drop below {policy.size_drop_ratio:g}{TIMES}"
+                    if r < policy.size_drop_ratio
+                    else f"a jump above {policy.size_jump_ratio:g}{TIMES}"
+                )
+                + ")"
             )
-            + ")"
             for d, p, c, r in offending[:MAX_LISTED]
         ]
-        lines.append(f"{LOOK} `{db.name}`: {trend}; " + "; ".join(_more(shown, len(offending))))
+        lines.append(
+            say("{mark} {db}: {trend}; ", mark=LOOK, db=_db(db.name), trend=trend)
+            + join(_more(shown, len(offending)), "; ")
+        )
     summary = (
         f"Size drop or jump: {', '.join(bad)}"
         if bad
@@ -526,9 +610,9 @@ def _size_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) 
 class _Event:
     at: datetime
     database: str | None
-    what: str  # "backup `id`", "restore `id`", "drill `id`"
+    what: Phrase  # "backup 1a2b3c4d", "restore r0a1b2c3", "drill d1a2b3c4"
     detail: str
-    link: str | None = None
+    ref: Phrase | str = ""
 
 
 def _incident_event(i: IncidentFact) -> tuple[str, _Event] | None:
@@ -537,18 +621,18 @@ def _incident_event(i: IncidentFact) -> tuple[str, _Event] | None:
     if i.action == "backup.failed" and error_type == "VerificationFailed":
         detail = str(i.details.get("error") or "verification of the stored copy failed")
         return f"backup:{i.backup_id or i.id}", _Event(
-            i.at, i.database, f"backup `{i.backup_id}`", detail
+            i.at, i.database, say("backup {id}", id=Name(str(i.backup_id))), detail
         )
     if i.action == "restore.verified" and i.outcome == "failed":
         mismatches = i.details.get("mismatches") or []
         detail = f"row counts differ from the backup in {len(mismatches)} table(s)"
         return f"restore:{restore_id or i.id}", _Event(
-            i.at, i.database, f"restore `{restore_id}`", detail
+            i.at, i.database, say("restore {id}", id=Name(str(restore_id))), detail
         )
     if i.action == "restore.failed" and error_type in VERIFICATION_ERROR_TYPES:
         detail = str(i.details.get("error") or "verification failed")
         return f"restore:{restore_id or i.id}", _Event(
-            i.at, i.database, f"restore `{restore_id}`", detail
+            i.at, i.database, say("restore {id}", id=Name(str(restore_id))), detail
         )
     return None
 
@@ -573,12 +657,15 @@ def _corruption_item(ev: ChecklistEvidence, since: datetime) -> ItemResult:
             continue
         key = f"restore:{d.restore_id}" if d.restore_id else f"drill:{d.id}"
         detail = d.error or "the drill's verification failed"
-        events[key] = _Event(d.started_at, d.database, f"drill `{d.id}`", detail, _drill_link(d))
+        what = say("drill {id}", id=Name(d.id))
+        events[key] = _Event(d.started_at, d.database, what, detail, _message_ref(d, "message"))
     ordered = sorted(events.values(), key=lambda e: e.at)
     if not ordered:
-        line = (
-            f"{OK} No checksum, `pg_restore --list` or row-count verification failures since "
-            f"{since:%Y-%m-%d}."
+        line = say(
+            "{mark} No checksum, {list} or row-count verification failures since {since}.",
+            mark=OK,
+            list=Name("pg_restore --list"),
+            since=f"{since:%Y-%m-%d}",
         )
         return ItemResult(
             "corruption",
@@ -589,9 +676,18 @@ def _corruption_item(ev: ChecklistEvidence, since: datetime) -> ItemResult:
         )
     shown = []
     for e in ordered[:MAX_LISTED]:
-        where = f" `{e.database}`" if e.database else ""
-        link = f" · <{e.link}|message>" if e.link else ""
-        shown.append(f"{LOOK} {humanize.utc(e.at)}{where} {e.what}: {_esc(e.detail)}{link}")
+        where = say(" {db}", db=_db(e.database)) if e.database else ""
+        shown.append(
+            say(
+                "{mark} {at}{where} {what}: {detail}{ref}",
+                mark=LOOK,
+                at=humanize.utc(e.at),
+                where=where,
+                what=e.what,
+                detail=e.detail,
+                ref=e.ref,
+            )
+        )
     return ItemResult(
         "corruption",
         False,
@@ -599,7 +695,8 @@ def _corruption_item(ev: ChecklistEvidence, since: datetime) -> ItemResult:
         tuple(_more(shown, len(ordered))),
         {
             "events": [
-                {"at": e.at.isoformat(), "database": e.database, "what": e.what} for e in ordered
+                {"at": e.at.isoformat(), "database": e.database, "what": str(e.what)}
+                for e in ordered
             ]
         },
     )

@@ -127,7 +127,7 @@ def checklist_message(record: ChecklistRecord) -> Message:
             blocks.append(section(f"*{item_title(key)}*\nnot evaluated"))
             continue
         item = evaluation.item(key)
-        blocks.append(section(f"{item.mark} *{item.title}*\n" + "\n".join(item.lines)))
+        blocks.append(section(f"{item.mark} *{item.title}*\n" + "\n".join(map(render, item.lines))))
     ticked = len(record.ticked)
     if record.signed_off:
         look = evaluation.needs_look if evaluation else []
