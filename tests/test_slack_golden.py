@@ -1,0 +1,73 @@
+"""Golden files of the Slack renderer: every message kind, from fixed result objects, as
+the JSON `chat.postMessage` receives (fallback text escaped, blocks).
+
+A change to a message shows up here as a diff to review. After an intended change,
+regenerate with `BACKUPBOT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest
+tests/test_slack_golden.py` and commit the files under `tests/golden/slack/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.kit import Message
+from backupbot.commands.approvals import Refusal
+from backupbot.phrases import Actor, Command, Name, say
+from tests.test_blocks import RENDERED
+from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
+
+GOLDEN = Path(__file__).parent / "golden" / "slack"
+UPDATE = os.environ.get("BACKUPBOT_UPDATE_GOLDEN") == "1"
+
+KINDS: dict[str, Callable[[], Message]] = {
+    **RENDERED,
+    **{
+        f"restore_{status}": (lambda s=status: restore_blocks.restore_message(in_state(s), NOW))
+        for status in ALL_STATUSES
+    },
+    "restore_report_succeeded": lambda: restore_blocks.restore_report(in_state("succeeded")),
+    "restore_report_failed": lambda: restore_blocks.restore_report(in_state("failed")),
+    "restore_refused": lambda: restore_blocks.refused(
+        Refusal(
+            "decided",
+            say(
+                "This restore request was already denied by {who}; ask again with {cmd}.",
+                who=Actor("UBOB"),
+                cmd=Command("restore", "app", "latest"),
+            ),
+        )
+    ),
+    "restore_requested_ack": lambda: restore_blocks.requested_ack(in_state("pending"), "C0BACKUPS"),
+    "hostile_usage_error": lambda: kit.usage_error(
+        say("There is no backup {ref} of {db}.", ref=Name("<!channel>"), db=Name("app")),
+        "/backup restore DB",
+    ),
+}
+
+
+def _as_posted(message: Message) -> dict[str, Any]:
+    return json.loads(json.dumps(message.as_kwargs()))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_slack_message_matches_its_golden_file(name: str) -> None:
+    path = GOLDEN / f"{name}.json"
+    posted = _as_posted(KINDS[name]())
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(posted, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    assert path.exists(), f"no golden file {path}: run with BACKUPBOT_UPDATE_GOLDEN=1 once"
+    assert posted == json.loads(path.read_text()), f"{name} changed; see the module docstring"
+
+
+def test_every_golden_file_belongs_to_a_message_kind() -> None:
+    stale = sorted(p.stem for p in GOLDEN.glob("*.json") if p.stem not in KINDS)
+    assert stale == [], f"golden files without a message kind: {stale}"
