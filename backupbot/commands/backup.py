@@ -45,6 +45,7 @@ from backupbot.storage.liveness import (
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
 from backupbot.storage.pgtools import (
+    PgBinaries,
     PgDump,
     SessionWatch,
     child_application_name,
@@ -382,60 +383,9 @@ class BackupService:
     ) -> SuccessDetails:
         conn = ConnInfo.from_url(db.url.get_secret_value())
         beat.stage("snapshot", 0)
-        # The watch names (and, past the limit, cancels) any lock wait of the row counts or
-        # of pg_dump; pg_dump is killed and reaped however the `with` block is left.
-        lock_wait = self._lock_wait_seconds
-        with SessionWatch(
-            conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
-        ) as watch:
-            session = SnapshotSession(
-                with_session_settings(
-                    conn,
-                    application_name=watch.name("snapshot"),
-                    lock_timeout=str(max(1, round(lock_wait * 1000))),
-                )
-            )
-            stops.add(session.interrupt)
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
-            try:
-                binaries = find_binaries(session.server.major, self._pg_bin_dirs)
-                with PgDump(
-                    binaries,
-                    conn,
-                    snapshot=session.snapshot,
-                    lock_wait_seconds=lock_wait,
-                    watch=watch,
-                ) as dump:
-                    stops.add(dump.kill)
-                    if session.consistent:
-                        counts: Future[dict[str, int]] = pool.submit(session.row_counts)
-                    writer = self._store.open_writer(artifact_key)
-                    try:
-                        with conn.client_env() as env:
-                            stdout = dump.start(env)
-                            if not session.consistent:
-                                counts = pool.submit(session.row_counts)
-                            beat.stage("dumping", 0)
-                            streamed = compress_stream(
-                                stdout,
-                                writer,
-                                level=self._level,
-                                threads=self._threads,
-                                on_bytes=lambda n: beat.tick("dumping", n),
-                            )
-                            dump.finish()
-                        row_counts = _row_counts(counts, watch, db.name, lock_wait)
-                        prisma = session.prisma_head()
-                        writer.commit()
-                    except BaseException:
-                        writer.abort()
-                        raise
-            except BaseException:
-                session.interrupt()  # a row count still waiting must not hold up the failure
-                raise
-            finally:
-                pool.shutdown(wait=True)
-                session.close()
+        dumped = self._dump(db, conn, artifact_key, beat, stops)
+        session, binaries, streamed = dumped.session, dumped.binaries, dumped.streamed
+        row_counts, prisma = dumped.row_counts, dumped.prisma
         beat.stage("verifying", 0)
         verified = verify_artifact(
             self._store,
@@ -472,6 +422,93 @@ class BackupService:
             pg_dump_version=binaries.version,
             manifest=manifest,
         )
+
+    def _dump(
+        self,
+        db: DatabaseSettings,
+        conn: ConnInfo,
+        artifact_key: str,
+        beat: _Heartbeat,
+        stops: _Stops,
+    ) -> _Dumped:
+        """pg_dump in the snapshot's transaction, compressed into the store, with the row
+        counts taken in the same snapshot. The watch names (and, past the limit, cancels)
+        any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
+        this is left."""
+        lock_wait = self._lock_wait_seconds
+        with SessionWatch(
+            conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
+        ) as watch:
+            session = SnapshotSession(
+                with_session_settings(
+                    conn,
+                    application_name=watch.name("snapshot"),
+                    lock_timeout=str(max(1, round(lock_wait * 1000))),
+                )
+            )
+            stops.add(session.interrupt)
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
+            try:
+                binaries = find_binaries(session.server.major, self._pg_bin_dirs)
+                with PgDump(
+                    binaries,
+                    conn,
+                    snapshot=session.snapshot,
+                    lock_wait_seconds=lock_wait,
+                    watch=watch,
+                ) as dump:
+                    stops.add(dump.kill)
+                    streamed, row_counts, prisma = self._stream(
+                        db, conn, session, dump, watch, pool, artifact_key, beat
+                    )
+                    return _Dumped(session, binaries, streamed, row_counts, prisma)
+            except BaseException:
+                session.interrupt()  # a row count still waiting must not hold up the failure
+                raise
+            finally:
+                pool.shutdown(wait=True)
+                session.close()
+
+    def _stream(
+        self,
+        db: DatabaseSettings,
+        conn: ConnInfo,
+        session: SnapshotSession,
+        dump: PgDump,
+        watch: SessionWatch,
+        pool: ThreadPoolExecutor,
+        artifact_key: str,
+        beat: _Heartbeat,
+    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None]:
+        """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
+        row counts and the Prisma head (all in the dump's snapshot) are in hand: anything
+        else aborts it, so nothing half-written stays. Row counts start with the dump in a
+        consistent snapshot, after it otherwise."""
+        counts: Future[dict[str, int]] | None = None
+        if session.consistent:
+            counts = pool.submit(session.row_counts)
+        writer = self._store.open_writer(artifact_key)
+        try:
+            with conn.client_env() as env:
+                stdout = dump.start(env)
+                if counts is None:
+                    counts = pool.submit(session.row_counts)
+                beat.stage("dumping", 0)
+                streamed = compress_stream(
+                    stdout,
+                    writer,
+                    level=self._level,
+                    threads=self._threads,
+                    on_bytes=lambda n: beat.tick("dumping", n),
+                )
+                dump.finish()
+            row_counts = _row_counts(counts, watch, db.name, self._lock_wait_seconds)
+            prisma = session.prisma_head()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return streamed, row_counts, prisma
 
     def _manifest(
         self,
@@ -574,6 +611,17 @@ def _row_counts(
             f"{lock_wait:g} s (backup.lock_wait_seconds) for a lock: {wait.blocked_by()}. "
             "Nothing was stored; run the backup again once that session has finished."
         ) from None
+
+
+@dataclass(frozen=True)
+class _Dumped:
+    """What a finished dump leaves for verification and the manifest."""
+
+    session: SnapshotSession
+    binaries: PgBinaries
+    streamed: StreamResult
+    row_counts: dict[str, int]
+    prisma: dict[str, Any] | None
 
 
 class _Stops:
