@@ -31,7 +31,7 @@ from backupbot.errors import BackupbotError, UsageError, VerificationFailed
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
-from backupbot.storage.dumpstream import unpack_artifact
+from backupbot.storage.dumpstream import Unpacked, unpack_artifact
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import process_identity
 from backupbot.storage.pgadmin import (
@@ -42,7 +42,7 @@ from backupbot.storage.pgadmin import (
 )
 from backupbot.storage.pgconn import ConnInfo, url_with_dbname
 from backupbot.storage.pginspect import count_rows
-from backupbot.storage.pgtools import PgRestore, find_binaries
+from backupbot.storage.pgtools import PgBinaries, PgRestore, find_binaries
 from backupbot.storage.restores import FAILED, RUNNING, RestoreRecord, RestoreRequests
 from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
 
@@ -293,6 +293,8 @@ class RestoreRunner:
         started: float,
         listener: ProgressListener,
     ) -> RestoreRecord:
+        """The stages in order: download and check, safety backup, create, pg_restore,
+        verify; each is timed into `run` and reported to `listener`."""
         if not (backup.artifact_key and backup.sha256 and backup.stored_size and backup.raw_size):
             raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")
         # 1. The artifact, checked byte for byte, before anything is touched.
@@ -322,13 +324,34 @@ class RestoreRunner:
         # 4. pg_restore.
         t = self._stage(record, run, "restore", listener)
         run.touched = True
+        self._pg_restore(record, binaries, target, archive, clean=facts.has_data)
+        run.timings["restore"] = time.monotonic() - t
+        # 5. Verification against the manifest.
+        t = self._stage(record, run, "verify", listener)
+        expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
+        try:
+            actual = self._verify(record, target, expected)
+        finally:  # a failed verification is timed too
+            run.timings["verify"] = time.monotonic() - t
+        return self._succeeded(record, run, started, expected, actual, archive.raw_size)
+
+    def _pg_restore(
+        self,
+        record: RestoreRecord,
+        binaries: PgBinaries,
+        target: ConnInfo,
+        archive: Unpacked,
+        *,
+        clean: bool,
+    ) -> None:
+        """pg_restore into the target; stopped and reaped however this is left."""
         with (
             PgRestore(
                 binaries,
                 target,
                 archive.path,
                 jobs=self._jobs(archive.raw_size),
-                clean=facts.has_data,
+                clean=clean,
                 no_owner=self._settings.no_owner,
                 no_acl=self._settings.no_acl,
                 lock_timeout_seconds=self._settings.lock_timeout_seconds,
@@ -337,18 +360,18 @@ class RestoreRunner:
             ) as restore,
             self._interrupts.running(record.id, restore.kill),
         ):
-            restore.run()  # pg_restore is stopped and reaped however this block is left
-        run.timings["restore"] = time.monotonic() - t
-        # 5. Verification against the manifest.
-        t = self._stage(record, run, "verify", listener)
-        expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
+            restore.run()
+
+    def _verify(
+        self, record: RestoreRecord, target: ConnInfo, expected: dict[str, int]
+    ) -> dict[str, int]:
+        """Row counts of the restored target, compared with the manifest's and recorded;
+        raises `_VerificationMismatch` when any table differs."""
         with target.connect(autocommit=True) as conn:
             actual = count_rows(conn)
         mismatches = compare_counts(expected, actual)
-        run.timings["verify"] = time.monotonic() - t
-        now = self._clock.now()
         self._record(
-            now,
+            self._clock.now(),
             BOT_ACTOR,
             "restore.verified",
             "failed" if mismatches else "ok",
@@ -360,6 +383,19 @@ class RestoreRunner:
         )
         if mismatches:
             raise _VerificationMismatch(mismatches)
+        return actual
+
+    def _succeeded(
+        self,
+        record: RestoreRecord,
+        run: _Run,
+        started: float,
+        expected: dict[str, int],
+        actual: dict[str, int],
+        raw_size: int,
+    ) -> RestoreRecord:
+        """The restore's result (timings against the RTO), stored and recorded."""
+        now = self._clock.now()
         total = time.monotonic() - started
         rto = self.rto_minutes(record.database)
         result = {
@@ -371,7 +407,7 @@ class RestoreRunner:
             "rows": sum(expected.values()),
             "extra_tables": sorted(set(actual) - set(expected)),
             "safety_backup_id": run.safety_backup_id,
-            "jobs": self._jobs(archive.raw_size),
+            "jobs": self._jobs(raw_size),
             "target_state": "restored and verified",
         }
         self._restores.finish(record.id, RESTORE_SUCCEEDED, now, result=result)
