@@ -372,24 +372,14 @@ class Services:
         self.jobs.shutdown()
 
 
-def build_services(
+def _backup_service(
     settings: Settings,
-    environ: Mapping[str, str] | None = None,
-    *,
-    clock: Clock | None = None,
-    store: ArtifactStore | None = None,
-) -> Services:
-    """Open the state database (migrating it), the artifact store and the services."""
-    environ = os.environ if environ is None else environ
-    clock = clock or SystemClock()
-    engine = create_state_engine(settings.state_url)
-    migrate(engine)
-    catalog = BackupCatalog(engine)
-    incidents = IncidentLog(engine)
-    store = store or build_store(settings.storage)
-    slack = SlackCredentials.from_env(environ)
-    slack_client = build_slack_client(slack)
-    backups = BackupService(
+    catalog: BackupCatalog,
+    incidents: IncidentLog,
+    store: ArtifactStore,
+    clock: Clock,
+) -> BackupService:
+    return BackupService(
         databases=settings.databases,
         catalog=catalog,
         incidents=incidents,
@@ -401,6 +391,19 @@ def build_services(
         lock_wait_seconds=settings.backup.lock_wait_seconds,
         durable_queue=_durable(settings),
     )
+
+
+def _restore_services(
+    settings: Settings,
+    engine: Engine,
+    catalog: BackupCatalog,
+    incidents: IncidentLog,
+    store: ArtifactStore,
+    backups: BackupService,
+    clock: Clock,
+    slack_client: WebClient | None,
+) -> tuple[RestoreRequests, RestoreRunner, RestoreService]:
+    """The restore engine and the requests and approvals in front of it."""
     policy = approval_policy(settings)
     directory = SlackApproverDirectory(slack_client) if slack_client else None
     restore_requests = RestoreRequests(engine, stale_after=STALE_AFTER)
@@ -427,6 +430,53 @@ def build_services(
         settings=settings.restore,
         runner=runner,
     )
+    return restore_requests, runner, restores
+
+
+def _alert_service(
+    settings: Settings,
+    engine: Engine,
+    incidents: IncidentLog,
+    drills: DrillService,
+    checklists: ChecklistService,
+    clock: Clock,
+) -> AlertService:
+    """Escalation over every condition the bot watches."""
+    return AlertService(
+        store=AlertStore(engine),
+        incidents=incidents,
+        checks=[
+            BackupConditions(BackupFacts(engine), stale_rules(settings)),
+            DrillConditions(drills),
+            ChecklistConditions(checklists),
+        ],
+        levels=settings.escalation.levels,
+        providers={d.name: d.provider for d in settings.databases},
+        clock=clock,
+    )
+
+
+def build_services(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
+    store: ArtifactStore | None = None,
+) -> Services:
+    """Open the state database (migrating it), the artifact store and the services."""
+    environ = os.environ if environ is None else environ
+    clock = clock or SystemClock()
+    engine = create_state_engine(settings.state_url)
+    migrate(engine)
+    catalog = BackupCatalog(engine)
+    incidents = IncidentLog(engine)
+    store = store or build_store(settings.storage)
+    slack = SlackCredentials.from_env(environ)
+    slack_client = build_slack_client(slack)
+    backups = _backup_service(settings, catalog, incidents, store, clock)
+    restore_requests, runner, restores = _restore_services(
+        settings, engine, catalog, incidents, store, backups, clock, slack_client
+    )
     checklists = ChecklistService(
         settings=settings,
         checklists=Checklists(engine),
@@ -445,18 +495,7 @@ def build_services(
         clock=clock,
         settings=settings.restore,
     )
-    alerts = AlertService(
-        store=AlertStore(engine),
-        incidents=incidents,
-        checks=[
-            BackupConditions(BackupFacts(engine), stale_rules(settings)),
-            DrillConditions(drills),
-            ChecklistConditions(checklists),
-        ],
-        levels=settings.escalation.levels,
-        providers={d.name: d.provider for d in settings.databases},
-        clock=clock,
-    )
+    alerts = _alert_service(settings, engine, incidents, drills, checklists, clock)
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
         jobs=jobs,
