@@ -21,8 +21,9 @@ from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
-from backupbot.commands.schedule import jobs_from_settings, stale_rules
-from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
+from backupbot.commands.schedule import stale_rules
+from backupbot.commands.status import BotStatus, DatabaseStatus
+from backupbot.commands.status_service import StatusService
 from backupbot.errors import BackupbotError, StateUnavailable
 from backupbot.settings import (
     DatabaseSettings,
@@ -192,6 +193,7 @@ class Services:
     slack_client: WebClient | None
     jobs: BackgroundJobs
     queue: JobQueue
+    status: StatusService
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)
@@ -301,27 +303,10 @@ class Services:
         return count
 
     def status_report(self, database: str | None = None) -> list[DatabaseStatus]:
-        """Status of one configured database, or of all in configuration order."""
-        now = self.clock.now()
-        dbs = [d for d in self.settings.databases if database in (None, d.name)]
-        backups = {j.database: j for j in jobs_from_settings(self.settings) if j.database}
-        return status_report(
-            self.catalog,
-            [(d.name, d.provider) for d in dbs],
-            now,
-            stale_afters=stale_rules(self.settings),
-            next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
-            timezones={d.name: d.timezone for d in dbs},
-            drills={d.name: self.drills.summaries(d.name, limit=6) for d in dbs},
-            alerts=self.alerts.summaries(),
-        )
+        return self.status.report(database)
 
     def bot_status(self) -> BotStatus:
-        """The month's checklist and the alerts that are not about one database."""
-        return BotStatus(
-            checklist=self.checklists.summary(self.clock.now()),
-            alerts=[a for a in self.alerts.summaries() if a.database is None],
-        )
+        return self.status.overall()
 
     def take_over_abandoned(self) -> None:
         """Close the backups, restores and drills whose process stopped, truthfully
@@ -517,6 +502,14 @@ def build_services(
         ),
         alerts=alerts,
         slack_client=slack_client,
+        status=StatusService(
+            settings=settings,
+            catalog=catalog,
+            drills=drills,
+            alerts=alerts,
+            checklists=checklists,
+            clock=clock,
+        ),
     )
 
 

@@ -1,0 +1,60 @@
+"""`/backup status`'s facts: each database's standing, gathered from the catalog, the
+drill log, the alerts and the schedules, plus the month's checklist and the alerts that
+are not about one database. Rendering is the front ends' job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backupbot.clock import Clock
+from backupbot.commands.schedule import jobs_from_settings, stale_rules
+from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
+from backupbot.settings import Settings
+from backupbot.storage.catalog import BackupCatalog
+
+if TYPE_CHECKING:
+    from backupbot.commands.checklist import ChecklistService
+    from backupbot.commands.drill import DrillService
+    from backupbot.commands.escalation import AlertService
+
+
+class StatusService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: BackupCatalog,
+        drills: DrillService,
+        alerts: AlertService,
+        checklists: ChecklistService,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._drills = drills
+        self._alerts = alerts
+        self._checklists = checklists
+        self._clock = clock
+
+    def report(self, database: str | None = None) -> list[DatabaseStatus]:
+        """Status of one configured database, or of all in configuration order."""
+        now = self._clock.now()
+        dbs = [d for d in self._settings.databases if database in (None, d.name)]
+        backups = {j.database: j for j in jobs_from_settings(self._settings) if j.database}
+        return status_report(
+            self._catalog,
+            [(d.name, d.provider) for d in dbs],
+            now,
+            stale_afters=stale_rules(self._settings),
+            next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
+            timezones={d.name: d.timezone for d in dbs},
+            drills={d.name: self._drills.summaries(d.name, limit=6) for d in dbs},
+            alerts=self._alerts.summaries(),
+        )
+
+    def overall(self) -> BotStatus:
+        """The month's checklist and the alerts that are not about one database."""
+        return BotStatus(
+            checklist=self._checklists.summary(self._clock.now()),
+            alerts=[a for a in self._alerts.summaries() if a.database is None],
+        )
