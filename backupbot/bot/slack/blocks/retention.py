@@ -88,7 +88,7 @@ def retention_dry_run(plan: RetentionPlan) -> Message:
         dbs = sorted({d.backup.database for d in doomed})
         summary = (
             f"The next retention run would delete {len(doomed)} backup(s) "
-            f"({humanize.size(plan.bytes_to_free)}) of {', '.join(dbs)}."
+            f"({humanize.size(plan.bytes_to_free)}) of {', '.join(map(code, dbs))}."
         )
     else:
         summary = "The next retention run would delete nothing."
