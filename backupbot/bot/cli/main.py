@@ -1,5 +1,5 @@
-"""The `backupbot` command line: the same operations as Slack, for CI/CD and for when
-Slack is down. Actions are recorded with the actor `cli:<os user>`.
+"""The backupbot command line: the same operations as Slack, for CI/CD and for when
+Slack is down. Actions are recorded with the actor cli:<os user>.
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
 

@@ -44,7 +44,7 @@ def worker(services: Services, host: str, port: int) -> int:
     if services.settings.state_url.startswith("sqlite"):
         raise UsageError(
             "backupbot worker shares a queue in a PostgreSQL state database; with SQLite "
-            "state (one host), `backupbot serve` runs the jobs itself."
+            "state (one host), backupbot serve runs the jobs itself."
         )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

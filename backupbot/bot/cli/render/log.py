@@ -16,7 +16,8 @@ def incident_line(i: Incident) -> str:
     db = f" {i.database}" if i.database else ""
     bid = f" [{i.backup_id}]" if i.backup_id else ""
     detail = i.details.get("error") or i.details.get("reason") or ""
-    return f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}"
+    line = f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}"
+    return line.rstrip()
 
 
 def log_lines(records: Sequence[Incident]) -> list[str]:
