@@ -504,7 +504,7 @@ def parse_settings(
     """Validate `raw` (the parsed YAML). Relative paths in it resolve against `base_dir`
     (`load_settings` passes the config file's directory; default: the current directory)."""
     if not isinstance(raw, dict):
-        raise ConfigError(["the file must be a YAML mapping with a `databases:` list"], source)
+        raise ConfigError(["the file must be a YAML mapping with a databases: list"], source)
     try:
         data = interpolate(raw, environ)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from backupbot.commands.backup import Progress
 from backupbot.commands.parse import SUBCOMMANDS
 from backupbot.commands.status import DatabaseStatus
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
+from backupbot.phrases import Command, say
 from backupbot.storage.catalog import FAILED, RUNNING, SUCCEEDED, BackupRecord
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
@@ -337,12 +338,12 @@ def test_failed_message_without_error_says_it_did_not_finish() -> None:
 
 
 def test_status_for_database_without_backup_says_no_verified_backup() -> None:
-    warning = "No verified backup yet. Run `/backup now app`."
+    warning = say("No verified backup yet. Run {cmd}.", cmd=Command("now", "app"))
 
     msg = status_blocks.status_message([status(warnings=[warning])])
 
     assert_slack_accepts(msg)
-    assert "No verified backup" in shown(msg)
+    assert "No verified backup yet. Run `/backup now app`." in shown(msg)
     assert ":warning:" in shown(msg)
     assert "1 of 1 database(s) need attention: app." in msg.text
 

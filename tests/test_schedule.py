@@ -385,7 +385,7 @@ def test_status_judges_an_hourly_database_stale_after_three_hours(
     clock.advance(hours=3, minutes=1)
     by_name = {s.name: s for s in services.status_report()}
     assert any(
-        "since the scheduled run of 2026-11-24 01:00 UTC and its 2 h grace" in w
+        "since the scheduled run of 2026-11-24 01:00 UTC and its 2 h grace" in str(w)
         for w in by_name["hourly"].warnings
     )
     assert by_name["daily"].healthy

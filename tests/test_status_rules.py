@@ -61,7 +61,7 @@ def test_database_without_any_backup_gets_a_warning(catalog: BackupCatalog) -> N
     s = database_status(catalog, "app", "neon", NOW)
 
     assert not s.healthy
-    assert s.warnings == ["No verified backup yet. Run /backup now app."]
+    assert [str(w) for w in s.warnings] == ["No verified backup yet. Run /backup now app."]
     assert s.last_success is None
     assert s.last_failure is None
     assert s.running is None
@@ -88,7 +88,7 @@ def test_success_27_hours_ago_warns_about_the_26_hour_window(catalog: BackupCata
     s = database_status(catalog, "app", "generic", NOW)
 
     assert not s.healthy
-    [warning] = s.warnings
+    [warning] = [str(w) for w in s.warnings]
     assert "No verified backup in the last 26 h" in warning
     assert "27 h ago" in warning
     assert "/backup now app" in warning
@@ -99,7 +99,7 @@ def test_stale_window_follows_the_given_stale_after(catalog: BackupCatalog) -> N
 
     s = database_status(catalog, "app", "generic", NOW, stale_after=timedelta(hours=4))
 
-    [warning] = s.warnings
+    [warning] = [str(w) for w in s.warnings]
     assert "last 4 h" in warning
 
 
@@ -109,7 +109,9 @@ def test_failure_newer_than_last_success_warns_with_its_error(catalog: BackupCat
 
     s = database_status(catalog, "app", "generic", NOW)
 
-    assert s.warnings == ["The latest backup attempt failed: pg_dump: connection refused"]
+    assert [str(w) for w in s.warnings] == [
+        "The latest backup attempt failed: pg_dump: connection refused"
+    ]
     assert s.last_failure is not None
     assert s.last_failure.id == failure_id
 
@@ -133,8 +135,8 @@ def test_only_failures_warn_about_both_missing_backup_and_the_failure(
     s = database_status(catalog, "app", "generic", NOW)
 
     assert len(s.warnings) == 2
-    assert s.warnings[0].startswith("No verified backup yet.")
-    assert s.warnings[1] == "The latest backup attempt failed: disk full"
+    assert str(s.warnings[0]).startswith("No verified backup yet.")
+    assert str(s.warnings[1]) == "The latest backup attempt failed: disk full"
 
 
 def test_kept_counts_only_succeeded_backups(catalog: BackupCatalog) -> None:

@@ -59,7 +59,7 @@ def _backup(services: Services) -> None:
 
 def _stale_warning(services: Services) -> str | None:
     [status] = services.status_report("app")
-    return next((w for w in status.warnings if w.startswith("No verified backup")), None)
+    return next((str(w) for w in status.warnings if str(w).startswith("No verified")), None)
 
 
 def _open_stale(services: Services) -> list[str]:

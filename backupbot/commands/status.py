@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
 from backupbot.commands.schedule import StaleRule, as_stale_rule
+from backupbot.phrases import Command, Phrase, say
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
 
 
@@ -60,7 +61,7 @@ class DatabaseStatus:
     last_failure: BackupRecord | None
     running: BackupRecord | None
     kept: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Phrase] = field(default_factory=list)
     next_backup: datetime | None = None
     timezone: str = "UTC"  # its backup schedule's zone, in which `next_backup` is shown
     drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 6
@@ -88,10 +89,13 @@ class BotStatus:
     alerts: list[AlertSummary] = field(default_factory=list)
 
 
-def drill_warning(drill: DrillSummary | None) -> str | None:
+def drill_warning(drill: DrillSummary | None) -> Phrase | None:
     if drill is None or drill.status == "passed":
         return None
-    return f"The last restore drill failed: {drill.error or 'see its message in the channel'}"
+    return say(
+        "The last restore drill failed: {error}",
+        error=drill.error or "see its message in the channel",
+    )
 
 
 def database_status(
@@ -111,16 +115,21 @@ def database_status(
     rule = as_stale_rule(stale_after)
     ok = catalog.latest(name, SUCCEEDED)
     bad = catalog.latest(name, FAILED)
-    warnings = []
+    warnings: list[Phrase] = []
     if ok is None:
-        warnings.append("No verified backup yet. Run /backup now " + name + ".")
+        warnings.append(say("No verified backup yet. Run {cmd}.", cmd=Command("now", name)))
     elif rule.is_stale(ok.started_at, now):
         warnings.append(
-            f"No verified backup {rule.describe(now)}: the newest is "
-            f"{humanize.age(ok.started_at, now)}. Check the schedule or run /backup now {name}."
+            say(
+                "No verified backup {within}: the newest is {age}. Check the schedule or "
+                "run {cmd}.",
+                within=rule.describe(now),
+                age=humanize.age(ok.started_at, now),
+                cmd=Command("now", name),
+            )
         )
     if bad is not None and (ok is None or bad.started_at > ok.started_at):
-        warnings.append(f"The latest backup attempt failed: {bad.error}")
+        warnings.append(say("The latest backup attempt failed: {error}", error=bad.error or "?"))
     finished = next((d for d in drills if d.status != "running"), None)
     if (warning := drill_warning(finished)) is not None:
         warnings.append(warning)

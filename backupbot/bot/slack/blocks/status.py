@@ -16,6 +16,7 @@ from backupbot.bot.slack.kit import (
     esc,
     fields,
     mention,
+    render,
     section,
 )
 from backupbot.commands import humanize
@@ -66,7 +67,7 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
     if trend := rto_trend(s.drills):
         pairs.append(("RTO trend (last 6 drills)", trend))
     blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
-    notes = [f":warning: {esc(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
+    notes = [f":warning: {render(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
     if notes:
         blocks.append(section("\n".join(notes)))
     return blocks

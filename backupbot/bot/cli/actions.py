@@ -1,0 +1,208 @@
+"""The CLI's operations: each runs one service call and prints what the renderers in
+`bot/cli/render/` make of the result. Human text goes to stderr when stdout is for
+scripts (a backup id, a restore id, `--json`); exit codes: 0 ok, 1 the operation failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from backupbot.bot.cli.render import backup as backup_text
+from backupbot.bot.cli.render import cli_command
+from backupbot.bot.cli.render import drill as drill_text
+from backupbot.bot.cli.render import log as log_text
+from backupbot.bot.cli.render import restore as restore_text
+from backupbot.bot.cli.render import retention as retention_text
+from backupbot.bot.cli.render import status as status_text
+from backupbot.bot.composition import Services
+from backupbot.bot.slack.blocks.retention import retention_summary
+from backupbot.bot.slack.delivery import post
+from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.commands.backup import Progress
+from backupbot.commands.drill import DrillStage
+from backupbot.commands.restore_run import RestoreProgress
+from backupbot.errors import UsageError
+from backupbot.storage.catalog import SUCCEEDED
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _say(*lines: str) -> None:
+    """Human text beside a script's stdout."""
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _require_database(services: Services, database: str) -> None:
+    if services.settings.database(database) is None:
+        names = ", ".join(services.settings.database_names)
+        raise UsageError(
+            f"There is no configured database named {database!r}. Configured: {names}."
+        )
+
+
+def backup_now(services: Services, database: str, label: str | None, as_json: bool) -> int:
+    """Take a verified backup; stdout is its id (or its JSON), exit 0 only when verified."""
+    _require_database(services, database)
+
+    def progress(p: Progress) -> None:
+        _say(backup_text.progress_line(p))
+
+    record = services.backups.backup_now(database, cli_actor(), label, progress)
+    _say(backup_text.result_line(record))
+    if as_json:
+        _print_json(backup_text.record_json(record))
+    elif record.status == SUCCEEDED:
+        print(record.id)
+    return 0 if record.status == SUCCEEDED else 1
+
+
+def _restore_flow(services: Services) -> RestoreFlow | None:
+    if services.slack_client is None or services.settings.slack is None:
+        return None
+    return RestoreFlow(services, services.slack_client)
+
+
+def restore_request(services: Services, args: argparse.Namespace) -> int:
+    """Post a restore request in Slack, where a second person approves it."""
+    flow = _restore_flow(services)
+    if flow is None:
+        raise UsageError(
+            "restore request needs Slack (SLACK_BOT_TOKEN and a slack: section), where the "
+            "request is approved. Without Slack: "
+            f"{cli_command('restore', 'run', args.database)} --break-glass --reason TEXT."
+        )
+    record = services.restores.request(
+        args.database,
+        args.backup,
+        requester=args.slack_user or cli_actor(),
+        into=args.into,
+        in_place=args.in_place,
+        reason=args.reason,
+    )
+    record = flow.post_request(record)
+    _say(restore_text.request_posted(record))
+    if args.json:
+        _print_json(restore_text.record_json(record))
+    else:
+        print(record.id)
+    return 0
+
+
+def restore_run(services: Services, args: argparse.Namespace) -> int:
+    """A break-glass restore: now, without approval, recorded as such."""
+    if not args.break_glass:
+        raise UsageError(
+            "restore run restores without a second person's approval: confirm with "
+            "--break-glass --reason TEXT, or ask in Slack with "
+            f"{cli_command('restore', 'request', args.database)}."
+        )
+    if not args.reason:
+        raise UsageError("A break-glass restore needs --reason TEXT; it goes in the record.")
+
+    def progress(p: RestoreProgress) -> None:
+        _say(restore_text.progress_line(p))
+
+    record = services.restores.break_glass(
+        args.database,
+        args.backup,
+        actor=cli_actor(),
+        reason=args.reason,
+        into=args.into,
+        in_place=args.in_place,
+        on_progress=progress,
+    )
+    flow = _restore_flow(services)
+    announced = bool(flow and flow.announce_pending())
+    _say(*restore_text.run_result(record, announced=announced))
+    if args.json:
+        _print_json(restore_text.record_json(record, announced=announced))
+    else:
+        print(record.id)
+    return 0 if record.status == "succeeded" else 1
+
+
+def drill(services: Services, database: str, as_json: bool) -> int:
+    """Run a restore drill; posted in the channel too when Slack is configured."""
+    _require_database(services, database)
+
+    def progress(p: DrillStage) -> None:
+        _say(drill_text.progress_line(p))
+
+    client = services.slack_client if services.settings.slack else None
+    services.take_over_abandoned()  # a drill whose process is gone must not block this one
+    [record] = DrillFlow(services, client).run(database, cli_actor(), progress)
+    told = None if client is None else record.message_ts is not None
+    _say(*drill_text.result_lines(record, channel_told=told))
+    if as_json:
+        _print_json(drill_text.record_json(record))
+    else:
+        print(record.id)
+    return 0 if record.status == "passed" else 1
+
+
+def retention(services: Services, database: str | None, apply: bool, as_json: bool) -> int:
+    """Dry run by default; `--apply` deletes now (actor cli:<user>) and tells the channel."""
+    now = services.clock.now()
+    if not apply:
+        plan = services.retention.plan(database, now)
+        if as_json:
+            _print_json(plan.as_json())
+        else:
+            print("\n".join(retention_text.plan_lines(plan)))
+        return 0
+    report = services.retention.apply(now, cli_actor(), database)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        print("\n".join(retention_text.report_lines(report)))
+    summary = retention_summary(report)
+    if summary is not None and services.slack_client is not None and services.settings.slack:
+        post(services.slack_client, services.settings.slack.channel, summary)
+    return 0 if report.ok else 1
+
+
+def status(services: Services, database: str | None, as_json: bool) -> int:
+    """Where each database stands; exit 1 if any needs attention."""
+    if database is not None and services.settings.database(database) is None:
+        raise UsageError(f"There is no configured database named {database!r}.")
+    report = services.status_report(database)
+    if as_json:
+        _print_json([status_text.status_json(s) for s in report])
+    else:
+        print("\n".join(status_text.status_lines(report, services.bot_status())))
+    return 0 if all(s.healthy for s in report) else 1
+
+
+def log(services: Services, limit: int, as_json: bool) -> int:
+    records = services.incidents.recent(limit)
+    if as_json:
+        _print_json([i.as_json() for i in records])
+    elif records:
+        print("\n".join(log_text.log_lines(records)))
+    return 0
+
+
+def log_verify(services: Services, as_json: bool) -> int:
+    """Walk the incident log's hash chain; exit 1 and name the first broken record."""
+    check = services.incidents.verify()
+    if as_json:
+        _print_json(log_text.verify_json(check))
+    else:
+        print(log_text.verify_line(check))
+    return 0 if check.intact else 1

@@ -1,0 +1,144 @@
+"""`backupbot config check [--live]`: the configuration as the bot will use it (absolute
+paths, schedules, warnings for `serve`), and with `--live` whether every database, the
+store and Slack answer. Never prints a secret: URLs are redacted, S3 keys not shown."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+
+from backupbot.bot.cli.render import cli_command, render
+from backupbot.commands import humanize
+from backupbot.commands.schedule import jobs_from_settings
+from backupbot.errors import BackupbotError
+from backupbot.settings import Settings, SlackCredentials
+from backupbot.storage.pgconn import ConnInfo, redact
+
+
+def config_check(settings: Settings, live: bool) -> int:
+    """Print what the configuration means; exit 1 if a `--live` check failed."""
+    names = ", ".join(settings.database_names)
+    print(f"config OK: {len(settings.databases)} database(s): {names}")
+    for line in [*_where(settings), *_notes(settings)]:
+        print(line)
+    if not live:
+        return 0
+    failed = not _live_checks(settings)
+    failed = not _slack_live_check(settings) or failed
+    return 1 if failed else 0
+
+
+def _where(settings: Settings) -> list[str]:
+    """Where things are, as absolute paths (relative ones in the file mean next to it)."""
+    lines = [f"config file: {settings.config_file or '(none; paths relative to the cwd)'}"]
+    state_file = settings.state_file
+    if state_file is None:
+        lines.append(f"state database: {redact(settings.state_url)}")
+    else:
+        new = "" if state_file.exists() else ", does not exist yet"
+        lines.append(f"state database: {state_file} (SQLite{new})")
+    if settings.storage.local is not None:
+        lines.append(f"store: local directory {settings.storage.local.path}")
+    elif (s3 := settings.storage.s3) is not None:
+        endpoint = redact(s3.endpoint_url) if s3.endpoint_url else "AWS"
+        region = f", region {s3.region}" if s3.region else ""
+        lines.append(
+            f"store: S3 bucket {s3.bucket}, prefix {s3.prefix or '(none)'}, "
+            f"endpoint {endpoint}{region}"
+        )
+    work_dir = settings.restore.work_dir
+    lines.append(f"restore work dir: {work_dir or f'{tempfile.gettempdir()} (default: $TMPDIR)'}")
+    if settings.backup.pg_bin_dirs:
+        dirs = ", ".join(str(d) for d in settings.backup.pg_bin_dirs)
+        lines.append(f"pg_dump/pg_restore also looked for in: {dirs}")
+    return lines
+
+
+def _notes(settings: Settings) -> list[str]:
+    """What `serve` would lack, the schedules' next runs, escalation levels that ping
+    nobody."""
+    lines: list[str] = []
+    serve = cli_command("serve")
+    problems = SlackCredentials.from_env(os.environ).problems_for_serving()
+    if settings.slack is None:
+        problems.append(f"slack: no slack: section; {serve} needs slack.channel")
+    elif not settings.slack.approvers and not settings.slack.approver_group:
+        lines.append(
+            "note: no slack.approvers or slack.approver_group: anyone in the channel except "
+            "the requester may approve a restore"
+        )
+    lines.extend(f"warning (needed for {serve}): {p}" for p in problems)
+    now = datetime.now(UTC)
+    for job in jobs_from_settings(settings):
+        when = humanize.zoned(job.next_fire(now), job.timezone)
+        lines.append(f"schedule {job.name}: {job.cron} ({job.timezone}), next {when}")
+    for i, level in enumerate(settings.escalation.levels):
+        if not level.mention and not level.provider_support:
+            lines.append(
+                f"note: escalation.levels[{i}] ({level.name}) mentions nobody; its pings only "
+                "post in the alert's thread. Add Slack user or group ids to its mention list."
+            )
+    return lines
+
+
+def _live_checks(settings: Settings) -> bool:
+    """Reach the store and every database (and find a matching pg_dump); False if any
+    failed."""
+    from backupbot.bot.composition import build_store
+    from backupbot.storage.pginspect import SnapshotSession
+    from backupbot.storage.pgtools import find_binaries
+
+    ok = True
+    try:
+        build_store(settings.storage).check()
+        print("store OK")
+    except BackupbotError as exc:
+        ok = False
+        print(f"store FAILED: {render(exc.phrase)}")
+    for db in settings.databases:
+        try:
+            session = SnapshotSession(ConnInfo.from_url(db.url.get_secret_value()))
+            try:
+                bins = find_binaries(session.server.major, settings.backup.pg_bin_dirs)
+            finally:
+                session.close()
+            print(f"{db.name} OK: PostgreSQL {session.server.version}, pg_dump {bins.version}")
+        except BackupbotError as exc:
+            ok = False
+            print(f"{db.name} FAILED: {render(exc.phrase)}")
+    return ok
+
+
+def _slack_live_check(settings: Settings) -> bool:
+    """Ask Slack whether the token works and the channel exists, and show the last
+    delivery failure the bot recorded (`slack.delivery_failed`). False if Slack refused."""
+    from backupbot.bot.composition import build_slack_client
+    from backupbot.bot.slack.delivery import live_check
+
+    client = build_slack_client(SlackCredentials.from_env(os.environ))
+    ok = True
+    if client is not None:
+        ok, line = live_check(client, settings.slack.channel if settings.slack else None)
+        print(line)
+    try:
+        from backupbot.storage.incidents import IncidentLog
+        from backupbot.storage.state import create_state_engine
+
+        if settings.state_file is not None and not settings.state_file.exists():
+            return ok
+        engine = create_state_engine(settings.state_url)
+        try:
+            recent = IncidentLog(engine).recent(500)
+        finally:
+            engine.dispose()
+    except Exception:  # no state database yet, or not reachable: nothing recorded to show
+        return ok
+    failure = next((i for i in recent if i.action == "slack.delivery_failed"), None)
+    if failure is not None:
+        d = failure.details
+        print(
+            f"last Slack delivery failure the bot recorded: {humanize.utc(failure.at)}, "
+            f"{d.get('channel')}: {d.get('error')}"
+        )
+    return ok

@@ -1,0 +1,85 @@
+"""`backupbot restore request` and `restore run`: progress, result lines and JSON."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from backupbot.bot.cli.render.phrase import cli_command
+from backupbot.commands import humanize
+from backupbot.commands.restore_run import RestoreProgress
+from backupbot.storage.restores import RestoreRecord
+
+
+def progress_line(p: RestoreProgress) -> str:
+    return f"[{p.restore_id}] {p.stage}"
+
+
+def request_posted(record: RestoreRecord) -> str:
+    """A request posted in Slack: where, what, and what it waits for."""
+    return (
+        f"restore request {record.id} posted in {record.channel}: {record.database} backup "
+        f"{record.backup_id} into {record.target_db}; needs {record.required_approvals} "
+        f"approval(s) before {humanize.utc(record.expires_at)}"
+    )
+
+
+def run_result(record: RestoreRecord, *, announced: bool) -> list[str]:
+    """A break-glass restore's outcome, its safety backup, and whether Slack knows yet."""
+    res = record.result
+    if record.status == "succeeded":
+        took = humanize.duration(timedelta(seconds=res.get("total_seconds") or 0))
+        lines = [
+            f"restore {record.id}: {record.database} backup {record.backup_id} restored into "
+            f"{record.target_db} and verified ({res.get('tables')} tables) in {took} "
+            f"(RTO target {res.get('rto_minutes')} min)"
+        ]
+    else:
+        lines = [
+            f"restore {record.id} failed: {record.error}",
+            f"target: {res.get('target_state')}",
+        ]
+    if res.get("safety_backup_id"):
+        lines.append(f"safety backup: {res['safety_backup_id']}")
+    if not announced:
+        lines.append(
+            f"Slack was not told yet; {cli_command('serve')} posts the notice when it can."
+        )
+    return lines
+
+
+def record_json(r: RestoreRecord, *, announced: bool | None = None) -> dict[str, Any]:
+    """A restore's facts for scripts: ids, target, state, numbers; `announced` when the
+    CLI knows whether the channel was told."""
+    res = r.result
+    data: dict[str, Any] = {
+        "id": r.id,
+        "database": r.database,
+        "backup_id": r.backup_id,
+        "mode": r.mode,
+        "target_db": r.target_db,
+        "status": r.status,
+        "requester": r.requester,
+        "reason": r.reason,
+        "break_glass": r.break_glass,
+        "required_approvals": r.required_approvals,
+        "approvals": r.approvers,
+        "created_at": r.created_at.isoformat(),
+        "expires_at": r.expires_at.isoformat(),
+        "channel": r.channel,
+        "message_ts": r.message_ts,
+        "started_at": r.started_at.isoformat() if r.started_at else None,
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "safety_backup_id": r.safety_backup_id or res.get("safety_backup_id"),
+        "tables": res.get("tables"),
+        "rows": res.get("rows"),
+        "total_seconds": res.get("total_seconds"),
+        "rto_minutes": res.get("rto_minutes"),
+        "within_rto": res.get("within_rto"),
+        "timings": res.get("timings"),
+        "target_state": res.get("target_state"),
+        "error": r.error,
+    }
+    if announced is not None:
+        data["announced"] = announced
+    return data

@@ -1,0 +1,113 @@
+"""`backupbot status`: per database and for the bot, as text lines or JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from backupbot.bot.cli.render.backup import record_json
+from backupbot.bot.cli.render.phrase import render
+from backupbot.commands import humanize
+from backupbot.commands.status import (
+    AlertSummary,
+    BotStatus,
+    ChecklistSummary,
+    DatabaseStatus,
+    DrillSummary,
+    rto_trend,
+)
+
+
+def status_lines(report: Sequence[DatabaseStatus], overall: BotStatus) -> list[str]:
+    """Each database's block, then the month's checklist and the bot's own alerts."""
+    lines = [line for s in report for line in database_lines(s)]
+    lines.append(checklist_line(overall.checklist))
+    lines.extend(alert_line(a) for a in overall.alerts)
+    return lines
+
+
+def database_lines(s: DatabaseStatus) -> list[str]:
+    lines = [f"{s.name} ({s.provider}): {'OK' if s.healthy else 'NEEDS ATTENTION'}"]
+    ok = s.last_success
+    if ok:
+        lines.append(
+            f"  last good backup: {humanize.age(ok.started_at, s.now)} "
+            f"({humanize.utc(ok.started_at)}), {humanize.size(ok.stored_size)}, "
+            f"took {humanize.duration(ok.duration)}, id {ok.id}"
+        )
+    else:
+        lines.append("  last good backup: never")
+    if f := s.last_failure:
+        lines.append(f"  last failure: {humanize.age(f.started_at, s.now)}, id {f.id}: {f.error}")
+    lines.append(f"  backups kept: {s.kept}")
+    if s.running:
+        lines.append(f"  running now: id {s.running.id}, started by {s.running.actor}")
+    lines.append(f"  next scheduled backup: {s.next_backup_text}")
+    lines.append(f"  last restore drill: {_drill_text(s)}")
+    lines.extend(f"  ! {render(w)}" for w in s.warnings)
+    lines.extend("  " + alert_line(a) for a in s.alerts)
+    return lines
+
+
+def _drill_text(s: DatabaseStatus) -> str:
+    drill = s.last_drill
+    if drill is None:
+        return "never"
+    took = f"{drill.total_seconds:.0f} s" if drill.total_seconds is not None else "?"
+    return (
+        f"{drill.status} {humanize.age(drill.started_at, s.now)}, {took} "
+        f"(RTO {drill.rto_minutes} min); trend {rto_trend(s.drills)}"
+    )
+
+
+def alert_line(a: AlertSummary) -> str:
+    owner = f"acknowledged by {a.acknowledged_by}" if a.acknowledged_by else "unacknowledged"
+    return f"ALERT {a.condition}: {a.summary} ({owner})"
+
+
+def checklist_line(c: ChecklistSummary | None) -> str:
+    if c is None:
+        return "checklist: not posted yet this month"
+    if c.signed_off_by:
+        when = humanize.utc(c.signed_off_at)
+        return f"checklist {c.period}: signed off by {c.signed_off_by} on {when}"
+    return f"checklist {c.period}: NOT signed off ({c.ticked} of {c.items} ticked)"
+
+
+def status_json(s: DatabaseStatus) -> dict[str, Any]:
+    """One database's status as facts; warnings as plain CLI text."""
+    return {
+        "database": s.name,
+        "provider": s.provider,
+        "healthy": s.healthy,
+        "warnings": [render(w) for w in s.warnings],
+        "backups_kept": s.kept,
+        "last_success": record_json(s.last_success),
+        "last_failure": record_json(s.last_failure),
+        "running": record_json(s.running),
+        "next_scheduled_backup": s.next_backup.isoformat() if s.next_backup else None,
+        "drills": [_drill_json(d) for d in s.drills],
+        "alerts": [alert_json(a) for a in s.alerts],
+    }
+
+
+def _drill_json(d: DrillSummary) -> dict[str, Any]:
+    return {
+        "status": d.status,
+        "started_at": d.started_at.isoformat(),
+        "total_seconds": d.total_seconds,
+        "rto_minutes": d.rto_minutes,
+        "error": d.error,
+    }
+
+
+def alert_json(a: AlertSummary) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "condition": a.condition,
+        "database": a.database,
+        "summary": a.summary,
+        "opened_at": a.opened_at.isoformat(),
+        "acknowledged_by": a.acknowledged_by,
+        "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+    }
