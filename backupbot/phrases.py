@@ -7,7 +7,7 @@ db=Name("app"), who=Actor("U0ALICE"))`. Front ends render the facts their own wa
 - `bot/slack/kit.py`: names as code spans, actors as mentions, commands as the slash
   command, message links as links; every piece of text escaped, so user or server text
   can never become a mention or a link.
-- `bot/cli/render.py`: plain text; commands as the `backupbot ...` command line.
+- `bot/cli/render/`: plain text; commands as the `backupbot ...` command line.
 
 `str(phrase)` is the plain rendering: what logs and incident records store. A plain `str`
 fact is text from a user or a server (a reason, an error message): shown as is, escaped.
