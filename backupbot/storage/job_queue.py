@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -146,6 +147,7 @@ class PostgresQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._ended: dict[int, bool] = {}  # job id -> succeeded, until the queue has it
         self._failed: BaseException | None = None
 
     # -- enqueueing (any thread) ------------------------------------------------------
@@ -215,13 +217,37 @@ class PostgresQueue:
         # (procrastinate's async pool checks its connections itself)
         app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=self._conninfo))
 
-        @app.task(name=TASK, queue=QUEUE)
-        def run_job(kind: str, payload: dict[str, Any]) -> None:
-            handler(kind, payload)
+        @app.task(name=TASK, queue=QUEUE, pass_context=True)
+        def run_job(context: Any, kind: str, payload: dict[str, Any]) -> None:
+            # The outcome is remembered until the queue has it: a state database that is
+            # away just as a job ends would otherwise leave the job `doing` (holding its
+            # server's slot) under a worker that is alive and beating.
+            try:
+                handler(kind, payload)
+            except BaseException:
+                self._ended[context.job.id] = False
+                raise
+            self._ended[context.job.id] = True
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         async with app.open_async():
+            sweeper = asyncio.create_task(self._close_stalled(app))
+            self._ready.set()
+            await self._supervise(app)
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sweeper
+
+    async def _supervise(self, app: Any) -> None:
+        """Run procrastinate's worker until `stop`; a worker that ends by itself (its
+        connection to the state database was lost: the database restarted or was away) is
+        started again, after a pause that grows to 15 s, so queued jobs keep running."""
+        assert self._stop is not None
+        stopping = asyncio.create_task(self._stop.wait())
+        pause = 1.0
+        while not self._stop.is_set():
+            started = time.monotonic()
             worker = asyncio.create_task(
                 app.run_worker_async(
                     queues=[QUEUE],
@@ -235,14 +261,21 @@ class PostgresQueue:
                     delete_jobs="successful",
                 )
             )
-            sweeper = asyncio.create_task(self._close_stalled(app))
-            self._ready.set()
-            await self._stop.wait()
-            sweeper.cancel()
-            worker.cancel()
-            for task in (sweeper, worker):
+            await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop.is_set():
+                worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await worker
+                return
+            error = worker.exception() if not worker.cancelled() else None
+            log.warning(
+                "the job queue's worker ended (%s); starting it again in %.0f s",
+                error or "no error",
+                pause,
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopping), pause)
+            pause = 1.0 if time.monotonic() - started > 60 else min(pause * 2, 15.0)
 
     async def _close_stalled(self, app: Any) -> None:
         """Jobs whose worker stopped beating stay `doing` and would hold their server's
@@ -251,6 +284,7 @@ class PostgresQueue:
 
         while True:
             await asyncio.sleep(15)
+            await self._close_ended(app)
             try:
                 stalled = await app.job_manager.get_stalled_jobs(
                     queue=QUEUE, seconds_since_heartbeat=30
@@ -262,6 +296,24 @@ class PostgresQueue:
                     )
             except Exception:
                 log.warning("could not look for stalled jobs", exc_info=True)
+
+    async def _close_ended(self, app: Any) -> None:
+        """Jobs this process ran to the end but the queue still shows `doing` (their end
+        was not written): written now, with the outcome the job had."""
+        from procrastinate.jobs import Status
+
+        for job_id, ok in list(self._ended.items()):
+            try:
+                [job] = list(await app.job_manager.list_jobs_async(id=job_id)) or [None]
+                if job is not None and job.status == Status.DOING.value:
+                    log.warning("closing job %s: its end was not recorded", job_id)
+                    status = Status.SUCCEEDED if ok else Status.FAILED
+                    await app.job_manager.finish_job_by_id_async(
+                        job_id=job_id, status=status, delete_job=ok
+                    )
+                self._ended.pop(job_id, None)
+            except Exception:
+                log.warning("could not check job %s", job_id, exc_info=True)
 
     def idle(self) -> bool:
         import psycopg

@@ -174,3 +174,29 @@ def test_pg_dump_killed_mid_backup_fails_it_plainly_and_keeps_nothing(
     assert record.action == "backup.failed"
     assert _files(dep) == []  # no artifact, manifest or partial file
     assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
+
+
+def test_backups_still_run_after_the_state_database_was_away(pg: Any, tmp_path: Path) -> None:
+    """While the state database is away, procrastinate's worker ends (its polling fails);
+    it is started again, so a backup asked for once the database is back still runs."""
+    state = PgCluster(tmp_path / "state-pg", password=PG_PASSWORD, port=free_port()).start()
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
+        )
+        state_url = state.create_database("backupbot_state")
+        dep.exported["BACKUPBOT_STATE_URL"] = state_url
+        dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        dep.start()
+        serve = dep.serve
+        assert serve is not None
+        try:
+            assert backup_now(dep).text.startswith("Backup of app succeeded")
+            state.stop()  # every session of the bot ends, the worker's LISTEN among them
+            state.start()
+            for _ in range(2):  # the first one's NOTIFY finds the broken LISTEN
+                assert backup_now(dep).text.startswith("Backup of app succeeded")
+        finally:
+            dep.close()
+            state.stop()
