@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -238,9 +238,41 @@ WHERE left(a.application_name, length(%(name)s)) = %(name)s AND a.pid <> pg_back
 
 _TABLE_HOLDERS_SQL = """
 SELECT DISTINCT l.pid FROM pg_locks l
-WHERE l.granted AND l.locktype = 'relation' AND l.relation = to_regclass(%s)
-  AND l.mode = ANY(%s) AND l.pid <> pg_backend_pid()
+WHERE l.granted AND l.locktype = 'relation'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.relation = to_regclass(%s) AND l.mode = ANY(%s)
+  AND l.pid <> pg_backend_pid() AND l.pid <> ALL(%s)
 """
+
+# PostgreSQL's table lock modes, and for each the modes it conflicts with.
+_LOCK_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+_CONFLICTS: dict[str, tuple[str, ...]] = {
+    "AccessShareLock": _LOCK_MODES[7:],
+    "RowShareLock": _LOCK_MODES[6:],
+    "RowExclusiveLock": _LOCK_MODES[4:],
+    "ShareUpdateExclusiveLock": _LOCK_MODES[3:],
+    "ShareLock": (_LOCK_MODES[2], _LOCK_MODES[3], *_LOCK_MODES[5:]),
+    "ShareRowExclusiveLock": _LOCK_MODES[2:],
+    "ExclusiveLock": _LOCK_MODES[1:],
+    "AccessExclusiveLock": _LOCK_MODES,
+}
+
+# How long a lock-holder lookup may take (connecting, then each query), in seconds.
+LOOKUP_TIMEOUT_SECONDS = 5
+
+
+def conflicting_modes(mode: str) -> tuple[str, ...]:
+    """The table lock modes that block a request for `mode` (all of them if unknown)."""
+    return _CONFLICTS.get(mode, _LOCK_MODES)
 
 
 def _holders(conn: psycopg.Connection[Any], pids: list[int]) -> tuple[LockHolder, ...]:
@@ -248,19 +280,34 @@ def _holders(conn: psycopg.Connection[Any], pids: list[int]) -> tuple[LockHolder
     return tuple(LockHolder(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows)
 
 
+def _table_holders(
+    conn: psycopg.Connection[Any], table: str, modes: Iterable[str], exclude: Iterable[int] = ()
+) -> tuple[LockHolder, ...]:
+    """The sessions (other than `exclude`) holding a lock in one of `modes` on `table`."""
+    found = conn.execute(_TABLE_HOLDERS_SQL, (table, list(modes), list(exclude))).fetchall()
+    pids = [int(r[0]) for r in found]
+    return _holders(conn, pids) if pids else ()
+
+
 def table_lock_holders(
     conn: ConnInfo, table: str, modes: Iterable[str] = ("AccessExclusiveLock",)
 ) -> tuple[LockHolder, ...]:
-    """The sessions holding a lock in one of `modes` on `table` now (empty if the lookup
-    fails: it only improves a message)."""
+    """The sessions holding a lock in one of `modes` on `table` now, looked up within
+    `LOOKUP_TIMEOUT_SECONDS` (empty if the lookup fails: it only improves a message, so
+    the reason is logged, never raised)."""
+    limit = str(LOOKUP_TIMEOUT_SECONDS * 1000)
+    lookup = with_session_settings(
+        conn, application_name="backupbot lock lookup", statement_timeout=limit, lock_timeout=limit
+    )
+    bounded = ConnInfo(
+        params={**lookup.params, "connect_timeout": str(LOOKUP_TIMEOUT_SECONDS)},
+        password=lookup.password,
+    )
     try:
-        with with_session_settings(conn, application_name="backupbot lock lookup").connect(
-            autocommit=True
-        ) as c:
-            pids = [int(r[0]) for r in c.execute(_TABLE_HOLDERS_SQL, (table, list(modes)))]
-            return _holders(c, pids) if pids else ()
-    except (BackupbotError, psycopg.Error):
-        log.warning("could not look up who holds a lock on %s", table, exc_info=True)
+        with bounded.connect(autocommit=True) as c:
+            return _table_holders(c, table, modes)
+    except (BackupbotError, psycopg.Error) as exc:
+        log.warning("could not look up who holds a lock on %s: %s", table, exc)
         return ()
 
 
@@ -269,7 +316,11 @@ class SessionWatch:
     `application_name` starts with `application_name`: the program's own, or `name(...)`)
     from a connection of its own, every `interval` seconds while the job runs.
 
-    It remembers the latest lock wait with the sessions holding the lock, and stops the
+    It remembers the latest lock wait with the sessions holding the lock, looked up in the
+    same poll that sees the wait (so they are known before anything is cancelled), and
+    never forgets holders it once saw for a wait: a poll that catches a wait just as it
+    ends (pg_locks still shows it, `pg_blocking_pids` no longer does) falls back to who
+    holds a conflicting lock on the table, then to the holders seen before. It stops the
     child's work where the child's own settings cannot: a session that has waited for a
     lock longer than `lock_timeout`, or run one statement longer than `statement_timeout`,
     has its query cancelled (`pg_cancel_backend`); `cancelled_wait` or
@@ -301,6 +352,7 @@ class SessionWatch:
         self._thread: threading.Thread | None = None
         self._first_seen: dict[tuple[int, str, str | None, str], float] = {}
         self._done: set[tuple[int, str, str | None, str]] = set()  # waits/queries cancelled
+        self._holders_seen: dict[tuple[int, str, str | None, str], tuple[LockHolder, ...]] = {}
         self.last_wait: LockWait | None = None
         self.cancelled_wait: LockWait | None = None
         self.cancelled_statement: str | None = None
@@ -339,7 +391,8 @@ class SessionWatch:
 
     @property
     def wait(self) -> LockWait | None:
-        """The lock wait the watch cancelled, else the last one it saw."""
+        """The lock wait the watch cancelled, else the last one it saw (the last one whose
+        holders it could name, if any)."""
         return self.cancelled_wait or self.last_wait
 
     def terminate_sessions(self, application_name: str) -> None:
@@ -371,7 +424,12 @@ class SessionWatch:
                     pause = self._interval
                 except (BackupbotError, psycopg.Error) as exc:
                     # e.g. the server is at its connection limit: try again, less often
-                    log.debug("watching %s: %s", self.application_name, exc)
+                    log.warning(
+                        "watching the sessions of %s failed, retrying in %.1f s: %s",
+                        self.application_name,
+                        min(30.0, pause * 2),
+                        exc,
+                    )
                     pause = min(30.0, pause * 2)
                     if self._conn is not None:
                         with contextlib.suppress(psycopg.Error):
@@ -388,9 +446,10 @@ class SessionWatch:
                 key = (int(pid), str(locktype), relation, str(mode))
                 seen.add(key)
                 waited = now - self._first_seen.setdefault(key, now)
-                holders = _holders(conn, list(blockers)) if blockers else ()
+                holders = self._wait_holders(conn, key, list(blockers))
                 wait = LockWait(relation, str(locktype), str(mode), query, holders)
-                self.last_wait = wait
+                if holders or self.last_wait is None or not self.last_wait.holders:
+                    self.last_wait = wait
                 if self.lock_timeout and waited >= self.lock_timeout and key not in self._done:
                     self._done.add(key)
                     self.cancelled_wait = self.cancelled_wait or wait
@@ -407,6 +466,23 @@ class SessionWatch:
                 self._cancel(conn, int(pid), f"ran one statement for {running:.1f} s")
         for key in set(self._first_seen) - seen:
             del self._first_seen[key]
+            self._holders_seen.pop(key, None)
+
+    def _wait_holders(
+        self,
+        conn: psycopg.Connection[Any],
+        key: tuple[int, str, str | None, str],
+        blockers: list[int],
+    ) -> tuple[LockHolder, ...]:
+        """Who the wait `key` (pid, locktype, relation, mode) waits for, as remembered."""
+        pid, locktype, relation, mode = key
+        holders = _holders(conn, blockers) if blockers else ()
+        if not holders and locktype == "relation" and relation is not None:
+            holders = _table_holders(conn, relation, conflicting_modes(mode), exclude=[pid])
+        if holders:
+            self._holders_seen[key] = holders
+            return holders
+        return self._holders_seen.get(key, ())
 
     def _cancel(self, conn: psycopg.Connection[Any], pid: int, why: str) -> None:
         log.warning("cancelling the query of %s (pid %d): %s", self.application_name, pid, why)
@@ -587,13 +663,19 @@ class PgDump(_Child):
 
     def _lock_message(self, tables: str) -> str:
         """What pg_dump waited for (`tables`: its LOCK TABLE statement's list) and who
-        holds it: from the watch, or else from the server's locks now."""
+        holds it: from the watch, which looked them up while pg_dump waited, or else (the
+        watch saw no wait, or no holder of it) from the server's locks now."""
         wait = self._watch.wait if self._watch else None
-        if wait is None:
-            for table in (t.strip() for t in tables.split(",") if t.strip()):
+        if wait is None or not wait.holders:
+            names = [wait.relation] if wait is not None and wait.relation else []
+            names += [t.strip() for t in tables.split(",") if t.strip() and t.strip() not in names]
+            for table in names:
                 holders = table_lock_holders(self.conn, table)
                 if holders:
-                    wait = LockWait(table, "relation", "AccessShareLock", "", holders)
+                    if wait is not None and wait.relation == table:
+                        wait = replace(wait, holders=holders)
+                    else:
+                        wait = LockWait(table, "relation", "AccessShareLock", "", holders)
                     break
         what = wait.what if wait else f"table {tables}" if tables else "a table"
         held = wait.blocked_by() if wait else "another session holds a conflicting lock"
