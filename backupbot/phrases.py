@@ -16,7 +16,7 @@ fact is text from a user or a server (a reason, an error message): shown as is, 
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -57,7 +57,7 @@ class MessageLink:
 
 @dataclass(frozen=True)
 class Literal:
-    """The phrase's own wording (written in this code base, never from a user)."""
+    """The phrase's own wording (a template's text, or a message built in code)."""
 
     text: str
 
@@ -106,7 +106,8 @@ def say(template: str, **facts: object) -> Phrase:
 
 
 def as_phrase(value: Phrase | str) -> Phrase:
-    """A phrase as is; a plain string as literal wording (for messages built in code)."""
+    """A phrase as is; a plain string as wording (a message built in code, or an error
+    text that carries server output: rendering escapes it either way)."""
     return value if isinstance(value, Phrase) else Phrase((Literal(value),) if value else ())
 
 
@@ -137,23 +138,6 @@ def plain(part: Part) -> str:
     if isinstance(part, Command):
         return "/backup " + " ".join(part.words)
     return part.text
-
-
-def plain_facts(facts: Mapping[str, object]) -> dict[str, object]:
-    """Facts made JSON-safe and markup-free for incident records."""
-    out: dict[str, object] = {}
-    for key, value in facts.items():
-        if isinstance(value, Phrase):
-            out[key] = str(value)
-        elif isinstance(value, Name):
-            out[key] = value.value
-        elif isinstance(value, Actor):
-            out[key] = value.id
-        elif isinstance(value, Command | MessageLink):
-            out[key] = plain(value)
-        else:
-            out[key] = value
-    return out
 
 
 def to_json(phrase: Phrase) -> list[list[str]]:
