@@ -9,20 +9,31 @@ detail (stderr, tracebacks) travels in attributes and goes to the log only.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from backupbot.phrases import Actor, Command, Name, Phrase, as_phrase, say
+from backupbot.phrases import Actor, Command, Name, Phrase, as_phrase, say, to_json
 
 
 class BackupbotError(Exception):
-    """Base of every expected failure. `str(err)` is safe to show a user."""
+    """Base of every expected failure. `str(err)` is safe to show a user; `code` names
+    the kind of failure for records and scripts."""
+
+    code = "error"
 
     def __init__(self, message: Phrase | str = "") -> None:
         self.phrase = as_phrase(message)
         super().__init__(str(self.phrase))
 
+    def refusal(self) -> dict[str, Any]:
+        """The facts an incident record keeps about this refusal or failure: its code, the
+        plain text, and the phrase (so each front end can word it its own way later)."""
+        return {"code": self.code, "reason": str(self), "phrase": to_json(self.phrase)}
+
 
 class ConfigError(BackupbotError):
     """The configuration file is missing or invalid. Each problem names the key and the fix."""
+
+    code = "config.invalid"
 
     def __init__(self, problems: list[str], source: str = "configuration") -> None:
         self.problems = problems
@@ -33,6 +44,8 @@ class ConfigError(BackupbotError):
 class UsageError(BackupbotError):
     """A command was malformed. `usage` is the correct form to show beside the message."""
 
+    code = "usage"
+
     def __init__(self, message: Phrase | str, usage: str = "") -> None:
         self.usage = usage
         super().__init__(message)
@@ -41,9 +54,13 @@ class UsageError(BackupbotError):
 class UnknownDatabase(UsageError):
     """The named database is not in the configuration."""
 
+    code = "usage.unknown_database"
+
 
 class BackupAlreadyRunning(BackupbotError):
     """A backup of this database is queued or in progress; a second one is refused."""
+
+    code = "backup.already_running"
 
     def __init__(
         self,
@@ -80,6 +97,8 @@ class CommandFailed(BackupbotError):
     The message is for people; `returncode` and `stderr` are for the log.
     """
 
+    code = "command.failed"
+
     def __init__(
         self, message: Phrase | str, *, program: str, returncode: int | None, stderr: str
     ) -> None:
@@ -92,9 +111,13 @@ class CommandFailed(BackupbotError):
 class PgToolMissing(BackupbotError):
     """No suitable pg_dump/pg_restore binary is installed."""
 
+    code = "pg.tool_missing"
+
 
 class DatabaseUnreachable(BackupbotError):
     """The database server refused the connection, the password was wrong, or it is down."""
+
+    code = "database.unreachable"
 
 
 class StoreError(BackupbotError):
@@ -102,6 +125,8 @@ class StoreError(BackupbotError):
 
     `permanent` tells whether retrying the same operation can help.
     """
+
+    code = "store.failed"
 
     def __init__(self, message: Phrase | str, *, permanent: bool = True) -> None:
         self.permanent = permanent
@@ -111,13 +136,19 @@ class StoreError(BackupbotError):
 class VerificationFailed(BackupbotError):
     """A stored artifact did not match what was written, or could not be read back."""
 
+    code = "verification.failed"
+
 
 class NotFound(BackupbotError):
     """A backup, request or record the user named does not exist."""
 
+    code = "not_found"
+
 
 class RestoreConflict(BackupbotError):
     """Another restore of the same target database is open or running."""
+
+    code = "restore.conflict"
 
     def __init__(self, target: str, restore_id: str, requester: str, status: str) -> None:
         self.restore_id = restore_id
@@ -136,6 +167,10 @@ class RestoreConflict(BackupbotError):
 class SlackUnreachable(BackupbotError):
     """A message that people must see (a request to approve) could not be posted."""
 
+    code = "slack.unreachable"
+
 
 class StateUnavailable(BackupbotError):
     """The bot's own state database refused or lost a write or read; nothing changed."""
+
+    code = "state.unavailable"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backupbot.phrases import from_json
 from tests.conftest import CHANNEL, make_settings
 
 
@@ -64,6 +65,9 @@ def test_malformed_commands_get_one_ephemeral_answer_with_usage_and_a_record(
     rejected = bot.services.incidents.recent(1)[0]
     assert rejected.action == "command.rejected" and rejected.actor == "UALICE"
     assert problem.replace("`", "") in rejected.details["reason"]  # records are plain text
+    assert rejected.details["code"].startswith("usage")  # a reason code scripts can read
+    # and the phrase, so another front end can word it its own way
+    assert str(from_json(rejected.details["phrase"])) == rejected.details["reason"]
 
 
 def test_help_lists_every_subcommand(bot: Any) -> None:

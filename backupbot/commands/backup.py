@@ -153,7 +153,7 @@ class BackupService:
                 actor=actor,
                 action="command.rejected",
                 outcome="refused",
-                details={"command": "backup now", "reason": str(exc)},
+                details={"command": "backup now", **exc.refusal()},
             )
             raise
         self.take_over_abandoned(database)
@@ -179,7 +179,7 @@ class BackupService:
                 action="backup.refused",
                 outcome="refused",
                 database=database,
-                details={"reason": str(exc)},
+                details=exc.refusal(),
             )
             raise
         if source is not None:

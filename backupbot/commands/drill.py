@@ -60,6 +60,8 @@ STOPPED = "The bot stopped during the drill, so it did not finish. Run the drill
 class DrillAlreadyRunning(BackupbotError):
     """A drill of this database is running; a second one is refused, not queued."""
 
+    code = "drill.already_running"
+
     def __init__(self, record: DrillRecord) -> None:
         self.drill_id = record.id
         super().__init__(

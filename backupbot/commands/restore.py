@@ -348,7 +348,7 @@ class RestoreService:
                 "refused",
                 database,
                 None,
-                reason=str(exc),
+                **exc.refusal(),
                 command_reason=reason,
             )
             raise
@@ -567,7 +567,7 @@ class RestoreService:
                 "refused",
                 database,
                 None,
-                reason=str(exc),
+                **exc.refusal(),
                 break_glass=True,
             )
             raise

@@ -542,6 +542,8 @@ class RestoreRunner:
 
 
 class _VerificationMismatch(BackupbotError):
+    code = "verification.mismatch"
+
     def __init__(self, mismatches: list[Mismatch]) -> None:
         self.mismatches = mismatches
         shown = "; ".join(
@@ -557,4 +559,5 @@ class _VerificationMismatch(BackupbotError):
 
 
 class _SafetyBackupFailed(BackupbotError):
+    code = "restore.safety_backup_failed"
     pass

@@ -39,7 +39,7 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
                 actor=user,
                 action="command.rejected",
                 outcome="refused",
-                details={"command": text[:200], "reason": str(exc)},
+                details={"command": text[:200], **exc.refusal()},
             )
             ack(**kit.usage_error(exc.phrase, exc.usage).as_kwargs())
             return
