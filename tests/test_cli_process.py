@@ -96,6 +96,11 @@ def test_refusals_name_the_cli_command_to_run_next_and_no_output_has_slack_marku
     assert healthy[0]["healthy"] is True and healthy[0]["last_success"]["id"] == made["id"]
     logged = json.loads(cli("log", "--json").stdout)
     assert {"backup.succeeded", "restore.refused"} <= {r["action"] for r in logged}
+    # the refusal recorded earlier is worded for the terminal in `backupbot log`
+    refused_line = next(
+        line for line in cli("log").stdout.splitlines() if "restore.refused" in line
+    )
+    assert "backupbot backup now app" in refused_line and "/backup" not in refused_line
     for args in (["log"], ["log", "verify"], ["retention"], ["--help"], ["restore", "--help"]):
         assert cli(*args).returncode == 0, args
 

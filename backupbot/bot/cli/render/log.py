@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
+from backupbot.phrases import from_json
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
 
@@ -16,6 +18,8 @@ def incident_line(i: Incident) -> str:
     db = f" {i.database}" if i.database else ""
     bid = f" [{i.backup_id}]" if i.backup_id else ""
     detail = i.details.get("error") or i.details.get("reason") or ""
+    if "phrase" in i.details:  # worded for the terminal: commands as `backupbot ...`
+        detail = render(from_json(i.details["phrase"]))
     line = f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}"
     return line.rstrip()
 
