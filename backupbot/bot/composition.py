@@ -418,6 +418,28 @@ def _restore_services(
     return restore_requests, runner, restores
 
 
+def _drill_service(
+    settings: Settings,
+    engine: Engine,
+    catalog: BackupCatalog,
+    restore_requests: RestoreRequests,
+    runner: RestoreRunner,
+    incidents: IncidentLog,
+    clock: Clock,
+) -> DrillService:
+    return DrillService(
+        databases=settings.databases,
+        drills=DrillLog(engine, stale_after=STALE_AFTER),
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        catalog=catalog,
+        restores=restore_requests,
+        runner=runner,
+        incidents=incidents,
+        clock=clock,
+        settings=settings.restore,
+    )
+
+
 def _alert_service(
     settings: Settings,
     engine: Engine,
@@ -469,17 +491,7 @@ def build_services(
         incidents=incidents,
         clock=clock,
     )
-    drills = DrillService(
-        databases=settings.databases,
-        drills=DrillLog(engine, stale_after=STALE_AFTER),
-        heartbeat_seconds=HEARTBEAT_SECONDS,
-        catalog=catalog,
-        restores=restore_requests,
-        runner=runner,
-        incidents=incidents,
-        clock=clock,
-        settings=settings.restore,
-    )
+    drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
     alerts = _alert_service(settings, engine, incidents, drills, checklists, clock)
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
