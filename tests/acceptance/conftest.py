@@ -80,6 +80,22 @@ def fresh_deployment(
     )
 
 
+def workerless_deployment(
+    pg: Any, standin: SlackStandin, workdir: Path, databases: dict[str, str], **jobs: Any
+) -> Deployment:
+    """A deployment on PostgreSQL state whose serve runs no jobs
+    (`jobs.in_process_worker: false`, plus any other `jobs` settings): the test starts
+    `backupbot worker` processes for that. Not started yet."""
+    return fresh_deployment(
+        ("http", "postgresql"),
+        pg,
+        standin,
+        workdir,
+        databases=databases,
+        extra={"jobs": {"in_process_worker": False, **jobs}},
+    )
+
+
 @pytest.fixture
 def own_deployment(
     kind: tuple[str, str], pg: Any, tmp_path: Path

@@ -5,6 +5,7 @@ database that refuses a write half-way through a transition."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,43 +116,53 @@ def test_a_start_whose_record_the_state_database_refuses_leaves_no_running_backu
     assert backup_now(dep).text.startswith("Backup of app succeeded")  # nothing blocks it
 
 
-def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_is_back(
-    pg: Any, tmp_path: Path
-) -> None:
+@pytest.fixture
+def own_state(pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str, PgCluster]]:
+    """A serve whose PostgreSQL state database is on a cluster of its own, so a test can
+    stop and start it; with the source database's URL and that cluster."""
     state = PgCluster(tmp_path / "state-pg", password=PG_PASSWORD, port=free_port()).start()
     url, _counts = source_database(pg)
-    with SlackStandin() as standin:
-        dep = fresh_deployment(
-            ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
-        )
-        state_url = state.create_database("backupbot_state")
-        dep.exported["BACKUPBOT_STATE_URL"] = state_url
-        dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        dep.start()
-        assert dep.serve is not None
-        try:
-            with psycopg.connect(url) as blocker:  # holds pg_dump back while we stop state
-                blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
-                backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
-                dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
-                state.stop()  # the state database goes away mid-backup
-                blocker.rollback()  # and the dump finishes while it is away
-            serve = dep.serve
-            assert wait_until(lambda: "recording the outcome of backup" in serve.log_text(), 60)
-            state.start()  # back (same port): the outcome is written now, once
+    try:
+        with SlackStandin() as standin:
+            dep = fresh_deployment(
+                ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
+            )
+            state_url = state.create_database("backupbot_state")
+            dep.exported["BACKUPBOT_STATE_URL"] = state_url
+            dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
+            dep.start()
+            try:
+                yield dep, url, state
+            finally:
+                dep.close()
+    finally:
+        state.stop()
 
-            done = dep.wait_message(lambda m: backup_id in _text(m) and "succeeded" in m.text)
-            assert done.text.startswith("Backup of app succeeded")
-            records = [i.action for i in dep.incidents() if i.backup_id == backup_id]
-            assert records.count("backup.succeeded") == 1 and "backup.failed" not in records
-            [artifact] = dep.store_dir.glob(f"app/*-{backup_id}.dump.zst")
-            restored = pg.create_database(f"after_outage_{secrets.token_hex(3)}")
-            restore_by_hand(artifact, restored)
-            assert database_fingerprint(restored) == database_fingerprint(url)
-            assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
-        finally:
-            dep.close()
-            state.stop()
+
+def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_is_back(
+    pg: Any, own_state: tuple[Deployment, str, PgCluster]
+) -> None:
+    dep, url, state = own_state
+    serve = dep.serve
+    assert serve is not None
+    with psycopg.connect(url) as blocker:  # holds pg_dump back while we stop state
+        blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
+        backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
+        dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
+        state.stop()  # the state database goes away mid-backup
+        blocker.rollback()  # and the dump finishes while it is away
+    assert wait_until(lambda: "recording the outcome of backup" in serve.log_text(), 60)
+    state.start()  # back (same port): the outcome is written now, once
+
+    done = dep.wait_message(lambda m: backup_id in _text(m) and "succeeded" in m.text)
+    assert done.text.startswith("Backup of app succeeded")
+    records = [i.action for i in dep.incidents() if i.backup_id == backup_id]
+    assert records.count("backup.succeeded") == 1 and "backup.failed" not in records
+    [artifact] = dep.store_dir.glob(f"app/*-{backup_id}.dump.zst")
+    restored = pg.create_database(f"after_outage_{secrets.token_hex(3)}")
+    restore_by_hand(artifact, restored)
+    assert database_fingerprint(restored) == database_fingerprint(url)
+    assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
 
 
 def test_pg_dump_killed_mid_backup_fails_it_plainly_and_keeps_nothing(
@@ -176,27 +187,15 @@ def test_pg_dump_killed_mid_backup_fails_it_plainly_and_keeps_nothing(
     assert backup_now(dep).text.startswith("Backup of app succeeded")  # still serving
 
 
-def test_backups_still_run_after_the_state_database_was_away(pg: Any, tmp_path: Path) -> None:
-    """While the state database is away, procrastinate's worker ends (its polling fails);
-    it is started again, so a backup asked for once the database is back still runs."""
-    state = PgCluster(tmp_path / "state-pg", password=PG_PASSWORD, port=free_port()).start()
-    url, _counts = source_database(pg)
-    with SlackStandin() as standin:
-        dep = fresh_deployment(
-            ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
-        )
-        state_url = state.create_database("backupbot_state")
-        dep.exported["BACKUPBOT_STATE_URL"] = state_url
-        dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        dep.start()
-        serve = dep.serve
-        assert serve is not None
-        try:
-            assert backup_now(dep).text.startswith("Backup of app succeeded")
-            state.stop()  # every session of the bot ends, the worker's LISTEN among them
-            state.start()
-            for _ in range(2):  # the first one's NOTIFY finds the broken LISTEN
-                assert backup_now(dep).text.startswith("Backup of app succeeded")
-        finally:
-            dep.close()
-            state.stop()
+def test_backups_still_run_after_the_state_database_was_away(
+    own_state: tuple[Deployment, str, PgCluster],
+) -> None:
+    """A state database that was away just as a job ended (its end could not be written)
+    must not leave the job holding its server's slot: a backup asked for once the
+    database is back still runs."""
+    dep, _url, state = own_state
+    assert backup_now(dep).text.startswith("Backup of app succeeded")
+    state.stop()  # every session of the bot ends, the worker's LISTEN among them
+    state.start()
+    for _ in range(2):  # the first one's NOTIFY finds the broken LISTEN
+        assert backup_now(dep).text.startswith("Backup of app succeeded")

@@ -22,7 +22,7 @@ from backupbot.devkit.pgcluster import PgCluster
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.serve_process import ServeProcess
 from backupbot.devkit.slack_standin import SlackStandin
-from tests.acceptance.conftest import fresh_deployment, source_database
+from tests.acceptance.conftest import fresh_deployment, source_database, workerless_deployment
 from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
 from tests.acceptance.test_flows import _text, backup_now, request_restore
 from tests.acceptance.test_lifecycle import _pg_restore_sessions
@@ -36,14 +36,7 @@ def jobless_serve(pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
     with database `app`; the test starts the workers."""
     url, _counts = source_database(pg, "jobs")
     with SlackStandin() as standin:
-        dep = fresh_deployment(
-            ("http", "postgresql"),
-            pg,
-            standin,
-            tmp_path / "deploy",
-            databases={"app": url},
-            extra={"jobs": {"in_process_worker": False}},
-        )
+        dep = workerless_deployment(pg, standin, tmp_path / "deploy", {"app": url})
         dep.start()
         yield dep, url
         dep.close()
@@ -227,14 +220,7 @@ def test_a_worker_killed_mid_drill_fails_it_drops_its_scratch_database_and_fixes
         url = server.create_database("app")
         load_sample_data(url)
         with SlackStandin() as standin:
-            dep = fresh_deployment(
-                ("http", "postgresql"),
-                pg,
-                standin,
-                tmp_path / "deploy",
-                databases={"app": url},
-                extra={"jobs": {"in_process_worker": False}},
-            )
+            dep = workerless_deployment(pg, standin, tmp_path / "deploy", {"app": url})
             dep.start()
             worker = start_worker(dep, 1)
             try:

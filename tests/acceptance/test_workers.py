@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from backupbot.devkit.botserver import free_port
 from backupbot.devkit.serve_process import ServeProcess, user_environment
 from backupbot.devkit.slack_standin import SlackStandin
-from tests.acceptance.conftest import fresh_deployment, source_database
+from tests.acceptance.conftest import source_database, workerless_deployment
 from tests.acceptance.harness import REQUESTER, Deployment
 from tests.acceptance.test_flows import _backup_id, _text
 from tests.conftest import wait_until
@@ -29,13 +29,8 @@ EVERY_5_S = "*/5 * * * * *"
 def fleet(pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, list[ServeProcess]]]:
     urls = {f"db{k}": source_database(pg, f"fleet{k}")[0] for k in range(DATABASES)}
     with SlackStandin() as standin:
-        dep = fresh_deployment(
-            ("http", "postgresql"),
-            pg,
-            standin,
-            tmp_path / "deploy",
-            databases=urls,
-            extra={"jobs": {"in_process_worker": False, "max_parallel_per_server": 3}},
+        dep = workerless_deployment(
+            pg, standin, tmp_path / "deploy", urls, max_parallel_per_server=3
         )
         for entry in dep.config["databases"]:
             entry["schedule"] = EVERY_5_S
@@ -110,14 +105,7 @@ def test_a_worker_killed_mid_backup_is_closed_by_the_other_and_the_queue_moves_o
 ) -> None:
     url, _counts = source_database(pg, "fleetkill")
     with SlackStandin() as standin:
-        dep = fresh_deployment(
-            ("http", "postgresql"),
-            pg,
-            standin,
-            tmp_path / "deploy",
-            databases={"app": url},
-            extra={"jobs": {"in_process_worker": False}},
-        )
+        dep = workerless_deployment(pg, standin, tmp_path / "deploy", {"app": url})
         dep.start()
         first = start_worker(dep, 1)
         second: ServeProcess | None = None
