@@ -19,6 +19,7 @@ class BackupbotError(Exception):
     the kind of failure for records and scripts."""
 
     code = "error"
+    recorded = False  # set once an incident record keeps it (`commands/refusals.py`)
 
     def __init__(self, message: Phrase | str = "") -> None:
         self.phrase = as_phrase(message)
@@ -42,12 +43,14 @@ class ConfigError(BackupbotError):
 
 
 class UsageError(BackupbotError):
-    """A command was malformed. `usage` is the correct form to show beside the message."""
+    """A command was malformed. `command` names the registry command whose usage each
+    front end shows beside the message (`ALL_COMMANDS`: every command's; "": none)."""
 
     code = "usage"
+    ALL_COMMANDS = "*"
 
-    def __init__(self, message: Phrase | str, usage: str = "") -> None:
-        self.usage = usage
+    def __init__(self, message: Phrase | str, command: str = "") -> None:
+        self.command = command
         super().__init__(message)
 
 

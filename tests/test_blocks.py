@@ -13,7 +13,8 @@ from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.kit import Message, esc
 from backupbot.commands.backup import Progress
-from backupbot.commands.parse import SUBCOMMANDS
+from backupbot.commands.command_spec import usage_of
+from backupbot.commands.registry import Surface, specs
 from backupbot.commands.status import DatabaseStatus
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
 from backupbot.phrases import Command, say
@@ -179,7 +180,7 @@ RENDERED = {
     "log_empty": lambda: status_blocks.log_message([], INTACT),
     "log_one": lambda: status_blocks.log_message([incident(1)], INTACT),
     "help": status_blocks.help_message,
-    "usage_error": lambda: kit.usage_error("Unknown option `--x`.", SUBCOMMANDS["now"].usage),
+    "usage_error": lambda: kit.usage_error("Unknown option `--x`.", usage_of("now")),
     "usage_error_without_usage": lambda: kit.usage_error("Something is off.", ""),
     "notice": lambda: kit.notice("Restores need two approvals."),
     "started_ack": lambda: backup_blocks.started_ack(record(), "C0BACKUPS", NOW),
@@ -381,16 +382,16 @@ def test_progress_message_describes_stage_and_bytes() -> None:
 
 
 def test_usage_error_shows_each_usage_line() -> None:
-    usage = "\n".join(s.usage for s in SUBCOMMANDS.values())
+    usage = usage_of("*")
 
     msg = kit.usage_error("`stats` is not a /backup command.", usage)
 
     body = shown(msg)
     assert "`stats` is not a /backup command." in body
     assert "*Usage*" in body
-    for s in SUBCOMMANDS.values():
-        assert f"`{s.usage}`" in body
-        assert s.usage in msg.text
+    for line in usage.splitlines():
+        assert f"`{line}`" in body
+        assert line in msg.text
 
 
 def test_usage_error_without_usage_shows_only_the_problem() -> None:
@@ -403,10 +404,10 @@ def test_usage_error_without_usage_shows_only_the_problem() -> None:
 def test_help_lists_every_subcommand_usage_and_summary() -> None:
     msg = status_blocks.help_message()
 
-    for s in SUBCOMMANDS.values():
-        assert s.usage in shown(msg)
+    for s in specs(Surface.SLACK):
+        assert s.usage() in shown(msg)
         assert esc(s.summary) in shown(msg)  # "<db>" shown as text, not as markup
-        assert s.usage in msg.text
+        assert s.usage() in msg.text
 
 
 def test_started_ack_links_the_channel() -> None:

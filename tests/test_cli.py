@@ -74,7 +74,7 @@ def test_unknown_database_and_bad_config_exit_two_with_a_fix(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["--config", str(config), "backup", "now", "nope"]) == 2
-    assert "no configured database named 'nope'" in capsys.readouterr().err
+    assert "no configured database named nope. Configured: app." in capsys.readouterr().err
 
     bad = tmp_path / "bad.yml"
     bad.write_text("databases:\n  - name: app\n    url: postgresql://h/app\n    shedule: x\n")

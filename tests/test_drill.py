@@ -320,16 +320,15 @@ def test_cli_drill_exits_0_on_pass_1_on_fail_2_on_usage_and_posts_when_slack_is_
     config.write_text(yaml.safe_dump(cfg))
     args = ["--config", str(config), "drill"]
 
-    with pytest.raises(SystemExit) as usage:  # argparse: the database is required
-        main(args)
-    assert usage.value.code == 2
-    capsys.readouterr()
     assert main([*args, "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
 
     assert main([*args, "app"]) == 1  # no verified backup yet: a failed drill
     out, err = capsys.readouterr()
     assert "FAILED" in err and "no verified backup" in err and out.strip().startswith("d")
+    assert main(args) == 1  # no database named: every database, here the one
+    out, err = capsys.readouterr()
+    assert "FAILED" in err and len(out.split()) == 1
 
     assert main(["--config", str(config), "backup", "now", "app"]) == 0
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)

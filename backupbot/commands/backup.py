@@ -155,6 +155,7 @@ class BackupService:
                 outcome="refused",
                 details={"command": "backup now", **exc.refusal()},
             )
+            exc.recorded = True  # see commands/refusals.py
             raise
         self.take_over_abandoned(database)
         try:
@@ -181,6 +182,7 @@ class BackupService:
                 database=database,
                 details=exc.refusal(),
             )
+            exc.recorded = True  # see commands/refusals.py
             raise
         if source is not None:
             with self._adhoc_lock:

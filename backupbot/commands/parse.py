@@ -1,81 +1,23 @@
-"""Parsing `/backup ...` text into a request: one grammar for Slack and for tests.
+"""The Slack grammar: the text after `/backup` into a request from `registry.py`.
 
-The table `SUBCOMMANDS` is the help text: each entry's usage and summary are what
-`/backup help` shows and what an error message points to.
+Words are split like a shell (curly quotes and dashes that phones type count as plain
+ones); the first names the command, options are `--flag VALUE`, `--flag=VALUE` or a
+switch, and the rest fill the command's positional arguments in order. Every mistake is a
+`UsageError` naming the problem and the command, whose usage the answer shows.
 """
 
 from __future__ import annotations
 
-import difflib
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
-from backupbot.errors import UnknownDatabase, UsageError
-from backupbot.phrases import Command, Name, Phrase, names, say
+from backupbot.commands.command_spec import Arg, Spec, build, did_you_mean, slack_spec
+from backupbot.commands.registry import REGISTRY, Help, Surface
+from backupbot.errors import UsageError
+from backupbot.phrases import Name, say
 
-
-@dataclass(frozen=True)
-class Subcommand:
-    name: str
-    usage: str
-    summary: str
-
-
-SUBCOMMANDS: dict[str, Subcommand] = {
-    s.name: s
-    for s in (
-        Subcommand(
-            "now",
-            "/backup now [db] [--label TEXT]",
-            "Take a verified backup now (e.g. before a risky deploy). Progress and the result "
-            "appear in the channel.",
-        ),
-        Subcommand(
-            "restore",
-            "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]",
-            "Ask to restore a backup; a second person approves in the channel. Without "
-            "--into it goes to a new database <db>_restored_<time>; --in-place overwrites "
-            "the source after a safety backup.",
-        ),
-        Subcommand(
-            "drill",
-            "/backup drill [db]",
-            "Run a restore drill now (every database when none is named): restore the latest "
-            "verified backup into a scratch database, verify every table, time it against "
-            "the RTO, drop it, post Pass/Fail.",
-        ),
-        Subcommand(
-            "retention",
-            "/backup retention [db]",
-            "Show what the next retention run would delete and why (nothing is deleted).",
-        ),
-        Subcommand(
-            "status",
-            "/backup status [db]",
-            "Last good backup, last failure, backups kept and anything worrying, per database.",
-        ),
-        Subcommand("log", "/backup log [n]", "The last n incident-log records (default 10)."),
-        Subcommand("help", "/backup help", "This help."),
-    )
-}
-MAX_LOG = 50
-
-
-@dataclass(frozen=True)
-class ParsedCommand:
-    name: str
-    database: str | None = None
-    label: str | None = None
-    limit: int | None = None
-    backup_ref: str | None = None
-    into: str | None = None
-    in_place: bool = False
-    reason: str | None = None
-
-
-def usage_of(name: str) -> str:
-    return SUBCOMMANDS[name].usage
+SLACK = Surface.SLACK
 
 
 def _split(text: str) -> list[str]:
@@ -91,148 +33,70 @@ def _split(text: str) -> list[str]:
         return shlex.split(normalized)
     except ValueError:
         raise UsageError(
-            "A quote is not closed.", 'Quote labels like --label "pre deploy".'
+            say(
+                "A quote is not closed. Quote labels like {example}.",
+                example='--label "pre deploy"',
+            ),
+            "now",
         ) from None
 
 
-def resolve_database(given: str | None, databases: Sequence[str], usage: str) -> str:
-    """The named database, or the only one; errors list what is configured."""
-    if given is None:
-        if len(databases) == 1:
-            return databases[0]
-        raise UsageError(say("Which database? Configured: {dbs}.", dbs=names(databases)), usage)
-    if given in databases:
-        return given
-    raise UnknownDatabase(
-        say(
-            "There is no configured database named {given}.{hint} Configured: {dbs}.",
-            given=Name(given),
-            hint=_did_you_mean(given, databases),
-            dbs=names(databases),
-        ),
-        usage,
-    )
-
-
-def _did_you_mean(given: str, choices: Sequence[str]) -> Phrase:
-    close = difflib.get_close_matches(given, list(choices), n=1)
-    return say(" Did you mean {c}?", c=Name(close[0])) if close else Phrase()
-
-
-def parse_command(text: str, databases: Sequence[str]) -> ParsedCommand:
-    """Parse the text after `/backup`. Raises `UsageError` naming the problem and usage."""
+def parse_command(text: str, databases: Sequence[str]) -> Any:
+    """Parse the text after `/backup` into a request. Raises `UsageError`."""
     words = _split(text.strip())
     if not words:
-        return ParsedCommand("help")
-    name, args = words[0].lower(), words[1:]
-    if name not in SUBCOMMANDS:
+        return Help()
+    spec = slack_spec(words[0].lower())
+    if spec is None:
         raise UsageError(
             say(
                 "{word} is not a /backup command.{hint}",
                 word=Name(words[0]),
-                hint=_did_you_mean(name, list(SUBCOMMANDS)),
+                hint=did_you_mean(
+                    words[0].lower(), [s.slack for s in REGISTRY.values() if s.slack]
+                ),
             ),
-            "\n".join(s.usage for s in SUBCOMMANDS.values()),
+            UsageError.ALL_COMMANDS,
         )
-    usage = usage_of(name)
-    if name == "help":
-        if args:
-            raise UsageError(say("{c} takes no arguments.", c=Name("help")), usage)
-        return ParsedCommand("help")
-    if name == "log":
-        if len(args) > 1:
-            raise UsageError(say("{c} takes at most one number.", c=Name("log")), usage)
-        limit = 10
-        if args:
-            if not (args[0].isascii() and args[0].isdigit()) or not 1 <= int(args[0]) <= MAX_LOG:
-                raise UsageError(f"n must be a number from 1 to {MAX_LOG}.", usage)
-            limit = int(args[0])
-        return ParsedCommand("log", limit=limit)
+    values, given = _read(spec, words[1:])
+    positionals = spec.positionals(SLACK)
+    if len(given) > len(positionals):
+        raise UsageError(say(spec.too_many, c=Name(spec.name), n=len(given)), spec.name)
+    for (name, _), value in zip(positionals, given, strict=False):
+        values[name] = value
+    return build(spec, values, databases, SLACK)
 
-    if name == "restore":
-        return _parse_restore(args, databases, usage)
-    positional: list[str] = []
-    label: str | None = None
+
+def _read(spec: Spec, args: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Options by field name, and the positional words in order."""
+    options = spec.options(SLACK)
+    values: dict[str, Any] = {}
+    given: list[str] = []
     i = 0
     while i < len(args):
-        arg = args[i]
-        if name == "now" and (arg == "--label" or arg.startswith("--label=")):
-            if arg.startswith("--label="):
-                label = arg.split("=", 1)[1]
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                label = args[i + 1]
-                i += 1
-            else:
-                raise UsageError("--label needs a value.", usage)
-        elif arg.startswith("-"):
-            raise UsageError(say("Unknown option {o}.", o=Name(arg)), usage)
+        word = args[i]
+        flag = word.split("=", 1)[0]
+        if flag in options:
+            name, arg = options[flag]
+            values[name], i = _value(spec, arg, args, i)
+        elif word.startswith("-") and not word[1:].isdigit():
+            hint = did_you_mean(word, list(options))
+            raise UsageError(say("Unknown option {o}.{hint}", o=Name(word), hint=hint), spec.name)
         else:
-            positional.append(arg)
-        i += 1
-    if len(positional) > 1:
-        raise UsageError(
-            say("{c} takes one database name, got {n}.", c=Name(name), n=len(positional)), usage
-        )
-    if name in ("status", "retention", "drill"):  # without a database: all of them
-        db = resolve_database(positional[0], databases, usage) if positional else None
-        return ParsedCommand(name, database=db)
-    db = resolve_database(positional[0] if positional else None, databases, usage)
-    return ParsedCommand("now", database=db, label=label)
+            given.append(word)
+            i += 1
+    return values, given
 
 
-def _option_value(args: list[str], i: int, option: str, usage: str) -> tuple[str, int]:
-    """The value of `--option VALUE` or `--option=VALUE` at args[i]; the next index."""
-    arg = args[i]
-    if arg.startswith(option + "="):
-        return arg.split("=", 1)[1], i + 1
+def _value(spec: Spec, arg: Arg, args: list[str], i: int) -> tuple[Any, int]:
+    """The value of the option at args[i] and the index after it."""
+    word, flag = args[i], str(arg.flag)
+    if arg.kind == "switch":
+        if word != flag:
+            raise UsageError(say("{o} takes no value.", o=Name(flag)), spec.name)
+        return True, i + 1
+    if word.startswith(flag + "="):
+        return word.split("=", 1)[1], i + 1
     if i + 1 < len(args) and not args[i + 1].startswith("--"):
         return args[i + 1], i + 2
-    raise UsageError(f"{option} needs a value.", usage)
-
-
-def _parse_restore(args: list[str], databases: Sequence[str], usage: str) -> ParsedCommand:
-    positional: list[str] = []
-    into: str | None = None
-    reason: str | None = None
-    in_place = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--into" or arg.startswith("--into="):
-            into, i = _option_value(args, i, "--into", usage)
-        elif arg == "--reason" or arg.startswith("--reason="):
-            reason, i = _option_value(args, i, "--reason", usage)
-        elif arg == "--in-place":
-            in_place, i = True, i + 1
-        elif arg.startswith("-"):
-            hint = _did_you_mean(arg, ["--into", "--in-place", "--reason"])
-            raise UsageError(say("Unknown option {o}.{hint}", o=Name(arg), hint=hint), usage)
-        else:
-            positional.append(arg)
-            i += 1
-    if not positional:
-        raise UsageError(
-            say(
-                "Which database? Configured: {dbs}. Name it first, e.g. {example}.",
-                dbs=names(databases),
-                example=Command("restore", databases[0], "latest"),
-            ),
-            usage,
-        )
-    if len(positional) > 2:
-        raise UsageError(
-            say(
-                "{c} takes a database and a backup ({latest} or an id); put the reason in "
-                'quotes: --reason "why".',
-                c=Name("restore"),
-                latest=Name("latest"),
-            ),
-            usage,
-        )
-    if in_place and into is not None:
-        raise UsageError("Choose one of --into TARGET and --in-place.", usage)
-    db = resolve_database(positional[0], databases, usage)
-    ref = positional[1] if len(positional) > 1 else "latest"
-    return ParsedCommand(
-        "restore", database=db, backup_ref=ref, into=into, in_place=in_place, reason=reason
-    )
+    raise UsageError(say("{o} needs a value.", o=Name(flag)), spec.name)

@@ -351,6 +351,7 @@ class RestoreService:
                 **exc.refusal(),
                 command_reason=reason,
             )
+            exc.recorded = True  # see commands/refusals.py
             raise
         return record
 
@@ -570,6 +571,7 @@ class RestoreService:
                 **exc.refusal(),
                 break_glass=True,
             )
+            exc.recorded = True  # see commands/refusals.py
             raise
         return self.execute(record.id, on_progress)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from backupbot.commands.parse import resolve_database, usage_of
+from backupbot.commands.command_spec import resolve_database
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings, RetentionSettings, Settings
 from backupbot.storage.artifacts import ArtifactStore
@@ -294,7 +294,7 @@ class RetentionService:
         if database is None:
             databases = list(self._settings.databases)
         else:
-            name = resolve_database(database, self._settings.database_names, usage_of("retention"))
+            name = resolve_database(database, self._settings.database_names, "retention")
             databases = [d for d in self._settings.databases if d.name == name]
         return plan_retention(
             self._catalog.verified(database),

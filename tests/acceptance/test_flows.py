@@ -119,6 +119,36 @@ def test_a_mistyped_database_name_gets_a_suggestion_and_a_record(
     assert rejected.action == "command.rejected" and rejected.actor == REQUESTER
 
 
+def test_every_refusal_is_answered_and_recorded_once_in_slack_and_on_the_cli(
+    deployment: Deployment,
+) -> None:
+    """Refusals raised by the parser, by a handler and by a service: each gets one answer
+    and exactly one record, whichever front end and whichever check refused it."""
+    answer = deployment.slash(REQUESTER, "status --bogus").json()["text"]
+    assert "Unknown option --bogus." in answer and "/backup status [db]" in answer
+    deployment.slash(REQUESTER, "restore app nosuchid --reason test")
+    refused = deployment.wait_response(lambda p: "nosuchid" in json.dumps(p.body))
+    assert "nosuchid" in refused.body["text"]
+    deployment.wait_action("restore.refused", "app")
+
+    cli = deployment.cli("restore", "run", "app", check=False)  # no --break-glass
+    assert cli.returncode == 2 and "--break-glass" in cli.stderr
+    cli = deployment.cli("drill", "nosuch", check=False)
+    assert cli.returncode == 2 and "Configured: app." in cli.stderr
+
+    records = deployment.incidents()
+    rejected = [i for i in records if i.action == "command.rejected"]
+    assert [(i.actor, i.details["command"]) for i in reversed(rejected)] == [
+        (REQUESTER, "status --bogus"),
+        (rejected[1].actor, "restore run app"),
+        (rejected[0].actor, "drill nosuch"),
+    ]
+    assert rejected[0].actor.startswith("cli:") and rejected[1].actor.startswith("cli:")
+    assert [i.details["code"] for i in rejected] == ["usage.unknown_database", "usage", "usage"]
+    restore_refusals = [i for i in records if i.action == "restore.refused"]
+    assert len(restore_refusals) == 1  # recorded by the service, not again as rejected
+
+
 # -- status, log, help, retention --------------------------------------------------------
 
 

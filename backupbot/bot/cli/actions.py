@@ -5,11 +5,11 @@ scripts (a backup id, a restore id, `--json`); exit codes: 0 ok, 1 the operation
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from backupbot.bot.cli.render import backup as backup_text
@@ -24,6 +24,7 @@ from backupbot.bot.slack.blocks.retention import retention_summary
 from backupbot.bot.slack.delivery import post
 from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.commands import registry as r
 from backupbot.commands.backup import Progress
 from backupbot.commands.drill import DrillStage
 from backupbot.commands.restore_run import RestoreProgress
@@ -48,22 +49,13 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-def _require_database(services: Services, database: str) -> None:
-    if services.settings.database(database) is None:
-        names = ", ".join(services.settings.database_names)
-        raise UsageError(
-            f"There is no configured database named {database!r}. Configured: {names}."
-        )
-
-
-def backup_now(services: Services, database: str, label: str | None, as_json: bool) -> int:
+def backup_now(services: Services, request: r.BackupNow, as_json: bool) -> int:
     """Take a verified backup; stdout is its id (or its JSON), exit 0 only when verified."""
-    _require_database(services, database)
 
     def progress(p: Progress) -> None:
         _say(backup_text.progress_line(p))
 
-    record = services.backups.backup_now(database, cli_actor(), label, progress)
+    record = services.backups.backup_now(request.database, cli_actor(), request.label, progress)
     _say(backup_text.result_line(record))
     if as_json:
         _print_json(backup_text.record_json(record))
@@ -78,88 +70,91 @@ def _restore_flow(services: Services) -> RestoreFlow | None:
     return RestoreFlow(services, services.slack_client)
 
 
-def restore_request(services: Services, args: argparse.Namespace) -> int:
+def restore_request(services: Services, request: r.RestoreRequest, as_json: bool) -> int:
     """Post a restore request in Slack, where a second person approves it."""
     flow = _restore_flow(services)
     if flow is None:
         raise UsageError(
             "restore request needs Slack (SLACK_BOT_TOKEN and a slack: section), where the "
             "request is approved. Without Slack: "
-            f"{cli_command('restore', 'run', args.database)} --break-glass --reason TEXT."
+            f"{cli_command('restore', 'run', request.database)} --break-glass --reason TEXT."
         )
     record = services.restores.request(
-        args.database,
-        args.backup,
-        requester=args.slack_user or cli_actor(),
-        into=args.into,
-        in_place=args.in_place,
-        reason=args.reason,
+        request.database,
+        request.backup_ref,
+        requester=request.slack_user or cli_actor(),
+        into=request.into,
+        in_place=request.in_place,
+        reason=request.reason,
     )
     record = flow.post_request(record)
     _say(restore_text.request_posted(record))
-    if args.json:
+    if as_json:
         _print_json(restore_text.record_json(record))
     else:
         print(record.id)
     return 0
 
 
-def restore_run(services: Services, args: argparse.Namespace) -> int:
+def restore_run(services: Services, request: r.RestoreRun, as_json: bool) -> int:
     """A break-glass restore: now, without approval, recorded as such."""
-    if not args.break_glass:
+    if not request.break_glass:
         raise UsageError(
             "restore run restores without a second person's approval: confirm with "
             "--break-glass --reason TEXT, or ask in Slack with "
-            f"{cli_command('restore', 'request', args.database)}."
+            f"{cli_command('restore', 'request', request.database)}."
         )
-    if not args.reason:
+    if not request.reason:
         raise UsageError("A break-glass restore needs --reason TEXT; it goes in the record.")
 
     def progress(p: RestoreProgress) -> None:
         _say(restore_text.progress_line(p))
 
     record = services.restores.break_glass(
-        args.database,
-        args.backup,
+        request.database,
+        request.backup_ref,
         actor=cli_actor(),
-        reason=args.reason,
-        into=args.into,
-        in_place=args.in_place,
+        reason=request.reason,
+        into=request.into,
+        in_place=request.in_place,
         on_progress=progress,
     )
     flow = _restore_flow(services)
     announced = bool(flow and flow.announce_pending())
     _say(*restore_text.run_result(record, announced=announced))
-    if args.json:
+    if as_json:
         _print_json(restore_text.record_json(record, announced=announced))
     else:
         print(record.id)
     return 0 if record.status == "succeeded" else 1
 
 
-def drill(services: Services, database: str, as_json: bool) -> int:
-    """Run a restore drill; posted in the channel too when Slack is configured."""
-    _require_database(services, database)
+def drill(services: Services, request: r.Drill, as_json: bool) -> int:
+    """Run restore drills (one database or every one) here, one after another; posted in
+    the channel too when Slack is configured. stdout: each drill's id, or a JSON list
+    for several databases (an object for one)."""
 
     def progress(p: DrillStage) -> None:
         _say(drill_text.progress_line(p))
 
     client = services.slack_client if services.settings.slack else None
     services.take_over_abandoned()  # a drill whose process is gone must not block this one
-    [record] = DrillFlow(services, client).run(database, cli_actor(), progress)
-    told = None if client is None else record.message_ts is not None
-    _say(*drill_text.result_lines(record, channel_told=told))
+    records = DrillFlow(services, client).run(request.database, cli_actor(), progress)
+    for record in records:
+        told = None if client is None else record.message_ts is not None
+        _say(*drill_text.result_lines(record, channel_told=told))
     if as_json:
-        _print_json(drill_text.record_json(record))
+        found = [drill_text.record_json(record) for record in records]
+        _print_json(found[0] if request.database else found)
     else:
-        print(record.id)
-    return 0 if record.status == "passed" else 1
+        print("\n".join(record.id for record in records))
+    return 0 if records and all(record.status == "passed" for record in records) else 1
 
 
-def retention(services: Services, database: str | None, apply: bool, as_json: bool) -> int:
+def retention(services: Services, request: r.Retention, as_json: bool) -> int:
     """Dry run by default; `--apply` deletes now (actor cli:<user>) and tells the channel."""
-    now = services.clock.now()
-    if not apply:
+    now, database = services.clock.now(), request.database
+    if not request.apply:
         plan = services.retention.plan(database, now)
         if as_json:
             _print_json(plan.as_json())
@@ -177,11 +172,9 @@ def retention(services: Services, database: str | None, apply: bool, as_json: bo
     return 0 if report.ok else 1
 
 
-def status(services: Services, database: str | None, as_json: bool) -> int:
+def status(services: Services, request: r.Status, as_json: bool) -> int:
     """Where each database stands; exit 1 if any needs attention."""
-    if database is not None and services.settings.database(database) is None:
-        raise UsageError(f"There is no configured database named {database!r}.")
-    report = services.status_report(database)
+    report = services.status_report(request.database)
     if as_json:
         _print_json([status_text.status_json(s) for s in report])
     else:
@@ -189,8 +182,11 @@ def status(services: Services, database: str | None, as_json: bool) -> int:
     return 0 if all(s.healthy for s in report) else 1
 
 
-def log(services: Services, limit: int, as_json: bool) -> int:
-    records = services.incidents.recent(limit)
+def log(services: Services, request: r.Log, as_json: bool) -> int:
+    """The newest records, or with `verify` the hash chain's check."""
+    if request.check == "verify":
+        return log_verify(services, as_json)
+    records = services.incidents.recent(request.limit)
     if as_json:
         _print_json([i.as_json() for i in records])
     elif records:
@@ -206,3 +202,14 @@ def log_verify(services: Services, as_json: bool) -> int:
     else:
         print(log_text.verify_line(check))
     return 0 if check.intact else 1
+
+
+HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
+    r.BackupNow: backup_now,
+    r.RestoreRequest: restore_request,
+    r.RestoreRun: restore_run,
+    r.Drill: drill,
+    r.Retention: retention,
+    r.Status: status,
+    r.Log: log,
+}

@@ -23,7 +23,9 @@ from backupbot.bot.cli.render import render
 from backupbot.bot.cli.serve import serve, worker
 from backupbot.bot.composition import Services, build_services, load
 from backupbot.bot.logging_setup import configure_logging
-from backupbot.commands.parse import MAX_LOG
+from backupbot.commands.command_spec import Databases, Spec, build
+from backupbot.commands.refusals import record_unrecorded
+from backupbot.commands.registry import Surface, specs
 from backupbot.errors import BackupbotError, ConfigError, UsageError
 
 __all__ = ["cli_actor", "main"]
@@ -35,110 +37,89 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="backupbot", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="config file (default: $BACKUPBOT_CONFIG or ./backupbot.yml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _backup_parser(sub)
-    _restore_parser(sub)
-    _report_parsers(sub)
+    groups: dict[str, Subparsers] = {}
+    for spec in specs(Surface.CLI):
+        _command_parser(_parent(sub, groups, spec.cli[:-1]), spec)
     _process_parsers(sub)
     return p
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+GROUP_HELP = {"backup": "Take a backup.", "restore": "Restore a backup."}
 
 
-def _backup_parser(sub: Subparsers) -> None:
-    backup = sub.add_parser("backup", help="take a backup").add_subparsers(
-        dest="backup_command", required=True, metavar="now"
-    )
-    now = backup.add_parser("now", help="take a verified backup; prints its id")
-    now.add_argument("database")
-    now.add_argument("--label", help="e.g. pre-deploy")
-    now.add_argument("--json", action="store_true", help=JSON_HELP)
-
-    drill = sub.add_parser(
-        "drill",
-        help="restore drill: restore the latest verified backup into a scratch database, "
-        "verify it, time it against the RTO, drop it (exit 0 pass, 1 fail)",
-    )
-    drill.add_argument("database")
-    drill.add_argument("--json", action="store_true", help=JSON_HELP)
-
-
-def _restore_parser(sub: Subparsers) -> None:
-    restore = sub.add_parser("restore", help="restore a backup").add_subparsers(
-        dest="restore_command", required=True, metavar="{request,run}"
-    )
-    for name, help_text in (
-        ("request", "post a restore request in Slack; a second person approves it there"),
-        ("run", "restore now without approval (--break-glass), for when Slack is down"),
-    ):
-        r = restore.add_parser(name, help=help_text)
-        r.add_argument("database")
-        r.add_argument("backup", nargs="?", default="latest", help="latest (default) or an id")
-        where = r.add_mutually_exclusive_group()
-        where.add_argument("--into", metavar="TARGET", help="restore into this database")
-        where.add_argument(
-            "--in-place", action="store_true", help="overwrite the source (safety backup first)"
+def _parent(sub: Subparsers, groups: dict[str, Subparsers], words: tuple[str, ...]) -> Subparsers:
+    """The subparsers a command's last word goes in: `backupbot` itself, or a group."""
+    if not words:
+        return sub
+    [word] = words
+    if word not in groups:
+        groups[word] = sub.add_parser(word, help=GROUP_HELP[word]).add_subparsers(
+            dest=f"{word}_command", required=True
         )
-        r.add_argument("--reason", help="why; shown to approvers and recorded")
-        r.add_argument("--json", action="store_true", help=JSON_HELP)
-        if name == "request":
-            r.add_argument(
-                "--slack-user",
-                metavar="UID",
-                help="your Slack user id (U...), so you cannot approve your own request",
+    return groups[word]
+
+
+def _command_parser(parent: Subparsers, spec: Spec) -> None:
+    """argparse for one registry command; `build` checks what argparse does not."""
+    p = parent.add_parser(
+        spec.cli[-1],
+        help=spec.summary.replace("%", "%%"),
+        description=spec.help.replace("%", "%%"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(spec=spec)
+    for name, arg in spec.args(Surface.CLI):
+        flag = arg.flag_on(Surface.CLI)
+        metavar = arg.metavar if arg.metavar.lower() != arg.metavar else arg.metavar.upper()
+        if arg.kind == "database":
+            required = arg.databases is Databases.REQUIRED
+            help_text = DATABASE_HELP[arg.databases]
+            p.add_argument(
+                name, nargs=None if required else "?", metavar="DATABASE", help=help_text
             )
+        elif arg.kind == "switch":
+            p.add_argument(str(flag), dest=name, action="store_true", help=arg.help)
+        elif flag is None and arg.choices:
+            p.add_argument(name, nargs="?", choices=arg.choices, help=arg.help)
+        elif flag is None:
+            p.add_argument(name, nargs="?", metavar=metavar, help=arg.help)
         else:
-            r.add_argument(
-                "--break-glass",
-                action="store_true",
-                help="confirm: run without a second person's approval (recorded as such)",
-            )
+            p.add_argument(flag, dest=name, metavar=metavar, help=arg.help)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
-def _report_parsers(sub: Subparsers) -> None:
-    retention = sub.add_parser(
-        "retention",
-        help="show what retention would delete and why (dry run); --apply deletes it now",
-    )
-    retention.add_argument("database", nargs="?", help="one database (default: all)")
-    retention.add_argument("--apply", action="store_true", help="delete now, and record it")
-    retention.add_argument("--json", action="store_true", help=JSON_HELP)
-
-    status = sub.add_parser("status", help="where each database's backups stand")
-    status.add_argument("database", nargs="?")
-    status.add_argument("--json", action="store_true", help=JSON_HELP)
-
-    log_p = sub.add_parser(
-        "log", help="the incident log, newest first; 'log verify' checks its hash chain"
-    )
-    log_p.add_argument("check", nargs="?", choices=["verify"], help="check the hash chain")
-    log_p.add_argument("--limit", type=int, default=20)
-    log_p.add_argument("--json", action="store_true", help=JSON_HELP)
+DATABASE_HELP = {
+    Databases.ONE: "the database (may be left out when only one is configured)",
+    Databases.REQUIRED: "the database",
+    Databases.ALL: "one database (default: every database)",
+}
 
 
 def _process_parsers(sub: Subparsers) -> None:
     worker_p = sub.add_parser(
         "worker",
-        help="run queued backups, restores, drills and retention runs (PostgreSQL state); "
-        "any number may run",
+        help="Run queued backups, restores, drills and retention runs (PostgreSQL state); "
+        "any number may run.",
     )
     worker_p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
     worker_p.add_argument("--host", default="0.0.0.0")
-    serve_p = sub.add_parser("serve", help="run the Slack bot (Socket Mode or HTTP)")
+    serve_p = sub.add_parser("serve", help="Run the Slack bot (Socket Mode or HTTP).")
     serve_p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     serve_p.add_argument("--host", default="0.0.0.0")
 
-    config = sub.add_parser("config", help="configuration tools").add_subparsers(
+    config = sub.add_parser("config", help="Configuration tools.").add_subparsers(
         dest="config_command", required=True, metavar="check"
     )
-    check = config.add_parser("check", help="validate the config file and environment")
+    check = config.add_parser("check", help="Validate the config file and environment.")
     check.add_argument(
         "--live", action="store_true", help="also connect to every database and the store"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(words)
     configure_logging("WARNING", "text")
     try:
         settings = load(args.config)
@@ -148,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return config_check(settings, args.live)
         services = build_services(settings)
         try:
-            return _dispatch(services, args)
+            return _dispatch(services, args, words)
         finally:
             services.close()
     except (ConfigError, UsageError) as exc:
@@ -159,30 +140,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(services: Services, args: argparse.Namespace) -> int:
-    if args.command == "backup":
-        return actions.backup_now(services, args.database, args.label, args.json)
-    if args.command == "status":
-        return actions.status(services, args.database, args.json)
-    if args.command == "retention":
-        return actions.retention(services, args.database, args.apply, args.json)
-    if args.command == "log" and args.check == "verify":
-        return actions.log_verify(services, args.json)
-    if args.command == "log":
-        if not 1 <= args.limit <= 10 * MAX_LOG:
-            raise UsageError(f"--limit must be between 1 and {10 * MAX_LOG}.")
-        return actions.log(services, args.limit, args.json)
+def _dispatch(services: Services, args: argparse.Namespace, words: list[str]) -> int:
+    """Run the command; a refusal is recorded (see `commands/refusals.py`) and raised."""
     if args.command == "serve":
         return serve(services, args.host, args.port)
     if args.command == "worker":
         return worker(services, args.host, args.port)
-    if args.command == "restore" and args.restore_command == "request":
-        return actions.restore_request(services, args)
-    if args.command == "restore":
-        return actions.restore_run(services, args)
-    if args.command == "drill":
-        return actions.drill(services, args.database, args.json)
-    raise UsageError(f"unknown command {args.command}")
+    spec: Spec = args.spec
+    values = {name: getattr(args, name) for name, _ in spec.args(Surface.CLI)}
+    try:
+        request = build(spec, values, services.settings.database_names, Surface.CLI)
+        return actions.HANDLERS[spec.request](services, request, args.json)
+    except BackupbotError as exc:
+        given = " ".join(words[words.index(spec.cli[0]) :])  # without --config FILE
+        now = services.clock.now()
+        record_unrecorded(services.incidents, exc, at=now, actor=cli_actor(), command=given)
+        raise
 
 
 if __name__ == "__main__":

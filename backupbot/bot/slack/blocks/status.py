@@ -20,7 +20,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.parse import SUBCOMMANDS
+from backupbot.commands.registry import Surface, specs
 from backupbot.commands.status import (
     AlertSummary,
     BotStatus,
@@ -177,8 +177,9 @@ def log_message(incidents: Sequence[Incident], chain: ChainCheck) -> Message:
 
 
 def help_message() -> Message:
-    lines = [f"{code(s.usage)}\n{esc(s.summary)}" for s in SUBCOMMANDS.values()]
+    offered = specs(Surface.SLACK)
+    lines = [f"{code(s.usage())}\n{esc(s.summary)}" for s in offered]
     return Message(
-        "backupbot commands: " + "; ".join(s.usage for s in SUBCOMMANDS.values()),
+        "backupbot commands: " + "; ".join(s.usage() for s in offered),
         [section("*backupbot* keeps your PostgreSQL backups honest.\n\n" + "\n\n".join(lines))],
     )

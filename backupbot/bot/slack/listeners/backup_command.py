@@ -1,12 +1,18 @@
-"""The `/backup` slash command: parse, call one command, acknowledge, render.
+"""The `/backup` slash command: parse into a registry request, answer, run its handler.
 
-Everything slow (the backup itself) runs after the acknowledgement in a background job;
-the channel message posted at the start is updated in place with progress and the result.
-The acting user is always the signed payload's `user_id`.
+`HANDLERS` maps each request type of `commands/registry.py` to its Slack handler. A
+handler returns the message to answer with. A slow command (see the registry) is
+acknowledged at once and its handler runs after the acknowledgement on the job pool,
+answering the requester with `respond`; a fast one answers in the acknowledgement.
+Every refusal, from the parser or from a handler, is answered and recorded here (unless
+the service that refused recorded it already). The acting user is always the signed
+payload's `user_id`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -22,118 +28,156 @@ from backupbot.bot.slack.blocks.drill import drill_ack, drill_refused
 from backupbot.bot.slack.blocks.retention import retention_dry_run
 from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.bot.slack.flows.restore import RestoreFlow
-from backupbot.commands.parse import ParsedCommand, parse_command
+from backupbot.commands import registry as r
+from backupbot.commands.command_spec import usage_of
+from backupbot.commands.parse import parse_command
+from backupbot.commands.refusals import record_unrecorded
 from backupbot.errors import BackupbotError, UsageError
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One `/backup` command as received: who, what they typed, and where to answer."""
+
+    services: Services
+    flow: RestoreFlow
+    client: WebClient
+    user: str
+    text: str
+
+    @property
+    def channel(self) -> str:
+        slack = self.services.settings.slack
+        return slack.channel if slack else ""
+
+
+Handler = Callable[[Invocation, Any], kit.Message | None]
 
 
 def register(app: App, services: Services, flow: RestoreFlow) -> None:
     @app.command(slack_contract.SLASH_COMMAND)
     def on_backup(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        user = command["user_id"]
-        text = command.get("text", "")
+        call = Invocation(services, flow, client, command["user_id"], command.get("text", ""))
         try:
-            parsed = parse_command(text, services.settings.database_names)
-        except UsageError as exc:
-            services.incidents.record(
-                at=services.clock.now(),
-                actor=user,
-                action="command.rejected",
-                outcome="refused",
-                details={"command": text[:200], **exc.refusal()},
-            )
-            ack(**kit.usage_error(exc.phrase, exc.usage).as_kwargs())
+            request = parse_command(call.text, services.settings.database_names)
+        except BackupbotError as exc:
+            ack(**refused(call, exc).as_kwargs())
             return
-        if parsed.name == "help":
-            ack(**status_blocks.help_message().as_kwargs())
-        elif parsed.name == "now":
-            _backup_now(ack, respond, client, services, user, parsed)
-        elif parsed.name == "restore":
-            services.jobs.submit(_restore_request, services, flow, respond, user, parsed)
-            ack(**kit.notice("Checking the backup and the target database…").as_kwargs())
-        elif parsed.name == "status":
-            services.jobs.submit(_respond_status, services, respond, parsed.database)
-            ack()
-        elif parsed.name == "drill":
-            names = [parsed.database] if parsed.database else services.settings.database_names
-            services.jobs.submit(_drill, services, client, respond, user, parsed.database)
-            channel = services.settings.slack.channel if services.settings.slack else ""
-            ack(**drill_ack(names, channel).as_kwargs())
-        elif parsed.name == "retention":
-            services.jobs.submit(_respond_retention, services, respond, parsed.database)
-            ack()
-        elif parsed.name == "log":
-            services.jobs.submit(_respond_log, services, respond, parsed.limit or 10)
-            ack()
+        handler = HANDLERS[type(request)]
+        if not r.spec_of(request).slow:
+            _ack(ack, _answer(call, handler, request))
+            return
+        early = ACKS.get(type(request))
+        answer = early(call, request) if early else None
+        # Submitted before the acknowledgement: once Slack has its answer the job exists.
+        services.jobs.submit(_answer_later, call, handler, request, respond)
+        _ack(ack, answer)
 
 
-def _restore_request(
-    services: Services, flow: RestoreFlow, respond: Respond, user: str, parsed: ParsedCommand
-) -> None:
+def _ack(ack: Ack, message: kit.Message | None) -> None:
+    if message is None:
+        ack()
+    else:
+        ack(**message.as_kwargs())
+
+
+def refused(call: Invocation, exc: BackupbotError) -> kit.Message:
+    """The answer to a refusal, recorded unless the service that refused recorded it."""
+    services = call.services
+    record_unrecorded(
+        services.incidents, exc, at=services.clock.now(), actor=call.user, command=call.text
+    )
+    if isinstance(exc, UsageError):
+        return kit.usage_error(exc.phrase, usage_of(exc.command))
+    return kit.notice(f":warning: {kit.render(exc.phrase)}")
+
+
+def _answer(call: Invocation, handler: Handler, request: Any) -> kit.Message | None:
+    try:
+        return handler(call, request)
+    except BackupbotError as exc:
+        return refused(call, exc)
+
+
+def _answer_later(call: Invocation, handler: Handler, request: Any, respond: Respond) -> None:
+    message = _answer(call, handler, request)
+    if message is not None:
+        respond(**message.as_kwargs())
+
+
+def _help(call: Invocation, request: r.Help) -> kit.Message:
+    return status_blocks.help_message()
+
+
+def _backup_now(call: Invocation, request: r.BackupNow) -> kit.Message:
+    services = call.services
+    record = services.backups.start(request.database, call.user, request.label)
+    # Queued before the acknowledgement, so once Slack has its answer the work is
+    # recorded (durably, on PostgreSQL state) and tracked.
+    services.enqueue_backup(record)
+    return backup_blocks.started_ack(record, call.channel, record.started_at)
+
+
+def _restore_request(call: Invocation, request: r.RestoreRequest) -> kit.Message:
     """Create the request (this looks at the target database, so it runs after the ack),
     post it in the channel, and tell the requester where it is."""
-    assert parsed.database is not None
-    try:
-        record = services.restores.request(
-            parsed.database,
-            parsed.backup_ref,
-            requester=user,
-            into=parsed.into,
-            in_place=parsed.in_place,
-            reason=parsed.reason,
-        )
-        record = flow.post_request(record)
-    except UsageError as exc:
-        respond(**kit.usage_error(exc.phrase, exc.usage).as_kwargs())
-        return
-    except BackupbotError as exc:
-        respond(**kit.notice(f":warning: {kit.render(exc.phrase)}").as_kwargs())
-        return
-    respond(**restore_blocks.requested_ack(record, flow.channel).as_kwargs())
+    record = call.services.restores.request(
+        request.database,
+        request.backup_ref,
+        requester=call.user,
+        into=request.into,
+        in_place=request.in_place,
+        reason=request.reason,
+    )
+    record = call.flow.post_request(record)
+    return restore_blocks.requested_ack(record, call.flow.channel)
 
 
-def _drill(
-    services: Services, client: WebClient, respond: Respond, user: str, database: str | None
-) -> None:
+def _drill(call: Invocation, request: r.Drill) -> kit.Message | None:
     """Start and queue the drill(s); the channel shows them. A drill that cannot start is
     told to the requester only."""
     try:
-        DrillFlow(services, client).queue(database, user)
+        DrillFlow(call.services, call.client).queue(request.database, call.user)
     except BackupbotError as exc:
-        respond(**drill_refused(exc.phrase).as_kwargs())
+        refused(call, exc)
+        return drill_refused(exc.phrase)
+    return None
 
 
-def _respond_status(services: Services, respond: Respond, database: str | None) -> None:
-    report, overall = services.status_report(database), services.bot_status()
-    respond(**status_blocks.status_message(report, overall).as_kwargs())
+def _drill_ack(call: Invocation, request: r.Drill) -> kit.Message:
+    names = [request.database] if request.database else call.services.settings.database_names
+    return drill_ack(names, call.channel)
 
 
-def _respond_retention(services: Services, respond: Respond, database: str | None) -> None:
+def _status(call: Invocation, request: r.Status) -> kit.Message:
+    services = call.services
+    report, overall = services.status_report(request.database), services.bot_status()
+    return status_blocks.status_message(report, overall)
+
+
+def _retention(call: Invocation, request: r.Retention) -> kit.Message:
     """The dry run, to the requester only: nothing is deleted."""
-    plan = services.retention.plan(database, services.clock.now())
-    respond(**retention_dry_run(plan).as_kwargs())
+    services = call.services
+    return retention_dry_run(services.retention.plan(request.database, services.clock.now()))
 
 
-def _respond_log(services: Services, respond: Respond, limit: int) -> None:
-    chain = services.incidents.verify()
-    respond(**status_blocks.log_message(services.incidents.recent(limit), chain).as_kwargs())
+def _log(call: Invocation, request: r.Log) -> kit.Message:
+    incidents = call.services.incidents
+    return status_blocks.log_message(incidents.recent(request.limit), incidents.verify())
 
 
-def _backup_now(
-    ack: Ack,
-    respond: Respond,
-    client: WebClient,
-    services: Services,
-    user: str,
-    parsed: ParsedCommand,
-) -> None:
-    assert parsed.database is not None and services.settings.slack is not None
-    channel = services.settings.slack.channel
-    try:
-        record = services.backups.start(parsed.database, user, parsed.label)
-        # Queued before the acknowledgement, so once Slack has its answer the work is
-        # recorded (durably, on PostgreSQL state) and tracked.
-        services.enqueue_backup(record)
-    except BackupbotError as exc:
-        ack(**kit.notice(kit.render(exc.phrase)).as_kwargs())
-        return
-    ack(**backup_blocks.started_ack(record, channel, record.started_at).as_kwargs())
+HANDLERS: dict[type[Any], Handler] = {
+    r.Help: _help,
+    r.BackupNow: _backup_now,
+    r.RestoreRequest: _restore_request,
+    r.Drill: _drill,
+    r.Retention: _retention,
+    r.Status: _status,
+    r.Log: _log,
+}
+ACKS: dict[type[Any], Handler] = {
+    r.RestoreRequest: lambda call, request: kit.notice(
+        "Checking the backup and the target database…"
+    ),
+    r.Drill: _drill_ack,
+}

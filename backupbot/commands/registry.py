@@ -1,0 +1,161 @@
+"""The commands: each declared once, for Slack (`/backup ...`), the CLI and both helps.
+
+Each class is a request: its docstring is the help text (the first paragraph is the
+summary `/backup help` and `backupbot --help` show), its fields the arguments, and
+`@command` says where it is offered, the role it needs and whether it is slow (Slack
+acknowledges it first and answers after; see `command_spec.py`). Adding a command means
+a class here, a handler in each front end that offers it and its renderers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backupbot.commands.command_spec import (
+    CLI_ONLY,
+    REGISTRY,
+    Databases,
+    Role,
+    Spec,
+    Surface,
+    command,
+    database_arg,
+    option,
+    positional,
+    spec_of,
+    specs,
+    switch,
+)
+
+__all__ = [
+    "REGISTRY",
+    "BackupNow",
+    "Drill",
+    "Help",
+    "Log",
+    "RestoreRequest",
+    "RestoreRun",
+    "Retention",
+    "Role",
+    "Spec",
+    "Status",
+    "Surface",
+    "spec_of",
+    "specs",
+]
+
+MAX_LOG = 50
+REASON_HELP = "why; shown to approvers and recorded"
+
+
+@command("now", ("backup", "now"), role=Role.OPERATOR)
+class BackupNow:
+    """Take a verified backup now (e.g. before a risky deploy). Progress and the result
+    appear in the channel.
+
+    On the CLI, progress goes to stderr and the backup's id to stdout; exit 0 only when
+    the backup is verified."""
+
+    database: str = database_arg(Databases.ONE)
+    label: str | None = option("--label", "TEXT", "e.g. pre-deploy")
+
+
+_RESTORE_TOO_MANY = (
+    '{c} takes a database and a backup (latest or an id); put the reason in quotes: --reason "why".'
+)
+
+
+@command(
+    "restore",
+    ("restore", "request"),
+    role=Role.OPERATOR,
+    slow=True,
+    too_many=_RESTORE_TOO_MANY,
+)
+class RestoreRequest:
+    """Ask to restore a backup; a second person approves in the channel. Without
+    --into it goes to a new database <db>_restored_<time>; --in-place overwrites the
+    source after a safety backup."""
+
+    database: str = database_arg(Databases.REQUIRED)
+    backup_ref: str = positional("latest|BACKUP_ID", "latest (default) or an id", "latest")
+    into: str | None = option("--into", "TARGET", "restore into this database", excludes="in_place")
+    in_place: bool = switch("--in-place", "overwrite the source (safety backup first)")
+    reason: str | None = option("--reason", "TEXT", REASON_HELP)
+    slack_user: str | None = option(
+        "--slack-user",
+        "UID",
+        "your Slack user id (U...), so you cannot approve your own request",
+        surfaces=CLI_ONLY,
+    )
+
+
+@command(None, ("restore", "run"), role=Role.ADMIN, too_many=_RESTORE_TOO_MANY)
+class RestoreRun:
+    """Restore now without approval (break-glass), for when Slack is down: confirm with
+    --break-glass and give a --reason; the record says so and the channel is told."""
+
+    database: str = database_arg(Databases.REQUIRED)
+    backup_ref: str = positional("latest|BACKUP_ID", "latest (default) or an id", "latest")
+    into: str | None = option("--into", "TARGET", "restore into this database", excludes="in_place")
+    in_place: bool = switch("--in-place", "overwrite the source (safety backup first)")
+    reason: str | None = option("--reason", "TEXT", REASON_HELP)
+    break_glass: bool = switch(
+        "--break-glass", "confirm: run without a second person's approval (recorded as such)"
+    )
+
+
+@command("drill", ("drill",), role=Role.OPERATOR, slow=True)
+class Drill:
+    """Run a restore drill now (every database when none is named): restore the latest
+    verified backup into a scratch database, verify every table, time it against the
+    RTO, drop it, post Pass/Fail.
+
+    On the CLI the drill runs in this process; exit 0 only when every drill passed."""
+
+    database: str | None = database_arg(Databases.ALL)
+
+
+@command("retention", ("retention",), role=Role.VIEWER, slow=True)
+class Retention:
+    """Show what the next retention run would delete and why (nothing is deleted).
+
+    On the CLI, --apply deletes it now, records it and tells the channel."""
+
+    database: str | None = database_arg(Databases.ALL)
+    apply: bool = switch("--apply", "delete now, and record it", surfaces=CLI_ONLY, role=Role.ADMIN)
+
+
+@command("status", ("status",), role=Role.VIEWER, slow=True)
+class Status:
+    """Last good backup, last failure, backups kept and anything worrying, per database."""
+
+    database: str | None = database_arg(Databases.ALL)
+
+
+@command("log", ("log",), role=Role.VIEWER, slow=True, too_many="{c} takes at most one number.")
+class Log:
+    """The last n incident-log records (default 10).
+
+    On the CLI, `log verify` walks the log's hash chain and names the first broken
+    record (exit 1)."""
+
+    check: str | None = positional(
+        "verify", "check the hash chain", surfaces=CLI_ONLY, choices=("verify",)
+    )
+    limit: int = positional(
+        "n", "how many records", 10, bounds=(1, MAX_LOG), cli_flag="--limit", cli_bounds=(1, 500)
+    )
+
+
+@command("help", role=Role.VIEWER)
+class Help:
+    """This help."""
+
+
+def required_role(request: Any) -> Role:
+    """The role a request needs (the hook access rules check)."""
+    return spec_of(request).required_role(request)
+
+
+assert all(spec.summary for spec in REGISTRY.values()), "every command needs a docstring"
