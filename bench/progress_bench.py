@@ -5,7 +5,7 @@ Run by hand from the repository root:
     .venv/bin/python bench/progress_bench.py --size-mb 300
 
 It starts a throwaway PostgreSQL cluster under bench/.work/progress/, fills a database with
-about --size-mb MB of rows, and runs backupbot's channel flow (`run_and_post`, with the
+about --size-mb MB of rows, and runs backupbot's channel flow (`BackupFlow.run`, with the
 Web API client `serve` builds, retries included) against the Slack stand-in, interleaved
 round-robin, --reps times each:
 
@@ -40,7 +40,7 @@ import psycopg  # noqa: E402
 from backupbot.bot.composition import Services, build_services  # noqa: E402
 from backupbot.bot.slack import delivery  # noqa: E402
 from backupbot.bot.slack.blocks import backup as backup_blocks  # noqa: E402
-from backupbot.bot.slack.flows.backup import run_and_post  # noqa: E402
+from backupbot.bot.slack.flows import Flows  # noqa: E402
 from backupbot.devkit.pgcluster import PgCluster, find_pg_bin_dir  # noqa: E402
 from backupbot.devkit.slack_standin import SlackStandin  # noqa: E402
 from backupbot.settings import parse_settings  # noqa: E402
@@ -100,7 +100,7 @@ def timed_backup(
 
             final = services.backups.run(record, listener)
         else:
-            final, _message, _shown = run_and_post(services, client, CHANNEL, record)
+            final, _message, _shown = Flows(services, client).backup.run(record)
     finally:
         stop.set()
     assert final.duration is not None

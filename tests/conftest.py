@@ -25,6 +25,7 @@ import pytest
 from backupbot.bot.composition import Services, build_services
 from backupbot.bot.logging_setup import configure_logging
 from backupbot.bot.slack import delivery
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.clock import Clock
 from backupbot.devkit.botserver import free_port, start_http_bot
@@ -214,7 +215,7 @@ class RunningBot:
     def flow(self) -> RestoreFlow:
         """The restore flow as `serve`'s sweeps run it (expiry, break-glass notices)."""
         assert self.services.slack_client is not None
-        return RestoreFlow(self.services, self.services.slack_client)
+        return Flows(self.services, self.services.slack_client).restore
 
     def wait_idle(self, timeout: float = 120) -> None:
         assert self.services.wait_idle(timeout), "background jobs did not finish in time"

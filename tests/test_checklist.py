@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from backupbot.bot.composition import build_services
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.bot.slack.kit import render
 from backupbot.commands.checklist import ChecklistConditions
@@ -543,7 +544,7 @@ def _bot(bot_factory: Any, state_url: str, tmp_path: Path, clock: ManualClock) -
 
 
 def _flow(bot: Any) -> ChecklistFlow:
-    return ChecklistFlow(bot.services, bot.services.slack_client)
+    return Flows(bot.services, bot.services.slack_client).checklist
 
 
 def _checklist_messages(bot: Any) -> list[Any]:
@@ -642,7 +643,7 @@ def test_posting_twice_for_one_period_gives_one_message(
         clock=clock,
     )
     try:
-        flows = [_flow(bot), ChecklistFlow(other, other.slack_client)]
+        flows = [_flow(bot), Flows(other, other.slack_client).checklist]
         results: list[Any] = []
         barrier = threading.Barrier(2)
 
@@ -672,7 +673,9 @@ def test_a_post_slack_refused_is_given_back_and_posted_by_the_next_step(
 ) -> None:
     clock = ManualClock(NOW)
     bot = _bot(bot_factory, f"sqlite:///{tmp_path / 'state.db'}", tmp_path, clock)
-    offline = ChecklistFlow(bot.services, WebClient(token="x", base_url="http://127.0.0.1:9/api/"))
+    offline = Flows(
+        bot.services, WebClient(token="x", base_url="http://127.0.0.1:9/api/")
+    ).checklist
 
     with pytest.raises(SlackUnreachable, match="could not be posted"):
         offline.post_monthly(NOW)
@@ -814,7 +817,7 @@ def test_ticks_landing_while_the_checklist_is_posted_still_show_on_the_message(
         bot.services.checklists.tick(checklist_id, "UBOB", ticked, None, now=NOW)
 
     fast = clicked_while_posting(bot, tick)
-    record = ChecklistFlow(bot.services, fast).post_monthly(NOW)
+    record = Flows(bot.services, fast).checklist.post_monthly(NOW)
 
     assert record is not None and list(record.ticked) == ticked
     [actions] = _actions(bot, record)

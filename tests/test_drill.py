@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from backupbot.bot.cli.main import main
 from backupbot.bot.composition import Services, build_services
-from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.commands.conditions import DRILL_FAILED
 from backupbot.commands.drill import (
     SCRATCH_PREFIX,
@@ -105,7 +105,7 @@ def test_a_drill_of_a_good_backup_passes_with_timings_posted_and_leaves_no_scrat
     backup = services.backups.backup_now("app", ALICE)
     stages: list[str] = []
 
-    [record] = DrillFlow(services, services.slack_client).run(
+    [record] = Flows(services, services.slack_client).drill.run(
         "app", ALICE, lambda s: stages.append(s.stage)
     )
 
@@ -154,7 +154,7 @@ def test_a_drill_of_a_corrupted_artifact_fails_at_download_and_creates_nothing(
     backup = bot.services.backups.backup_now("app", ALICE)
     _corrupt_artifact(tmp_path, backup.artifact_key)
 
-    [record] = DrillFlow(bot.services, bot.services.slack_client).run("app", "scheduler")
+    [record] = Flows(bot.services, bot.services.slack_client).drill.run("app", "scheduler")
 
     assert record.status == "failed" and record.total_seconds is None
     assert record.error is not None and ("SHA-256" in record.error or "corrupt" in record.error)
@@ -179,7 +179,7 @@ def test_a_verification_mismatch_fails_the_drill_and_the_scratch_database_is_sti
     with bot.services.engine.begin() as conn:
         conn.execute(update(BackupRow).where(BackupRow.id == backup.id).values(manifest=manifest))
 
-    [record] = DrillFlow(bot.services, bot.services.slack_client).run("app", ALICE)
+    [record] = Flows(bot.services, bot.services.slack_client).drill.run("app", ALICE)
 
     assert record.status == "failed" and record.result["failed_stage"] == "verify"
     assert "public.User" in (record.error or "")

@@ -17,6 +17,7 @@ import pytest
 from slack_sdk import WebClient
 
 from backupbot.bot.slack.blocks import alert as alert_blocks
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.alert import AlertFlow
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
@@ -119,7 +120,7 @@ def _succeed(services: Any, at: datetime, database: str = "app") -> str:
 
 
 def _flow(bot: Any) -> AlertFlow:
-    return AlertFlow(bot.services, bot.services.slack_client)
+    return Flows(bot.services, bot.services.slack_client).alert
 
 
 def _alert_messages(bot: Any) -> list[Any]:
@@ -491,7 +492,7 @@ def test_an_alert_slack_could_not_take_is_kept_and_posted_on_the_next_step(
     _fail(bot.services, T0)
     down = WebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/")
     down.retry_handlers = []
-    step = AlertFlow(bot.services, down).step(clock.now())
+    step = Flows(bot.services, down).alert.step(clock.now())
     assert len(step.opened) == 1 and step.posted == [] and step.pings == [] and step.retry == 1
     [alert] = bot.services.alerts.open_alerts()
     assert alert.message_ts is None and alert.levels_fired == 0
@@ -506,14 +507,14 @@ def test_an_alert_slack_could_not_take_is_kept_and_posted_on_the_next_step(
 
     # A ping Slack does not take gives its level back; the next step fires it.
     clock.advance(minutes=15)
-    step = AlertFlow(bot.services, down).step(clock.now())
+    step = Flows(bot.services, down).alert.step(clock.now())
     assert step.pings == [] and bot.services.alerts.get(alert.id).levels_fired == 2
     step = _flow(bot).step(clock.now())
     assert [p.name for p in step.pings] == ["Provider support"]
 
     # A resolution Slack does not take is shown on the next step.
     _succeed(bot.services, clock.now())
-    step = AlertFlow(bot.services, down).step(clock.advance(minutes=1))
+    step = Flows(bot.services, down).alert.step(clock.advance(minutes=1))
     assert [a.id for a in step.resolved] == [alert.id] and step.resolutions_posted == []
     assert _has_ack_button(bot.standin.message(CHANNEL, msg.ts))
     step = _flow(bot).step(clock.advance(minutes=1))
@@ -615,7 +616,6 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     sqlite_url: str, tmp_path: Path, bot_factory: Any
 ) -> None:
     """Found by the acceptance suite's race: a click between the post and its record."""
-    from backupbot.bot.slack.flows.alert import AlertFlow
 
     clock = ManualClock(T0)
     bot = bot_factory(_settings(sqlite_url, tmp_path, "postgresql://u:p@127.0.0.1:1/app"), clock)
@@ -626,7 +626,7 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     fast = clicked_while_posting(
         bot, lambda _message: bot.services.alerts.acknowledge(alert.id, BOB, T0)
     )
-    [posted], _failed = AlertFlow(bot.services, fast).post_new(T0)
+    [posted], _failed = Flows(bot.services, fast).alert.post_new(T0)
 
     assert posted.acknowledged_by == BOB
     message = bot.standin.message(CHANNEL, posted.message_ts)

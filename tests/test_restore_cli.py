@@ -15,7 +15,7 @@ import yaml
 
 from backupbot.bot.cli.main import main
 from backupbot.bot.composition import build_services, load
-from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.conftest import BOT_TOKEN, CHANNEL, PG_PASSWORD, free_port
@@ -94,7 +94,7 @@ def test_break_glass_restore_runs_verifies_is_recorded_and_announced_once_slack_
         monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{free_port()}/api/")
         services = build_services(load(str(config)))
         assert services.slack_client is not None
-        assert RestoreFlow(services, services.slack_client).announce_pending() == []
+        assert Flows(services, services.slack_client).restore.announce_pending() == []
         assert [r.id for r in services.restores.unannounced()] == [restore_id]
         services.close()
 
@@ -102,7 +102,7 @@ def test_break_glass_restore_runs_verifies_is_recorded_and_announced_once_slack_
         _slack_env(monkeypatch, slack)
         services = build_services(load(str(config)))
         assert services.slack_client is not None
-        flow = RestoreFlow(services, services.slack_client)
+        flow = Flows(services, services.slack_client).restore
         assert [r.id for r in flow.announce_pending()] == [restore_id]
         assert flow.announce_pending() == []
         [notice] = slack.messages(CHANNEL)

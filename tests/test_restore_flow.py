@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.flows import Flows
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from tests.conftest import PG_PASSWORD, ManualClock, clicked_while_posting, free_port, make_settings
 
@@ -558,7 +559,6 @@ def test_a_click_landing_between_the_post_and_its_record_still_shows_on_the_mess
 ) -> None:
     """Found by the acceptance suite: a Deny that arrived while the request message was
     being recorded decided the request but left its buttons in the channel."""
-    from backupbot.bot.slack.flows.restore import RestoreFlow
 
     settings = _settings(f"sqlite:///{tmp_path}/s.db", _local(tmp_path), source["url"])
     bot = bot_factory(settings)
@@ -569,7 +569,7 @@ def test_a_click_landing_between_the_post_and_its_record_still_shows_on_the_mess
     fast = clicked_while_posting(  # Bob's Deny arrives the moment the message exists
         bot, lambda _message: flow.after_click(bot.services.restores.click(record.id, "deny", BOB))
     )
-    posted = RestoreFlow(bot.services, fast).post_request(record)
+    posted = Flows(bot.services, fast).restore.post_request(record)
 
     assert posted.status == "denied"
     message = bot.standin.message(posted.channel, posted.message_ts)

@@ -22,7 +22,7 @@ from backupbot.bot.cli.render import status as status_text
 from backupbot.bot.composition import Services
 from backupbot.bot.slack.blocks.retention import retention_summary
 from backupbot.bot.slack.delivery import post
-from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
 from backupbot.commands.backup import Progress
@@ -67,7 +67,7 @@ def backup_now(services: Services, request: r.BackupNow, as_json: bool) -> int:
 def _restore_flow(services: Services) -> RestoreFlow | None:
     if services.slack_client is None or services.settings.slack is None:
         return None
-    return RestoreFlow(services, services.slack_client)
+    return Flows(services, services.slack_client).restore
 
 
 def restore_request(services: Services, request: r.RestoreRequest, as_json: bool) -> int:
@@ -139,7 +139,7 @@ def drill(services: Services, request: r.Drill, as_json: bool) -> int:
 
     client = services.slack_client if services.settings.slack else None
     services.take_over_abandoned()  # a drill whose process is gone must not block this one
-    records = DrillFlow(services, client).run(request.database, cli_actor(), progress)
+    records = Flows(services, client).drill.run(request.database, cli_actor(), progress)
     for record in records:
         told = None if client is None else record.message_ts is not None
         _say(*drill_text.result_lines(record, channel_told=told))

@@ -12,7 +12,7 @@ from typing import Any
 
 from backupbot.bot.composition import Services
 from backupbot.bot.runtime.sweeper import Sweeper
-from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.progress_sender import give_up_all
 from backupbot.errors import UsageError
 
@@ -100,7 +100,7 @@ def serve(services: Services, host: str, port: int) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    flow = RestoreFlow(services, build_web_client(services))
+    flow = Flows(services, build_web_client(services)).restore
     sweeper = Sweeper(
         [services.take_over_abandoned, flow.expire_due, flow.announce_pending],
         interval=SWEEP_SECONDS,

@@ -21,9 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks.retention import retention_summary
-from backupbot.bot.slack.flows.backup import run_and_post
-from backupbot.bot.slack.flows.drill import DrillFlow
-from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.commands import humanize
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.errors import NotFound
@@ -69,8 +67,7 @@ def run_backup_job(services: Services, client: WebClient | None, backup_id: str)
     if record.stage != QUEUED:
         log.info("backup %s is not waiting (%s); job dropped", backup_id, record.status)
         return  # delivered twice, or taken over while it waited
-    channel = services.settings.slack.channel if services.settings.slack else None
-    final, result, shown = run_and_post(services, client, channel, record)
+    final, result, shown = Flows(services, client).backup.run(record)
     if not shown and client is not None and humanize.is_slack_user(record.actor):
         # The channel is unreachable: tell the person who asked, in a direct message.
         delivery.post(client, record.actor, result)
@@ -92,7 +89,7 @@ def run_restore_job(services: Services, client: WebClient | None, restore_id: st
     if client is None or services.settings.slack is None:
         services.restores.execute(restore_id)
         return
-    RestoreFlow(services, client).run(record)
+    Flows(services, client).restore.run(record)
 
 
 def run_drill_job(services: Services, client: WebClient | None, drill_id: str) -> None:
@@ -104,7 +101,7 @@ def run_drill_job(services: Services, client: WebClient | None, drill_id: str) -
     if not record.waiting:
         log.info("drill %s is not waiting (%s); job dropped", drill_id, record.status)
         return
-    final = DrillFlow(services, client).execute(record)
+    final = Flows(services, client).drill.execute(record)
     if final.finished and final.status != PASSED and final.actor == SCHEDULER_ACTOR:
         from backupbot.bot.runtime.schedule_actions import alert_now
 

@@ -13,9 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.runtime.scheduler import BotScheduler, Interval, process_name
-from backupbot.bot.slack.flows.alert import AlertFlow
-from backupbot.bot.slack.flows.checklist import ChecklistFlow
-from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.commands.schedule import (
     SCHEDULER_ACTOR,
     Action,
@@ -43,7 +41,7 @@ def alert_now(services: Services, client: WebClient | None) -> None:
     if client is None:
         return
     try:
-        AlertFlow(services, client).step(services.clock.now())
+        Flows(services, client).alert.step(services.clock.now())
     except Exception:
         log.exception("the alert step after a failed scheduled run failed; housekeeping retries")
 
@@ -79,7 +77,7 @@ def scheduled_drill(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
         # Each drill is started (its message posted) and queued; workers run them, each
         # database server's within its limit, and a failure alerts from the worker.
-        drills = DrillFlow(services, client).queue(None, SCHEDULER_ACTOR)
+        drills = Flows(services, client).drill.queue(None, SCHEDULER_ACTOR)
         failed = [d for d in drills if d.finished and d.status != "passed"]
         if failed:  # could not even start (no verified backup, server unreachable)
             alert_now(services, client)
@@ -94,7 +92,7 @@ def scheduled_drill(services: Services, client: WebClient | None) -> Action:
 
 def scheduled_checklist(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
-        record = ChecklistFlow(services, client).post_monthly(now)
+        record = Flows(services, client).checklist.post_monthly(now)
         return {"ok": True, "checklist": record.id if record else None}
 
     return action
@@ -126,9 +124,9 @@ def housekeeping(services: Services, client: WebClient | None) -> Callable[[date
     """The leader's once-a-minute step: alerts (open, escalate, resolve) and the
     checklist reminder. Each part is guarded on its own, so one failing does not stop
     the others."""
-    steps: list[Callable[[datetime], Any]] = [ChecklistFlow(services, client).remind_step]
+    steps: list[Callable[[datetime], Any]] = [Flows(services, client).checklist.remind_step]
     if client is not None:
-        steps.append(AlertFlow(services, client).step)
+        steps.append(Flows(services, client).alert.step)
 
     def step(now: datetime) -> None:
         for part in steps:

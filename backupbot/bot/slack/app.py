@@ -20,9 +20,7 @@ from slack_sdk import WebClient
 from backupbot.bot.composition import Services
 from backupbot.bot.slack import contract as slack_contract
 from backupbot.bot.slack import delivery
-from backupbot.bot.slack.flows.alert import AlertFlow
-from backupbot.bot.slack.flows.checklist import ChecklistFlow
-from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.listeners import (
     alert_actions,
     backup_command,
@@ -55,11 +53,11 @@ def build_app(services: Services) -> App:
         signing_secret=creds.signing_secret.get_secret_value() if creds.signing_secret else None,
         process_before_response=False,
     )
-    flow = RestoreFlow(services, build_web_client(services))
+    flow = Flows(services, build_web_client(services)).restore
     backup_command.register(app, services, flow)
     restore_actions.register(app, services, flow)
-    checklist_actions.register(app, services, ChecklistFlow(services, build_web_client(services)))
-    alert_actions.register(app, services, AlertFlow(services, build_web_client(services)))
+    checklist_actions.register(app, services, Flows(services, build_web_client(services)).checklist)
+    alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -1,0 +1,49 @@
+"""Slack I/O around the services: one flow per feature (backup, restore, drill,
+checklist, alert), each given its service(s) and a `SlackChannel`. `Flows` is the one place
+that takes them out of the `Services` container."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.bot.slack.flows.backup import BackupFlow
+from backupbot.bot.slack.flows.channel import SlackChannel
+from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows.restore import RestoreFlow
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from backupbot.bot.composition import Services
+
+
+class Flows:
+    """The flows of one client: `Flows(services, client).restore`, `.drill`, ..."""
+
+    def __init__(self, services: Services, client: WebClient | None) -> None:
+        self._services = services
+        slack = services.settings.slack
+        self.slack = SlackChannel(client, slack.channel if slack else None, services.clock)
+
+    @property
+    def backup(self) -> BackupFlow:
+        s = self._services
+        return BackupFlow(s.backups, s.catalog, s.incidents, self.slack)
+
+    @property
+    def restore(self) -> RestoreFlow:
+        return RestoreFlow(self._services.restores, self.slack, self._services.enqueue_restore)
+
+    @property
+    def drill(self) -> DrillFlow:
+        return DrillFlow(self._services.drills, self.slack, self._services.enqueue_drill)
+
+    @property
+    def checklist(self) -> ChecklistFlow:
+        return ChecklistFlow(self._services.checklists, self.slack, self._services.incidents)
+
+    @property
+    def alert(self) -> AlertFlow:
+        return AlertFlow(self._services.alerts, self.slack)

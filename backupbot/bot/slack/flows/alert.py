@@ -20,14 +20,13 @@ from slack_sdk.errors import SlackApiError
 
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import alert as alert_blocks
+from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.escalation import AckResult, Ping, PingDelivery
 from backupbot.storage.alerts import AlertRecord
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from backupbot.bot.composition import Services
+    from backupbot.commands.escalation import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +45,12 @@ class StepResult:
 
 
 class AlertFlow:
-    def __init__(self, services: Services, client: WebClient) -> None:
-        self._services = services
-        self._client = client
-        self._alerts = services.alerts
+    """Needs Slack: alerts are posted, pinged and acknowledged there."""
 
-    @property
-    def channel(self) -> str:
-        assert self._services.settings.slack is not None
-        return self._services.settings.slack.channel
+    def __init__(self, alerts: AlertService, slack: SlackChannel) -> None:
+        self._client, self.channel = slack.required()
+        self._slack = slack
+        self._alerts = alerts
 
     def step(self, now: datetime) -> StepResult:
         """Evaluate → post new alerts → show resolutions → deliver due pings."""
@@ -202,7 +198,7 @@ class AlertFlow:
     def acknowledge(self, alert_id: str, user: str) -> AckResult:
         """Apply an Acknowledge click by `user` (the signed payload's user): the message
         shows who and when and loses its button; the thread says the pings stopped."""
-        result = self._alerts.acknowledge(alert_id, user, self._services.clock.now())
+        result = self._alerts.acknowledge(alert_id, user, self._slack.now())
         if result.acknowledged:
             self.refresh(result.record)
             self._thread(result.record, alert_blocks.ack_note(result.record))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.checklist import ChecklistClick
 from backupbot.commands.schedule import SCHEDULER_ACTOR
@@ -25,9 +26,8 @@ from backupbot.errors import SlackUnreachable
 from backupbot.storage.checklists import ChecklistRecord
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from backupbot.bot.composition import Services
+    from backupbot.commands.checklist import ChecklistService
+    from backupbot.storage.incidents import IncidentLog
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +37,14 @@ _reported_lock = threading.Lock()
 
 
 class ChecklistFlow:
-    def __init__(self, services: Services, client: WebClient | None) -> None:
-        self._services = services
-        self._client = client
-        self._checklists = services.checklists
+    def __init__(
+        self, checklists: ChecklistService, slack: SlackChannel, incidents: IncidentLog
+    ) -> None:
+        self._client = slack.client
+        self.channel = slack.channel
+        self._checklists = checklists
+        self._incidents = incidents
         self._refused: dict[str, datetime] = {}  # checklist id -> when Slack refused it for good
-
-    @property
-    def channel(self) -> str | None:
-        slack = self._services.settings.slack
-        return slack.channel if slack else None
 
     # -- posting ----------------------------------------------------------------------------
 
@@ -107,7 +105,7 @@ class ChecklistFlow:
                 return
             _reported.add(key)
         try:
-            self._services.incidents.record(
+            self._incidents.record(
                 at=now,
                 actor=SCHEDULER_ACTOR,
                 action="slack.delivery_failed",

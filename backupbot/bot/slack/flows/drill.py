@@ -11,34 +11,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import drill as drill_blocks
+from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.drill import DrillStage, StageListener
 from backupbot.errors import BackupbotError
 from backupbot.storage.drills import DrillRecord
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from backupbot.bot.composition import Services
+    from backupbot.commands.drill import DrillService
 
 log = logging.getLogger(__name__)
 
 
 class DrillFlow:
-    def __init__(self, services: Services, client: WebClient | None) -> None:
-        self._services = services
-        self._client = client
-        self._drills = services.drills
-
-    @property
-    def channel(self) -> str | None:
-        slack = self._services.settings.slack
-        return slack.channel if slack else None
+    def __init__(
+        self, drills: DrillService, slack: SlackChannel, enqueue: Callable[[DrillRecord], None]
+    ) -> None:
+        self._client = slack.client
+        self.channel = slack.channel
+        self._slack = slack
+        self._drills = drills
+        self._enqueue = enqueue
 
     def run(
         self, database: str | None, actor: str, on_stage: StageListener = lambda _s: None
@@ -60,7 +59,7 @@ class DrillFlow:
         for record in self._start(database, actor):
             self._post(record)
             if not record.finished:
-                self._services.enqueue_drill(self._drills.get(record.id))
+                self._enqueue(self._drills.get(record.id))
             started.append(self._drills.get(record.id))
         return started
 
@@ -117,4 +116,4 @@ class DrillFlow:
             delivery.update(self._client, channel, ts, message)
 
     def _now(self) -> datetime:
-        return self._services.clock.now()
+        return self._slack.now()

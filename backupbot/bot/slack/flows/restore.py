@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backupbot.bot.slack import delivery, kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.restore import ClickResult
 from backupbot.commands.restore_run import RestoreProgress
@@ -22,26 +24,27 @@ from backupbot.errors import BackupbotError, SlackUnreachable
 from backupbot.storage.restores import RestoreRecord
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from backupbot.bot.composition import Services
+    from backupbot.commands.restore import RestoreService
 
 log = logging.getLogger(__name__)
 
 
 class RestoreFlow:
-    def __init__(self, services: Services, client: WebClient) -> None:
-        self._services = services
-        self._client = client
-        self._restores = services.restores
+    """Needs Slack: a restore request is approved there."""
 
-    @property
-    def channel(self) -> str:
-        assert self._services.settings.slack is not None
-        return self._services.settings.slack.channel
+    def __init__(
+        self,
+        restores: RestoreService,
+        slack: SlackChannel,
+        enqueue: Callable[[RestoreRecord], None],
+    ) -> None:
+        self._client, self.channel = slack.required()
+        self._slack = slack
+        self._restores = restores
+        self._enqueue = enqueue
 
     def _now(self) -> datetime:
-        return self._services.clock.now()
+        return self._slack.now()
 
     # -- posting ----------------------------------------------------------------------------
 
@@ -87,7 +90,7 @@ class RestoreFlow:
         self.refresh(result.record)
         if result.start_restore:
             try:
-                self._services.enqueue_restore(result.record)
+                self._enqueue(result.record)
             except BackupbotError as exc:
                 self.refresh(self._restores.get(result.record.id))
                 return kit.notice(f":warning: {exc}")

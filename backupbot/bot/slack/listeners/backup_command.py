@@ -26,7 +26,7 @@ from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.blocks.drill import drill_ack, drill_refused
 from backupbot.bot.slack.blocks.retention import retention_dry_run
-from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
 from backupbot.commands.command_spec import usage_of
@@ -137,7 +137,7 @@ def _drill(call: Invocation, request: r.Drill) -> kit.Message | None:
     """Start and queue the drill(s); the channel shows them. A drill that cannot start is
     told to the requester only."""
     try:
-        DrillFlow(call.services, call.client).queue(request.database, call.user)
+        Flows(call.services, call.client).drill.queue(request.database, call.user)
     except BackupbotError as exc:
         refused(call, exc)
         return drill_refused(exc.phrase)
