@@ -22,8 +22,9 @@ import boto3
 import psycopg
 import pytest
 
-from backupbot.bot.composition import Services, build_services
+from backupbot.bot.composition import build_services
 from backupbot.bot.logging_setup import configure_logging
+from backupbot.bot.services import Services
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow

@@ -16,7 +16,8 @@ import yaml
 from sqlalchemy import update
 
 from backupbot.bot.cli.main import main
-from backupbot.bot.composition import Services, build_services
+from backupbot.bot.composition import build_services
+from backupbot.bot.services import Services
 from backupbot.bot.slack.flows import Flows
 from backupbot.commands.conditions import DRILL_FAILED
 from backupbot.commands.drill import (

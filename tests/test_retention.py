@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from backupbot.bot.cli.main import main
-from backupbot.bot.composition import Services, build_services
+from backupbot.bot.composition import build_services
+from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.retention import retention_dry_run, retention_summary
 from backupbot.commands.retention import (
     DELETE,

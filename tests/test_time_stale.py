@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot.composition import Services, build_services
+from backupbot.bot.composition import build_services
+from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.status import status_message
 from backupbot.commands.conditions import STALE
 from backupbot.storage.catalog import SUCCEEDED

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from backupbot.bot.composition import Services
 from backupbot.bot.runtime.http_server import HttpServer
+from backupbot.bot.services import Services
 from backupbot.bot.slack.app import build_app, wsgi_app
 
 

@@ -19,7 +19,7 @@ from backupbot.bot.cli.render import log as log_text
 from backupbot.bot.cli.render import restore as restore_text
 from backupbot.bot.cli.render import retention as retention_text
 from backupbot.bot.cli.render import status as status_text
-from backupbot.bot.composition import Services
+from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.retention import retention_summary
 from backupbot.bot.slack.delivery import post
 from backupbot.bot.slack.flows import Flows

@@ -85,7 +85,7 @@ def _notes(settings: Settings) -> list[str]:
 def _live_checks(settings: Settings) -> bool:
     """Reach the store and every database (and find a matching pg_dump); False if any
     failed."""
-    from backupbot.bot.composition import build_store
+    from backupbot.bot.infrastructure import build_store
     from backupbot.storage.pginspect import SnapshotSession
     from backupbot.storage.pgtools import find_binaries
 
@@ -113,7 +113,7 @@ def _live_checks(settings: Settings) -> bool:
 def _slack_live_check(settings: Settings) -> bool:
     """Ask Slack whether the token works and the channel exists, and show the last
     delivery failure the bot recorded (`slack.delivery_failed`). False if Slack refused."""
-    from backupbot.bot.composition import build_slack_client
+    from backupbot.bot.infrastructure import build_slack_client
     from backupbot.bot.slack.delivery import live_check
 
     client = build_slack_client(SlackCredentials.from_env(os.environ))

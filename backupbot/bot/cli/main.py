@@ -21,8 +21,9 @@ from backupbot.bot.cli.actions import cli_actor
 from backupbot.bot.cli.config_check import config_check
 from backupbot.bot.cli.render import render
 from backupbot.bot.cli.serve import serve, worker
-from backupbot.bot.composition import Services, build_services, load
+from backupbot.bot.composition import build_services, load
 from backupbot.bot.logging_setup import configure_logging
+from backupbot.bot.services import Services
 from backupbot.commands.command_spec import Databases, Spec, build
 from backupbot.commands.refusals import record_unrecorded
 from backupbot.commands.registry import Surface, specs

@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from backupbot.bot.composition import Services
 from backupbot.bot.runtime.sweeper import Sweeper
+from backupbot.bot.services import Services
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.progress_sender import give_up_all
 from backupbot.errors import UsageError

@@ -34,7 +34,7 @@ from backupbot.storage.schedule_runs import DONE, FAILED
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from backupbot.bot.composition import Services
+    from backupbot.bot.services import Services
 
 log = logging.getLogger(__name__)
 

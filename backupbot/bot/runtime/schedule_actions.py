@@ -26,7 +26,7 @@ from backupbot.errors import BackupAlreadyRunning
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from backupbot.bot.composition import Services
+    from backupbot.bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from backupbot.bot.composition import Services
+from backupbot.bot.services import Services
 from backupbot.bot.slack import contract as slack_contract
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.flows import Flows

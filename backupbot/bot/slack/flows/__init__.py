@@ -16,7 +16,7 @@ from backupbot.bot.slack.flows.restore import RestoreFlow
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from backupbot.bot.composition import Services
+    from backupbot.bot.services import Services
 
 
 class Flows:

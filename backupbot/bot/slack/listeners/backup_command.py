@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from backupbot.bot.composition import Services
+from backupbot.bot.services import Services
 from backupbot.bot.slack import contract as slack_contract
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import backup as backup_blocks

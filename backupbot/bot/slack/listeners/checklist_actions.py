@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from backupbot.bot.composition import Services
+from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow

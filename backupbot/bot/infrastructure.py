@@ -1,0 +1,142 @@
+"""The parts the services are built on: the artifact store, the job queue, the Slack
+client and the approver directory, each built from its settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backupbot.bot.runtime.jobs import BackgroundJobs
+from backupbot.commands.approvals import ApprovalPolicy
+from backupbot.errors import BackupbotError
+from backupbot.settings import (
+    DatabaseSettings,
+    Settings,
+    SlackCredentials,
+    SlackSettings,
+    StorageSettings,
+)
+from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.job_queue import JobQueue, LocalQueue, PostgresQueue
+from backupbot.storage.local_store import LocalStore
+from backupbot.storage.pgconn import ConnInfo
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+
+def build_store(storage: StorageSettings) -> ArtifactStore:
+    if storage.local is not None:
+        return LocalStore(Path(storage.local.path))
+    import boto3  # imported here: only S3 users pay for it (time and memory)
+    from botocore.config import Config as BotoConfig
+
+    from backupbot.storage.s3_store import S3Store
+
+    s3 = storage.s3
+    assert s3 is not None
+    client = boto3.client(
+        "s3",
+        region_name=s3.region,
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+        aws_secret_access_key=(
+            s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
+        ),
+        config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+    )
+    return S3Store(
+        client,
+        s3.bucket,
+        s3.prefix,
+        part_size=s3.part_size_mb << 20,
+        max_concurrency=s3.max_concurrency,
+    )
+
+
+def durable_state(settings: Settings) -> bool:
+    """Whether the state database is PostgreSQL (jobs then go through the shared queue)."""
+    return not settings.state_url.startswith("sqlite")
+
+
+def build_queue(settings: Settings, jobs: BackgroundJobs) -> JobQueue:
+    """procrastinate on PostgreSQL state; threads in this process on SQLite."""
+    limits = settings.jobs
+    if durable_state(settings):
+        conninfo = "postgresql://" + settings.state_url.split("://", 1)[1]
+        return PostgresQueue(
+            conninfo,
+            max_parallel=limits.max_parallel_jobs,
+            per_server=limits.max_parallel_per_server,
+        )
+    return LocalQueue(
+        jobs.submit_long,
+        max_parallel=limits.max_parallel_jobs,
+        per_server=limits.max_parallel_per_server,
+    )
+
+
+STORE_SERVER = "store"  # retention's "server" in the job limits: one run at a time
+
+
+def server_key(db: DatabaseSettings) -> str:
+    """The `host:port` a database lives on, for the per-server job limit."""
+    try:
+        conn = ConnInfo.from_url(db.url.get_secret_value())
+    except BackupbotError:
+        return f"unparsed:{db.name}"
+    return f"{conn.host}:{conn.port}"
+
+
+def build_slack_client(creds: SlackCredentials) -> WebClient | None:
+    """A Web API client with retries on rate limits and dropped connections, or None
+    without a bot token (CLI use with Slack not set up)."""
+    if creds.bot_token is None:
+        return None
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+    )
+
+    kwargs: dict[str, Any] = {}
+    if creds.api_url:
+        kwargs["base_url"] = creds.api_url.rstrip("/") + "/"
+    client = WebClient(token=creds.bot_token.get_secret_value(), timeout=30, **kwargs)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
+class SlackApproverDirectory:
+    """Members of a Slack user group, from `usergroups.users.list`."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def members(self, group: str) -> frozenset[str]:
+        from slack_sdk.errors import SlackApiError
+
+        from backupbot.errors import BackupbotError
+
+        try:
+            users = self._client.usergroups_users_list(usergroup=group)["users"]
+        except SlackApiError as exc:
+            raise BackupbotError(
+                f"Could not read the approver group {group} from Slack "
+                f"({exc.response.get('error')}); try again, or list approvers by user id."
+            ) from None
+        return frozenset(str(u) for u in users or [])
+
+
+def approval_policy(settings: Settings) -> ApprovalPolicy:
+    slack = settings.slack or SlackSettings(channel="-")
+    return ApprovalPolicy(
+        approvers=frozenset(slack.approvers),
+        approver_group=slack.approver_group,
+        required_approvals=slack.required_approvals,
+        timeout=timedelta(minutes=slack.approval_timeout_minutes),
+    )
