@@ -137,7 +137,10 @@ def test_every_refusal_is_answered_and_recorded_once_in_slack_and_on_the_cli(
     assert cli.returncode == 2 and "Configured: app." in cli.stderr
 
     records = deployment.incidents()
-    rejected = [i for i in records if i.action == "command.rejected"]
+    mine = {"status --bogus", "restore run app", "drill nosuch"}  # the deployment is shared
+    rejected = [
+        i for i in records if i.action == "command.rejected" and i.details["command"] in mine
+    ]
     assert [(i.actor, i.details["command"]) for i in reversed(rejected)] == [
         (REQUESTER, "status --bogus"),
         (rejected[1].actor, "restore run app"),
@@ -145,8 +148,13 @@ def test_every_refusal_is_answered_and_recorded_once_in_slack_and_on_the_cli(
     ]
     assert rejected[0].actor.startswith("cli:") and rejected[1].actor.startswith("cli:")
     assert [i.details["code"] for i in rejected] == ["usage.unknown_database", "usage", "usage"]
-    restore_refusals = [i for i in records if i.action == "restore.refused"]
+    restore_refusals = [
+        i
+        for i in records
+        if i.action == "restore.refused" and i.details["command_reason"] == "test"
+    ]
     assert len(restore_refusals) == 1  # recorded by the service, not again as rejected
+    assert not [i for i in records if "nosuchid" in i.details.get("command", "")]
 
 
 # -- status, log, help, retention --------------------------------------------------------
