@@ -35,6 +35,13 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """A Slack channel by id (`C0BACKUPS`): a channel link in Slack, `#C0BACKUPS` elsewhere."""
+
+    id: str
+
+
+@dataclass(frozen=True)
 class Command:
     """A bot command to run next, as words after the command name: `("now", "app")` is
     `/backup now app` in Slack and `backupbot backup now app` in a terminal."""
@@ -62,7 +69,7 @@ class Literal:
     text: str
 
 
-Part = Literal | str | Name | Actor | Command | MessageLink
+Part = Literal | str | Name | Actor | Channel | Command | MessageLink
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def say(template: str, **facts: object) -> Phrase:
         value = facts[field]
         if isinstance(value, Phrase):
             parts.extend(value.parts)
-        elif isinstance(value, Name | Actor | Command | MessageLink | str):
+        elif isinstance(value, Name | Actor | Channel | Command | MessageLink | str):
             parts.append(value)
         elif isinstance(value, int | float):
             parts.append(Literal(format(value, spec or "")))
@@ -135,6 +142,8 @@ def plain(part: Part) -> str:
         return part.value
     if isinstance(part, Actor):
         return part.id
+    if isinstance(part, Channel):
+        return "#" + part.id
     if isinstance(part, Command):
         return "/backup " + " ".join(part.words)
     return part.text
@@ -151,6 +160,8 @@ def to_json(phrase: Phrase) -> list[list[str]]:
             out.append(["n", p.value])
         elif isinstance(p, Actor):
             out.append(["a", p.id])
+        elif isinstance(p, Channel):
+            out.append(["h", p.id])
         elif isinstance(p, Command):
             out.append(["c", *p.words])
         elif isinstance(p, MessageLink):
@@ -174,6 +185,8 @@ def from_json(data: object) -> Phrase:
             parts.append(Name(values[0]))
         elif kind == "a":
             parts.append(Actor(values[0]))
+        elif kind == "h":
+            parts.append(Channel(values[0]))
         elif kind == "c":
             parts.append(Command(*values))
         elif kind == "l":

@@ -86,6 +86,33 @@ class SlackSettings(_Strict):
     approver_group: str | None = None
     required_approvals: int = Field(default=1, ge=1, le=5)
     approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    team_id: str | None = None  # when set, requests from other workspaces are refused
+    enterprise_id: str | None = None  # Enterprise Grid: the organisation requests come from
+
+
+RoleName = Literal["viewer", "operator", "approver", "admin"]
+_MEMBER_RE = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+class AccessSettings(_Strict):
+    """Who may do what (`commands/access.py`). Without this section everyone in the
+    channel is an operator and approvers are those `slack:` names."""
+
+    roles: dict[RoleName, list[str]] = {}  # Slack user ids (U…/W…) and user-group ids (S…)
+    default_role: RoleName | Literal["none"] = "viewer"  # channel members granted nothing
+    channels: list[str] = []  # channels besides slack.channel that take /backup
+
+    @field_validator("roles")
+    @classmethod
+    def _valid_members(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, members in v.items():
+            bad = [m for m in members if not _MEMBER_RE.match(m)]
+            if bad:
+                raise ValueError(
+                    f"{role}: {', '.join(bad)} is not a Slack user id (U…/W…) or user-group id "
+                    "(S…); find ids in a profile's or group's ⋮ menu, 'Copy member ID'"
+                )
+        return v
 
 
 def _check_cron(v: str) -> str:
@@ -272,6 +299,7 @@ class Settings(_Strict):
     state_url: str = "sqlite:///backupbot.db"  # relative: next to the config file
     storage: StorageSettings  # required: where backups go is not something to guess
     slack: SlackSettings | None = None
+    access: AccessSettings | None = None
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()

@@ -268,6 +268,7 @@ def start_bot(
     services = build_services(settings, env, clock=clock)
     url, server = start_http_bot(services)
     signer = SignedSlackClient(f"{url}/slack/events", SIGNING_SECRET, standin=standin)
+    signer.channel_id = settings.slack.channel if settings.slack else CHANNEL
     return RunningBot(services, standin, signer, url), server
 
 

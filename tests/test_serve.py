@@ -73,7 +73,7 @@ def test_serve_runs_http_mode_until_sigterm(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
             assert resp.status == 200
         signer = SignedSlackClient(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, slack)
-        body = signer.slash_command("UALICE", "help").json()
+        body = signer.slash_command("UALICE", "help", channel_id="C0SERVE").json()
         assert "/backup now" in body["text"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 from backupbot.bot.infrastructure import (
     SlackApproverDirectory,
+    access_rules,
     approval_policy,
     build_queue,
     build_slack_client,
@@ -53,6 +54,7 @@ from backupbot.bot.infrastructure import (
     durable_state,
 )
 from backupbot.bot.services import Services
+from backupbot.commands.access import Access, CachedDirectory
 
 
 def _backup_service(
@@ -212,6 +214,10 @@ def build_services(
         ),
         alerts=alerts,
         slack_client=slack_client,
+        access=Access(
+            access_rules(settings),
+            CachedDirectory(SlackApproverDirectory(slack_client)) if slack_client else None,
+        ),
         status=StatusService(
             settings=settings,
             catalog=catalog,

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.runtime.jobs import BackgroundJobs
+from backupbot.commands.access import AccessRules, grants_from
 from backupbot.commands.approvals import ApprovalPolicy
+from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
 from backupbot.settings import (
     DatabaseSettings,
@@ -112,7 +114,8 @@ def build_slack_client(creds: SlackCredentials) -> WebClient | None:
 
 
 class SlackApproverDirectory:
-    """Members of a Slack user group, from `usergroups.users.list`."""
+    """What Slack knows about people: members of a user group (`usergroups.users.list`)
+    and whether a user is a guest (`users.info`)."""
 
     def __init__(self, client: WebClient) -> None:
         self._client = client
@@ -130,6 +133,40 @@ class SlackApproverDirectory:
                 f"({exc.response.get('error')}); try again, or list approvers by user id."
             ) from None
         return frozenset(str(u) for u in users or [])
+
+    def is_guest(self, user: str) -> bool:
+        from slack_sdk.errors import SlackApiError
+
+        from backupbot.errors import BackupbotError
+
+        try:
+            info = self._client.users_info(user=user)["user"]
+        except SlackApiError as exc:
+            raise BackupbotError(
+                f"Could not look up {user} in Slack ({exc.response.get('error')}); try again."
+            ) from None
+        return bool(info.get("is_restricted") or info.get("is_ultra_restricted"))
+
+
+def access_rules(settings: Settings) -> AccessRules:
+    """The access table from `access:` (see `commands/access.py`); without that section,
+    everyone in the channel is an operator and the approvers are those `slack:` names."""
+    slack = settings.slack
+    channels = frozenset([slack.channel] if slack else [])
+    access = settings.access
+    configured = {str(role): members for role, members in (access.roles if access else {}).items()}
+    default = "operator" if access is None else access.default_role
+    return AccessRules(
+        grants=grants_from(
+            configured,
+            slack.approvers if slack else [],
+            slack.approver_group if slack else None,
+        ),
+        default=None if default == "none" else Role[default.upper()],
+        channels=channels | frozenset(access.channels if access else []),
+        team=slack.team_id if slack else None,
+        enterprise=slack.enterprise_id if slack else None,
+    )
 
 
 def approval_policy(settings: Settings) -> ApprovalPolicy:

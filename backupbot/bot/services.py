@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 
 from backupbot.bot.infrastructure import STORE_SERVER, server_key
+from backupbot.commands.access import Access
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Services:
     jobs: BackgroundJobs
     queue: JobQueue
     status: StatusService
+    access: Access
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

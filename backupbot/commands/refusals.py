@@ -56,14 +56,14 @@ def record_refusal(
 def record_unrecorded(
     incidents: Recorder, err: BackupbotError, *, at: datetime, actor: str, command: str
 ) -> None:
-    """Record a refusal no service has recorded, as `command.rejected` with the command
-    as given (clipped). A record that cannot be written (the state database is away) is
-    logged: the person still gets their answer."""
+    """Record a refusal no service has recorded, as `access.denied` (an access rule
+    refused it) or `command.rejected`, with the command as given (clipped). A record that
+    cannot be written (the state database is away) is logged: the person still gets
+    their answer."""
     if err.recorded:
         return
+    action = "access.denied" if err.code.startswith("access.") else "command.rejected"
     try:
-        record_refusal(
-            incidents, err, at=at, actor=actor, action="command.rejected", command=command[:200]
-        )
+        record_refusal(incidents, err, at=at, actor=actor, action=action, command=command[:200])
     except Exception:
         log.warning("refusal of %r by %s not recorded", command[:200], actor, exc_info=True)

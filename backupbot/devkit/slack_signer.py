@@ -65,6 +65,7 @@ class SlackUserActions(ABC):
     def __init__(self, standin: SlackStandin | None = None, team_id: str = "T0STANDIN") -> None:
         self.standin = standin
         self.team_id = team_id
+        self.channel_id = "C0STANDIN"  # where slash commands are typed unless told
 
     @abstractmethod
     def _deliver_command(self, fields: dict[str, str]) -> SlackResponse:
@@ -79,10 +80,11 @@ class SlackUserActions(ABC):
         user_id: str,
         text: str,
         command: str = "/backup",
-        channel_id: str = "C0STANDIN",
+        channel_id: str | None = None,
         user_name: str | None = None,
     ) -> SlackResponse:
-        """Invoke `command text` as `user_id` in `channel_id`."""
+        """Invoke `command text` as `user_id` in `channel_id` (default `self.channel_id`)."""
+        channel_id = channel_id or self.channel_id
         fields = {
             "token": _VERIFICATION_TOKEN,
             "team_id": self.team_id,

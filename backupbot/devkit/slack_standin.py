@@ -358,6 +358,7 @@ class SlackStandin:
         self._response_posts: list[ResponseUrlPost] = []
         self._views: dict[str, list[dict[str, Any]]] = {}
         self._usergroups: dict[str, list[str]] = {}
+        self._guests: dict[str, bool] = {}  # user id -> single-channel guest
         self._faults: dict[str, list[_Fault]] = {}
         self._held: set[str] = set()
         self._calls: list[tuple[str, dict[str, Any]]] = []
@@ -497,6 +498,12 @@ class SlackStandin:
         """Every Home tab view published for `user_id`, oldest first (last is current)."""
         with self._lock:
             return copy.deepcopy(self._views.get(user_id, []))
+
+    def set_guest(self, user_id: str, *, single_channel: bool = False) -> None:
+        """Make `user_id` a multi-channel guest (`is_restricted`) or a single-channel one
+        (`is_ultra_restricted`), as users.info reports them."""
+        with self._lock:
+            self._guests[user_id] = single_channel
 
     def set_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
         """Define (or replace) a user group's members for usergroups.users.list."""
@@ -1080,6 +1087,8 @@ class SlackStandin:
                 "is_bot": is_bot,
                 "is_admin": False,
                 "is_app_user": False,
+                "is_restricted": user_id in self._guests,
+                "is_ultra_restricted": self._guests.get(user_id, False),
                 "tz": "UTC",
                 "tz_label": "Coordinated Universal Time",
                 "tz_offset": 0,

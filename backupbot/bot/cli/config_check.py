@@ -9,7 +9,10 @@ import tempfile
 from datetime import UTC, datetime
 
 from backupbot.bot.cli.render import cli_command, render
+from backupbot.bot.infrastructure import access_rules
 from backupbot.commands import humanize
+from backupbot.commands.access import role_name
+from backupbot.commands.command_spec import Role
 from backupbot.commands.schedule import jobs_from_settings
 from backupbot.errors import BackupbotError
 from backupbot.settings import Settings, SlackCredentials
@@ -20,7 +23,7 @@ def config_check(settings: Settings, live: bool) -> int:
     """Print what the configuration means; exit 1 if a `--live` check failed."""
     names = ", ".join(settings.database_names)
     print(f"config OK: {len(settings.databases)} database(s): {names}")
-    for line in [*_where(settings), *_notes(settings)]:
+    for line in [*_where(settings), *_access(settings), *_notes(settings)]:
         print(line)
     if not live:
         return 0
@@ -52,6 +55,24 @@ def _where(settings: Settings) -> list[str]:
     if settings.backup.pg_bin_dirs:
         dirs = ", ".join(str(d) for d in settings.backup.pg_bin_dirs)
         lines.append(f"pg_dump/pg_restore also looked for in: {dirs}")
+    return lines
+
+
+def _access(settings: Settings) -> list[str]:
+    """Who may do what (`commands/access.py`), as the bot will apply it."""
+    if settings.slack is None:
+        return []
+    rules = access_rules(settings)
+    lines = ["access (who may do what; each role includes the ones below it):"]
+    for role in sorted(Role, reverse=True):
+        members = sorted(rules.grants.get(role, frozenset()))
+        if members:
+            lines.append(f"  {role_name(role)}: {', '.join(members)}")
+    default = role_name(rules.default) if rules.default else "nothing (no role)"
+    lines.append(f"  everyone else in the channel: {default}")
+    lines.append(f"  /backup is taken in: {', '.join('#' + c for c in sorted(rules.channels))}")
+    if rules.team:
+        lines.append(f"  and only from workspace {rules.team}")
     return lines
 
 

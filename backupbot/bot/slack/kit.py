@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backupbot.phrases import Actor, Command, Literal, MessageLink, Name, Phrase
+from backupbot.phrases import Actor, Channel, Command, Literal, MessageLink, Name, Phrase
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -98,6 +98,8 @@ def render(phrase: Phrase | str) -> str:
             out.append(code(part.value))
         elif isinstance(part, Actor):
             out.append(mention(part.id))
+        elif isinstance(part, Channel):
+            out.append(channel_link(part.id))
         elif isinstance(part, Command):
             out.append(command_text(part))
         elif isinstance(part, MessageLink):

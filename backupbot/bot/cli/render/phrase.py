@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from backupbot.phrases import Actor, Command, Literal, MessageLink, Name, Phrase
+from backupbot.phrases import Actor, Channel, Command, Literal, MessageLink, Name, Phrase
 
 PROG = "backupbot"
 
@@ -54,6 +54,8 @@ def render(phrase: Phrase | str) -> str:
             out.append(part.value)
         elif isinstance(part, Actor):
             out.append(part.id)
+        elif isinstance(part, Channel):
+            out.append("#" + part.id)
         elif isinstance(part, Command):
             out.append(command_line(part))
         elif isinstance(part, MessageLink):

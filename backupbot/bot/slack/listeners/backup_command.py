@@ -4,8 +4,9 @@
 handler returns the message to answer with. A slow command (see the registry) is
 acknowledged at once and its handler runs after the acknowledgement on the job pool,
 answering the requester with `respond`; a fast one answers in the acknowledgement.
-Every refusal, from the parser or from a handler, is answered and recorded here (unless
-the service that refused recorded it already). The acting user is always the signed
+The access rules (`commands/access.py`) are checked before any handler runs. Every
+refusal, from the parser, the access rules or a handler, is answered and recorded here
+(unless the service that refused recorded it already). The acting user is always the signed
 payload's `user_id`.
 """
 
@@ -60,6 +61,13 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
         call = Invocation(services, flow, client, command["user_id"], command.get("text", ""))
         try:
             request = parse_command(call.text, services.settings.database_names)
+            caller = services.access.caller(
+                call.user,
+                team=command.get("team_id"),
+                enterprise=command.get("enterprise_id") or None,
+                channel=command.get("channel_id"),
+            )
+            services.access.require(caller, r.required_role(request))
         except BackupbotError as exc:
             ack(**refused(call, exc).as_kwargs())
             return
