@@ -42,16 +42,12 @@ from backupbot.storage.liveness import (
     owner_is_dead,
     process_identity,
 )
+from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_dump import PgDump
+from backupbot.storage.pg_session_watch import SessionWatch
+from backupbot.storage.pg_sessions import child_application_name, with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
-from backupbot.storage.pgtools import (
-    PgBinaries,
-    PgDump,
-    SessionWatch,
-    child_application_name,
-    find_binaries,
-    with_session_settings,
-)
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,8 @@ from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.dumpstream import Unpacked, unpack_artifact
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import process_identity
+from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_restore import PgRestore
 from backupbot.storage.pgadmin import (
     create_database,
     drop_database,
@@ -42,7 +44,6 @@ from backupbot.storage.pgadmin import (
 )
 from backupbot.storage.pgconn import ConnInfo, url_with_dbname
 from backupbot.storage.pginspect import count_rows
-from backupbot.storage.pgtools import PgBinaries, PgRestore, find_binaries
 from backupbot.storage.restores import FAILED, RUNNING, RestoreRecord, RestoreRequests
 from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
 

@@ -21,7 +21,8 @@ import zstandard
 
 from backupbot.errors import NotFound, StoreError, VerificationFailed
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
-from backupbot.storage.pgtools import PgBinaries, PgRestoreList, toc_tables_with_data
+from backupbot.storage.pg_binaries import PgBinaries
+from backupbot.storage.pg_restore import PgRestoreList, toc_tables_with_data
 
 CHUNK = 1 << 20
 COMPRESSION = "zstd"
