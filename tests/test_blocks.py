@@ -12,7 +12,7 @@ from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.kit import Message, esc
-from backupbot.commands.backup import Progress
+from backupbot.commands.backup_progress import Progress
 from backupbot.commands.parse import SUBCOMMANDS
 from backupbot.commands.status import DatabaseStatus
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
