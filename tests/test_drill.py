@@ -19,11 +19,11 @@ from backupbot.bot.cli.main import main
 from backupbot.bot.composition import Services, build_services
 from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.commands.conditions import DRILL_FAILED
-from backupbot.commands.drill import (
+from backupbot.commands.drill_conditions import DrillConditions
+from backupbot.commands.drill_model import (
     SCRATCH_PREFIX,
     STOPPED,
     DrillAlreadyRunning,
-    DrillConditions,
     judge,
     scratch_name,
 )
