@@ -22,7 +22,7 @@ import pytest
 from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, status
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.commands.retention import (
     DatabasePolicy,
     FailedDeletion,

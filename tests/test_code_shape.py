@@ -22,7 +22,6 @@ LONG_MODULES: dict[str, str] = {
     "backupbot/bot/composition.py": "the composition root; being split by the lead",
     "backupbot/settings.py": "being edited elsewhere; to be split into a package",
     "backupbot/commands/restore.py": "being edited elsewhere; to be split",
-    "backupbot/commands/restore_run.py": "to be split",
     "backupbot/commands/retention.py": "to be split",
     "backupbot/devkit/demo.py": "devkit: the demo script; not yet split",
     "backupbot/devkit/pgcluster.py": "devkit: the throwaway PostgreSQL cluster; not yet split",

@@ -45,7 +45,8 @@ from backupbot.commands.drill_model import (
     scratch_name,
     scratch_target,
 )
-from backupbot.commands.restore_run import BOT_ACTOR, RestoreProgress, RestoreRunner, rto_minutes
+from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
+from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings

@@ -18,7 +18,7 @@ from backupbot.commands.drill_model import (
     record_drill_incident,
     scratch_target,
 )
-from backupbot.commands.restore_run import BOT_ACTOR, record_incident
+from backupbot.commands.restore_model import BOT_ACTOR, record_incident
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.drills import FAILED, DrillLog, DrillRecord

@@ -1,5 +1,6 @@
-"""Stopping running jobs: the callbacks that stop one backup (kill pg_dump, cancel the
-snapshot session's query), and the running backups' stops, so a shutdown stops them all."""
+"""Stopping running jobs, so a shutdown stops them all: the callbacks that stop one
+backup (kill pg_dump, cancel the snapshot session's query) and the running backups'
+stops; the kill switches of the running pg_restores."""
 
 from __future__ import annotations
 
@@ -66,3 +67,35 @@ class Interrupts:
             running = list(self._running.values())
         for stops in running:
             stops.interrupt()
+
+
+class KillSwitches:
+    """The kill switches of the running pg_restores, so a shutdown can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kills: dict[str, Callable[[], None]] = {}
+        self.stopping = False
+
+    @contextlib.contextmanager
+    def running(self, restore_id: str, kill: Callable[[], None]) -> Iterator[None]:
+        with self._lock:
+            self._kills[restore_id] = kill
+            stopping = self.stopping
+        if stopping:
+            kill()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._kills.pop(restore_id, None)
+
+    def interrupt_all(self) -> None:
+        with self._lock:
+            self.stopping = True
+            kills = list(self._kills.values())
+        for kill in kills:
+            try:
+                kill()
+            except Exception:
+                log.exception("stopping a pg_restore failed")

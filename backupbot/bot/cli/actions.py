@@ -26,7 +26,7 @@ from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import UsageError
 from backupbot.storage.catalog import SUCCEEDED
 
