@@ -23,7 +23,7 @@ from backupbot.bot.cli.render import backup, drill, log, render, restore, retent
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
 from backupbot.commands.restore_model import RestoreProgress
-from backupbot.commands.retention import (
+from backupbot.commands.retention_plan import (
     DatabasePolicy,
     FailedDeletion,
     RetentionPlan,

@@ -22,7 +22,6 @@ LONG_MODULES: dict[str, str] = {
     "backupbot/bot/composition.py": "the composition root; being split by the lead",
     "backupbot/settings.py": "being edited elsewhere; to be split into a package",
     "backupbot/commands/restore.py": "being edited elsewhere; to be split",
-    "backupbot/commands/retention.py": "to be split",
     "backupbot/devkit/demo.py": "devkit: the demo script; not yet split",
     "backupbot/devkit/pgcluster.py": "devkit: the throwaway PostgreSQL cluster; not yet split",
     "backupbot/devkit/s3_fault_proxy.py": "devkit: the S3 fault proxy; not yet split",
@@ -33,7 +32,6 @@ LONG_MODULES: dict[str, str] = {
 LONG_FUNCTIONS: dict[str, str] = {
     "backupbot/bot/slack/blocks/checklist.py::checklist_message": "bot/ is edited elsewhere",
     "backupbot/commands/restore.py::RestoreService.click": "being edited elsewhere",
-    "backupbot/commands/retention.py::plan_retention": "to be split",
     "backupbot/devkit/demo.py::run": "devkit: the demo's script, one step after another",
     "backupbot/devkit/s3_fault_proxy.py::S3FaultProxy._handler_class": (
         "devkit: one request handler class, defined in place"
