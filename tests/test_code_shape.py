@@ -37,8 +37,6 @@ LONG_FUNCTIONS: dict[str, str] = {
         "devkit: one request handler class, defined in place"
     ),
     "backupbot/devkit/sample_data.py::_schema": "devkit: the sample schema, one SQL text",
-    "backupbot/storage/dumpstream.py::verify_artifact": "to be split",
-    "backupbot/storage/dumpstream.py::unpack_artifact": "to be split",
     "backupbot/storage/migrations/versions/0003_schedules.py::upgrade": (
         "a migration: written once, never edited (the lead owns migrations)"
     ),
