@@ -25,7 +25,6 @@ LONG_MODULES: dict[str, str] = {
     "backupbot/devkit/demo.py": "devkit: the demo script; not yet split",
     "backupbot/devkit/pgcluster.py": "devkit: the throwaway PostgreSQL cluster; not yet split",
     "backupbot/devkit/s3_fault_proxy.py": "devkit: the S3 fault proxy; not yet split",
-    "backupbot/devkit/slack_standin.py": "devkit: the Slack stand-in; not yet split",
 }
 
 # Functions still over MAX_FUNCTION_LINES: "path::qualified.name" -> why.
