@@ -12,7 +12,7 @@ from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.kit import Message, esc
-from backupbot.commands.backup import Progress
+from backupbot.commands.backup_progress import Progress
 from backupbot.commands.command_spec import usage_of
 from backupbot.commands.registry import Surface, specs
 from backupbot.commands.status import DatabaseStatus

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, status
-from backupbot.commands.backup import Progress
-from backupbot.commands.drill import DrillStage
-from backupbot.commands.restore_run import RestoreProgress
-from backupbot.commands.retention import (
+from backupbot.commands.backup_progress import Progress
+from backupbot.commands.drill_model import DrillStage
+from backupbot.commands.restore_model import RestoreProgress
+from backupbot.commands.retention_plan import (
     DatabasePolicy,
     FailedDeletion,
     RetentionPlan,

@@ -20,11 +20,11 @@ from backupbot.bot.composition import build_services
 from backupbot.bot.services import Services
 from backupbot.bot.slack.flows import Flows
 from backupbot.commands.conditions import DRILL_FAILED
-from backupbot.commands.drill import (
+from backupbot.commands.drill_conditions import DrillConditions
+from backupbot.commands.drill_model import (
     SCRATCH_PREFIX,
     STOPPED,
     DrillAlreadyRunning,
-    DrillConditions,
     judge,
     scratch_name,
 )

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.commands.backup_conditions import BackupConditions
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
     CHECKLIST_OVERDUE,
@@ -26,7 +27,6 @@ from backupbot.commands.conditions import (
     VERIFICATION_FAILED,
     Finding,
 )
-from backupbot.commands.escalation import BackupConditions
 from backupbot.storage.alerts import BackupFacts
 from backupbot.storage.catalog import SuccessDetails
 from tests.conftest import (

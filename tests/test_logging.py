@@ -63,7 +63,7 @@ def test_backupbot_loggers_rename_colliding_extra_keys_instead_of_raising() -> N
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     try:
-        log = logging.getLogger("backupbot.storage.pgtools")
+        log = logging.getLogger("backupbot.storage.pg_dump")
         assert isinstance(log, SafeLogger)
         log.info("starting", extra={"args": ["pg_dump"], "msg": "m", "target": "h:5432/db"})
     finally:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from backupbot.errors import DatabaseUnreachable, PgToolMissing
+from backupbot.storage.pg_binaries import find_binaries
+from backupbot.storage.pg_restore import toc_tables_with_data
 from backupbot.storage.pgconn import ConnInfo, explain_connection_error, redact
-from backupbot.storage.pgtools import find_binaries, toc_tables_with_data
 
 PASSWORD = "pa55-W0rd-unique"
 URL = f"postgresql://alice:{PASSWORD}@db.example.com:6543/app?sslmode=require"

@@ -22,8 +22,10 @@ import pytest
 
 from backupbot.devkit.sample_data import load_sample_data
 from backupbot.errors import CommandFailed
+from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_dump import PgDump
+from backupbot.storage.pg_restore import PgRestore
 from backupbot.storage.pgconn import ConnInfo
-from backupbot.storage.pgtools import PgBinaries, PgDump, PgRestore, find_binaries
 from tests.conftest import wait_until
 
 TABLE = "Opportunity"

@@ -24,7 +24,7 @@ from backupbot.bot.slack.blocks.restore import (
 )
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
 from backupbot.storage.restores import (
     CANCELLED,

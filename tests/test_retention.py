@@ -19,7 +19,7 @@ from backupbot.bot.cli.main import main
 from backupbot.bot.composition import build_services
 from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.retention import retention_dry_run, retention_summary
-from backupbot.commands.retention import (
+from backupbot.commands.retention_plan import (
     DELETE,
     EXPIRED,
     IN_USE,

@@ -10,7 +10,7 @@ import pytest
 from backupbot.errors import VerificationFailed
 from backupbot.storage.dumpstream import StreamResult, verify_artifact
 from backupbot.storage.local_store import LocalStore
-from backupbot.storage.pgtools import find_binaries
+from backupbot.storage.pg_binaries import find_binaries
 from tests.conftest import make_settings
 
 

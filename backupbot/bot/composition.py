@@ -163,6 +163,18 @@ def _alert_service(
     )
 
 
+def _checklist_service(
+    settings: Settings, engine: Engine, incidents: IncidentLog, clock: Clock
+) -> ChecklistService:
+    return ChecklistService(
+        settings=settings,
+        checklists=Checklists(engine),
+        evidence=ChecklistEvidenceQueries(engine),
+        incidents=incidents,
+        clock=clock,
+    )
+
+
 def build_services(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
@@ -184,13 +196,7 @@ def build_services(
     restore_requests, runner, restores = _restore_services(
         settings, engine, catalog, incidents, store, backups, clock, slack_client
     )
-    checklists = ChecklistService(
-        settings=settings,
-        checklists=Checklists(engine),
-        evidence=ChecklistEvidenceQueries(engine),
-        incidents=incidents,
-        clock=clock,
-    )
+    checklists = _checklist_service(settings, engine, incidents, clock)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
     alerts = _alert_service(settings, engine, incidents, drills, checklists, clock)
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))

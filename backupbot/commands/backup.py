@@ -5,18 +5,17 @@ claim the database (one backup at a time) -> export a snapshot and count rows in
 pg_dump --snapshot | zstd | sha256 -> store -> read back and verify -> write the manifest
 -> mark succeeded. Any failure aborts the upload or deletes what was stored, marks the
 backup failed with a plain-language reason, and writes an incident record.
+
+`BackupService` claims, runs and records backups; the work of one is in
+`backup_pipeline.py`, its progress and heartbeat in `backup_progress.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,63 +23,27 @@ from typing import Any
 import psycopg
 
 from backupbot.clock import Clock
+from backupbot.commands.backup_pipeline import BackupPipeline
+from backupbot.commands.backup_progress import ProgressListener, ProgressReporter, Pulse
+from backupbot.commands.interrupts import Interrupts
 from backupbot.errors import BackupbotError, StateUnavailable, UsageError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord, SuccessDetails
-from backupbot.storage.dumpstream import (
-    COMPRESSION,
-    EXTENSION,
-    StreamResult,
-    compress_stream,
-    verify_artifact,
-)
+from backupbot.storage.dumpstream import EXTENSION
 from backupbot.storage.incidents import IncidentLog
-from backupbot.storage.liveness import (
-    HEARTBEAT_SECONDS,
-    STALE_AFTER,
-    owner_is_dead,
-    process_identity,
-)
-from backupbot.storage.pgconn import ConnInfo
-from backupbot.storage.pginspect import SnapshotSession
-from backupbot.storage.pgtools import (
-    PgBinaries,
-    PgDump,
-    SessionWatch,
-    child_application_name,
-    find_binaries,
-    with_session_settings,
-)
+from backupbot.storage.liveness import STALE_AFTER, owner_is_dead, process_identity
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "backupbot-manifest/1"
 OUTCOME_RETRY_SECONDS = 300.0  # how long a finished backup waits for the state database
 MAX_LABEL = 200
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a running backup reports: the stage and how many bytes it has handled."""
-
-    backup_id: str
-    database: str
-    stage: str  # "snapshot" | "dumping" | "verifying"
-    bytes_done: int
-
-
-ProgressListener = Callable[[Progress], None]
 
 
 def artifact_keys(database: str, started_at: datetime, backup_id: str) -> tuple[str, str]:
     """`<database>/<UTC timestamp>-<id>.dump.zst` and its manifest beside it."""
     stem = f"{database}/{started_at.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}"
     return stem + EXTENSION, stem + ".manifest.json"
-
-
-def restore_command(artifact_name: str) -> str:
-    return f"zstd -dc {artifact_name} | pg_restore --no-owner --no-acl -d TARGET_DB"
 
 
 def validate_label(label: str | None) -> str | None:
@@ -119,14 +82,18 @@ class BackupService:
         self._incidents = incidents
         self._store = store
         self._clock = clock
-        self._level = compression_level
-        self._threads = compression_threads
-        self._pg_bin_dirs = list(pg_bin_dirs)
+        self._pipeline = BackupPipeline(
+            store=store,
+            clock=clock,
+            compression_level=compression_level,
+            compression_threads=compression_threads,
+            pg_bin_dirs=pg_bin_dirs,
+            lock_wait_seconds=lock_wait_seconds,
+        )
         self._heartbeat_seconds = heartbeat_seconds
-        self._lock_wait_seconds = lock_wait_seconds
         self._adhoc: dict[str, DatabaseSettings] = {}
         self._adhoc_lock = threading.Lock()
-        self._stops = _Interrupts()
+        self._stops = Interrupts()
         self._durable_queue = durable_queue
 
     def start(
@@ -260,13 +227,13 @@ class BackupService:
         with self._adhoc_lock:
             db = self._adhoc.pop(record.id, None) or self._databases[record.database]
         artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
-        beat = _Heartbeat(self, record, on_progress, self._heartbeat_seconds)
+        beat = ProgressReporter(self._catalog, record, on_progress, self._heartbeat_seconds)
         try:
             with (
                 self._stops.scope(record.id) as stops,
-                _Pulse(self._catalog, record.id, self._clock),
+                Pulse(self._catalog, record.id, self._clock),
             ):
-                details = self._execute(db, record, artifact_key, manifest_key, beat, stops)
+                details = self._pipeline.run(db, record, artifact_key, manifest_key, beat, stops)
         except Exception as exc:
             message = self._explain(record, exc)
             return self._durably(
@@ -372,194 +339,6 @@ class BackupService:
     ) -> BackupRecord:
         return self.run(self.start(database, actor, label), on_progress)
 
-    # -- the work -------------------------------------------------------------------------
-
-    def _execute(
-        self,
-        db: DatabaseSettings,
-        record: BackupRecord,
-        artifact_key: str,
-        manifest_key: str,
-        beat: _Heartbeat,
-        stops: _Stops,
-    ) -> SuccessDetails:
-        conn = ConnInfo.from_url(db.url.get_secret_value())
-        beat.stage("snapshot", 0)
-        dumped = self._dump(db, conn, artifact_key, beat, stops)
-        session, binaries, streamed = dumped.session, dumped.binaries, dumped.streamed
-        row_counts, prisma = dumped.row_counts, dumped.prisma
-        beat.stage("verifying", 0)
-        verified = verify_artifact(
-            self._store,
-            artifact_key,
-            streamed,
-            binaries,
-            expected_tables=row_counts,
-            on_bytes=lambda n: beat.tick("verifying", n),
-        )
-        finished = self._clock.now()
-        manifest = self._manifest(
-            db,
-            record,
-            conn,
-            session,
-            binaries.version,
-            streamed,
-            row_counts,
-            prisma,
-            artifact_key,
-            finished,
-            verified.toc_entries,
-        )
-        self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
-        return SuccessDetails(
-            artifact_key=artifact_key,
-            manifest_key=manifest_key,
-            location=self._store.location(artifact_key),
-            raw_size=streamed.raw_size,
-            stored_size=streamed.stored_size,
-            sha256=streamed.sha256,
-            compression=f"{COMPRESSION}-{self._level}",
-            server_version=session.server.version,
-            pg_dump_version=binaries.version,
-            manifest=manifest,
-        )
-
-    def _dump(
-        self,
-        db: DatabaseSettings,
-        conn: ConnInfo,
-        artifact_key: str,
-        beat: _Heartbeat,
-        stops: _Stops,
-    ) -> _Dumped:
-        """pg_dump in the snapshot's transaction, compressed into the store, with the row
-        counts taken in the same snapshot. The watch names (and, past the limit, cancels)
-        any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
-        this is left."""
-        lock_wait = self._lock_wait_seconds
-        with SessionWatch(
-            conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
-        ) as watch:
-            session = SnapshotSession(
-                with_session_settings(
-                    conn,
-                    application_name=watch.name("snapshot"),
-                    lock_timeout=str(max(1, round(lock_wait * 1000))),
-                )
-            )
-            stops.add(session.interrupt)
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
-            try:
-                binaries = find_binaries(session.server.major, self._pg_bin_dirs)
-                with PgDump(
-                    binaries,
-                    conn,
-                    snapshot=session.snapshot,
-                    lock_wait_seconds=lock_wait,
-                    watch=watch,
-                ) as dump:
-                    stops.add(dump.kill)
-                    streamed, row_counts, prisma = self._stream(
-                        db, conn, session, dump, watch, pool, artifact_key, beat
-                    )
-                    return _Dumped(session, binaries, streamed, row_counts, prisma)
-            except BaseException:
-                session.interrupt()  # a row count still waiting must not hold up the failure
-                raise
-            finally:
-                pool.shutdown(wait=True)
-                session.close()
-
-    def _stream(
-        self,
-        db: DatabaseSettings,
-        conn: ConnInfo,
-        session: SnapshotSession,
-        dump: PgDump,
-        watch: SessionWatch,
-        pool: ThreadPoolExecutor,
-        artifact_key: str,
-        beat: _Heartbeat,
-    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None]:
-        """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
-        row counts and the Prisma head (all in the dump's snapshot) are in hand: anything
-        else aborts it, so nothing half-written stays. Row counts start with the dump in a
-        consistent snapshot, after it otherwise."""
-        counts: Future[dict[str, int]] | None = None
-        if session.consistent:
-            counts = pool.submit(session.row_counts)
-        writer = self._store.open_writer(artifact_key)
-        try:
-            with conn.client_env() as env:
-                stdout = dump.start(env)
-                if counts is None:
-                    counts = pool.submit(session.row_counts)
-                beat.stage("dumping", 0)
-                streamed = compress_stream(
-                    stdout,
-                    writer,
-                    level=self._level,
-                    threads=self._threads,
-                    on_bytes=lambda n: beat.tick("dumping", n),
-                )
-                dump.finish()
-            row_counts = _row_counts(counts, watch, db.name, self._lock_wait_seconds)
-            prisma = session.prisma_head()
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        return streamed, row_counts, prisma
-
-    def _manifest(
-        self,
-        db: DatabaseSettings,
-        record: BackupRecord,
-        conn: ConnInfo,
-        session: SnapshotSession,
-        pg_dump_version: str,
-        streamed: StreamResult,
-        row_counts: dict[str, int],
-        prisma: dict[str, Any] | None,
-        artifact_key: str,
-        finished: datetime,
-        toc_entries: int,
-    ) -> dict[str, Any]:
-        name = artifact_key.rsplit("/", 1)[-1]
-        return {
-            "format": MANIFEST_FORMAT,
-            "backup_id": record.id,
-            "database": db.name,
-            "provider": db.provider,
-            "source": {"host": conn.host, "port": conn.port, "dbname": conn.dbname},
-            "label": record.label,
-            "requested_by": record.actor,
-            "started_at": record.started_at.isoformat(),
-            "finished_at": finished.isoformat(),
-            "server_version": session.server.version,
-            "server_version_num": session.server.version_num,
-            "pg_dump_version": pg_dump_version,
-            "artifact": name,
-            "archive_format": "pg_dump custom format (--format=custom --compress=0)",
-            "compression": COMPRESSION,
-            "compression_level": self._level,
-            "raw_size": streamed.raw_size,
-            "stored_size": streamed.stored_size,
-            "sha256": streamed.sha256,
-            "row_counts": row_counts,
-            "row_counts_snapshot": "same as dump" if session.consistent else "separate",
-            "prisma_migration": prisma,
-            "verified": {
-                "sha256": True,
-                "zstd_checksum": True,
-                "pg_restore_list": True,
-                "toc_entries": toc_entries,
-                "at": finished.isoformat(),
-            },
-            "restore_command": restore_command(name),
-        }
-
     def _record_failure(
         self,
         record: BackupRecord,
@@ -596,154 +375,3 @@ class BackupService:
                 self._store.discard(key)
             except BackupbotError:
                 log.exception("could not remove %s after a failed backup", key)
-
-
-def _row_counts(
-    counts: Future[dict[str, int]], watch: SessionWatch, database: str, lock_wait: float
-) -> dict[str, int]:
-    """The row counts, or a plain-words failure if counting waited too long for a lock."""
-    try:
-        return counts.result()
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-        wait = watch.wait
-        if wait is None:
-            raise
-        raise BackupbotError(
-            f"Counting the rows of {wait.what} in {database} waited more than "
-            f"{lock_wait:g} s (backup.lock_wait_seconds) for a lock: {wait.blocked_by()}. "
-            "Nothing was stored; run the backup again once that session has finished."
-        ) from None
-
-
-@dataclass(frozen=True)
-class _Dumped:
-    """What a finished dump leaves for verification and the manifest."""
-
-    session: SnapshotSession
-    binaries: PgBinaries
-    streamed: StreamResult
-    row_counts: dict[str, int]
-    prisma: dict[str, Any] | None
-
-
-class _Stops:
-    """What stops one running backup: each callback runs once, when it is interrupted (at
-    once, if it is added after that)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-        self.interrupted = False
-
-    def add(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            if not self.interrupted:
-                self._callbacks.append(callback)
-                return
-        callback()
-
-    def interrupt(self) -> None:
-        with self._lock:
-            self.interrupted = True
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("stopping a backup step failed")
-
-
-class _Interrupts:
-    """The running backups' `_Stops`, so a shutdown can stop them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[str, _Stops] = {}
-        self.stopping = False
-
-    @contextlib.contextmanager
-    def scope(self, backup_id: str) -> Iterator[_Stops]:
-        stops = _Stops()
-        with self._lock:
-            self._running[backup_id] = stops
-            stopping = self.stopping
-        if stopping:
-            stops.interrupt()
-        try:
-            yield stops
-        finally:
-            with self._lock:
-                self._running.pop(backup_id, None)
-
-    def interrupt_all(self) -> None:
-        with self._lock:
-            self.stopping = True
-            running = list(self._running.values())
-        for stops in running:
-            stops.interrupt()
-
-
-class _Pulse:
-    """While a backup runs, refresh its heartbeat every `HEARTBEAT_SECONDS`: the owner is
-    alive. A failed write (the state database restarting) is logged and retried at the
-    next beat; the backup goes on."""
-
-    def __init__(self, catalog: BackupCatalog, backup_id: str, clock: Clock) -> None:
-        self._catalog = catalog
-        self._id = backup_id
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pulse-{backup_id}", daemon=True)
-
-    def __enter__(self) -> _Pulse:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self._catalog.pulse([self._id], self._clock.now())
-            except Exception:
-                log.warning("could not record the heartbeat of backup %s", self._id)
-
-
-class _Heartbeat:
-    """Throttles progress: the recorded stage and bytes and the listener fire at most every
-    `interval` seconds of process time, plus once at every stage change."""
-
-    def __init__(
-        self,
-        service: BackupService,
-        record: BackupRecord,
-        listener: ProgressListener,
-        interval: float,
-    ) -> None:
-        self._service = service
-        self._record = record
-        self._listener = listener
-        self._interval = interval
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def stage(self, stage: str, done: int) -> None:
-        self._emit(stage, done)
-
-    def tick(self, stage: str, done: int) -> None:
-        if time.monotonic() - self._last >= self._interval:
-            self._emit(stage, done)
-
-    def _emit(self, stage: str, done: int) -> None:
-        with self._lock:
-            self._last = time.monotonic()
-        try:
-            self._service._catalog.progress(self._record.id, stage, done)
-        except Exception:  # the state database is away: the backup goes on
-            log.warning("could not record the progress of backup %s", self._record.id)
-        try:
-            self._listener(Progress(self._record.id, self._record.database, stage, done))
-        except Exception:
-            log.exception("progress listener failed; the backup goes on")

@@ -12,30 +12,41 @@ A started drill waits (stage `queued`) until the process that executes it claims
 a queue worker (`/backup drill`, the schedule) or the CLI itself. Drills that a stopped
 bot left behind are failed and their scratch databases dropped by `fail_abandoned(now)`
 and `cleanup_leftovers(now)`, which only ever drop databases named in the drills table.
+
+`DrillService` runs drills; the drill's vocabulary (stages, scratch names, the pass/fail
+rule) is in `drill_model.py`, the clean-up in `drill_cleanup.py`, the alert condition in
+`drill_conditions.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from backupbot.clock import Clock
-from backupbot.commands import humanize
-from backupbot.commands.conditions import DRILL_FAILED, Finding
-from backupbot.commands.restore_run import (
-    BOT_ACTOR,
-    RestoreProgress,
-    RestoreRunner,
-    record_incident,
-    rto_minutes,
+from backupbot.commands.drill_cleanup import DrillCleanup
+
+# Re-exported: bot/composition.py imports DrillConditions from here.
+from backupbot.commands.drill_conditions import DrillConditions as DrillConditions
+from backupbot.commands.drill_model import (
+    DRILL_USAGE,
+    DrillAlreadyRunning,
+    DrillStage,
+    StageListener,
+    backup_json,
+    failure_text,
+    judge,
+    record_drill_incident,
+    scratch_name,
+    scratch_target,
 )
+from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
+from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings
@@ -43,77 +54,11 @@ from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import FAILED, PASSED, DrillLog, DrillRecord, new_drill_id
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import owner_is_dead, process_identity
-from backupbot.storage.pgadmin import database_exists, drop_database
-from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pgadmin import database_exists
 from backupbot.storage.restores import DRILL, NewRestore, RestoreRecord, RestoreRequests
-from backupbot.storage.restores import FAILED as RESTORE_FAILED
 from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
 
 log = logging.getLogger(__name__)
-
-DRILL_USAGE = "/backup drill [db]"
-SCRATCH_PREFIX = "backupbot_drill_"
-STAGES = ("download", "create", "restore", "verify")
-STOPPED = "The bot stopped during the drill, so it did not finish. Run the drill again."
-
-
-class DrillAlreadyRunning(BackupbotError):
-    """A drill of this database is running; a second one is refused, not queued."""
-
-    code = "drill.already_running"
-
-    def __init__(self, record: DrillRecord) -> None:
-        self.drill_id = record.id
-        super().__init__(
-            f"A restore drill of {record.database} is already running (drill {record.id}, "
-            f"started by {record.actor} at {humanize.utc(record.started_at)}). Its result "
-            "will appear in the channel."
-        )
-
-
-@dataclass(frozen=True)
-class DrillStage:
-    """A drill stage starting; `timings` holds the seconds each finished stage took."""
-
-    drill_id: str
-    stage: str
-    timings: dict[str, float]
-
-
-StageListener = Callable[[DrillStage], None]
-
-
-def scratch_name(database: str, drill_id: str) -> str:
-    """`backupbot_drill_<db>_<drill id>`: lowercase, at most 63 bytes, and never the name
-    of a configured database (the prefix and the random id see to that)."""
-    base = re.sub(r"[^a-z0-9_]", "_", database.lower())
-    suffix = f"_{drill_id.lower()}"
-    return SCRATCH_PREFIX + base[: 63 - len(SCRATCH_PREFIX) - len(suffix)] + suffix
-
-
-def judge(
-    restored: bool, total_seconds: float | None, rto_minutes: int, error: str | None
-) -> tuple[str, str | None]:
-    """(passed|failed, why it failed). A verified restore over the RTO fails."""
-    if not restored:
-        return FAILED, error or "The restore failed."
-    if total_seconds is None or total_seconds > rto_minutes * 60:
-        took = humanize.duration(timedelta(seconds=total_seconds or 0))
-        return FAILED, (
-            f"Restored and verified correctly, but it took {took}, over the RTO of "
-            f"{rto_minutes} min. Speed up the restore (pg_restore jobs, a closer store) or "
-            "agree a realistic RTO."
-        )
-    return PASSED, None
-
-
-def _backup_json(backup: BackupRecord) -> dict[str, Any]:
-    return {
-        "id": backup.id,
-        "started_at": backup.started_at.isoformat(),
-        "stored_size": backup.stored_size,
-        "label": backup.label,
-    }
 
 
 class DrillService:
@@ -141,6 +86,13 @@ class DrillService:
         self._clock = clock
         self._settings = settings
         self._heartbeat_seconds = heartbeat_seconds
+        self._cleanup = DrillCleanup(
+            databases=self._databases,
+            drills=drills,
+            restores=restores,
+            incidents=incidents,
+            clock=clock,
+        )
 
     @property
     def database_names(self) -> list[str]:
@@ -168,7 +120,7 @@ class DrillService:
             raise DrillAlreadyRunning(current)
         drill_id = new_drill_id()
         scratch = scratch_name(database, drill_id)
-        target = self._scratch_target(db, scratch)
+        target = scratch_target(db, scratch)
         backup = self._latest_verified(database)
         problem = None
         if backup is None:
@@ -185,10 +137,10 @@ class DrillService:
                         "Drop or rename it, then run the drill again."
                     )
             except (BackupbotError, psycopg.Error) as exc:
-                problem = f"The drill could not reach the server of {database}: {_message(exc)}"
+                problem = f"The drill could not reach the server of {database}: {failure_text(exc)}"
         result: dict[str, Any] = {"scratch": target.where}
         if backup is not None:
-            result["backup"] = _backup_json(backup)
+            result["backup"] = backup_json(backup)
             result["backup_age_seconds"] = round((now - backup.started_at).total_seconds())
         record = self._drills.create(
             drill_id,
@@ -265,13 +217,13 @@ class DrillService:
         except BaseException as exc:  # the scratch database must go whatever happened
             if not isinstance(exc, Exception):
                 interrupted = exc
-            error = _message(exc)
+            error = failure_text(exc)
             if isinstance(exc, Exception) and not isinstance(exc, BackupbotError):
                 log.exception("restore drill %s crashed", record.id)
         finally:
             stop.set()
         result = self._result(record, restore)
-        result["cleanup"] = self._drop_scratch(self._drills.get(record.id))
+        result["cleanup"] = self._cleanup.drop_scratch(self._drills.get(record.id))
         restored = restore is not None and restore.status == RESTORE_SUCCEEDED
         if restore is not None and not restored:
             error = restore.error
@@ -287,7 +239,7 @@ class DrillService:
         db = self._db(record.database)
         assert record.backup_id is not None
         backup = self._catalog.get(record.backup_id)
-        target = self._scratch_target(db, record.scratch_db)
+        target = scratch_target(db, record.scratch_db)
         now = self._clock.now()
         restore = self._restores.create(
             NewRestore(
@@ -301,7 +253,7 @@ class DrillService:
                 required_approvals=0,
                 expires_at=now,
                 preview={
-                    "backup": _backup_json(backup),
+                    "backup": backup_json(backup),
                     "target": {"where": target.where, "exists": False},
                     "drill_id": record.id,
                     "rto_minutes": record.rto_minutes,
@@ -337,34 +289,6 @@ class DrillService:
             if res.get("mismatches"):
                 result["mismatches"] = res["mismatches"]
         return result
-
-    def _drop_scratch(self, record: DrillRecord) -> str:
-        """Drop the scratch database (if it exists); what happened, in words."""
-        if record.scratch_dropped:
-            return "nothing to drop"
-        db = self._databases.get(record.database)
-        if db is None or not record.scratch_db.startswith(SCRATCH_PREFIX):
-            log.warning("not dropping %s: not a drill scratch database it can reach", record.id)
-            return f"{record.scratch_db} was left: {record.database} is no longer configured"
-        target = self._scratch_target(db, record.scratch_db)
-        now = self._clock.now()
-        try:
-            drop_database(target)
-        except (BackupbotError, psycopg.Error) as exc:
-            log.warning("could not drop scratch database %s: %s", target.where, exc)
-            self._record(
-                now,
-                BOT_ACTOR,
-                "drill.cleanup",
-                "failed",
-                record,
-                scratch=target.where,
-                error=_message(exc),
-            )
-            return f"{record.scratch_db} could not be dropped yet; the bot retries at start-up"
-        self._drills.mark_dropped(record.id)
-        self._record(now, BOT_ACTOR, "drill.cleanup", "ok", record, scratch=target.where)
-        return "dropped"
 
     def _finish(
         self,
@@ -408,61 +332,12 @@ class DrillService:
     # -- clean-up -----------------------------------------------------------------------
 
     def cleanup_leftovers(self, now: datetime) -> list[DrillRecord]:
-        """Fail drills whose bot stopped (stale heartbeat) and drop the scratch databases
-        of finished drills not yet confirmed gone (at start-up: a drop that fails is
-        recorded each time). Returns the drills it changed."""
-        changed = {r.id: r for r in self.fail_abandoned(now)}
-        for r in self._drills.undropped():
-            if self._drop_scratch(r) == "dropped":
-                changed[r.id] = self._drills.get(r.id)
-        return list(changed.values())
+        """See `DrillCleanup.cleanup_leftovers`."""
+        return self._cleanup.cleanup_leftovers(now)
 
     def fail_abandoned(self, now: datetime) -> list[DrillRecord]:
-        """Fail drills whose process stopped (a stale heartbeat, or an owner on this host
-        that is gone; `storage/liveness.py`) and drop their scratch databases; cheap
-        enough to run every few seconds. Returns the drills failed."""
-        changed: dict[str, DrillRecord] = {}
-        for r in self._drills.abandoned(now, owner_is_dead):
-            result = {**r.result, "failed_stage": "interrupted"}
-            if self._drills.finish(
-                r.id, FAILED, now, result=result, error=STOPPED, total_seconds=None, seen=r
-            ):
-                self._record(
-                    now,
-                    BOT_ACTOR,
-                    "drill.failed",
-                    "failed",
-                    r,
-                    error=STOPPED,
-                    stage=r.stage,
-                    owner=r.owner,
-                )
-                self._fail_restore(r, now)
-                self._drop_scratch(self._drills.get(r.id))
-                changed[r.id] = self._drills.get(r.id)
-        return list(changed.values())
-
-    def _fail_restore(self, drill: DrillRecord, now: datetime) -> None:
-        """Close the drill's restore row, which the stopped process left running."""
-        if drill.restore_id is None:
-            return
-        message = "The bot stopped during the restore drill."
-        result = {"target_state": "scratch database dropped by the drill clean-up"}
-        if self._restores.finish(
-            drill.restore_id, RESTORE_FAILED, now, result=result, error=message
-        ):
-            restore = self._restores.get(drill.restore_id)
-            record_incident(
-                self._incidents,
-                now,
-                BOT_ACTOR,
-                "restore.failed",
-                "failed",
-                drill.database,
-                restore,
-                error=message,
-                drill_id=drill.id,
-            )
+        """See `DrillCleanup.fail_abandoned`."""
+        return self._cleanup.fail_abandoned(now)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -508,10 +383,6 @@ class DrillService:
             )
         return db
 
-    @staticmethod
-    def _scratch_target(db: DatabaseSettings, scratch: str) -> ConnInfo:
-        return ConnInfo.from_url(db.url.get_secret_value()).with_dbname(scratch)
-
     def _latest_verified(self, database: str) -> BackupRecord | None:
         """The newest verified backup whose artifact retention has not deleted."""
         for backup in self._catalog.recent(database, 200):
@@ -522,61 +393,4 @@ class DrillService:
     def _record(
         self, at: datetime, actor: str, action: str, outcome: str, r: DrillRecord, **details: Any
     ) -> None:
-        self._incidents.record(
-            at=at,
-            actor=actor,
-            action=action,
-            outcome=outcome,
-            database=r.database,
-            backup_id=r.backup_id,
-            details={"drill_id": r.id, **{k: v for k, v in details.items() if v is not None}},
-        )
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, BackupbotError):
-        return str(exc)
-    if isinstance(exc, psycopg.Error):
-        return "the database server reported an error; the bot's log has the details."
-    if isinstance(exc, Exception):
-        return "An internal error stopped the drill; the bot's log has the details."
-    return "The drill was interrupted (the bot or CLI was stopped)."
-
-
-class DrillConditions:
-    """`DRILL_FAILED`: the latest finished drill of a configured database failed. The
-    finding clears as soon as a later drill of that database passes."""
-
-    conditions: tuple[str, ...] = (DRILL_FAILED,)
-
-    def __init__(self, drills: DrillService) -> None:
-        self._drills = drills
-
-    def check(self, now: datetime) -> list[Finding]:
-        findings = []
-        for name in self._drills.database_names:
-            drill = self._drills.latest_finished(name)
-            if drill is None or drill.status != FAILED:
-                continue
-            error = drill.error or "see its message in the channel"
-            if len(error) > 400:
-                error = error[:399] + "…"
-            findings.append(
-                Finding(
-                    condition=DRILL_FAILED,
-                    database=name,
-                    summary=(
-                        f"The restore drill of {name} ({humanize.utc(drill.finished_at)}) "
-                        f"failed: {error} Fix the cause and run /backup drill {name}; this "
-                        "clears when a drill passes."
-                    ),
-                    details={
-                        "drill_id": drill.id,
-                        "finished_at": drill.finished_at.isoformat() if drill.finished_at else None,
-                        "backup_id": drill.backup_id,
-                        "channel": drill.channel,
-                        "message_ts": drill.message_ts,
-                    },
-                )
-            )
-        return findings
+        record_drill_incident(self._incidents, at, actor, action, outcome, r, **details)

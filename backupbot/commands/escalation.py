@@ -14,72 +14,34 @@ or with two bot processes. It returns the `Ping`s for the Slack side to deliver,
 reports back: `ping_delivered` writes the `alert.ping` record, `ping_undelivered` gives the
 claim back so the next step retries. Nothing here talks to Slack.
 
-`BackupConditions` judges the catalog: a failed backup, a failed verification, and a
-database without a recent verified backup.
+`BackupConditions` (`backup_conditions.py`) judges the catalog: a failed backup, a failed
+verification, and a database without a recent verified backup.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from backupbot.clock import Clock
 from backupbot.commands import humanize
-from backupbot.commands.conditions import (
-    BACKUP_FAILED,
-    STALE,
-    VERIFICATION_FAILED,
-    ConditionCheck,
-    Finding,
-)
-from backupbot.commands.schedule import StaleRule, as_stale_rule
+
+# Re-exported: bot/composition.py imports BackupConditions from here.
+from backupbot.commands.backup_conditions import BackupConditions as BackupConditions
+from backupbot.commands.conditions import ConditionCheck, Finding
+from backupbot.commands.escalation_types import AckResult, Evaluation, Ping, PingDelivery
+from backupbot.commands.provider_support import provider_contact
 from backupbot.commands.status import AlertSummary
 from backupbot.phrases import Actor, Phrase, say
 from backupbot.settings import EscalationLevel
-from backupbot.storage.alerts import (
-    OPEN,
-    AlertRecord,
-    AlertStore,
-    AttemptFact,
-    BackupFacts,
-    PostClaim,
-    open_key,
-)
+from backupbot.storage.alerts import OPEN, AlertRecord, AlertStore, PostClaim, open_key
 from backupbot.storage.incidents import IncidentLog
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
-LATE_AFTER = timedelta(minutes=5)  # a ping sent this long after it was due says so
-
-# The runbook's "Provider Support" list (seed: Emergency Contacts).
-PROVIDER_SUPPORT: dict[str, str] = {
-    "neon": "https://neon.tech/docs/support",
-    "supabase": "https://supabase.com/support",
-    "railway": "support@railway.app",
-}
-_PROVIDER_NAMES = {"neon": "Neon", "supabase": "Supabase", "railway": "Railway"}
-
-VERIFICATION_ERROR_TYPES = frozenset({"VerificationFailed"})
-MAX_ERROR_CHARS = 600
-
-
-def provider_contact(provider: str | None) -> str | None:
-    """One plain sentence with the runbook's support contact for `provider`; None when
-    the alert is not about a database (no provider applies)."""
-    if provider is None:
-        return None
-    contact = PROVIDER_SUPPORT.get(provider)
-    if contact is not None:
-        return f"{_PROVIDER_NAMES[provider]} support: {contact}"
-    listed = ", ".join(_PROVIDER_NAMES[p] for p in PROVIDER_SUPPORT)
-    return (
-        f"The runbook has no support contact for {provider} databases (it lists {listed}); "
-        "contact your provider through its dashboard and add the contact to the runbook."
-    )
 
 
 @runtime_checkable
@@ -87,76 +49,6 @@ class ExplainsResolution(Protocol):
     """Optional for a `ConditionCheck`: why a condition of `database` no longer holds."""
 
     def resolution(self, condition: str, database: str | None, now: datetime) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What one evaluation changed. `resolved` alerts are cleared but their resolution is
-    not yet shown in Slack; `failed_checks` names checks that raised (alerts left alone)."""
-
-    opened: list[AlertRecord] = field(default_factory=list)
-    resolved: list[AlertRecord] = field(default_factory=list)
-    failed_checks: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Ping:
-    """One escalation level firing for one alert: who to mention (users are also DMed;
-    groups are mentioned only) and, for a provider-support level, the contact sentence."""
-
-    alert: AlertRecord
-    level_index: int  # 0-based position in the escalation path
-    level_count: int
-    name: str
-    after_minutes: int
-    users: tuple[str, ...]
-    groups: tuple[str, ...]
-    provider_support: bool
-    provider: str | None
-    provider_contact: str | None
-    next_name: str | None
-    next_after_minutes: int | None
-    claimed_to: int  # `levels_fired` after the claim this ping belongs to
-    due_at: datetime
-    sent_at: datetime
-
-    @property
-    def number(self) -> int:
-        return self.level_index + 1
-
-    @property
-    def nobody(self) -> bool:
-        """No user or group is configured for this level."""
-        return not self.users and not self.groups
-
-    @property
-    def late(self) -> bool:
-        return self.sent_at - self.due_at > LATE_AFTER
-
-
-@dataclass(frozen=True)
-class PingDelivery:
-    """What Slack accepted: the thread reply, and the DMs sent and failed (user ids)."""
-
-    thread: bool
-    dms: tuple[str, ...] = ()
-    dm_failures: tuple[str, ...] = ()
-
-    @property
-    def delivered(self) -> bool:
-        return self.thread or bool(self.dms)
-
-
-@dataclass(frozen=True)
-class AckResult:
-    """The alert after the click; `refusal` explains a click that changed nothing."""
-
-    record: AlertRecord
-    refusal: Phrase | str | None = None
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.refusal is None
 
 
 def _check_name(check: ConditionCheck) -> str:
@@ -442,156 +334,3 @@ class AlertService:
             database=alert.database,
             details={"alert_id": alert.id, "condition": alert.condition, **details},
         )
-
-
-# -- conditions from the backup catalog ------------------------------------------------------
-
-
-class BackupConditions:
-    """BACKUP_FAILED, VERIFICATION_FAILED and STALE for each configured database.
-
-    - VERIFICATION_FAILED: an attempt since the newest verified backup failed in
-      verification (its `backup.failed` record has `error_type` VerificationFailed: the
-      stored copy did not match what was written). The record, not the error text, decides:
-      the text is wording for people and may change.
-    - BACKUP_FAILED: an attempt since the newest verified backup failed for another reason.
-      Running attempts do not count; only finished ones. So normally exactly one of the
-      two holds when the latest finished attempt failed, and both clear when a backup
-      succeeds (a later failure of the other kind does not hide an earlier one).
-    - STALE: no verified backup started since the time its `StaleRule` owes one from,
-      judged at each check: the newest scheduled firing whose grace has run out (so a
-      weekday schedule is not stale at the weekend), or `now` minus a fixed maximum age.
-      A database that never had one is stale once that time is after the bot's records
-      first mention it (its first backup attempt or incident); with no record at all it is
-      not judged yet.
-    """
-
-    conditions: tuple[str, ...] = (BACKUP_FAILED, VERIFICATION_FAILED, STALE)
-
-    def __init__(self, facts: BackupFacts, stale_after: Mapping[str, StaleRule | timedelta]):
-        """`stale_after`: per configured database, when its newest verified backup is
-        stale (`stale_rules(settings)`; a plain timedelta is a maximum age)."""
-        self._facts = facts
-        self._databases = list(stale_after)
-        self._stale_after = {db: as_stale_rule(rule) for db, rule in stale_after.items()}
-
-    def check(self, now: datetime) -> list[Finding]:
-        findings: list[Finding] = []
-        for db in self._databases:
-            good = self._facts.latest_verified(db)
-            failures = self._facts.failures_since(db, good.started_at if good else None)
-            verification = [f for f in failures if f.error_type in VERIFICATION_ERROR_TYPES]
-            other = [f for f in failures if f.error_type not in VERIFICATION_ERROR_TYPES]
-            if other:
-                findings.append(self._failed(db, other, good))
-            if verification:
-                findings.append(self._verification(db, verification, good))
-            stale = self._stale(db, good, now)
-            if stale is not None:
-                findings.append(stale)
-        return findings
-
-    def resolution(self, condition: str, database: str | None, now: datetime) -> str | None:
-        if database not in self._databases:
-            return f"{database} is no longer configured."
-        good = self._facts.latest_verified(database)
-        if good is None:
-            return None
-        return (
-            f"backup {good.id} of {database} succeeded and was verified at "
-            f"{humanize.utc(good.finished_at or good.started_at)}."
-        )
-
-    def _failed(self, db: str, failures: list[AttemptFact], good: AttemptFact | None) -> Finding:
-        last = failures[0]
-        more = f" {len(failures)} attempts have failed" if len(failures) > 1 else ""
-        since = _since(good)
-        summary = (
-            f"The latest backup of {db} failed (id {last.id}, "
-            f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)}"
-            + (f"{more} {since}." if more else "")
-            + f" Fix the cause and run /backup now {db}; this alert resolves when a backup "
-            "succeeds."
-        )
-        return Finding(BACKUP_FAILED, db, summary, _evidence(failures, good))
-
-    def _verification(
-        self, db: str, failures: list[AttemptFact], good: AttemptFact | None
-    ) -> Finding:
-        last = failures[0]
-        summary = (
-            f"A backup of {db} failed verification (id {last.id}, "
-            f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)} "
-            "The stored copy did not match what was written, so it was not kept; check the "
-            f"backup storage, then run /backup now {db}."
-        )
-        return Finding(VERIFICATION_FAILED, db, summary, _evidence(failures, good))
-
-    def _stale(self, db: str, good: AttemptFact | None, now: datetime) -> Finding | None:
-        rule = self._stale_after[db]
-        owed = rule.owed_since(now)
-        if owed is None:
-            return None
-        if good is not None:
-            if good.started_at >= owed:
-                return None
-            summary = (
-                f"No verified backup of {db} {rule.describe(now)}: the newest is "
-                f"{humanize.age(good.started_at, now)} ({humanize.utc(good.started_at)}, id "
-                f"{good.id}). Check the schedule and the last attempts, or run "
-                f"/backup now {db}."
-            )
-            return Finding(
-                STALE,
-                db,
-                summary,
-                {
-                    "newest_backup_id": good.id,
-                    "newest_at": good.started_at.isoformat(),
-                    "owed_since": owed.isoformat(),
-                },
-            )
-        first = self._facts.first_seen(db)
-        if first is None or first >= owed:
-            return None
-        summary = (
-            f"{db} has never had a verified backup, and backupbot has looked after it since "
-            f"{humanize.utc(first)}. Check the schedule and the last attempts, or run "
-            f"/backup now {db}."
-        )
-        return Finding(
-            STALE,
-            db,
-            summary,
-            {
-                "newest_backup_id": None,
-                "first_seen": first.isoformat(),
-                "owed_since": owed.isoformat(),
-            },
-        )
-
-
-def _since(good: AttemptFact | None) -> str:
-    return (
-        f"since the last verified backup ({good.id}, {humanize.utc(good.started_at)})"
-        if good
-        else "and there is no verified backup yet"
-    )
-
-
-def _error(attempt: AttemptFact) -> str:
-    text = (attempt.error or "no reason was recorded.").strip()
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS - 1] + "…"
-    return text if text.endswith((".", "…", "!", "?")) else text + "."
-
-
-def _evidence(failures: list[AttemptFact], good: AttemptFact | None) -> dict[str, Any]:
-    last = failures[0]
-    return {
-        "backup_id": last.id,
-        "failed_at": (last.finished_at or last.started_at).isoformat(),
-        "error_type": last.error_type,
-        "failures": len(failures),
-        "last_good_backup_id": good.id if good else None,
-    }

@@ -5,157 +5,62 @@ this passes) -> safety backup of a target that has tables (label `pre-restore`) 
 the target if missing -> `pg_restore --exit-on-error [-j N] [--clean --if-exists]` ->
 count every table's rows and compare with the manifest -> timings against the RTO. A
 failure at any stage says what state the target is in.
+
+`RestoreRunner` runs the stages; how a restore ended is recorded by `RestoreOutcomes`
+(`restore_outcome.py`); the vocabulary shared with requests and drills is in
+`restore_model.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from pydantic import SecretStr
 
 from backupbot.clock import Clock
 from backupbot.commands.backup import BackupService
-from backupbot.errors import BackupbotError, UsageError, VerificationFailed
+from backupbot.commands.interrupts import KillSwitches
+
+# BOT_ACTOR, RESTORE_USAGE, ProgressListener, record_incident and rto_minutes are
+# re-exported: commands/restore.py imports them from here.
+from backupbot.commands.restore_model import BOT_ACTOR as BOT_ACTOR
+from backupbot.commands.restore_model import RESTORE_USAGE as RESTORE_USAGE
+from backupbot.commands.restore_model import SAFETY_LABEL, RestoreProgress
+from backupbot.commands.restore_model import ProgressListener as ProgressListener
+from backupbot.commands.restore_model import record_incident as record_incident
+from backupbot.commands.restore_model import rto_minutes as rto_minutes
+from backupbot.commands.restore_outcome import (
+    RestoreOutcomes,
+    RunState,
+    _SafetyBackupFailed,
+    _VerificationMismatch,
+    compare_counts,
+)
+from backupbot.errors import UsageError, VerificationFailed
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.dumpstream import Unpacked, unpack_artifact
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import process_identity
-from backupbot.storage.pgadmin import (
-    create_database,
-    drop_database,
-    inspect_target,
-    server_major,
-)
+from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_restore import PgRestore
+from backupbot.storage.pgadmin import create_database, inspect_target, server_major
 from backupbot.storage.pgconn import ConnInfo, url_with_dbname
 from backupbot.storage.pginspect import count_rows
-from backupbot.storage.pgtools import PgBinaries, PgRestore, find_binaries
-from backupbot.storage.restores import FAILED, RUNNING, RestoreRecord, RestoreRequests
-from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
+from backupbot.storage.restores import RUNNING, RestoreRecord, RestoreRequests
 
 log = logging.getLogger(__name__)
 
-RESTORE_USAGE = "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]"
-BOT_ACTOR = "backupbot"
-SAFETY_LABEL = "pre-restore"
-STAGES = ("download", "safety", "create", "restore", "verify")
 _SMALL_ARCHIVE = 8 << 20  # below this, parallel pg_restore costs more than it saves
-
-
-@dataclass(frozen=True)
-class RestoreProgress:
-    """A stage starting; `timings` holds the seconds each finished stage took."""
-
-    restore_id: str
-    stage: str
-    timings: dict[str, float]
-    safety_backup_id: str | None = None
-
-
-ProgressListener = Callable[[RestoreProgress], None]
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    table: str
-    expected: int
-    actual: int | None  # None: the table is missing from the target
-
-
-def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[Mismatch]:
-    """Tables whose row count in the target differs from the backup's manifest."""
-    return [
-        Mismatch(table, rows, actual.get(table))
-        for table, rows in sorted(expected.items())
-        if actual.get(table) != rows
-    ]
-
-
-@dataclass
-class _Run:
-    """Book-keeping of one execution, for the result and the failure message."""
-
-    timings: dict[str, float] = field(default_factory=dict)
-    safety_backup_id: str | None = None
-    created: bool = False
-    touched: bool = False
-    stage: str = "download"
-
-
-def record_incident(
-    incidents: IncidentLog,
-    at: datetime,
-    actor: str,
-    action: str,
-    outcome: str,
-    database: str | None,
-    record: RestoreRecord | None,
-    **details: Any,
-) -> None:
-    """One incident record about a restore; empty details are left out."""
-    if record is not None:
-        details = {"restore_id": record.id, **details}
-    incidents.record(
-        at=at,
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        database=database,
-        backup_id=record.backup_id if record else None,
-        details={k: v for k, v in details.items() if v is not None},
-    )
-
-
-def rto_minutes(
-    databases: dict[str, DatabaseSettings], settings: RestoreSettings, name: str
-) -> int:
-    db = databases.get(name)
-    return (db.rto_minutes if db else None) or settings.rto_minutes
-
-
-class _Interrupts:
-    """The kill switches of the running pg_restores, so a shutdown can stop them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._kills: dict[str, Callable[[], None]] = {}
-        self.stopping = False
-
-    @contextlib.contextmanager
-    def running(self, restore_id: str, kill: Callable[[], None]) -> Iterator[None]:
-        with self._lock:
-            self._kills[restore_id] = kill
-            stopping = self.stopping
-        if stopping:
-            kill()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._kills.pop(restore_id, None)
-
-    def interrupt_all(self) -> None:
-        with self._lock:
-            self.stopping = True
-            kills = list(self._kills.values())
-        for kill in kills:
-            try:
-                kill()
-            except Exception:
-                log.exception("stopping a pg_restore failed")
 
 
 class RestoreRunner:
@@ -185,7 +90,8 @@ class RestoreRunner:
         self._settings = settings
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
-        self._interrupts = _Interrupts()
+        self._interrupts = KillSwitches()
+        self._outcomes = RestoreOutcomes(restores=restores, incidents=incidents, clock=clock)
 
     def rto_minutes(self, database: str) -> int:
         return rto_minutes(self._databases, self._settings, database)
@@ -229,7 +135,7 @@ class RestoreRunner:
         db = self._db(record.database)
         backup = self._catalog.get(record.backup_id)
         target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)
-        run = _Run()
+        run = RunState()
         started = time.monotonic()
         self._record(
             self._clock.now(),
@@ -253,7 +159,9 @@ class RestoreRunner:
             work = Path(tempfile.mkdtemp(prefix=f"backupbot-{record.id}-", dir=work_root))
             result = self._execute(record, db, backup, target, work, run, started, on_progress)
         except BaseException as exc:
-            return self._fail(record, run, started, exc, target)
+            return self._outcomes.failed(
+                record, run, started, exc, target, stopping=self._interrupts.stopping
+            )
         finally:
             beating.set()
             if work is not None:
@@ -270,7 +178,7 @@ class RestoreRunner:
                 log.exception("could not record the heartbeat of restore %s", restore_id)
 
     def _stage(
-        self, record: RestoreRecord, run: _Run, stage: str, listener: ProgressListener
+        self, record: RestoreRecord, run: RunState, stage: str, listener: ProgressListener
     ) -> float:
         run.stage = stage
         self._restores.progress(
@@ -289,7 +197,7 @@ class RestoreRunner:
         backup: BackupRecord,
         target: ConnInfo,
         work: Path,
-        run: _Run,
+        run: RunState,
         started: float,
         listener: ProgressListener,
     ) -> RestoreRecord:
@@ -333,7 +241,15 @@ class RestoreRunner:
             actual = self._verify(record, target, expected)
         finally:  # a failed verification is timed too
             run.timings["verify"] = time.monotonic() - t
-        return self._succeeded(record, run, started, expected, actual, archive.raw_size)
+        return self._outcomes.succeeded(
+            record,
+            run,
+            started,
+            expected,
+            actual,
+            rto=self.rto_minutes(record.database),
+            jobs=self._jobs(archive.raw_size),
+        )
 
     def _pg_restore(
         self,
@@ -385,50 +301,8 @@ class RestoreRunner:
             raise _VerificationMismatch(mismatches)
         return actual
 
-    def _succeeded(
-        self,
-        record: RestoreRecord,
-        run: _Run,
-        started: float,
-        expected: dict[str, int],
-        actual: dict[str, int],
-        raw_size: int,
-    ) -> RestoreRecord:
-        """The restore's result (timings against the RTO), stored and recorded."""
-        now = self._clock.now()
-        total = time.monotonic() - started
-        rto = self.rto_minutes(record.database)
-        result = {
-            "timings": {k: round(v, 3) for k, v in run.timings.items()},
-            "total_seconds": round(total, 3),
-            "rto_minutes": rto,
-            "within_rto": total <= rto * 60,
-            "tables": len(expected),
-            "rows": sum(expected.values()),
-            "extra_tables": sorted(set(actual) - set(expected)),
-            "safety_backup_id": run.safety_backup_id,
-            "jobs": self._jobs(raw_size),
-            "target_state": "restored and verified",
-        }
-        self._restores.finish(record.id, RESTORE_SUCCEEDED, now, result=result)
-        self._record(
-            now,
-            BOT_ACTOR,
-            "restore.succeeded",
-            "ok",
-            record.database,
-            record,
-            recovery_seconds=result["total_seconds"],
-            rto_minutes=rto,
-            within_rto=result["within_rto"],
-            timings=result["timings"],
-            safety_backup_id=run.safety_backup_id,
-            break_glass=record.break_glass,
-        )
-        return self._restores.get(record.id)
-
     def _safety_backup(
-        self, record: RestoreRecord, db: DatabaseSettings, target: ConnInfo, run: _Run
+        self, record: RestoreRecord, db: DatabaseSettings, target: ConnInfo, run: RunState
     ) -> None:
         if record.mode == "in_place":
             started = self._backups.start(db.name, BOT_ACTOR, SAFETY_LABEL)
@@ -464,100 +338,3 @@ class RestoreRunner:
         if raw_size < _SMALL_ARCHIVE:
             return 1
         return self._settings.jobs or max(1, min(4, os.cpu_count() or 1))
-
-    def _fail(
-        self,
-        record: RestoreRecord,
-        run: _Run,
-        started: float,
-        exc: BaseException,
-        target: ConnInfo,
-    ) -> RestoreRecord:
-        if self._interrupts.stopping:
-            message = (
-                f"The restore was interrupted: the bot was stopped during the {run.stage} stage."
-            )
-        elif isinstance(exc, BackupbotError):
-            message = str(exc)
-        elif isinstance(exc, psycopg.OperationalError):
-            message = (
-                f"The connection to {target.host}:{target.port} was lost during the "
-                f"{run.stage} stage."
-            )
-        elif isinstance(exc, Exception):
-            log.exception("restore %s crashed", record.id)
-            message = "An internal error stopped the restore; the bot's log has the details."
-        else:
-            message = "The restore was interrupted (the bot or CLI was stopped)."
-        state = self._target_state(record, run, target, exc)
-        now = self._clock.now()
-        result: dict[str, Any] = {
-            "timings": {k: round(v, 3) for k, v in run.timings.items()},
-            "total_seconds": round(time.monotonic() - started, 3),
-            "failed_stage": run.stage,
-            "target_state": state,
-            "safety_backup_id": run.safety_backup_id,
-        }
-        if isinstance(exc, _VerificationMismatch):
-            result["mismatches"] = [m.__dict__ for m in exc.mismatches[:50]]
-        with self._incidents.atomic():
-            self._restores.finish(record.id, FAILED, now, result=result, error=message)
-            self._record(
-                now,
-                BOT_ACTOR,
-                "restore.failed",
-                "failed",
-                record.database,
-                record,
-                error=message,
-                stage=run.stage,
-                target_state=state,
-                safety_backup_id=run.safety_backup_id,
-                error_type=type(exc).__name__,
-            )
-        if not isinstance(exc, Exception):
-            raise exc
-        return self._restores.get(record.id)
-
-    def _target_state(
-        self, record: RestoreRecord, run: _Run, target: ConnInfo, exc: BaseException
-    ) -> str:
-        if not run.touched:
-            return f"{record.target_db} was not touched"
-        if run.created and not isinstance(exc, _VerificationMismatch):
-            try:
-                drop_database(target)
-                return f"{record.target_db} was created for this restore and has been removed"
-            except (BackupbotError, psycopg.Error):
-                log.exception("could not drop %s after a failed restore", record.target_db)
-                return f"{record.target_db} is partially restored; drop it by hand"
-        safety = (
-            f"; its previous state is in safety backup {run.safety_backup_id}"
-            if run.safety_backup_id
-            else ""
-        )
-        if isinstance(exc, _VerificationMismatch):
-            return f"{record.target_db} is restored but does not match the backup{safety}"
-        return f"{record.target_db} is partially restored{safety}"
-
-
-class _VerificationMismatch(BackupbotError):
-    code = "verification.mismatch"
-
-    def __init__(self, mismatches: list[Mismatch]) -> None:
-        self.mismatches = mismatches
-        shown = "; ".join(
-            f"{m.table}: {m.actual if m.actual is not None else 'missing'} rows, backup has "
-            f"{m.expected}"
-            for m in mismatches[:5]
-        )
-        more = f" (and {len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
-        super().__init__(
-            f"Verification failed: {len(mismatches)} table(s) differ from the backup: "
-            f"{shown}{more}."
-        )
-
-
-class _SafetyBackupFailed(BackupbotError):
-    code = "restore.safety_backup_failed"
-    pass

@@ -19,9 +19,10 @@ from typing import IO
 
 import zstandard
 
-from backupbot.errors import NotFound, StoreError, VerificationFailed
+from backupbot.errors import BackupbotError, NotFound, StoreError, VerificationFailed
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
-from backupbot.storage.pgtools import PgBinaries, PgRestoreList, toc_tables_with_data
+from backupbot.storage.pg_binaries import PgBinaries
+from backupbot.storage.pg_restore import PgRestoreList, toc_tables_with_data
 
 CHUNK = 1 << 20
 COMPRESSION = "zstd"
@@ -81,6 +82,47 @@ def compress_stream(
     return StreamResult(raw_size=raw, stored_size=sink.size, sha256=sink.hash.hexdigest())
 
 
+@dataclass(frozen=True)
+class _ReadBack:
+    """What reading a stored artifact through saw: its size and SHA-256, and the bytes
+    the work on its chunks produced (the decompressed size)."""
+
+    stored: int
+    sha256: str
+    produced: int
+
+
+def _read_through(
+    chunks: Iterable[bytes],
+    work: Callable[[bytes], int],
+    on_bytes: Callable[[int], None],
+    thread_name: str,
+) -> _ReadBack:
+    """Hash and count `chunks` in this thread while `work` handles each one in a worker,
+    a chunk behind (both release the GIL, so they overlap). `work` returns how many bytes
+    it produced. However this is left, the last `work` has finished."""
+    hasher = hashlib.sha256()
+    stored = produced = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name) as pool:
+        pending: Future[int] | None = None
+        try:
+            for chunk in chunks:
+                if pending is not None:
+                    produced += pending.result()
+                pending = pool.submit(work, chunk)
+                hasher.update(chunk)
+                stored += len(chunk)
+                on_bytes(stored)
+            if pending is not None:
+                produced += pending.result()
+                pending = None
+        finally:
+            if pending is not None:  # a failure: let the work stop before anything closes
+                with contextlib.suppress(Exception):
+                    pending.result()
+    return _ReadBack(stored=stored, sha256=hasher.hexdigest(), produced=produced)
+
+
 class _Unpacker:
     """Decompresses the stored artifact and feeds the archive to `pg_restore --list`."""
 
@@ -89,21 +131,21 @@ class _Unpacker:
         self._lister = lister
         self._sink: IO[bytes] | None = lister.start()
         self._where = where
-        self.raw = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> int:
+        """Decompress `chunk` into pg_restore's input; how many bytes it unpacked to."""
         try:
             data = self._dobj.decompress(chunk)
         except zstandard.ZstdError as exc:
             raise VerificationFailed(
                 f"The stored backup at {self._where} is corrupt (zstd: {exc}). It was not kept."
             ) from None
-        self.raw += len(data)
         if self._sink is not None and data:
             try:
                 self._sink.write(data)
             except BrokenPipeError:
                 self._sink = None  # pg_restore --list has read the whole table of contents
+        return len(data)
 
     @property
     def complete(self) -> bool:
@@ -131,56 +173,48 @@ def verify_artifact(
     completely with a valid checksum to exactly `raw_size` bytes; `pg_restore --list`
     reads the archive; every counted table has a TABLE DATA entry.
     """
-    hasher = hashlib.sha256()
-    stored = 0
     where = store.location(key)
     unpack = _Unpacker(PgRestoreList(binaries), where)
-    # Hashing (this thread) and decompressing (a worker) overlap; both release the GIL.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
-        pending: Future[None] | None = None
-        try:
-            for chunk in store.read_chunks(key):
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(unpack.feed, chunk)
-                hasher.update(chunk)
-                stored += len(chunk)
-                on_bytes(stored)
-            if pending is not None:
-                pending.result()
-        except NotFound:
-            raise VerificationFailed(
-                f"The backup vanished from {where} right after it was written. It was not kept."
-            ) from None
-        except StoreError as exc:
-            raise VerificationFailed(
-                f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
-            ) from exc
-        finally:
-            if pending is not None:  # let the decompressor stop before pg_restore's input closes
-                with contextlib.suppress(Exception):
-                    pending.result()
-            toc_or_error = unpack.finish()
-    raw = unpack.raw
+    try:
+        read = _read_through(store.read_chunks(key), unpack.feed, on_bytes, "verify")
+    except NotFound:
+        raise VerificationFailed(
+            f"The backup vanished from {where} right after it was written. It was not kept."
+        ) from None
+    except StoreError as exc:
+        raise VerificationFailed(
+            f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
+        ) from exc
+    finally:
+        toc_or_error = unpack.finish()
     if not unpack.complete:
         raise VerificationFailed(f"The stored backup at {where} is truncated. It was not kept.")
-    digest = hasher.hexdigest()
-    if stored != expected.stored_size or digest != expected.sha256:
-        raise VerificationFailed(
-            f"The stored backup at {where} does not match what was written "
-            f"({stored} bytes, sha256 {digest[:12]}… instead of {expected.stored_size} bytes, "
-            f"{expected.sha256[:12]}…). It was not kept; run the backup again."
-        )
-    if raw != expected.raw_size:
-        raise VerificationFailed(
-            f"The stored backup at {where} decompresses to {raw} bytes instead of "
-            f"{expected.raw_size}. It was not kept; run the backup again."
-        )
+    _check_read_back(where, read, expected)
     if isinstance(toc_or_error, Exception):
         raise VerificationFailed(
             f"pg_restore could not read the stored backup at {where}. It was not kept."
         ) from toc_or_error
-    toc = toc_or_error
+    return _check_toc(where, toc_or_error, expected_tables)
+
+
+def _check_read_back(where: str, read: _ReadBack, expected: StreamResult) -> None:
+    """The stored bytes and what they decompress to are what was written."""
+    if read.stored != expected.stored_size or read.sha256 != expected.sha256:
+        raise VerificationFailed(
+            f"The stored backup at {where} does not match what was written "
+            f"({read.stored} bytes, sha256 {read.sha256[:12]}… instead of "
+            f"{expected.stored_size} bytes, {expected.sha256[:12]}…). It was not kept; run the "
+            "backup again."
+        )
+    if read.produced != expected.raw_size:
+        raise VerificationFailed(
+            f"The stored backup at {where} decompresses to {read.produced} bytes instead of "
+            f"{expected.raw_size}. It was not kept; run the backup again."
+        )
+
+
+def _check_toc(where: str, toc: str, expected_tables: Iterable[str]) -> VerifyResult:
+    """Every counted table has data in the archive's table of contents `toc`."""
     with_data = toc_tables_with_data(toc)
     missing = sorted(set(expected_tables) - with_data)
     if missing:
@@ -217,63 +251,61 @@ def unpack_artifact(
     Nothing is restored from a file that failed a check: on any mismatch `dest` is removed
     and `VerificationFailed` says what differed.
     """
-    free = shutil.disk_usage(dest.parent).free
-    if free < raw_size:
-        raise StoreError(
-            f"Not enough disk space to unpack the backup in {dest.parent}: it needs "
-            f"{raw_size:,} bytes, {free:,} are free. Set restore.work_dir to a larger disk."
-        )
+    _check_free_space(dest.parent, raw_size)
     where = store.location(key)
-    hasher = hashlib.sha256()
     dobj = zstandard.ZstdDecompressor().decompressobj()
-    stored = raw = 0
     try:
-        with open(dest, "wb") as out, ThreadPoolExecutor(1, "unpack") as pool:
+        with open(dest, "wb") as out:
 
             def unpack(chunk: bytes) -> int:
                 data = dobj.decompress(chunk)
                 out.write(data)
                 return len(data)
 
-            pending: Future[int] | None = None
-            for chunk in store.read_chunks(key):
-                if pending is not None:
-                    raw += pending.result()
-                pending = pool.submit(unpack, chunk)
-                hasher.update(chunk)
-                stored += len(chunk)
-                on_bytes(stored)
-            if pending is not None:
-                raw += pending.result()
-        digest = hasher.hexdigest()
-        if stored != stored_size or digest != sha256:
+            read = _read_through(store.read_chunks(key), unpack, on_bytes, "unpack")
+        if read.stored != stored_size or read.sha256 != sha256:
             raise VerificationFailed(
                 f"The stored backup at {where} is not the one that was verified: "
-                f"{stored:,} bytes with SHA-256 {digest[:12]}…, expected {stored_size:,} bytes "
-                f"with {sha256[:12]}…. It may be corrupt or replaced; nothing was restored."
+                f"{read.stored:,} bytes with SHA-256 {read.sha256[:12]}…, expected "
+                f"{stored_size:,} bytes with {sha256[:12]}…. It may be corrupt or replaced; "
+                "nothing was restored."
             )
-        if not dobj.eof or raw != raw_size:
+        if not dobj.eof or read.produced != raw_size:
             raise VerificationFailed(
                 f"The stored backup at {where} does not unpack to the archive that was "
-                f"verified ({raw:,} of {raw_size:,} bytes). Nothing was restored."
+                f"verified ({read.produced:,} of {raw_size:,} bytes). Nothing was restored."
             )
-    except zstandard.ZstdError as exc:
+    except BaseException as exc:
         dest.unlink(missing_ok=True)
-        raise VerificationFailed(
-            f"The stored backup at {where} is corrupt (zstd: {exc}). Nothing was restored."
-        ) from None
-    except NotFound:
-        dest.unlink(missing_ok=True)
-        raise VerificationFailed(
-            f"The backup file is missing from {where}. Nothing was restored."
-        ) from None
-    except OSError as exc:
-        dest.unlink(missing_ok=True)
+        failure = _unpack_failure(exc, where, dest)
+        if failure is None:
+            raise
+        raise failure from None
+    return Unpacked(dest, read.produced, read.stored, read.sha256)
+
+
+def _check_free_space(directory: Path, needed: int) -> None:
+    """Refuse to unpack `needed` bytes into `directory` when its disk has less free."""
+    free = shutil.disk_usage(directory).free
+    if free < needed:
         raise StoreError(
+            f"Not enough disk space to unpack the backup in {directory}: it needs "
+            f"{needed:,} bytes, {free:,} are free. Set restore.work_dir to a larger disk."
+        )
+
+
+def _unpack_failure(exc: BaseException, where: str, dest: Path) -> BackupbotError | None:
+    """The failure to report instead of `exc`, raised while unpacking to `dest` (None:
+    report `exc` itself)."""
+    if isinstance(exc, zstandard.ZstdError):
+        return VerificationFailed(
+            f"The stored backup at {where} is corrupt (zstd: {exc}). Nothing was restored."
+        )
+    if isinstance(exc, NotFound):
+        return VerificationFailed(f"The backup file is missing from {where}. Nothing was restored.")
+    if isinstance(exc, OSError):
+        return StoreError(
             f"Could not unpack the backup into {dest.parent} ({exc.strerror or exc}). Free some "
             "space or set restore.work_dir. Nothing was restored."
-        ) from None
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return Unpacked(dest, raw, stored, digest)
+        )
+    return None

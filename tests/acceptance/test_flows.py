@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import create_engine, text
 
-from backupbot.commands.drill import scratch_name
+from backupbot.commands.drill_model import scratch_name
 from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import PostedMessage

@@ -25,9 +25,9 @@ from backupbot.bot.slack.delivery import post
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
-from backupbot.commands.backup import Progress
-from backupbot.commands.drill import DrillStage
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.backup_progress import Progress
+from backupbot.commands.drill_model import DrillStage
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import UsageError
 from backupbot.storage.catalog import SUCCEEDED
 

@@ -107,8 +107,8 @@ def _live_checks(settings: Settings) -> bool:
     """Reach the store and every database (and find a matching pg_dump); False if any
     failed."""
     from backupbot.bot.infrastructure import build_store
+    from backupbot.storage.pg_binaries import find_binaries
     from backupbot.storage.pginspect import SnapshotSession
-    from backupbot.storage.pgtools import find_binaries
 
     ok = True
     try:

@@ -18,7 +18,7 @@ from backupbot.commands.checklist_items.model import (
     short_day,
     with_more,
 )
-from backupbot.commands.retention import keeps_label
+from backupbot.commands.retention_plan import keeps_label
 from backupbot.phrases import Name, Phrase, join, say
 from backupbot.storage.checklists import (
     BackupFact,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backupbot.commands import humanize
-from backupbot.commands.backup import Progress
+from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
 

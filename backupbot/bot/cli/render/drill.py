@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from backupbot.commands import humanize
-from backupbot.commands.drill import DrillStage
+from backupbot.commands.drill_model import DrillStage
 from backupbot.storage.drills import DrillRecord
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from backupbot.bot.cli.render.phrase import cli_command
 from backupbot.commands import humanize
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backupbot.commands import humanize
-from backupbot.commands.retention import Decision, RetentionPlan, RetentionReport
+from backupbot.commands.retention_plan import Decision, RetentionPlan, RetentionReport
 
 
 def _line(d: Decision) -> str:

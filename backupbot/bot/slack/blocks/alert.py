@@ -33,7 +33,7 @@ from backupbot.commands.conditions import (
     STALE,
     VERIFICATION_FAILED,
 )
-from backupbot.commands.escalation import Ping
+from backupbot.commands.escalation_types import Ping
 from backupbot.phrases import Phrase
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord

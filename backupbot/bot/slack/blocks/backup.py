@@ -16,7 +16,8 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.backup import Progress, restore_command
+from backupbot.commands.backup_manifest import restore_command
+from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
 

@@ -26,7 +26,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.drill import STAGES, DrillStage
+from backupbot.commands.drill_model import STAGES, DrillStage
 from backupbot.phrases import Phrase
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
 

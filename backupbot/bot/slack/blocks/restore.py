@@ -26,7 +26,7 @@ from backupbot.bot.slack.kit import (
 )
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
-from backupbot.commands.restore_run import RestoreProgress
+from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
 
 APPROVE_ACTION = "restore_approve"

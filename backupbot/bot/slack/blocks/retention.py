@@ -21,7 +21,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.retention import (
+from backupbot.commands.retention_plan import (
     WITHIN_POLICY,
     Decision,
     RetentionPlan,

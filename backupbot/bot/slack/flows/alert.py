@@ -22,7 +22,7 @@ from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
-from backupbot.commands.escalation import AckResult, Ping, PingDelivery
+from backupbot.commands.escalation_types import AckResult, Ping, PingDelivery
 from backupbot.storage.alerts import AlertRecord
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.bot.slack.progress_sender import MessageSender
-from backupbot.commands.backup import Progress
+from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import BackupRecord
 
 if TYPE_CHECKING:

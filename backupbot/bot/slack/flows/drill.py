@@ -19,7 +19,7 @@ from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import drill as drill_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
-from backupbot.commands.drill import DrillStage, StageListener
+from backupbot.commands.drill_model import DrillStage, StageListener
 from backupbot.errors import BackupbotError
 from backupbot.storage.drills import DrillRecord
 

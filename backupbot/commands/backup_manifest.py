@@ -1,0 +1,79 @@
+"""A backup's manifest: the JSON document stored beside the artifact that says what it
+holds, how it was checked, and how to restore it without backupbot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backupbot.settings import DatabaseSettings
+from backupbot.storage.catalog import BackupRecord
+from backupbot.storage.dumpstream import COMPRESSION, StreamResult
+from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pginspect import SnapshotSession
+
+MANIFEST_FORMAT = "backupbot-manifest/1"
+
+
+def restore_command(artifact_name: str) -> str:
+    """The shell command that restores the artifact by hand, without backupbot."""
+    return f"zstd -dc {artifact_name} | pg_restore --no-owner --no-acl -d TARGET_DB"
+
+
+@dataclass(frozen=True)
+class DumpFacts:
+    """What a finished, verified dump leaves for its manifest."""
+
+    session: SnapshotSession
+    pg_dump_version: str
+    streamed: StreamResult
+    row_counts: dict[str, int]
+    prisma: dict[str, Any] | None
+    compression_level: int
+    toc_entries: int
+
+
+def build_manifest(
+    db: DatabaseSettings,
+    record: BackupRecord,
+    conn: ConnInfo,
+    artifact_key: str,
+    dump: DumpFacts,
+    finished: datetime,
+) -> dict[str, Any]:
+    """The manifest of backup `record` of `db`, stored at `artifact_key`."""
+    name = artifact_key.rsplit("/", 1)[-1]
+    session, streamed = dump.session, dump.streamed
+    return {
+        "format": MANIFEST_FORMAT,
+        "backup_id": record.id,
+        "database": db.name,
+        "provider": db.provider,
+        "source": {"host": conn.host, "port": conn.port, "dbname": conn.dbname},
+        "label": record.label,
+        "requested_by": record.actor,
+        "started_at": record.started_at.isoformat(),
+        "finished_at": finished.isoformat(),
+        "server_version": session.server.version,
+        "server_version_num": session.server.version_num,
+        "pg_dump_version": dump.pg_dump_version,
+        "artifact": name,
+        "archive_format": "pg_dump custom format (--format=custom --compress=0)",
+        "compression": COMPRESSION,
+        "compression_level": dump.compression_level,
+        "raw_size": streamed.raw_size,
+        "stored_size": streamed.stored_size,
+        "sha256": streamed.sha256,
+        "row_counts": dump.row_counts,
+        "row_counts_snapshot": "same as dump" if session.consistent else "separate",
+        "prisma_migration": dump.prisma,
+        "verified": {
+            "sha256": True,
+            "zstd_checksum": True,
+            "pg_restore_list": True,
+            "toc_entries": dump.toc_entries,
+            "at": finished.isoformat(),
+        },
+        "restore_command": restore_command(name),
+    }

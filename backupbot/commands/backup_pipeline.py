@@ -1,0 +1,217 @@
+"""The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd |
+sha256 into the store, the stored copy read back and verified, then the manifest.
+
+Any failure raises, and leaves nothing in the store that looks like a good backup: the
+upload is aborted before its commit, and `BackupService` deletes what a later step left.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from backupbot.clock import Clock
+from backupbot.commands.backup_manifest import DumpFacts, build_manifest
+from backupbot.commands.backup_progress import ProgressReporter
+from backupbot.commands.interrupts import Stops
+from backupbot.errors import BackupbotError
+from backupbot.settings import DatabaseSettings
+from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.catalog import BackupRecord, SuccessDetails
+from backupbot.storage.dumpstream import COMPRESSION, StreamResult, compress_stream, verify_artifact
+from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_dump import PgDump
+from backupbot.storage.pg_session_watch import SessionWatch
+from backupbot.storage.pg_sessions import child_application_name, with_session_settings
+from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pginspect import SnapshotSession
+
+
+class BackupPipeline:
+    """Takes, stores and verifies one backup; safe to share across threads."""
+
+    def __init__(
+        self,
+        *,
+        store: ArtifactStore,
+        clock: Clock,
+        compression_level: int,
+        compression_threads: int,
+        pg_bin_dirs: Sequence[Path],
+        lock_wait_seconds: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._level = compression_level
+        self._threads = compression_threads
+        self._pg_bin_dirs = list(pg_bin_dirs)
+        self._lock_wait_seconds = lock_wait_seconds
+
+    def run(
+        self,
+        db: DatabaseSettings,
+        record: BackupRecord,
+        artifact_key: str,
+        manifest_key: str,
+        beat: ProgressReporter,
+        stops: Stops,
+    ) -> SuccessDetails:
+        """Dump `db` to `artifact_key`, verify it and write its manifest to `manifest_key`;
+        what the catalog keeps of the verified backup."""
+        conn = ConnInfo.from_url(db.url.get_secret_value())
+        beat.stage("snapshot", 0)
+        dumped = self._dump(db, conn, artifact_key, beat, stops)
+        streamed = dumped.streamed
+        beat.stage("verifying", 0)
+        verified = verify_artifact(
+            self._store,
+            artifact_key,
+            streamed,
+            dumped.binaries,
+            expected_tables=dumped.row_counts,
+            on_bytes=lambda n: beat.tick("verifying", n),
+        )
+        facts = DumpFacts(
+            session=dumped.session,
+            pg_dump_version=dumped.binaries.version,
+            streamed=streamed,
+            row_counts=dumped.row_counts,
+            prisma=dumped.prisma,
+            compression_level=self._level,
+            toc_entries=verified.toc_entries,
+        )
+        manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
+        self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
+        return SuccessDetails(
+            artifact_key=artifact_key,
+            manifest_key=manifest_key,
+            location=self._store.location(artifact_key),
+            raw_size=streamed.raw_size,
+            stored_size=streamed.stored_size,
+            sha256=streamed.sha256,
+            compression=f"{COMPRESSION}-{self._level}",
+            server_version=dumped.session.server.version,
+            pg_dump_version=dumped.binaries.version,
+            manifest=manifest,
+        )
+
+    def _dump(
+        self,
+        db: DatabaseSettings,
+        conn: ConnInfo,
+        artifact_key: str,
+        beat: ProgressReporter,
+        stops: Stops,
+    ) -> _Dumped:
+        """pg_dump in the snapshot's transaction, compressed into the store, with the row
+        counts taken in the same snapshot. The watch names (and, past the limit, cancels)
+        any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
+        this is left."""
+        lock_wait = self._lock_wait_seconds
+        with SessionWatch(
+            conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
+        ) as watch:
+            session = SnapshotSession(
+                with_session_settings(
+                    conn,
+                    application_name=watch.name("snapshot"),
+                    lock_timeout=str(max(1, round(lock_wait * 1000))),
+                )
+            )
+            stops.add(session.interrupt)
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
+            try:
+                binaries = find_binaries(session.server.major, self._pg_bin_dirs)
+                with PgDump(
+                    binaries,
+                    conn,
+                    snapshot=session.snapshot,
+                    lock_wait_seconds=lock_wait,
+                    watch=watch,
+                ) as dump:
+                    stops.add(dump.kill)
+                    streamed, row_counts, prisma = self._stream(
+                        db, conn, session, dump, watch, pool, artifact_key, beat
+                    )
+                    return _Dumped(session, binaries, streamed, row_counts, prisma)
+            except BaseException:
+                session.interrupt()  # a row count still waiting must not hold up the failure
+                raise
+            finally:
+                pool.shutdown(wait=True)
+                session.close()
+
+    def _stream(
+        self,
+        db: DatabaseSettings,
+        conn: ConnInfo,
+        session: SnapshotSession,
+        dump: PgDump,
+        watch: SessionWatch,
+        pool: ThreadPoolExecutor,
+        artifact_key: str,
+        beat: ProgressReporter,
+    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None]:
+        """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
+        row counts and the Prisma head (all in the dump's snapshot) are in hand: anything
+        else aborts it, so nothing half-written stays. Row counts start with the dump in a
+        consistent snapshot, after it otherwise."""
+        counts: Future[dict[str, int]] | None = None
+        if session.consistent:
+            counts = pool.submit(session.row_counts)
+        writer = self._store.open_writer(artifact_key)
+        try:
+            with conn.client_env() as env:
+                stdout = dump.start(env)
+                if counts is None:
+                    counts = pool.submit(session.row_counts)
+                beat.stage("dumping", 0)
+                streamed = compress_stream(
+                    stdout,
+                    writer,
+                    level=self._level,
+                    threads=self._threads,
+                    on_bytes=lambda n: beat.tick("dumping", n),
+                )
+                dump.finish()
+            row_counts = _row_counts(counts, watch, db.name, self._lock_wait_seconds)
+            prisma = session.prisma_head()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return streamed, row_counts, prisma
+
+
+def _row_counts(
+    counts: Future[dict[str, int]], watch: SessionWatch, database: str, lock_wait: float
+) -> dict[str, int]:
+    """The row counts, or a plain-words failure if counting waited too long for a lock."""
+    try:
+        return counts.result()
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        wait = watch.wait
+        if wait is None:
+            raise
+        raise BackupbotError(
+            f"Counting the rows of {wait.what} in {database} waited more than "
+            f"{lock_wait:g} s (backup.lock_wait_seconds) for a lock: {wait.blocked_by()}. "
+            "Nothing was stored; run the backup again once that session has finished."
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Dumped:
+    """What a finished dump leaves for verification and the manifest."""
+
+    session: SnapshotSession
+    binaries: PgBinaries
+    streamed: StreamResult
+    row_counts: dict[str, int]
+    prisma: dict[str, Any] | None

@@ -1,0 +1,122 @@
+"""The restore drill's vocabulary: its stages and what it reports, its scratch
+database's name, the pass/fail rule, failures in words, and its incident records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from backupbot.commands import humanize
+from backupbot.errors import BackupbotError
+from backupbot.settings import DatabaseSettings
+from backupbot.storage.catalog import BackupRecord
+from backupbot.storage.drills import FAILED, PASSED, DrillRecord
+from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.pgconn import ConnInfo
+
+DRILL_USAGE = "/backup drill [db]"
+SCRATCH_PREFIX = "backupbot_drill_"
+STAGES = ("download", "create", "restore", "verify")
+STOPPED = "The bot stopped during the drill, so it did not finish. Run the drill again."
+
+
+class DrillAlreadyRunning(BackupbotError):
+    """A drill of this database is running; a second one is refused, not queued."""
+
+    code = "drill.already_running"
+
+    def __init__(self, record: DrillRecord) -> None:
+        self.drill_id = record.id
+        super().__init__(
+            f"A restore drill of {record.database} is already running (drill {record.id}, "
+            f"started by {record.actor} at {humanize.utc(record.started_at)}). Its result "
+            "will appear in the channel."
+        )
+
+
+@dataclass(frozen=True)
+class DrillStage:
+    """A drill stage starting; `timings` holds the seconds each finished stage took."""
+
+    drill_id: str
+    stage: str
+    timings: dict[str, float]
+
+
+StageListener = Callable[[DrillStage], None]
+
+
+def scratch_name(database: str, drill_id: str) -> str:
+    """`backupbot_drill_<db>_<drill id>`: lowercase, at most 63 bytes, and never the name
+    of a configured database (the prefix and the random id see to that)."""
+    base = re.sub(r"[^a-z0-9_]", "_", database.lower())
+    suffix = f"_{drill_id.lower()}"
+    return SCRATCH_PREFIX + base[: 63 - len(SCRATCH_PREFIX) - len(suffix)] + suffix
+
+
+def judge(
+    restored: bool, total_seconds: float | None, rto_minutes: int, error: str | None
+) -> tuple[str, str | None]:
+    """(passed|failed, why it failed). A verified restore over the RTO fails."""
+    if not restored:
+        return FAILED, error or "The restore failed."
+    if total_seconds is None or total_seconds > rto_minutes * 60:
+        took = humanize.duration(timedelta(seconds=total_seconds or 0))
+        return FAILED, (
+            f"Restored and verified correctly, but it took {took}, over the RTO of "
+            f"{rto_minutes} min. Speed up the restore (pg_restore jobs, a closer store) or "
+            "agree a realistic RTO."
+        )
+    return PASSED, None
+
+
+def scratch_target(db: DatabaseSettings, scratch: str) -> ConnInfo:
+    """The connection to scratch database `scratch` on `db`'s server."""
+    return ConnInfo.from_url(db.url.get_secret_value()).with_dbname(scratch)
+
+
+def backup_json(backup: BackupRecord) -> dict[str, Any]:
+    """The backup a drill restores, as its records show it."""
+    return {
+        "id": backup.id,
+        "started_at": backup.started_at.isoformat(),
+        "stored_size": backup.stored_size,
+        "label": backup.label,
+    }
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a drill step failed, in words for the drill's record."""
+    if isinstance(exc, BackupbotError):
+        return str(exc)
+    if isinstance(exc, psycopg.Error):
+        return "the database server reported an error; the bot's log has the details."
+    if isinstance(exc, Exception):
+        return "An internal error stopped the drill; the bot's log has the details."
+    return "The drill was interrupted (the bot or CLI was stopped)."
+
+
+def record_drill_incident(
+    incidents: IncidentLog,
+    at: datetime,
+    actor: str,
+    action: str,
+    outcome: str,
+    r: DrillRecord,
+    **details: Any,
+) -> None:
+    """One incident record about drill `r`; empty details are left out."""
+    incidents.record(
+        at=at,
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        database=r.database,
+        backup_id=r.backup_id,
+        details={"drill_id": r.id, **{k: v for k, v in details.items() if v is not None}},
+    )
