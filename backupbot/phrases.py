@@ -15,6 +15,7 @@ fact is text from a user or a server (a reason, an error message): shown as is, 
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -169,6 +170,22 @@ def to_json(phrase: Phrase) -> list[list[str]]:
         else:
             out.append(["x", p])
     return out
+
+
+def dumps(phrase: Phrase | str) -> str:
+    """A phrase as text for a string column (an alert's summary): its JSON form."""
+    return json.dumps(to_json(as_phrase(phrase)))
+
+
+def loads(text: str) -> Phrase:
+    """The inverse of `dumps`; text that is not a stored phrase (a row written before
+    phrases were stored) is shown as is."""
+    if text.startswith("[["):
+        try:
+            return from_json(json.loads(text))
+        except (ValueError, TypeError, IndexError):
+            pass
+    return Phrase((text,)) if text else Phrase()
 
 
 def from_json(data: object) -> Phrase:

@@ -240,7 +240,11 @@ def drill_json() -> str:
 
 
 ALERT = AlertSummary(
-    "a1", "backup_failed", "shop", "Scheduled backup of shop failed", NOW - timedelta(hours=1)
+    "a1",
+    "backup_failed",
+    "shop",
+    say("Scheduled backup of shop failed. Fix the cause and run {c}.", c=Command("now", "shop")),
+    NOW - timedelta(hours=1),
 )
 ACKED = dataclasses.replace(
     ALERT,

@@ -211,7 +211,8 @@ def test_a_drill_without_a_verified_backup_fails_as_a_finding_that_clears_when_a
         assert failed.scratch_dropped and not _exists(pg, failed.scratch_db)
         [finding] = conditions.check(clock.now())
         assert (finding.condition, finding.database) == (DRILL_FAILED, "app")
-        assert "restore drill of app" in finding.summary and "/backup drill app" in finding.summary
+        summary = str(finding.summary)
+        assert "restore drill of app" in summary and "/backup drill app" in summary
         assert finding.details["drill_id"] == failed.id
 
         clock.advance(minutes=10)

@@ -420,13 +420,13 @@ def test_stale_detection_judges_the_newest_verified_backup_and_never_backed_up_d
     assert check.check(T0 + timedelta(hours=26)) == []
     [never] = check.check(T0 + timedelta(hours=27))
     assert never.condition == STALE and never.database == "other"
-    assert "never had a verified backup" in never.summary
+    assert "never had a verified backup" in str(never.summary)
 
     _succeed(services, T0)
     assert [f.database for f in check.check(T0 + timedelta(hours=25))] == []
     stale = [f for f in check.check(T0 + timedelta(hours=27)) if f.database == "app"]
     assert [f.condition for f in stale] == [STALE]
-    assert "last 26 h" in stale[0].summary and "/backup now app" in stale[0].summary
+    assert "last 26 h" in str(stale[0].summary) and "/backup now app" in str(stale[0].summary)
 
     # Through the service: the stale alert opens, and a fresh verified backup resolves it.
     flow = _flow(bot)
@@ -463,8 +463,8 @@ def test_verification_failure_is_its_own_alert_and_running_backups_do_not_count(
         details={"error": "sha mismatch", "error_type": "VerificationFailed"},
     )
     [finding] = check.check(T0)
-    assert finding.condition == VERIFICATION_FAILED and running.id in finding.summary
-    assert "failed verification" in finding.summary
+    assert finding.condition == VERIFICATION_FAILED and running.id in str(finding.summary)
+    assert "failed verification" in str(finding.summary)
 
     _fail(services, T0 + timedelta(hours=1))  # then a connection failure: both are open
     assert sorted(f.condition for f in check.check(T0 + timedelta(hours=1))) == [

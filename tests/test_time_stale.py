@@ -65,7 +65,7 @@ def _stale_warning(services: Services) -> str | None:
 
 def _open_stale(services: Services) -> list[str]:
     services.alerts.evaluate(services.clock.now())
-    return [a.summary for a in services.alerts.summaries() if a.condition == STALE]
+    return [str(a.summary) for a in services.alerts.summaries() if a.condition == STALE]
 
 
 def test_a_weekday_schedule_is_not_stale_at_the_weekend(

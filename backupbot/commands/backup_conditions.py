@@ -10,6 +10,7 @@ from typing import Any
 from backupbot.commands import humanize
 from backupbot.commands.conditions import BACKUP_FAILED, STALE, VERIFICATION_FAILED, Finding
 from backupbot.commands.schedule import StaleRule, as_stale_rule
+from backupbot.phrases import Command, Name, say
 from backupbot.storage.alerts import AttemptFact, BackupFacts
 
 VERIFICATION_ERROR_TYPES = frozenset({"VerificationFailed"})
@@ -75,12 +76,15 @@ class BackupConditions:
         last = failures[0]
         more = f" {len(failures)} attempts have failed" if len(failures) > 1 else ""
         since = _since(good)
-        summary = (
-            f"The latest backup of {db} failed (id {last.id}, "
-            f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)}"
-            + (f"{more} {since}." if more else "")
-            + f" Fix the cause and run /backup now {db}; this alert resolves when a backup "
-            "succeeds."
+        summary = say(
+            "The latest backup of {db} failed (id {id}, {at}): {error}{more} Fix the cause "
+            "and run {cmd}; this alert resolves when a backup succeeds.",
+            db=Name(db),
+            id=Name(last.id),
+            at=humanize.utc(last.finished_at or last.started_at),
+            error=_error(last),
+            more=f"{more} {since}." if more else "",
+            cmd=Command("now", db),
         )
         return Finding(BACKUP_FAILED, db, summary, _evidence(failures, good))
 
@@ -88,11 +92,15 @@ class BackupConditions:
         self, db: str, failures: list[AttemptFact], good: AttemptFact | None
     ) -> Finding:
         last = failures[0]
-        summary = (
-            f"A backup of {db} failed verification (id {last.id}, "
-            f"{humanize.utc(last.finished_at or last.started_at)}): {_error(last)} "
-            "The stored copy did not match what was written, so it was not kept; check the "
-            f"backup storage, then run /backup now {db}."
+        summary = say(
+            "A backup of {db} failed verification (id {id}, {at}): {error} The stored copy "
+            "did not match what was written, so it was not kept; check the backup storage, "
+            "then run {cmd}.",
+            db=Name(db),
+            id=Name(last.id),
+            at=humanize.utc(last.finished_at or last.started_at),
+            error=_error(last),
+            cmd=Command("now", db),
         )
         return Finding(VERIFICATION_FAILED, db, summary, _evidence(failures, good))
 
@@ -104,11 +112,15 @@ class BackupConditions:
         if good is not None:
             if good.started_at >= owed:
                 return None
-            summary = (
-                f"No verified backup of {db} {rule.describe(now)}: the newest is "
-                f"{humanize.age(good.started_at, now)} ({humanize.utc(good.started_at)}, id "
-                f"{good.id}). Check the schedule and the last attempts, or run "
-                f"/backup now {db}."
+            summary = say(
+                "No verified backup of {db} {rule}: the newest is {age} ({at}, id {id}). "
+                "Check the schedule and the last attempts, or run {cmd}.",
+                db=Name(db),
+                rule=rule.describe(now),
+                age=humanize.age(good.started_at, now),
+                at=humanize.utc(good.started_at),
+                id=Name(good.id),
+                cmd=Command("now", db),
             )
             return Finding(
                 STALE,
@@ -123,10 +135,12 @@ class BackupConditions:
         first = self._facts.first_seen(db)
         if first is None or first >= owed:
             return None
-        summary = (
-            f"{db} has never had a verified backup, and backupbot has looked after it since "
-            f"{humanize.utc(first)}. Check the schedule and the last attempts, or run "
-            f"/backup now {db}."
+        summary = say(
+            "{db} has never had a verified backup, and backupbot has looked after it since "
+            "{at}. Check the schedule and the last attempts, or run {cmd}.",
+            db=Name(db),
+            at=humanize.utc(first),
+            cmd=Command("now", db),
         )
         return Finding(
             STALE,

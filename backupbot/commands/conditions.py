@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from backupbot.phrases import Phrase
+
 BACKUP_FAILED = "backup_failed"
 STALE = "stale"
 VERIFICATION_FAILED = "verification_failed"
@@ -23,12 +25,12 @@ CONDITIONS = (BACKUP_FAILED, STALE, VERIFICATION_FAILED, DRILL_FAILED, CHECKLIST
 
 @dataclass(frozen=True)
 class Finding:
-    """One condition that holds now. `summary` is one or two plain sentences: what is
-    wrong and what to do; `details` is JSON-safe evidence (ids, times), never secrets."""
+    """One condition that holds now. `summary` is one or two sentences: what is wrong and
+    what to do; `details` is JSON-safe evidence (ids, times), never secrets."""
 
     condition: str
     database: str | None
-    summary: str
+    summary: Phrase | str
     details: dict[str, Any] = field(default_factory=dict)
 
 

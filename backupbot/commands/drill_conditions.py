@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from backupbot.commands import humanize
 from backupbot.commands.conditions import DRILL_FAILED, Finding
+from backupbot.phrases import Command, Name, say
 from backupbot.storage.drills import FAILED
 
 if TYPE_CHECKING:  # drill.py imports this module
@@ -35,10 +36,13 @@ class DrillConditions:
                 Finding(
                     condition=DRILL_FAILED,
                     database=name,
-                    summary=(
-                        f"The restore drill of {name} ({humanize.utc(drill.finished_at)}) "
-                        f"failed: {error} Fix the cause and run /backup drill {name}; this "
-                        "clears when a drill passes."
+                    summary=say(
+                        "The restore drill of {db} ({at}) failed: {error} Fix the cause and "
+                        "run {cmd}; this clears when a drill passes.",
+                        db=Name(name),
+                        at=humanize.utc(drill.finished_at),
+                        error=error,
+                        cmd=Command("drill", name),
                     ),
                     details={
                         "drill_id": drill.id,

@@ -19,7 +19,7 @@ from backupbot.storage.drills import FAILED, PASSED, DrillRecord
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgconn import ConnInfo
 
-DRILL_USAGE = "/backup drill [db]"
+DRILL_USAGE = "drill"  # the registry command whose usage a refusal shows
 SCRATCH_PREFIX = "backupbot_drill_"
 STAGES = ("download", "create", "restore", "verify")
 STOPPED = "The bot stopped during the drill, so it did not finish. Run the drill again."

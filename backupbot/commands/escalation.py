@@ -308,7 +308,7 @@ class AlertService:
                 id=a.id,
                 condition=a.condition,
                 database=a.database,
-                summary=a.summary,
+                summary=a.summary_phrase,
                 opened_at=a.opened_at,
                 acknowledged_by=a.acknowledged_by,
                 acknowledged_at=a.acknowledged_at,

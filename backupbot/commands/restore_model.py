@@ -12,7 +12,7 @@ from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.restores import RestoreRecord
 
-RESTORE_USAGE = "/backup restore DB [latest|BACKUP_ID] [--into TARGET] [--in-place] [--reason TEXT]"
+RESTORE_USAGE = "restore"  # the registry command whose usage a refusal shows
 BOT_ACTOR = "backupbot"
 SAFETY_LABEL = "pre-restore"
 STAGES = ("download", "safety", "create", "restore", "verify")

@@ -36,7 +36,7 @@ class AlertSummary:
     id: str
     condition: str
     database: str | None
-    summary: str
+    summary: Phrase | str
     opened_at: datetime
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None

@@ -19,7 +19,7 @@ This module also reads the backup facts `BackupConditions` judges (the catalog a
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backupbot.errors import NotFound
+from backupbot.phrases import Phrase, as_phrase, dumps, loads
 from backupbot.storage.models import AlertRow, BackupRow, IncidentRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
@@ -69,7 +70,7 @@ class AlertRecord:
     condition: str
     database: str | None
     status: str
-    summary: str
+    summary: str  # plain text; `summary_phrase` is what front ends render
     details: dict[str, Any]
     opened_at: datetime
     levels_fired: int
@@ -79,10 +80,17 @@ class AlertRecord:
     resolution: str | None
     channel: str | None
     message_ts: str | None
+    summary_phrase: Phrase = field(default_factory=Phrase)  # else from the plain text
+
+    def __post_init__(self) -> None:
+        if not self.summary_phrase:
+            object.__setattr__(self, "summary_phrase", as_phrase(self.summary))
 
     @classmethod
     def from_row(cls, row: AlertRow) -> AlertRecord:
-        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+        values = {f: getattr(row, f) for f in cls.__dataclass_fields__ if f != "summary_phrase"}
+        values["summary_phrase"] = loads(row.summary)
+        values["summary"] = str(values["summary_phrase"])
         values["details"] = dict(row.details or {})
         if _is_claim(row.message_ts):
             values["message_ts"] = None
@@ -115,7 +123,7 @@ class AlertStore:
         self,
         condition: str,
         database: str | None,
-        summary: str,
+        summary: Phrase | str,
         details: dict[str, Any],
         now: datetime,
     ) -> AlertRecord | None:
@@ -126,7 +134,7 @@ class AlertStore:
             database=database,
             open_key=open_key(condition, database),
             status=OPEN,
-            summary=summary,
+            summary=dumps(summary),
             details=details,
             opened_at=now,
             levels_fired=0,

@@ -62,7 +62,7 @@ def _drill_text(s: DatabaseStatus) -> str:
 
 def alert_line(a: AlertSummary) -> str:
     owner = f"acknowledged by {a.acknowledged_by}" if a.acknowledged_by else "unacknowledged"
-    return f"ALERT {a.condition}: {a.summary} ({owner})"
+    return f"ALERT {a.condition}: {render(a.summary)} ({owner})"
 
 
 def checklist_line(c: ChecklistSummary | None) -> str:
@@ -106,7 +106,7 @@ def alert_json(a: AlertSummary) -> dict[str, Any]:
         "id": a.id,
         "condition": a.condition,
         "database": a.database,
-        "summary": a.summary,
+        "summary": render(a.summary),
         "opened_at": a.opened_at.isoformat(),
         "acknowledged_by": a.acknowledged_by,
         "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,

@@ -118,7 +118,7 @@ def alert_message(alert: AlertRecord, levels: Sequence[EscalationLevel] = ()) ->
     resolved = " — resolved" if alert.status != OPEN else ""
     head = f"{icon} *{title(alert)}*{_where(alert)}{resolved}"
     blocks = [
-        section(f"{head}\n{esc(alert.summary)}"),
+        section(f"{head}\n{render(alert.summary_phrase)}"),
         context(f"alert {code(alert.id)} · opened {humanize.utc(alert.opened_at)}"),
         *_status(alert, levels),
     ]
@@ -178,7 +178,7 @@ def ping_dm(ping: Ping, channel: str, permalink: str | None) -> Message:
     alert_link = link(permalink, "the alert") if permalink else "the alert"
     text = (
         f":rotating_light: You are on the escalation path as *{esc(ping.name)}* for "
-        f"{title(alert)}{_where(alert)} in {channel_link(channel)}: {esc(alert.summary)}"
+        f"{title(alert)}{_where(alert)} in {channel_link(channel)}: {render(alert.summary_phrase)}"
     )
     return Message(
         unmark(text)[:3000],

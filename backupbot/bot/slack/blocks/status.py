@@ -95,7 +95,7 @@ def _alert_line(alert: AlertSummary, now: datetime) -> str:
     else:
         owner = "*not acknowledged*"
     return (
-        f":rotating_light: Alert{where}: {esc(alert.summary)} (open since "
+        f":rotating_light: Alert{where}: {render(alert.summary)} (open since "
         f"{humanize.age(alert.opened_at, now)}, {owner})"
     )
 
