@@ -1,0 +1,272 @@
+"""The sections of the configuration file, one pydantic model each (storage, slack,
+access, databases, backup, restore, schedules, retention, checklist, escalation, jobs,
+logging). Unknown keys are errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from backupbot.cron import check_cron
+
+PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalStorage(Strict):
+    path: Path = Path("./backups")
+
+
+class S3Storage(Strict):
+    bucket: str = Field(min_length=3)
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    part_size_mb: int = Field(default=8, ge=5, le=512)
+    max_concurrency: int = Field(default=2, ge=1, le=16)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, v: str) -> str:
+        return v if not v or v.endswith("/") else v + "/"
+
+
+class StorageSettings(Strict):
+    local: LocalStorage | None = None
+    s3: S3Storage | None = None
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if (self.local is None) == (self.s3 is None):
+            raise ValueError("set exactly one of storage.local or storage.s3")
+
+
+class SlackSettings(Strict):
+    channel: str = Field(min_length=1)
+    approvers: list[str] = []
+    approver_group: str | None = None
+    required_approvals: int = Field(default=1, ge=1, le=5)
+    approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    team_id: str | None = None  # when set, requests from other workspaces are refused
+    enterprise_id: str | None = None  # Enterprise Grid: the organisation requests come from
+
+
+RoleName = Literal["viewer", "operator", "approver", "admin"]
+_MEMBER_RE = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+class AccessSettings(Strict):
+    """Who may do what (`commands/access.py`). Without this section everyone in the
+    channel is an operator and approvers are those `slack:` names."""
+
+    roles: dict[RoleName, list[str]] = {}  # Slack user ids (U…/W…) and user-group ids (S…)
+    default_role: RoleName | Literal["none"] = "viewer"  # channel members granted nothing
+    channels: list[str] = []  # channels besides slack.channel that take /backup
+
+    @field_validator("roles")
+    @classmethod
+    def _valid_members(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, members in v.items():
+            bad = [m for m in members if not _MEMBER_RE.match(m)]
+            if bad:
+                raise ValueError(
+                    f"{role}: {', '.join(bad)} is not a Slack user id (U…/W…) or user-group id "
+                    "(S…); find ids in a profile's or group's ⋮ menu, 'Copy member ID'"
+                )
+        return v
+
+
+def _check_cron(v: str) -> str:
+    return check_cron(v)  # 5 fields, or 6 with seconds first (backupbot.cron)
+
+
+def _check_tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("unknown time zone; use an IANA name such as 'UTC'") from exc
+    return v
+
+
+class DatabaseSettings(Strict):
+    name: str
+    url: SecretStr
+    provider: Literal["neon", "supabase", "railway", "render", "generic"] = "generic"
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    protected: bool = False  # `--in-place` restores need two approvals
+    rto_minutes: int | None = Field(default=None, ge=1)  # overrides restore.rto_minutes
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                "use letters, digits, '_', '-' or '.', starting with a letter or digit "
+                "(it becomes part of artifact paths)"
+            )
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, v: SecretStr) -> SecretStr:
+        try:
+            parts = urlsplit(v.get_secret_value())
+        except ValueError:  # its message would quote the netloc, password included
+            raise ValueError(
+                "could not be parsed as a URL; percent-encode special characters in the "
+                "password (e.g. %23 for #)"
+            ) from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
+        if not parts.path.strip("/"):
+            raise ValueError("must name the database, e.g. postgresql://user@host/app")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        return _check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, v: str) -> str:
+        return _check_tz(v)
+
+
+class BackupSettings(Strict):
+    compression_level: int = Field(default=3, ge=1, le=19)
+    compression_threads: int = Field(default=1, ge=0, le=64)  # worker threads; 0: one per CPU
+    # A database is stale when no verified backup started since its schedule's previous
+    # firing plus `stale_grace_hours` (judged at each check), or, if `stale_after_hours` is
+    # set, when its newest verified backup is older than that.
+    stale_grace_hours: float = Field(default=2, ge=0)
+    stale_after_hours: int | None = Field(default=None, ge=1)
+    pg_bin_dirs: list[Path] = []
+    # A table lock pg_dump (or the row count) cannot get within this fails the backup,
+    # naming the table and the session holding it (pg_dump --lock-wait-timeout).
+    lock_wait_seconds: float = Field(default=60, gt=0, le=3600)
+
+
+class RestoreSettings(Strict):
+    rto_minutes: int = Field(default=30, ge=1)  # the recovery-time target reports compare to
+    no_owner: bool = True  # pg_restore --no-owner: objects belong to the restoring user
+    no_acl: bool = True  # pg_restore --no-acl: skip GRANT/REVOKE (roles differ per server)
+    jobs: int = Field(default=0, ge=0, le=32)  # pg_restore -j; 0: one per CPU, at most 4
+    work_dir: Path | None = None  # where the archive is unpacked for pg_restore; default TMPDIR
+    # pg_restore is stopped (and the restore fails, naming the table and the session
+    # holding it) when one of its statements waits longer than this for a lock.
+    lock_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # ... when one statement runs longer than this (off by default: a big table's COPY or
+    # index build can take hours).
+    statement_timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_minutes: float = Field(default=360, gt=0)  # ... when the whole pg_restore does
+
+
+class ScheduleSettings(Strict):
+    """The bot's own recurring jobs (per-database backup crons live on each database).
+
+    Cron day-of-month and day-of-week fields must both match (APScheduler's rule), so
+    "0 10 1-7 * mon" is the first Monday of the month.
+    """
+
+    timezone: str = "UTC"  # for the drill, checklist and retention crons
+    grace_hours: float = Field(default=6, ge=0, le=24 * 7)  # late runs within it still run
+    retention: str = "0 4 * * *"  # daily retention run
+    drill: str = "0 10 1-7 * mon"  # monthly restore drill: first Monday 10:00
+    checklist: str = "0 9 1 * *"  # monthly verification checklist: the 1st, 09:00
+
+    @field_validator("retention", "drill", "checklist")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        return _check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, v: str) -> str:
+        return _check_tz(v)
+
+
+class RetentionSettings(Strict):
+    keep_labels: list[str] = ["pre-deploy", "pre-restore"]  # kept for keep_labeled_days
+    keep_labeled_days: int = Field(default=90, ge=1, le=3650)
+
+
+class ChecklistSettings(Strict):
+    lookback_days: int = Field(default=30, ge=1, le=366)  # "a verified backup on each day"
+    remind_after_days: int = Field(default=3, ge=1, le=31)  # unsigned: reminder, then alert
+    size_drop_ratio: float = Field(default=0.5, gt=0, lt=1)  # day-over-day below this warns
+    size_jump_ratio: float = Field(default=3.0, gt=1)  # day-over-day above this warns
+
+
+class EscalationLevel(Strict):
+    name: str = Field(min_length=1)  # "DevOps Lead"
+    after_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)  # since the alert opened
+    mention: list[str] = []  # Slack user ids (U…/W…, also DMed) or user-group ids (S…)
+    provider_support: bool = False  # post the database provider's support contact
+
+    @field_validator("mention")
+    @classmethod
+    def _slack_ids(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", item):
+                raise ValueError(
+                    f"{item!r} is not a Slack user id (U…/W…) or user-group id (S…); "
+                    "copy it from the profile's ⋮ menu"
+                )
+        return v
+
+
+def _default_levels() -> list[EscalationLevel]:
+    """The runbook's escalation path, with nobody to mention until configured."""
+    return [
+        EscalationLevel(name="DevOps Lead", after_minutes=0),
+        EscalationLevel(name="Database Admin", after_minutes=15),
+        EscalationLevel(name="Provider support", after_minutes=30, provider_support=True),
+    ]
+
+
+class EscalationSettings(Strict):
+    levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _ordered(cls, v: list[EscalationLevel]) -> list[EscalationLevel]:
+        minutes = [lvl.after_minutes for lvl in v]
+        if minutes != sorted(minutes):
+            raise ValueError("levels must be in order of after_minutes")
+        return v
+
+
+class JobSettings(Strict):
+    """How long work (backups) is run: by workers sharing a queue in the state database.
+
+    On PostgreSQL state the queue is durable and shared: `backupbot serve` runs one worker
+    in-process (`in_process_worker`) and any number of `backupbot worker` processes may
+    join. On SQLite state the worker is `serve` itself."""
+
+    max_parallel_jobs: int = Field(default=4, ge=1, le=64)  # per worker process
+    max_parallel_per_server: int = Field(default=1, ge=1, le=16)  # per database host:port
+    in_process_worker: bool = True
+
+
+class LoggingSettings(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
