@@ -32,6 +32,7 @@ from pydantic import (
     field_validator,
 )
 
+from backupbot import dburl
 from backupbot.cron import check_cron
 from backupbot.errors import ConfigError
 
@@ -123,6 +124,7 @@ class DatabaseSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, v: SecretStr) -> SecretStr:
+        dburl.check(v.get_secret_value())  # a password that would not parse as meant
         try:
             parts = urlsplit(v.get_secret_value())
         except ValueError:  # its message would quote the netloc, password included
@@ -301,6 +303,11 @@ class Settings(_Strict):
         if m is None or m.group(2) in ("", ":memory:") or m.group(2).startswith("file:"):
             return None
         return Path(m.group(2))
+
+    @field_validator("state_url")
+    @classmethod
+    def _valid_state_url(cls, v: str) -> str:
+        return dburl.check(v)
 
     @field_validator("databases")
     @classmethod

@@ -27,7 +27,7 @@ from typing import IO, Any, Self
 import psycopg
 
 from backupbot.errors import BackupbotError, CommandFailed, PgToolMissing
-from backupbot.storage.pgconn import ConnInfo, explain_connection_error
+from backupbot.storage.pgconn import ConnInfo, child_env, explain_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,12 @@ class PgBinaries:
 def _tool_version(path: str) -> tuple[int, str] | None:
     try:
         out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=15, check=False
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+            env=child_env(),
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -705,7 +710,7 @@ class PgRestoreList:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+            env=child_env(),
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         stdout = self._proc.stdout
