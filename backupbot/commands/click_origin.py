@@ -1,0 +1,65 @@
+"""Where a click came from, and whether it counts.
+
+A button's value (or block id) names the restore request, checklist or alert it acts on,
+and anyone who can send a signed click chooses it. So a click counts only when it came
+from the very message the bot posted for that thing: the channel and message ts of the
+click (from the signed payload) must be those stored with it. Any other click is refused
+with code `MISMATCH`, recorded, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from backupbot.phrases import Phrase, say
+
+MISMATCH = "click.mismatch"
+
+
+@dataclass(frozen=True)
+class ClickOrigin:
+    """The channel and message ts a click came from, as the signed payload says."""
+
+    channel: str
+    message_ts: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ClickOrigin:
+        """From a `block_actions` payload: its container, else its channel and message."""
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        return cls(str(channel or ""), str(ts or ""))
+
+    def facts(self) -> dict[str, str]:
+        """For the refusal's record (cut short: the payload chose them)."""
+        return {"clicked_channel": self.channel[:40], "clicked_ts": self.message_ts[:40]}
+
+
+def mismatch(
+    origin: ClickOrigin | None, channel: str | None, message_ts: str | None, what: Phrase
+) -> Phrase | None:
+    """None if the click came from the message stored for `what` (or came from no
+    message at all: `origin` None, the bot's own calls); else the clicker's answer."""
+    if origin is None:
+        return None
+    if not (channel and message_ts):
+        return say(
+            "The message of {what} is not in place yet, so this click changed nothing; "
+            "press the button again in a moment.",
+            what=what,
+        )
+    if (origin.channel, origin.message_ts) != (channel, message_ts):
+        return say(
+            "This button is not on the message the bot posted for {what}, so the click "
+            "changed nothing. Use the buttons on that message.",
+            what=what,
+        )
+    return None
+
+
+def refusal_facts(origin: ClickOrigin, answer: Phrase, clicked: str) -> dict[str, str]:
+    """What the record of a refused click keeps: the code, what was clicked, the answer
+    and where the click came from."""
+    return {"code": MISMATCH, "clicked": clicked, "reason": str(answer), **origin.facts()}
