@@ -63,20 +63,15 @@ def test_a_passfile_is_written_0600_in_a_0700_directory_of_ours_named_after_this
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pgconn.tempfile, "tempdir", str(tmp_path))
-    pgconn.passfile_dir.cache_clear()
-    try:
-        with ConnInfo.from_url(URL).client_env() as env:
-            passfile = Path(env["PGPASSFILE"])
-            directory = passfile.parent
-            assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
-            assert directory == tmp_path / f"backupbot-{os.getuid()}"
-            assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-            assert passfile.name.startswith(
-                f"{PASSFILE_PREFIX}{socket.gethostname()}_{os.getpid()}_"
-            )
-        assert not passfile.exists()
-    finally:
-        pgconn.passfile_dir.cache_clear()
+
+    with ConnInfo.from_url(URL).client_env() as env:
+        passfile = Path(env["PGPASSFILE"])
+        directory = passfile.parent
+        assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+        assert directory == tmp_path / f"backupbot-{os.getuid()}"
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert passfile.name.startswith(f"{PASSFILE_PREFIX}{socket.gethostname()}_{os.getpid()}_")
+    assert not passfile.exists()
 
 
 def test_the_private_directory_is_made_private_again_and_a_symlink_is_refused(
@@ -131,3 +126,14 @@ def test_only_old_passfiles_of_this_user_whose_writer_is_gone_are_removed(
     assert not killed.exists()
     assert live_parent.exists() and other_host.exists() and written_since.exists()
     assert unrelated.exists() and link.is_symlink()
+
+
+def test_a_host_name_with_underscores_still_tells_its_leftovers_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "build_box_7")
+    killed = _passfile(tmp_path, f"build_box_7_{_dead_pid()}_abc123")
+    other = _passfile(tmp_path, f"build_{_dead_pid()}_abc123")  # host "build": not ours
+
+    assert remove_leftover_passfiles(tmp_path) == [killed]
+    assert other.exists()

@@ -28,7 +28,7 @@ from backupbot.commands.checklist_rules import (
     message_link,
     period_of,
 )
-from backupbot.commands.click_origin import ClickOrigin, mismatch, refusal_facts
+from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
@@ -269,7 +269,7 @@ class ChecklistService:
     ) -> ChecklistClick | None:
         """The refusal of a click that did not come from the checklist's own message
         (recorded as `access.denied`), or None."""
-        record = self._checklists.get(checklist_id)
+        record = once_posted(lambda: self._checklists.get(checklist_id), origin)
         what = say("the {period} checklist", period=record.period)
         wrong = mismatch(origin, record.channel, record.message_ts, what)
         if origin is None or wrong is None:

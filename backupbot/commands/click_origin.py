@@ -9,12 +9,29 @@ with code `MISMATCH`, recorded, and changes nothing.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from backupbot.phrases import Phrase, say
 
 MISMATCH = "click.mismatch"
+MESSAGE_WAIT_SECONDS = 10.0  # how long a click waits for its message to be stored
+
+
+class Posted(Protocol):
+    """A record the bot posted a message for (a restore request, checklist, alert)."""
+
+    @property
+    def channel(self) -> str | None: ...
+
+    @property
+    def message_ts(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Posted)
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,23 @@ class ClickOrigin:
         return {"clicked_channel": self.channel[:40], "clicked_ts": self.message_ts[:40]}
 
 
+def once_posted(
+    read: Callable[[], R], origin: ClickOrigin | None, timeout: float = MESSAGE_WAIT_SECONDS
+) -> R:
+    """The record `read` returns, once it says where its message is: a click can arrive
+    between the bot's post and its note of the message's ts. Only for a click from a
+    message (`origin`); after `timeout` the record as it is (and the click is refused)."""
+    record = read()
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while origin is not None and not (record.channel and record.message_ts):
+        if time.monotonic() >= deadline:
+            break
+        pause.wait(0.1)
+        record = read()
+    return record
+
+
 def mismatch(
     origin: ClickOrigin | None, channel: str | None, message_ts: str | None, what: Phrase
 ) -> Phrase | None:
@@ -47,7 +81,7 @@ def mismatch(
     if not (channel and message_ts):
         return say(
             "The message of {what} is not in place yet, so this click changed nothing; "
-            "press the button again in a moment.",
+            "press the button again.",
             what=what,
         )
     if (origin.channel, origin.message_ts) != (channel, message_ts):

@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from backupbot.clock import Clock
 from backupbot.commands import humanize
-from backupbot.commands.click_origin import ClickOrigin, mismatch, refusal_facts
+from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import (
     BACKUP_FAILED,
     STALE,
@@ -344,7 +344,7 @@ class AlertService:
         """The first click on an open alert wins and stops its pings; any other click, or
         one not made on the alert's message (`origin`), is refused with an explanation and
         recorded. Raises `NotFound` for an unknown id."""
-        alert = self._store.get(alert_id)
+        alert = once_posted(lambda: self._store.get(alert_id), origin)
         wrong = mismatch(origin, alert.channel, alert.message_ts, say("this alert"))
         if origin is not None and wrong is not None:
             facts = refusal_facts(origin, wrong, "acknowledge")

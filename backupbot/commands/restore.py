@@ -28,7 +28,7 @@ from backupbot.commands.approvals import (
     Refusal,
     check_click,
 )
-from backupbot.commands.click_origin import MISMATCH, ClickOrigin, mismatch
+from backupbot.commands.click_origin import MISMATCH, ClickOrigin, mismatch, once_posted
 from backupbot.commands.restore_run import (
     BOT_ACTOR,
     RESTORE_USAGE,
@@ -371,8 +371,8 @@ class RestoreService:
     ) -> ClickResult:
         """Apply `user`'s Approve/Deny/Cancel click, made on the message at `origin` (None:
         not from Slack). Never raises for a refused click."""
+        record = once_posted(lambda: self._restores.get(restore_id), origin)
         now = self._clock.now()
-        record = self._restores.get(restore_id)
         what = say("restore request {id}", id=Name(record.id))
         wrong = mismatch(origin, record.channel, record.message_ts, what)
         if origin is not None and wrong is not None:

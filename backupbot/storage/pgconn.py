@@ -17,12 +17,13 @@ process left is removed by the next process that prepares the directory
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import re
+import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -216,9 +217,9 @@ _PROCESS_STARTED = time.time()  # this module loads as the process starts
 
 
 def _own_prefix() -> str:
-    """`backupbot-pgpass-<host>_<pid>_<token>_`: which process wrote the file (host names
-    hold no `_`), so a later process can tell whether its writer is gone."""
-    host, pid, token = process_identity().split(":")
+    """`backupbot-pgpass-<host>_<pid>_<token>_`: which process wrote the file, so a later
+    process can tell whether its writer is gone."""
+    host, pid, token = process_identity().rsplit(":", 2)
     return f"{PASSFILE_PREFIX}{host}_{pid}_{token}_"
 
 
@@ -239,21 +240,31 @@ def private_dir(base: Path | None = None) -> Path:
     return path
 
 
-@functools.cache
+_swept: set[Path] = set()
+_sweep_lock = threading.Lock()
+
+
 def passfile_dir() -> Path:
-    """This process's passfile directory (`private_dir`), prepared once: leftovers of
-    killed processes are removed first."""
+    """The passfile directory (`private_dir`, made again if a TMPDIR cleaner removed it);
+    the first time this process uses it, leftovers of killed processes are removed."""
     path = private_dir()
-    remove_leftover_passfiles(path)
+    with _sweep_lock:
+        if path not in _swept:
+            remove_leftover_passfiles(path)
+            _swept.add(path)
     return path
 
 
 def _writer_gone(name: str) -> bool:
-    """Whether the process named in passfile `name` certainly stopped (liveness rules)."""
-    host, _, rest = name[len(PASSFILE_PREFIX) :].partition("_")
-    pid, _, rest = rest.partition("_")
+    """Whether passfile `name` was written on this host by a process that certainly
+    stopped (`liveness.owner_is_dead`)."""
+    host = socket.gethostname()
+    ours = f"{PASSFILE_PREFIX}{host}_"
+    if not name.startswith(ours):
+        return False
+    pid, _, rest = name[len(ours) :].partition("_")
     token = rest.partition("_")[0]
-    return bool(host and pid.isdigit() and token) and owner_is_dead(f"{host}:{pid}:{token}")
+    return pid.isdigit() and bool(token) and owner_is_dead(f"{host}:{pid}:{token}")
 
 
 def remove_leftover_passfiles(directory: Path | None = None) -> list[Path]:
