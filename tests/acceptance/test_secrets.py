@@ -157,6 +157,10 @@ def test_a_password_of_every_special_character_works_and_a_wrong_one_leaks_nowhe
                 "wrong": _url(pg, role, wrong, dbname),
             },
         )
+        if dep.state_kind == "postgresql":  # the state database as that role too
+            state_db = urlsplit(dep.state_url).path.lstrip("/")
+            state_url = _url(pg, role, password, state_db).replace("://", "+psycopg://", 1)
+            dep.exported["BACKUPBOT_STATE_URL"] = dep.state_url = state_url
         dep.start()
         try:
             good = backup_now(dep, args="app")
@@ -167,6 +171,8 @@ def test_a_password_of_every_special_character_works_and_a_wrong_one_leaks_nowhe
             said = _everything_said(dep, answers, check.stdout + check.stderr)
         finally:
             dep.close()
+            if dep.state_kind == "postgresql":  # its tables belong to the role
+                pg.drop_database(urlsplit(dep.state_url).path.lstrip("/"))
 
     assert good.text.startswith("Backup of app succeeded"), _text(good)
     assert "refused the password" in bad.text, _text(bad)
