@@ -28,6 +28,7 @@ from backupbot.commands.checklist_rules import (
     message_link,
     period_of,
 )
+from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
@@ -177,11 +178,16 @@ class ChecklistService:
         seen: Iterable[str] | None,
         *,
         now: datetime,
+        origin: ClickOrigin | None = None,
     ) -> ChecklistClick:
         """Apply what `user` changed: `selected` is the ticked set their click sent, `seen`
         the set their message showed before it (None: take `selected` as the whole set).
         Others' concurrent ticks are kept: only the user's own change is applied, on top
-        of the current row, with a compare-and-set on its version."""
+        of the current row, with a compare-and-set on its version. A click from another
+        message than the checklist's (`origin`) is refused."""
+        refused = self._wrong_message(checklist_id, "tick", user, now, origin)
+        if refused is not None:
+            return refused
         wanted = {k for k in selected if k in ITEM_KEYS}
         for _attempt in range(_CAS_ATTEMPTS):
             record = self._checklists.get(checklist_id)
@@ -206,9 +212,15 @@ class ChecklistService:
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; tick the item again.")
 
-    def sign_off(self, checklist_id: str, user: str, *, now: datetime) -> ChecklistClick:
+    def sign_off(
+        self, checklist_id: str, user: str, *, now: datetime, origin: ClickOrigin | None = None
+    ) -> ChecklistClick:
         """Sign off once all five items are ticked, recording who, when and the bot's
-        evaluation at this moment (evaluated afresh)."""
+        evaluation at this moment (evaluated afresh). A click from another message than
+        the checklist's (`origin`) is refused."""
+        refused = self._wrong_message(checklist_id, "sign_off", user, now, origin)
+        if refused is not None:
+            return refused
         for _attempt in range(_CAS_ATTEMPTS):
             record = self._checklists.get(checklist_id)
             if record.signed_off:
@@ -246,6 +258,25 @@ class ChecklistService:
                 )
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; press Sign off again.")
+
+    def _wrong_message(
+        self,
+        checklist_id: str,
+        clicked: str,
+        user: str,
+        now: datetime,
+        origin: ClickOrigin | None,
+    ) -> ChecklistClick | None:
+        """The refusal of a click that did not come from the checklist's own message
+        (recorded as `access.denied`), or None."""
+        record = once_posted(lambda: self._checklists.get(checklist_id), origin)
+        what = say("the {period} checklist", period=record.period)
+        wrong = mismatch(origin, record.channel, record.message_ts, what)
+        if origin is None or wrong is None:
+            return None
+        facts = refusal_facts(origin, wrong, clicked)
+        self._record(record, "access.denied", "refused", user, now, **facts)
+        return ChecklistClick(record, False, wrong)
 
     def _already_signed(self, record: ChecklistRecord) -> Phrase:
         assert record.signed_off_by is not None

@@ -30,6 +30,7 @@ from backupbot.commands import humanize
 
 # Re-exported: bot/composition.py imports BackupConditions from here.
 from backupbot.commands.backup_conditions import BackupConditions as BackupConditions
+from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import ConditionCheck, Finding
 from backupbot.commands.escalation_types import AckResult, Evaluation, Ping, PingDelivery
 from backupbot.commands.provider_support import provider_contact
@@ -229,10 +230,18 @@ class AlertService:
 
     # -- acknowledgement --------------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, user: str, now: datetime) -> AckResult:
-        """The first click on an open alert wins and stops its pings; any other click is
-        refused with an explanation and recorded. Raises `NotFound` for an unknown id."""
-        self._store.get(alert_id)
+    def acknowledge(
+        self, alert_id: str, user: str, now: datetime, origin: ClickOrigin | None = None
+    ) -> AckResult:
+        """The first click on an open alert wins and stops its pings; any other click, or
+        one not made on the alert's message (`origin`), is refused with an explanation and
+        recorded. Raises `NotFound` for an unknown id."""
+        alert = once_posted(lambda: self._store.get(alert_id), origin)
+        wrong = mismatch(origin, alert.channel, alert.message_ts, say("this alert"))
+        if origin is not None and wrong is not None:
+            facts = refusal_facts(origin, wrong, "acknowledge")
+            self._record(alert, "access.denied", "refused", now, actor=user, **facts)
+            return AckResult(alert, wrong)
         if self._store.acknowledge(alert_id, user, now):
             record = self._store.get(alert_id)
             self._record(

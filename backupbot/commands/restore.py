@@ -28,6 +28,7 @@ from backupbot.commands.approvals import (
     Refusal,
     check_click,
 )
+from backupbot.commands.click_origin import MISMATCH, ClickOrigin, mismatch, once_posted
 from backupbot.commands.restore_run import (
     BOT_ACTOR,
     RESTORE_USAGE,
@@ -366,9 +367,18 @@ class RestoreService:
 
     # -- decisions ------------------------------------------------------------------------
 
-    def click(self, restore_id: str, action: str, user: str) -> ClickResult:
-        """Apply `user`'s Approve/Deny/Cancel click. Never raises for a refused click."""
+    def click(
+        self, restore_id: str, action: str, user: str, origin: ClickOrigin | None = None
+    ) -> ClickResult:
+        """Apply `user`'s Approve/Deny/Cancel click, made on the message at `origin` (None:
+        not from Slack). Never raises for a refused click."""
+        record = once_posted(lambda: self._restores.get(restore_id), origin)
         now = self._clock.now()
+        what = say("restore request {id}", id=Name(record.id))
+        wrong = mismatch(origin, record.channel, record.message_ts, what)
+        if origin is not None and wrong is not None:
+            refusal = Refusal(MISMATCH, wrong)
+            return self._refuse(record, action, user, now, refusal, facts=origin.facts())
         expired_now = False
         for _attempt in range(10):
             record = self._restores.get(restore_id)
@@ -376,63 +386,91 @@ class RestoreService:
                 expired_now = self._expire(record, now) or expired_now
                 record = self._restores.get(restore_id)
             try:
-                refusal = check_click(record, action, user, now, self._approvers.is_approver)
+                found = check_click(record, action, user, now, self._approvers.is_approver)
             except BackupbotError as exc:
-                refusal = Refusal("unverifiable", str(exc))
-            if refusal is not None:
-                self._record(
-                    now,
-                    user,
-                    "restore.click_refused",
-                    "refused",
-                    record.database,
-                    record,
-                    clicked=action,
-                    code=refusal.code,
-                    reason=str(refusal.message),
-                )
-                return ClickResult("refused", record, refusal, expired_now)
-            if action == APPROVE:
-                # Whether *this* approval completes the request is decided by the state it
-                # was applied to; reading the row afterwards could see a later approval.
-                final = record.approval_count + 1 >= record.required_approvals
-                with self._incidents.atomic():
-                    if not self._restores.add_approval(record.id, user, now, record):
-                        continue  # someone else changed it first: look again
-                    record = self._restores.get(restore_id)
-                    if final:
-                        self._record(
-                            now,
-                            user,
-                            "restore.approved",
-                            "ok",
-                            record.database,
-                            record,
-                            approvals=record.approvals,
-                        )
-                        return ClickResult("approved", record)
-                    self._record(
-                        now,
-                        user,
-                        "restore.approval_recorded",
-                        "ok",
-                        record.database,
-                        record,
-                        approvals=record.approvals,
-                        required_approvals=record.required_approvals,
-                    )
-                    return ClickResult("approval_recorded", record)
-            status = DENIED if action == DENY else CANCELLED
-            with self._incidents.atomic():
-                if not self._restores.close_pending(record.id, status, user, now):
-                    continue
-                record = self._restores.get(restore_id)
-                self._record(now, user, f"restore.{status}", status, record.database, record)
-                return ClickResult(status, record)
+                found = Refusal("unverifiable", str(exc))
+            if found is not None:
+                return self._refuse(record, action, user, now, found, expired_now=expired_now)
+            done = (
+                self._approve(record, user, now)
+                if action == APPROVE
+                else self._close(record, DENIED if action == DENY else CANCELLED, user, now)
+            )
+            if done is not None:
+                return done
         record = self._restores.get(restore_id)
         return ClickResult(
             "refused", record, Refusal("busy", "The request kept changing; try again.")
         )
+
+    def _refuse(
+        self,
+        record: RestoreRecord,
+        action: str,
+        user: str,
+        now: datetime,
+        refusal: Refusal,
+        *,
+        expired_now: bool = False,
+        facts: dict[str, str] | None = None,
+    ) -> ClickResult:
+        """Record the refused click; the request is unchanged."""
+        self._record(
+            now,
+            user,
+            "restore.click_refused",
+            "refused",
+            record.database,
+            record,
+            clicked=action,
+            code=refusal.code,
+            reason=str(refusal.message),
+            **(facts or {}),
+        )
+        return ClickResult("refused", record, refusal, expired_now)
+
+    def _approve(self, record: RestoreRecord, user: str, now: datetime) -> ClickResult | None:
+        """Add `user`'s approval to `record` as read; None if it changed meanwhile."""
+        # Whether *this* approval completes the request is decided by the state it was
+        # applied to; reading the row afterwards could see a later approval.
+        final = record.approval_count + 1 >= record.required_approvals
+        with self._incidents.atomic():
+            if not self._restores.add_approval(record.id, user, now, record):
+                return None
+            record = self._restores.get(record.id)
+            if final:
+                self._record(
+                    now,
+                    user,
+                    "restore.approved",
+                    "ok",
+                    record.database,
+                    record,
+                    approvals=record.approvals,
+                )
+                return ClickResult("approved", record)
+            self._record(
+                now,
+                user,
+                "restore.approval_recorded",
+                "ok",
+                record.database,
+                record,
+                approvals=record.approvals,
+                required_approvals=record.required_approvals,
+            )
+            return ClickResult("approval_recorded", record)
+
+    def _close(
+        self, record: RestoreRecord, status: str, user: str, now: datetime
+    ) -> ClickResult | None:
+        """Deny or cancel the pending `record`; None if it changed meanwhile."""
+        with self._incidents.atomic():
+            if not self._restores.close_pending(record.id, status, user, now):
+                return None
+            record = self._restores.get(record.id)
+            self._record(now, user, f"restore.{status}", status, record.database, record)
+            return ClickResult(status, record)
 
     def _expire(self, record: RestoreRecord, now: datetime) -> bool:
         with self._incidents.atomic():

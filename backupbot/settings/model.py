@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from backupbot import dburl
 from backupbot.settings.sections import (
     AccessSettings,
     BackupSettings,
@@ -68,6 +69,11 @@ class Settings(Strict):
         if m is None or m.group(2) in ("", ":memory:") or m.group(2).startswith("file:"):
             return None
         return Path(m.group(2))
+
+    @field_validator("state_url")
+    @classmethod
+    def _valid_state_url(cls, v: str) -> str:
+        return dburl.check(v)
 
     @field_validator("databases")
     @classmethod

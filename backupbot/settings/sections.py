@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from backupbot import dburl
 from backupbot.cron import check_cron
 
 PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
@@ -127,6 +128,7 @@ class DatabaseSettings(Strict):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, v: SecretStr) -> SecretStr:
+        dburl.check(v.get_secret_value())  # a password that would not parse as meant
         try:
             parts = urlsplit(v.get_secret_value())
         except ValueError:  # its message would quote the netloc, password included

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backupbot.errors import PgToolMissing
+from backupbot.storage.pgconn import child_env
 
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _SEARCH_GLOBS = (
@@ -44,7 +45,12 @@ class PgBinaries:
 def _tool_version(path: str) -> tuple[int, str] | None:
     try:
         out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=15, check=False
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+            env=child_env(),
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None

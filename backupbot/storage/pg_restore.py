@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import subprocess
 import threading
@@ -24,7 +23,7 @@ from backupbot.storage.pg_process import (
 )
 from backupbot.storage.pg_session_watch import SessionWatch
 from backupbot.storage.pg_sessions import child_application_name
-from backupbot.storage.pgconn import ConnInfo, explain_connection_error
+from backupbot.storage.pgconn import ConnInfo, child_env, explain_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class PgRestoreList:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+            env=child_env(),
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         stdout = self._proc.stdout

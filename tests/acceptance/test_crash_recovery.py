@@ -4,7 +4,9 @@ database that refuses a write half-way through a transition."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,32 @@ def test_backups_still_run_after_the_state_database_was_away(
     state.start()
     for _ in range(2):  # the first one's NOTIFY finds the broken LISTEN
         assert backup_now(dep).text.startswith("Backup of app succeeded")
+
+
+def test_a_passfile_a_killed_serve_left_is_removed_by_the_next_serve(
+    pg: Any, tmp_path: Path
+) -> None:
+    url, _counts = source_database(pg)
+    tmpdir = tmp_path / "tmp"  # this installation's TMPDIR, so only its own files are seen
+    tmpdir.mkdir()
+    private = tmpdir / f"backupbot-{os.getuid()}"
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "sqlite"), pg, standin, tmp_path / "deploy", databases={"app": url}
+        )
+        dep.exported["TMPDIR"] = str(tmpdir)
+        first = dep.start()
+        try:
+            _kill_mid_dump(dep, url)
+            [left] = list(private.glob("backupbot-pgpass-*"))
+            assert f"_{first.pid}_" in left.name  # named after the process that wrote it
+            assert PG_PASSWORD in left.read_text(encoding="utf-8")
+            assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+            dep.start()
+            assert backup_now(dep).text.startswith("Backup of app succeeded")
+
+            assert list(private.glob("backupbot-pgpass-*")) == []  # the leftover and its own
+            assert not list(tmpdir.glob("backupbot-pgpass-*"))  # none beside the directory
+        finally:
+            dep.close()

@@ -28,6 +28,7 @@ from backupbot.commands.command_spec import Databases, Spec, build
 from backupbot.commands.refusals import record_unrecorded
 from backupbot.commands.registry import Surface, specs
 from backupbot.errors import BackupbotError, ConfigError, UsageError
+from backupbot.storage.pgconn import passfile_dir
 
 __all__ = ["cli_actor", "main"]
 
@@ -124,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING", "text")
     try:
         settings = load(args.config)
+        passfile_dir()  # removes the passfiles of killed backupbot processes, at start
         if args.command in ("serve", "worker"):
             configure_logging(settings.logging.level, settings.logging.format)
         if args.command == "config":

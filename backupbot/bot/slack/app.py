@@ -1,10 +1,12 @@
 """The Slack app: a bolt `App` wired to backupbot's services, plus the HTTP front door.
 
 HTTP mode serves bolt's WSGI handler at `/slack/events` on waitress (a production WSGI
-server) and answers `GET /` and `GET /healthz` for load balancers. Socket Mode connects out
-with the app-level token and still serves the health endpoint on the same port. The
-health answer is `ok`, or `degraded: ...` (still 200: the bot runs, and a restart would
-not help) with each standing permanent Slack delivery problem, one per line.
+server), behind `inbound.verified` (size, signature and timestamp checked on the raw body
+before bolt parses it), and answers `GET /` and `GET /healthz` for load balancers.
+Socket Mode connects out with the app-level token and still serves the health endpoint
+on the same port. The health answer is `ok`, or `degraded: ...` (still 200: the bot
+runs, and a restart would not help) with each standing permanent Slack delivery
+problem, one per line.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from slack_sdk import WebClient
 
 from backupbot.bot.services import Services
 from backupbot.bot.slack import contract as slack_contract
-from backupbot.bot.slack import delivery
+from backupbot.bot.slack import delivery, inbound
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.listeners import (
     alert_actions,
@@ -34,13 +36,21 @@ log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+class SlackApp(App):
+    """bolt's App, keeping the signing secret for the front door (`wsgi_app`)."""
+
+    def __init__(self, *, signing_secret: str | None, **kwargs: Any) -> None:
+        super().__init__(signing_secret=signing_secret, **kwargs)
+        self.signing_secret = signing_secret
+
+
 def build_web_client(services: Services) -> WebClient:
     if services.slack_client is None:
         raise ConfigError(["SLACK_BOT_TOKEN is not set: export the app's xoxb- bot token"])
     return services.slack_client
 
 
-def build_app(services: Services) -> App:
+def build_app(services: Services) -> SlackApp:
     """A bolt App with every listener registered. Raises `ConfigError` if Slack is not set up."""
     creds = services.slack
     problems = creds.problems_for_serving()
@@ -48,7 +58,7 @@ def build_app(services: Services) -> App:
         problems.append("slack.channel: the config has no `slack:` section; add the channel id")
     if problems:
         raise ConfigError(problems, "Slack set-up")
-    app = App(
+    app = SlackApp(
         client=build_web_client(services),
         signing_secret=creds.signing_secret.get_secret_value() if creds.signing_secret else None,
         process_before_response=False,
@@ -74,9 +84,16 @@ def health_text(health: delivery.DeliveryHealth) -> str:
     return "".join(f"degraded: Slack {p.describe()}\n" for p in problems)
 
 
-def wsgi_app(app: App | None, health: delivery.DeliveryHealth | None = None) -> WsgiApp:
-    """Bolt at EVENTS_PATH (when given), health checks at `/` and `/healthz`."""
-    handler = SlackRequestHandler(app, path=slack_contract.EVENTS_PATH) if app else None
+def wsgi_app(app: SlackApp | None, health: delivery.DeliveryHealth | None = None) -> WsgiApp:
+    """Bolt at EVENTS_PATH (when given) behind `inbound.verified`, health checks at `/`
+    and `/healthz`."""
+    handler = (
+        inbound.verified(
+            SlackRequestHandler(app, path=slack_contract.EVENTS_PATH), app.signing_secret
+        )
+        if app
+        else None
+    )
     standing = delivery.HEALTH if health is None else health
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

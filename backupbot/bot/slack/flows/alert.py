@@ -22,6 +22,7 @@ from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.commands.escalation_types import AckResult, Ping, PingDelivery
 from backupbot.storage.alerts import AlertRecord
 
@@ -195,10 +196,11 @@ class AlertFlow:
 
     # -- clicks -----------------------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, user: str) -> AckResult:
-        """Apply an Acknowledge click by `user` (the signed payload's user): the message
-        shows who and when and loses its button; the thread says the pings stopped."""
-        result = self._alerts.acknowledge(alert_id, user, self._slack.now())
+    def acknowledge(self, alert_id: str, user: str, origin: ClickOrigin | None = None) -> AckResult:
+        """Apply an Acknowledge click by `user` (the signed payload's user) made on the
+        message at `origin`: the message shows who and when and loses its button; the
+        thread says the pings stopped."""
+        result = self._alerts.acknowledge(alert_id, user, self._slack.now(), origin)
         if result.acknowledged:
             self.refresh(result.record)
             self._thread(result.record, alert_blocks.ack_note(result.record))

@@ -1,7 +1,8 @@
 """The alert message's Acknowledge button.
 
 The acting user is the signed payload's `user.id`; the button's value only names the
-alert. The decision is `AlertService.acknowledge`; the listener acknowledges the request
+alert, and the click counts only if it came from the alert's message (`ClickOrigin`).
+The decision is `AlertService.acknowledge`; the listener acknowledges the request
 at once and shows the effect (message update, thread note, or an ephemeral refusal) in a
 background job.
 """
@@ -16,6 +17,7 @@ from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
 
@@ -23,15 +25,17 @@ def register(app: App, services: Services, flow: AlertFlow) -> None:
     def on_ack(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         user = str(body["user"]["id"])
         alert_id = str(body["actions"][0].get("value", ""))
-        services.jobs.submit(_acknowledge, flow, respond, alert_id, user)
+        services.jobs.submit(_acknowledge, flow, respond, alert_id, user, ClickOrigin.of(body))
         ack()
 
     app.action(alert_blocks.ACK_ACTION)(on_ack)
 
 
-def _acknowledge(flow: AlertFlow, respond: Respond, alert_id: str, user: str) -> None:
+def _acknowledge(
+    flow: AlertFlow, respond: Respond, alert_id: str, user: str, origin: ClickOrigin
+) -> None:
     try:
-        result = flow.acknowledge(alert_id, user)
+        result = flow.acknowledge(alert_id, user, origin)
     except BackupbotError as exc:  # e.g. an alert id that does not exist
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return

@@ -1,6 +1,7 @@
 """The checklist message's controls: the item checkboxes and the Sign off button.
 
-The acting user is the signed payload's `user.id`. A checkbox click carries the ticked
+The acting user is the signed payload's `user.id`; a click counts only if it came from
+the checklist's own message (`ClickOrigin`). A checkbox click carries the ticked
 set the clicker sees; the set their message showed before the click (its
 `initial_options`) tells which item they changed, so concurrent ticks by others are kept.
 The listener acknowledges at once and applies the click in a job.
@@ -16,6 +17,7 @@ from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
 
@@ -28,14 +30,18 @@ def register(app: App, services: Services, flow: ChecklistFlow) -> None:
         selected = checklist_blocks.selected_values(action)
         seen = checklist_blocks.seen_values(body.get("message"), block_id)
         user = str(body["user"]["id"])
-        services.jobs.submit(_tick, services, flow, respond, checklist_id, user, selected, seen)
+        origin = ClickOrigin.of(body)
+        services.jobs.submit(
+            _tick, services, flow, respond, checklist_id, user, selected, seen, origin
+        )
         ack()
 
     @app.action(checklist_blocks.SIGN_OFF_ACTION)
     def on_sign_off(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         checklist_id = str(body["actions"][0].get("value", ""))
         user = str(body["user"]["id"])
-        services.jobs.submit(_sign_off, services, flow, respond, checklist_id, user)
+        origin = ClickOrigin.of(body)
+        services.jobs.submit(_sign_off, services, flow, respond, checklist_id, user, origin)
         ack()
 
 
@@ -47,10 +53,11 @@ def _tick(
     user: str,
     selected: list[str],
     seen: list[str] | None,
+    origin: ClickOrigin,
 ) -> None:
     try:
         result = services.checklists.tick(
-            checklist_id, user, selected, seen, now=services.clock.now()
+            checklist_id, user, selected, seen, now=services.clock.now(), origin=origin
         )
     except BackupbotError as exc:
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
@@ -59,10 +66,17 @@ def _tick(
 
 
 def _sign_off(
-    services: Services, flow: ChecklistFlow, respond: Respond, checklist_id: str, user: str
+    services: Services,
+    flow: ChecklistFlow,
+    respond: Respond,
+    checklist_id: str,
+    user: str,
+    origin: ClickOrigin,
 ) -> None:
     try:
-        result = services.checklists.sign_off(checklist_id, user, now=services.clock.now())
+        result = services.checklists.sign_off(
+            checklist_id, user, now=services.clock.now(), origin=origin
+        )
     except BackupbotError as exc:
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return

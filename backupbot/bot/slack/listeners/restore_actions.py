@@ -1,8 +1,10 @@
 """The restore request's buttons: Approve, Deny, Cancel.
 
 The acting user is the signed payload's `user.id`; the button's value only names the
-request. The decision is `RestoreService.click`; the listener acknowledges at once and
-shows the effect (message update, ephemeral refusal, the restore itself) in a job.
+request, and the click counts only if it came from that request's message (the channel
+and message ts of the payload, `ClickOrigin`). The decision is `RestoreService.click`;
+the listener acknowledges at once and shows the effect (message update, ephemeral
+refusal, the restore itself) in a job.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands.approvals import APPROVE, CANCEL, DENY
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
 _ACTIONS = {
@@ -34,7 +37,8 @@ def _handler(services: Services, flow: RestoreFlow, action: str) -> Any:
     def on_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         user = str(body["user"]["id"])
         restore_id = str(body["actions"][0].get("value", ""))
-        services.jobs.submit(_click, services, flow, respond, restore_id, action, user)
+        origin = ClickOrigin.of(body)
+        services.jobs.submit(_click, services, flow, respond, restore_id, action, user, origin)
         ack()
 
     on_click.__name__ = f"on_restore_{action}"
@@ -42,10 +46,16 @@ def _handler(services: Services, flow: RestoreFlow, action: str) -> Any:
 
 
 def _click(
-    services: Services, flow: RestoreFlow, respond: Respond, restore_id: str, action: str, user: str
+    services: Services,
+    flow: RestoreFlow,
+    respond: Respond,
+    restore_id: str,
+    action: str,
+    user: str,
+    origin: ClickOrigin,
 ) -> None:
     try:
-        result = services.restores.click(restore_id, action, user)
+        result = services.restores.click(restore_id, action, user, origin)
     except BackupbotError as exc:  # e.g. a request id that does not exist
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return
