@@ -720,7 +720,12 @@ def test_ticks_are_kept_per_person_and_sign_off_waits_for_all_five(
     [refused] = _incidents(bot.services, "checklist.sign_off_refused")
     assert refused.details["unticked"] == ["backups", "size", "corruption"]
 
-    _tick(bot, BOB, record, list(ITEM_KEYS))
+    _tick(bot, ALICE, record, list(ITEM_KEYS))
+    own = _sign_off(bot, ALICE, record)  # four eyes: whoever ticked the last item does not sign
+    assert own is not None and "someone else signs off" in own["text"]
+    assert _incidents(bot.services, "checklist.sign_off_refused")[-1].details["reason"] == (
+        "four_eyes"
+    )
     signed_at = clock.advance(hours=26)
     assert _sign_off(bot, BOB, record) is None
 
@@ -773,11 +778,11 @@ def test_an_unsigned_checklist_is_reminded_once_then_overdue_until_signed_off(
 
     [finding] = conditions.check(clock.advance(hours=12))  # 4 days after posting
     assert finding.condition == CHECKLIST_OVERDUE and finding.database is None
-    assert "2026-12" in finding.summary and "Sign off" in finding.summary
+    assert "2026-12" in str(finding.summary) and "Sign off" in str(finding.summary)
     assert finding.details["link"] == link
 
     _tick(bot, ALICE, record, list(ITEM_KEYS))
-    assert _sign_off(bot, ALICE, record) is None
+    assert _sign_off(bot, BOB, record) is None
     assert conditions.check(clock.advance(days=1)) == []
     assert flow.remind_step(clock.now()) is False
 
@@ -791,7 +796,7 @@ def test_a_signed_checklist_is_never_reminded_and_next_month_starts_fresh(
     record = flow.post_monthly(NOW)
     assert record is not None
     _tick(bot, ALICE, record, list(ITEM_KEYS))
-    assert _sign_off(bot, ALICE, record) is None
+    assert _sign_off(bot, BOB, record) is None
     assert flow.remind_step(clock.advance(days=5)) is False
 
     january = datetime(2027, 1, 1, 9, tzinfo=UTC)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backupbot.bot.slack.kit import render
+from backupbot.commands.access import Access, AccessRules, CachedDirectory, grants_from
 from backupbot.commands.approvals import (
     ACCESS_RULES,
     ACTIONS,
@@ -15,6 +16,7 @@ from backupbot.commands.approvals import (
     CachedApprovers,
     check_click,
 )
+from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
 from backupbot.storage.restores import (
     CANCELLED,
@@ -236,38 +238,58 @@ def test_in_place_restore_of_protected_database_needs_at_least_two_approvals(
     )
 
 
-# -- open to everyone -------------------------------------------------------------------
+# -- nobody without approvers ------------------------------------------------------------
 
 
-def test_policy_is_open_to_everyone_only_without_approvers_and_group() -> None:
-    assert policy().open_to_everyone
-    assert not policy(approvers=frozenset({APPROVER})).open_to_everyone
-    assert not policy(group="S0DBAS").open_to_everyone
+def approvers_of(
+    listed: frozenset[str] = frozenset(),
+    group: str | None = None,
+    directory: CountingDirectory | None = None,
+    clock: FakeMonotonic | None = None,
+) -> CachedApprovers:
+    """Approvers as `access.py` derives them from `slack.approvers` and `approver_group`."""
+    rules = AccessRules(
+        grants=grants_from({}, listed, group), default=Role.OPERATOR, channels=frozenset()
+    )
+    cached = (
+        CachedDirectory(directory, ttl=TTL, monotonic=clock or FakeMonotonic())
+        if directory is not None
+        else None
+    )
+    return CachedApprovers(Access(rules, cached))
 
 
-def test_open_policy_lets_anyone_but_the_requester_approve() -> None:
-    approvers = CachedApprovers(policy(), directory=None)
-    assert check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver) is None
-    assert check_click(BASE, "deny", "UANYONE", BEFORE_EXPIRY, approvers.is_approver) is None
+def test_without_approvers_nobody_may_approve_not_even_an_operator() -> None:
+    approvers = approvers_of()
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    assert refusal is not None and refusal.code == "outsider"
+    assert "slack.approvers" in str(refusal.message)
     own = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, approvers.is_approver)
-    assert own is not None and own.code == "self"
+    assert own is not None
 
 
 def test_listed_approvers_policy_refuses_people_not_listed() -> None:
-    approvers = CachedApprovers(policy(approvers=frozenset({APPROVER})), directory=None)
+    approvers = approvers_of(frozenset({APPROVER}))
     assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver) is None
     refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
     assert refusal is not None and refusal.code == "outsider"
+
+
+def test_a_listed_approver_who_is_a_guest_may_not_approve() -> None:
+    directory = CountingDirectory({}, guests={APPROVER})
+    approvers = approvers_of(frozenset({APPROVER}), directory=directory)
+    assert not approvers.is_approver(APPROVER)
 
 
 # -- the approver group -----------------------------------------------------------------
 
 
 class CountingDirectory:
-    """A Slack user-group directory held in memory, counting how often it is asked."""
+    """A Slack user-group directory held in memory, counting how often groups are asked."""
 
-    def __init__(self, groups: dict[str, set[str]]) -> None:
+    def __init__(self, groups: dict[str, set[str]], guests: set[str] | None = None) -> None:
         self.groups = groups
+        self.guests = guests or set()
         self.calls: list[str] = []
         self.failure: BackupbotError | None = None
 
@@ -278,6 +300,9 @@ class CountingDirectory:
         if group not in self.groups:
             raise BackupbotError(f"The user group {group} does not exist.")
         return frozenset(self.groups[group])
+
+    def is_guest(self, user: str) -> bool:
+        return user in self.guests
 
 
 class FakeMonotonic:
@@ -295,9 +320,7 @@ TTL = 300.0
 def group_approvers(
     directory: CountingDirectory, clock: FakeMonotonic, listed: frozenset[str] = frozenset()
 ) -> CachedApprovers:
-    return CachedApprovers(
-        policy(approvers=listed, group=GROUP), directory, ttl=TTL, monotonic=clock
-    )
+    return approvers_of(listed, GROUP, directory, clock)
 
 
 def test_group_members_are_approvers_and_others_are_not() -> None:
@@ -375,6 +398,6 @@ def test_unknown_group_raises_backupbot_error() -> None:
 
 
 def test_group_without_slack_connection_raises_plain_error() -> None:
-    approvers = CachedApprovers(policy(group=GROUP), directory=None, ttl=TTL)
+    approvers = approvers_of(group=GROUP)
     with pytest.raises(BackupbotError, match="without a Slack connection"):
         approvers.is_approver(APPROVER)

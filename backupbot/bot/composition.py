@@ -40,7 +40,6 @@ from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
     from sqlalchemy import Engine
 
 
@@ -86,11 +85,10 @@ def _restore_services(
     store: ArtifactStore,
     backups: BackupService,
     clock: Clock,
-    slack_client: WebClient | None,
+    access: Access,
 ) -> tuple[RestoreRequests, RestoreRunner, RestoreService]:
     """The restore engine and the requests and approvals in front of it."""
     policy = approval_policy(settings)
-    directory = SlackApproverDirectory(slack_client) if slack_client else None
     restore_requests = RestoreRequests(engine, stale_after=STALE_AFTER)
     runner = RestoreRunner(
         databases=settings.databases,
@@ -111,7 +109,7 @@ def _restore_services(
         incidents=incidents,
         clock=clock,
         policy=policy,
-        approvers=CachedApprovers(policy, directory, ttl=300.0),
+        approvers=CachedApprovers(access),
         settings=settings.restore,
         runner=runner,
     )
@@ -193,8 +191,10 @@ def build_services(
     slack = SlackCredentials.from_env(environ)
     slack_client = build_slack_client(slack)
     backups = _backup_service(settings, catalog, incidents, store, clock)
+    directory = CachedDirectory(SlackApproverDirectory(slack_client)) if slack_client else None
+    access = Access(access_rules(settings), directory)
     restore_requests, runner, restores = _restore_services(
-        settings, engine, catalog, incidents, store, backups, clock, slack_client
+        settings, engine, catalog, incidents, store, backups, clock, access
     )
     checklists = _checklist_service(settings, engine, incidents, clock)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
@@ -220,10 +220,7 @@ def build_services(
         ),
         alerts=alerts,
         slack_client=slack_client,
-        access=Access(
-            access_rules(settings),
-            CachedDirectory(SlackApproverDirectory(slack_client)) if slack_client else None,
-        ),
+        access=access,
         status=StatusService(
             settings=settings,
             catalog=catalog,

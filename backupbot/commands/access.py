@@ -28,9 +28,9 @@ T = TypeVar("T")
 
 # Buttons, by the action they take: the role a click needs.
 BUTTON_ROLES: dict[str, Role] = {
-    "restore.approve": Role.APPROVER,
-    "restore.deny": Role.APPROVER,
-    "restore.cancel": Role.OPERATOR,  # and only the requester (commands/approvals.py)
+    # Approve and Deny need the approver role, Cancel the requester: approvals.py decides
+    # (and records `restore.click_refused`); here only the workspace is checked.
+    "restore.click": Role.VIEWER,
     "checklist.tick": Role.OPERATOR,
     "checklist.sign_off": Role.OPERATOR,
     "checklist.sign_off_with_warnings": Role.ADMIN,
@@ -226,9 +226,33 @@ class Access:
             raise AccessDenied(refusal)
 
     def has_role(self, user: str, needed: Role) -> bool:
-        """Whether `user` holds `needed` wherever they click (channel not considered)."""
-        role = self.rules.role_of(self.caller(user))
-        return role is not None and role >= needed
+        """Whether `user` holds `needed` wherever they click (channel not considered).
+        The directory is asked only as far as needed: group members when no direct grant
+        suffices, guest status once a grant does."""
+        direct = self.rules.role_of(Caller(user))
+        if direct is None or direct < needed:
+            groups = self._groups_of(user, needed)
+            held = self.rules.role_of(Caller(user, groups=groups))
+            if held is None or held < needed:
+                return False
+        if needed > Role.VIEWER and self._directory is not None and _is_person(user):
+            return not self._directory.is_guest(user)
+        return True
+
+    def _groups_of(self, user: str, needed: Role) -> frozenset[str]:
+        granting = [
+            g
+            for role, members in self.rules.grants.items()
+            if role >= needed
+            for g in members
+            if _is_group(g)
+        ]
+        if granting and self._directory is None:
+            raise BackupbotError(
+                f"The user group {granting[0]} cannot be checked without a Slack connection."
+            )
+        directory = self._directory
+        return frozenset(g for g in granting if directory and user in directory.members(g))
 
 
 def _is_person(user: str) -> bool:

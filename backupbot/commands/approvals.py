@@ -8,15 +8,13 @@ the time, it returns `None` when the click may proceed or a `Refusal` explaining
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from backupbot.commands import humanize
-from backupbot.errors import BackupbotError
+from backupbot.commands.access import Access
+from backupbot.commands.command_spec import Role
 from backupbot.phrases import Actor, Command, Phrase, say
 from backupbot.storage.restores import PENDING, RestoreRecord
 
@@ -39,23 +37,12 @@ class Refusal:
     message: Phrase | str  # plain words with typed facts; str(message) is plain text
 
 
-class ApproverDirectory(Protocol):
-    def members(self, group: str) -> frozenset[str]:
-        """User ids in the Slack user group `group`; raises `BackupbotError` if unknown."""
-
-
 @dataclass(frozen=True)
 class ApprovalPolicy:
     approvers: frozenset[str]
     approver_group: str | None
     required_approvals: int
     timeout: timedelta
-
-    @property
-    def open_to_everyone(self) -> bool:
-        """With no approvers configured, any member of the channel but the requester may
-        approve: the two-person rule still holds."""
-        return not self.approvers and self.approver_group is None
 
     def required_for(self, *, protected: bool, in_place: bool) -> int:
         return (
@@ -64,43 +51,16 @@ class ApprovalPolicy:
 
 
 class CachedApprovers:
-    """Resolves `is_approver` from the configured ids and the user group, caching the
-    group's members for `ttl` seconds (a user removed from the group loses the right
-    within that time)."""
+    """Who may approve: whoever the access rules give the approver role or more
+    (`access.roles`, `slack.approvers`, the members of `slack.approver_group`; group
+    members and guest status cached by `access.CachedDirectory`). With none configured,
+    nobody: a restore then cannot be approved, and `config check` says so."""
 
-    def __init__(
-        self,
-        policy: ApprovalPolicy,
-        directory: ApproverDirectory | None,
-        ttl: float = 300.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._policy = policy
-        self._directory = directory
-        self._ttl = ttl
-        self._monotonic = monotonic
-        self._cached: tuple[float, frozenset[str]] | None = None
-        self._lock = threading.Lock()
+    def __init__(self, access: Access) -> None:
+        self._access = access
 
     def is_approver(self, user: str) -> bool:
-        if self._policy.open_to_everyone or user in self._policy.approvers:
-            return True
-        group = self._policy.approver_group
-        return group is not None and user in self._group_members(group)
-
-    def _group_members(self, group: str) -> frozenset[str]:
-        with self._lock:
-            now = self._monotonic()
-            if self._cached is not None and now - self._cached[0] < self._ttl:
-                return self._cached[1]
-        if self._directory is None:
-            raise BackupbotError(
-                f"The approver group {group} cannot be checked without a Slack connection."
-            )
-        members = self._directory.members(group)
-        with self._lock:
-            self._cached = (self._monotonic(), members)
-        return members
+        return self._access.has_role(user, Role.APPROVER)
 
 
 def _decided(record: RestoreRecord) -> Phrase:
@@ -155,7 +115,8 @@ def check_click(
         return Refusal(
             "outsider",
             "You are not one of this channel's restore approvers, so your click changed "
-            "nothing. Ask an approver (slack.approvers or slack.approver_group).",
+            "nothing. Ask an approver (access.roles, slack.approvers or "
+            "slack.approver_group in the config).",
         )
     if action == APPROVE and user in record.approvers:
         left = record.required_approvals - record.approval_count

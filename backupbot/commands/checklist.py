@@ -33,7 +33,7 @@ from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
 from backupbot.errors import BackupbotError
-from backupbot.phrases import Actor, Phrase, say
+from backupbot.phrases import Actor, Phrase, join, say
 from backupbot.settings import Settings
 from backupbot.storage.checklists import (
     ChecklistEvidenceQueries,
@@ -235,13 +235,21 @@ class ChecklistService:
                     now,
                     unticked=unticked,
                 )
-                names = ", ".join(f"*{item_title(k)}*" for k in unticked)
                 return ChecklistClick(
                     record,
                     False,
-                    f"Tick every item before signing off; still unticked: {names}. Look at "
-                    "each one's evidence, tick it, then press Sign off again.",
+                    say(
+                        "Tick every item before signing off; still unticked: {names}. Look "
+                        "at each one's evidence, tick it, then press Sign off again.",
+                        names=join([item_title(k) for k in unticked]),
+                    ),
                 )
+            last = self._last_ticker(record.id)
+            if last == user:
+                self._record(
+                    record, "checklist.sign_off_refused", "refused", user, now, reason="four_eyes"
+                )
+                return ChecklistClick(record, False, _four_eyes(user))
             evaluation = self.evaluate(now)
             if self._checklists.sign_off(
                 record.id, user, now, evaluation.as_json(), record.version
@@ -277,6 +285,15 @@ class ChecklistService:
         facts = refusal_facts(origin, wrong, clicked)
         self._record(record, "access.denied", "refused", user, now, **facts)
         return ChecklistClick(record, False, wrong)
+
+    def _last_ticker(self, checklist_id: str) -> str | None:
+        """Who ticked the last item on (the newest tick that checked one), if recorded."""
+        for incident in self._incidents.recent_of("checklist.ticked", 500):
+            if incident.details.get("checklist_id") == checklist_id and incident.details.get(
+                "checked"
+            ):
+                return incident.actor
+        return None
 
     def _already_signed(self, record: ChecklistRecord) -> Phrase:
         assert record.signed_off_by is not None
@@ -371,3 +388,11 @@ class ChecklistConditions:
                 },
             )
         ]
+
+
+def _four_eyes(user: str) -> Phrase:
+    return say(
+        "{who} ticked the last item, so someone else signs off: four eyes on every "
+        "checklist. Ask a teammate to look at the evidence and press Sign off.",
+        who=Actor(user),
+    )

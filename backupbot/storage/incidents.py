@@ -119,6 +119,13 @@ class IncidentLog:
         with read_session(self._engine) as session:
             return [_to_incident(r) for r in session.scalars(stmt)]
 
+    def recent_of(self, action: str, limit: int = 20) -> list[Incident]:
+        """The newest `limit` records of `action`, newest first."""
+        stmt = select(IncidentRow).where(IncidentRow.action == action)
+        with read_session(self._engine) as session:
+            rows = session.scalars(stmt.order_by(IncidentRow.id.desc()).limit(limit))
+            return [_to_incident(r) for r in rows]
+
     def for_backup(self, backup_id: str) -> list[Incident]:
         stmt = select(IncidentRow).where(IncidentRow.backup_id == backup_id)
         with read_session(self._engine) as session:

@@ -14,6 +14,7 @@ from backupbot.devkit.slack_signer import SignedSlackClient, SocketModeSlackClie
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import CHANNEL, REQUESTER, WAIT, Deployment
+from tests.acceptance.test_flows import request_restore
 
 ADMIN, VIEWER, GUEST = "U0ADMIN", "U0VERA", "U0GUEST"
 OPS = "S0OPS"
@@ -101,3 +102,23 @@ def test_config_check_prints_who_may_do_what(guarded: Deployment, tmp_path: Path
     out = guarded.cli("config", "check").stdout
     assert "admin: U0ADMIN" in out and "operator: S0OPS" in out
     assert "everyone else in the channel: viewer" in out
+
+
+def test_approvers_are_the_approver_role_admins_included_and_never_a_viewer(
+    guarded: Deployment, pg: Any
+) -> None:
+    guarded.slash(REQUESTER, "now app")
+    guarded.wait_incident(lambda i: i.action == "backup.succeeded" and i.actor == REQUESTER)
+    target = f"access_copy_{guarded.transport}"
+    pg.drop_database(target)
+    request, restore_id = request_restore(guarded, f"app latest --into {target} --reason why")
+
+    refused = guarded.click_answer(VIEWER, "restore_approve", restore_id, request.ts)
+    assert "not one of this channel's restore approvers" in refused
+    assert guarded.wait_action("restore.click_refused").actor == VIEWER
+    guarded.click(ADMIN, "restore_approve", restore_id, request.ts)  # admin > approver
+    guarded.wait_incident(
+        lambda i: i.action == "restore.succeeded" and i.details.get("restore_id") == restore_id
+    )
+    approvals = [i for i in guarded.incidents() if i.action == "restore.approved"]
+    assert [i.actor for i in approvals] == [ADMIN]

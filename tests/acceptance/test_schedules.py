@@ -69,7 +69,7 @@ def test_scheduled_jobs_fire_on_time_and_post_their_evidence(scheduled: Deployme
     dep.wait_action("retention.run")
     checklist = dep.wait_message(lambda m: m.text.startswith("Backup verification checklist"))
 
-    # two people tick the five items (their ticks are merged), then one signs off
+    # two people tick the five items (their ticks are merged), then the other signs off
     [actions] = [b for b in checklist.blocks if b["type"] == "actions"]
     [boxes] = [e for e in actions["elements"] if e["type"] == "checkboxes"]
     values = [o["value"] for o in boxes["options"]]
@@ -78,9 +78,10 @@ def test_scheduled_jobs_fire_on_time_and_post_their_evidence(scheduled: Deployme
     dep.wait_message(lambda m: m.ts == checklist.ts and _ticked(m) == 3)
     dep.tick(LEAD, boxes["action_id"], values, checklist.ts, actions["block_id"])
     dep.wait_message(lambda m: m.ts == checklist.ts and _ticked(m) == 5)
-    dep.click(LEAD, "checklist_sign_off", _button(checklist, "checklist_sign_off"), checklist.ts)
+    sign_off = _button(checklist, "checklist_sign_off")
+    dep.click(REVIEWER, "checklist_sign_off", sign_off, checklist.ts)
     signed = dep.wait_message(lambda m: m.ts == checklist.ts and "signed off by" in m.text)
-    assert LEAD in signed.text and not _has_buttons(signed)
+    assert REVIEWER in signed.text and not _has_buttons(signed)
     dep.wait_action("checklist.signed_off")
 
 

@@ -84,10 +84,11 @@ def _notes(settings: Settings) -> list[str]:
     problems = SlackCredentials.from_env(os.environ).problems_for_serving()
     if settings.slack is None:
         problems.append(f"slack: no slack: section; {serve} needs slack.channel")
-    elif not settings.slack.approvers and not settings.slack.approver_group:
+    elif not access_rules(settings).holders(Role.APPROVER):
         lines.append(
-            "note: no slack.approvers or slack.approver_group: anyone in the channel except "
-            "the requester may approve a restore"
+            "warning: nobody may approve a restore, so restore requests cannot be approved: "
+            "set slack.approvers, slack.approver_group or access.roles.approver (a second "
+            "person always approves; break-glass restores from the CLI still work)"
         )
     lines.extend(f"warning (needed for {serve}): {p}" for p in problems)
     now = datetime.now(UTC)

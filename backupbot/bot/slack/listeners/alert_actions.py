@@ -17,25 +17,28 @@ from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.alert import AlertFlow
+from backupbot.bot.slack.listeners.button_access import admitted
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
 
 def register(app: App, services: Services, flow: AlertFlow) -> None:
     def on_ack(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        user = str(body["user"]["id"])
-        alert_id = str(body["actions"][0].get("value", ""))
-        services.jobs.submit(_acknowledge, flow, respond, alert_id, user, ClickOrigin.of(body))
+        services.jobs.submit(_acknowledge, services, flow, respond, body)
         ack()
 
     app.action(alert_blocks.ACK_ACTION)(on_ack)
 
 
 def _acknowledge(
-    flow: AlertFlow, respond: Respond, alert_id: str, user: str, origin: ClickOrigin
+    services: Services, flow: AlertFlow, respond: Respond, body: dict[str, Any]
 ) -> None:
+    if not admitted(services, respond, body, "alert.acknowledge"):
+        return
+    user = str(body["user"]["id"])
+    alert_id = str(body["actions"][0].get("value", ""))
     try:
-        result = flow.acknowledge(alert_id, user, origin)
+        result = flow.acknowledge(alert_id, user, ClickOrigin.of(body))
     except BackupbotError as exc:  # e.g. an alert id that does not exist
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
         return

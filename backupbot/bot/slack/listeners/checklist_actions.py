@@ -17,7 +17,9 @@ from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
+from backupbot.bot.slack.listeners.button_access import admitted
 from backupbot.commands.click_origin import ClickOrigin
+from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
 
 
@@ -32,7 +34,7 @@ def register(app: App, services: Services, flow: ChecklistFlow) -> None:
         user = str(body["user"]["id"])
         origin = ClickOrigin.of(body)
         services.jobs.submit(
-            _tick, services, flow, respond, checklist_id, user, selected, seen, origin
+            _tick, services, flow, respond, body, checklist_id, user, selected, seen, origin
         )
         ack()
 
@@ -41,7 +43,7 @@ def register(app: App, services: Services, flow: ChecklistFlow) -> None:
         checklist_id = str(body["actions"][0].get("value", ""))
         user = str(body["user"]["id"])
         origin = ClickOrigin.of(body)
-        services.jobs.submit(_sign_off, services, flow, respond, checklist_id, user, origin)
+        services.jobs.submit(_sign_off, services, flow, respond, body, checklist_id, user, origin)
         ack()
 
 
@@ -49,12 +51,15 @@ def _tick(
     services: Services,
     flow: ChecklistFlow,
     respond: Respond,
+    body: dict[str, Any],
     checklist_id: str,
     user: str,
     selected: list[str],
     seen: list[str] | None,
     origin: ClickOrigin,
 ) -> None:
+    if not admitted(services, respond, body, "checklist.tick"):
+        return
     try:
         result = services.checklists.tick(
             checklist_id, user, selected, seen, now=services.clock.now(), origin=origin
@@ -69,10 +74,18 @@ def _sign_off(
     services: Services,
     flow: ChecklistFlow,
     respond: Respond,
+    body: dict[str, Any],
     checklist_id: str,
     user: str,
     origin: ClickOrigin,
 ) -> None:
+    # Signing off what the bot flags as needing a look takes an admin, once the access
+    # rules name one (without an access: section every operator may).
+    admins = services.access.rules.holders(Role.ADMIN)
+    warned = admins and services.checklists.evaluate(services.clock.now()).needs_look
+    action = "checklist.sign_off_with_warnings" if warned else "checklist.sign_off"
+    if not admitted(services, respond, body, action):
+        return
     try:
         result = services.checklists.sign_off(
             checklist_id, user, now=services.clock.now(), origin=origin

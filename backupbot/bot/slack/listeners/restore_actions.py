@@ -17,6 +17,7 @@ from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.listeners.button_access import admitted
 from backupbot.commands.approvals import APPROVE, CANCEL, DENY
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
@@ -35,10 +36,8 @@ def register(app: App, services: Services, flow: RestoreFlow) -> None:
 
 def _handler(services: Services, flow: RestoreFlow, action: str) -> Any:
     def on_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        user = str(body["user"]["id"])
-        restore_id = str(body["actions"][0].get("value", ""))
         origin = ClickOrigin.of(body)
-        services.jobs.submit(_click, services, flow, respond, restore_id, action, user, origin)
+        services.jobs.submit(_click, services, flow, respond, body, action, origin)
         ack()
 
     on_click.__name__ = f"on_restore_{action}"
@@ -49,11 +48,14 @@ def _click(
     services: Services,
     flow: RestoreFlow,
     respond: Respond,
-    restore_id: str,
+    body: dict[str, Any],
     action: str,
-    user: str,
     origin: ClickOrigin,
 ) -> None:
+    if not admitted(services, respond, body, "restore.click"):
+        return
+    user = str(body["user"]["id"])
+    restore_id = str(body["actions"][0].get("value", ""))
     try:
         result = services.restores.click(restore_id, action, user, origin)
     except BackupbotError as exc:  # e.g. a request id that does not exist
