@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backupbot.errors import NotFound, StoreError
+from backupbot.storage.artifacts import ObjectLock
 
 
 def _store_error(exc: OSError, where: Path) -> StoreError:
@@ -140,6 +141,9 @@ class LocalStore:
             return []
         keys = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
         return sorted(k for k in keys if k.startswith(prefix))
+
+    def lock(self, key: str) -> ObjectLock | None:
+        return None  # a directory has no Object Lock
 
     def check(self) -> None:
         try:

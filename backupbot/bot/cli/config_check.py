@@ -112,8 +112,10 @@ def _live_checks(settings: Settings) -> bool:
 
     ok = True
     try:
-        build_store(settings.storage).check()
+        store = build_store(settings.storage)
+        store.check()
         print("store OK")
+        ok = _object_lock_check(settings, store)
     except BackupbotError as exc:
         ok = False
         print(f"store FAILED: {render(exc.phrase)}")
@@ -129,6 +131,26 @@ def _live_checks(settings: Settings) -> bool:
             ok = False
             print(f"{db.name} FAILED: {render(exc.phrase)}")
     return ok
+
+
+def _object_lock_check(settings: Settings, store: object) -> bool:
+    """With `storage.s3.object_lock`, whether the bucket has Object Lock enabled."""
+    from backupbot.storage.s3_store import S3Store
+
+    s3 = settings.storage.s3
+    if s3 is None or s3.object_lock is None or not isinstance(store, S3Store):
+        return True
+    lock = f"{s3.object_lock.mode}, {s3.object_lock.days} days"
+    if store.lock_enabled():
+        print(f"object lock OK: bucket {s3.bucket} has Object Lock enabled ({lock})")
+        return True
+    print(
+        f"object lock FAILED: bucket {s3.bucket} does not have Object Lock enabled, so "
+        f"storage.s3.object_lock ({lock}) cannot be applied. Create the bucket with "
+        "--object-lock-enabled-for-bucket, or enable it on the versioned bucket with "
+        "aws s3api put-object-lock-configuration."
+    )
+    return False
 
 
 def _slack_live_check(settings: Settings) -> bool:
