@@ -249,6 +249,7 @@ def test_config_check_live_says_whether_the_bucket_has_object_lock(
         f"object lock OK: bucket {locked_bucket} has Object Lock enabled (COMPLIANCE, 30 days)"
         in ok.stdout
     ), ok.stdout + ok.stderr
+    assert "region us-east-1, object lock COMPLIANCE 30 days" in ok.stdout
 
     config, _ = _config(tmp_path, sample_db["url"], bucket, s3_endpoint, lock)
     failed = _run(tmp_path, "--config", str(config), "config", "check", "--live")

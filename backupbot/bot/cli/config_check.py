@@ -46,9 +46,11 @@ def _where(settings: Settings) -> list[str]:
     elif (s3 := settings.storage.s3) is not None:
         endpoint = redact(s3.endpoint_url) if s3.endpoint_url else "AWS"
         region = f", region {s3.region}" if s3.region else ""
+        lock = s3.object_lock
+        locked = f", object lock {lock.mode} {lock.days} days" if lock else ""
         lines.append(
             f"store: S3 bucket {s3.bucket}, prefix {s3.prefix or '(none)'}, "
-            f"endpoint {endpoint}{region}"
+            f"endpoint {endpoint}{region}{locked}"
         )
     work_dir = settings.restore.work_dir
     lines.append(f"restore work dir: {work_dir or f'{tempfile.gettempdir()} (default: $TMPDIR)'}")
