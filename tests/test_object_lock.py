@@ -257,3 +257,15 @@ def test_config_check_live_says_whether_the_bucket_has_object_lock(
     assert f"object lock FAILED: bucket {bucket} does not have Object Lock enabled" in (
         failed.stdout
     )
+
+
+def test_discarding_a_locked_failed_upload_hides_it_behind_a_delete_marker(
+    s3: Any, locked_bucket: str
+) -> None:
+    store = S3Store(s3, locked_bucket, "", object_lock=LockPolicy("GOVERNANCE", 1))
+    store.put_bytes("app/failed.dump.zst", b"not verified")
+    store.discard("app/failed.dump.zst")  # what a failed backup does with its artifact
+    assert not store.exists("app/failed.dump.zst")
+    assert store.list_keys("app/") == []
+    versions = _versions(s3, locked_bucket, "app/failed.dump.zst")
+    assert len(versions) == 2  # the locked version, kept by S3 until its date, and the marker

@@ -325,7 +325,15 @@ class S3Store:
                         )
         except (ClientError, BotoCoreError) as exc:
             raise s3_error(exc, self.bucket, "aborting an unfinished upload") from exc
-        self.delete(key)
+        try:
+            self.delete(key)
+        except ObjectLocked:
+            # A failed backup's object that is locked: hide it behind a delete marker,
+            # so nothing under the key looks like a backup; S3 drops it after the date.
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+            except (ClientError, BotoCoreError) as exc:
+                raise s3_error(exc, self.bucket, "deleting") from exc
 
     def list_keys(self, prefix: str = "") -> list[str]:
         keys: list[str] = []

@@ -46,7 +46,7 @@ def create_state_engine(url: str) -> Engine:
 
 def _private_sqlite_file(database: str | None) -> None:
     """Create the SQLite file as an empty 0600 file if it does not exist yet."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if not database or database.startswith((":", "file:")):  # in-memory or a URI
         return
     with contextlib.suppress(FileExistsError, FileNotFoundError):
         fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
