@@ -47,7 +47,7 @@ ALL_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, DENIED, CANCELLED, EXPIRED)
 
 
 def preview() -> dict[str, Any]:
-    """The preview as `RestoreService._new_restore` stores it."""
+    """The preview as `RestorePlanner.new_restore` stores it."""
     return {
         "backup": {
             "id": "1a2b3c4d",

@@ -35,6 +35,7 @@ def build_store(storage: StorageSettings) -> ArtifactStore:
     from botocore.config import Config as BotoConfig
 
     from backupbot.storage.s3_store import S3Store
+    from backupbot.storage.s3_support import LockPolicy
 
     s3 = storage.s3
     assert s3 is not None
@@ -54,6 +55,9 @@ def build_store(storage: StorageSettings) -> ArtifactStore:
         s3.prefix,
         part_size=s3.part_size_mb << 20,
         max_concurrency=s3.max_concurrency,
+        object_lock=LockPolicy(s3.object_lock.mode, s3.object_lock.days)
+        if s3.object_lock
+        else None,
     )
 
 

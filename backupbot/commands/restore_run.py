@@ -28,15 +28,15 @@ from pydantic import SecretStr
 from backupbot.clock import Clock
 from backupbot.commands.backup import BackupService
 from backupbot.commands.interrupts import KillSwitches
-
-# BOT_ACTOR, RESTORE_USAGE, ProgressListener, record_incident and rto_minutes are
-# re-exported: commands/restore.py imports them from here.
-from backupbot.commands.restore_model import BOT_ACTOR as BOT_ACTOR
-from backupbot.commands.restore_model import RESTORE_USAGE as RESTORE_USAGE
-from backupbot.commands.restore_model import SAFETY_LABEL, RestoreProgress
-from backupbot.commands.restore_model import ProgressListener as ProgressListener
-from backupbot.commands.restore_model import record_incident as record_incident
-from backupbot.commands.restore_model import rto_minutes as rto_minutes
+from backupbot.commands.restore_model import (
+    BOT_ACTOR,
+    RESTORE_USAGE,
+    SAFETY_LABEL,
+    ProgressListener,
+    RestoreProgress,
+    record_incident,
+    rto_minutes,
+)
 from backupbot.commands.restore_outcome import (
     RestoreOutcomes,
     RunState,

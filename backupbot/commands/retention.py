@@ -4,6 +4,8 @@
 catalogued keys of each planned backup (the manifest, then the artifact; never a prefix
 listing), and only after both deletions succeeded marks the row `deleted` (a guarded
 update). A store error leaves the row as it was and the run goes on with the next backup.
+Backups under an S3 Object Lock that has not expired are kept by the plan; a deletion S3
+refuses because of a lock is noted (`retention.delete_locked`), not a failure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from backupbot.commands.command_spec import resolve_database
 from backupbot.commands.retention_plan import (
     DELETE,
     EXPIRED,
+    KEEP,
+    LOCKED,
     Decision,
     FailedDeletion,
     RetentionPlan,
@@ -24,7 +28,7 @@ from backupbot.commands.retention_plan import (
 )
 from backupbot.errors import BackupbotError
 from backupbot.settings import Settings
-from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.artifacts import ArtifactStore, ObjectLock, ObjectLocked
 from backupbot.storage.catalog import BackupCatalog, BackupRecord
 from backupbot.storage.incidents import IncidentLog
 
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 RUN_ACTION = "retention.run"
 DELETED_ACTION = "retention.deleted"
 FAILED_ACTION = "retention.delete_failed"
+LOCKED_ACTION = "retention.delete_locked"
 
 
 class RetentionService:
@@ -66,7 +71,24 @@ class RetentionService:
             now,
             in_use=self._catalog.in_use_by_restores(),
             store_kind=self._store.kind,
+            lock_of=self._lock_of,
         )
+
+    def _lock_of(self, backup: BackupRecord) -> ObjectLock | None:
+        """The later-expiring Object Lock on the backup's manifest and artifact, if any.
+        A store that cannot tell says nothing: the deletion then decides."""
+        locks: list[ObjectLock] = []
+        for key in (backup.manifest_key, backup.artifact_key):
+            if not key:
+                continue
+            try:
+                lock = self._store.lock(key)
+            except BackupbotError as exc:
+                log.warning("retention could not read the lock of %s: %s", key, exc)
+                continue
+            if lock is not None:
+                locks.append(lock)
+        return max(locks, key=lambda lock: lock.until, default=None)
 
     def apply(
         self, now: datetime, actor: str = "scheduler", database: str | None = None
@@ -85,13 +107,20 @@ class RetentionService:
         deleted: list[Decision] = []
         failed: list[FailedDeletion] = []
         skipped: list[Decision] = []
+        refused: list[Decision] = []
         for decision in sorted(plan.to_delete, key=lambda d: d.backup.started_at):
             if not self._catalog.claim_for_deletion(decision.backup.id):
                 skipped.append(decision)  # a restore reads it now, or another run has it
                 continue
             error = self._delete_objects(decision.backup)
             with self._incidents.atomic():
-                if error is not None:
+                if isinstance(error, ObjectLocked):
+                    # Nothing was deleted (the manifest is locked at least as long).
+                    self._catalog.release_deletion(decision.backup.id)
+                    kept = Decision(decision.backup, KEEP, LOCKED, str(error.phrase), decision.age)
+                    self._record(kept, now, actor, LOCKED_ACTION, "skipped")
+                    refused.append(kept)
+                elif error is not None:
                     # Still restorable (the manifest goes first, the catalog holds a copy).
                     self._catalog.release_deletion(decision.backup.id)
                     self._record(decision, now, actor, FAILED_ACTION, "failed", error=error)
@@ -99,7 +128,9 @@ class RetentionService:
                 elif self._catalog.mark_deleted(decision.backup.id, now):
                     self._record(decision, now, actor, DELETED_ACTION, "ok")
                     deleted.append(decision)
-        report = RetentionReport(now, actor, plan, tuple(deleted), tuple(failed), tuple(skipped))
+        report = RetentionReport(
+            now, actor, plan, tuple(deleted), tuple(failed), tuple(skipped), tuple(refused)
+        )
         self._record_run(report, database)
         return report
 
@@ -114,14 +145,19 @@ class RetentionService:
                 "claimed by a retention run that stopped before it finished",
                 now - backup.started_at,
             )
-            if self._delete_objects(backup) is not None:
+            error = self._delete_objects(backup)
+            if isinstance(error, ObjectLocked):
+                self._catalog.release_deletion(backup.id)  # kept until its lock expires
+                continue
+            if error is not None:
                 continue  # left claimed; the next run tries again
             with self._incidents.atomic():
                 if self._catalog.mark_deleted(backup.id, now):
                     self._record(decision, now, actor, DELETED_ACTION, "ok")
 
-    def _delete_objects(self, backup: BackupRecord) -> str | None:
-        """Delete the backup's catalogued manifest, then its artifact; the error, or None.
+    def _delete_objects(self, backup: BackupRecord) -> str | ObjectLocked | None:
+        """Delete the backup's catalogued manifest, then its artifact; the error (the
+        store's refusal when an object is locked), or None.
 
         The manifest goes first: if the artifact cannot be deleted, the row stays a
         restorable backup (the catalog holds the manifest) and the next run tries again.
@@ -131,6 +167,9 @@ class RetentionService:
                 continue
             try:
                 self._store.delete(key)
+            except ObjectLocked as exc:
+                log.info("retention: %s", exc)
+                return exc
             except BackupbotError as exc:
                 log.warning("retention could not delete %s: %s", key, exc)
                 return str(exc)
@@ -174,6 +213,7 @@ class RetentionService:
             "deleted": len(report.deleted),
             "failed": len(report.failed),
             "kept": report.kept,
+            "locked": len(report.locked),
             "freed_bytes": report.freed_bytes,
             "databases": [p.name for p in report.plan.policies],
         }

@@ -8,7 +8,9 @@ reason. The rules, in order, for a backup older than its database's `retention_d
 1. the newest verified backup of a database is always kept, whatever its age;
 2. a backup an open restore or drill reads is kept;
 3. a backup labelled with one of `keep_labels` is kept until it is `keep_labeled_days` old;
-4. otherwise it is deleted.
+4. a backup whose artifact or manifest is under an S3 Object Lock retention that has not
+   expired at `now` is kept, with the date and mode (`locked until DATE (COMPLIANCE)`);
+5. otherwise it is deleted.
 
 Only `succeeded` rows are considered (running and failed ones are never touched), backups
 of databases that are not configured are left alone, and so are rows written to another
@@ -18,13 +20,16 @@ here too; the service that deletes is in `retention.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from backupbot.settings import DatabaseSettings, RetentionSettings
+from backupbot.storage.artifacts import ObjectLock
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
+
+LockOf = Callable[[BackupRecord], ObjectLock | None]
 
 DELETE, KEEP = "delete", "keep"
 # Why a backup is kept or deleted (`Decision.rule`).
@@ -35,6 +40,7 @@ LABEL = "label"
 EXPIRED = "expired"
 UNCONFIGURED = "unconfigured"
 OTHER_STORE = "other_store"
+LOCKED = "locked"
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,7 @@ class RetentionReport:
     deleted: tuple[Decision, ...]
     failed: tuple[FailedDeletion, ...]
     skipped: tuple[Decision, ...]  # another run marked them deleted first
+    refused: tuple[Decision, ...] = ()  # S3 refused the deletion: Object Lock (kept)
 
     @property
     def ok(self) -> bool:
@@ -150,7 +157,12 @@ class RetentionReport:
 
     @property
     def kept(self) -> int:
-        return len(self.plan.kept)
+        return len(self.plan.kept) + len(self.refused)
+
+    @property
+    def locked(self) -> tuple[Decision, ...]:
+        """Backups kept because of an Object Lock: planned so, or refused by S3."""
+        return tuple(d for d in self.plan.kept if d.rule == LOCKED) + self.refused
 
     @property
     def freed_bytes(self) -> int:
@@ -169,6 +181,7 @@ class RetentionReport:
             "deleted": [d.as_json() for d in self.deleted],
             "failed": [{**f.decision.as_json(), "error": f.error} for f in self.failed],
             "skipped": [d.backup.id for d in self.skipped],
+            "locked": [d.as_json() for d in self.locked],
             "kept": self.kept,
             "freed_bytes": self.freed_bytes,
             "unconfigured": self.plan.unconfigured,
@@ -190,12 +203,14 @@ def plan_retention(
     *,
     in_use: frozenset[str] = frozenset(),
     store_kind: str | None = None,
+    lock_of: LockOf | None = None,
 ) -> RetentionPlan:
     """Decide delete/keep for every verified backup in `backups` (other rows are ignored).
 
     `databases` are the configured databases in scope; backups of any other database are
     kept as unconfigured. `in_use`: ids an open restore or drill reads. `store_kind`: rows
-    written to another kind of store are kept (None: do not check).
+    written to another kind of store are kept (None: do not check). `lock_of`: the Object
+    Lock on a backup's objects, asked only for backups the other rules would delete.
     """
     policies = tuple(DatabasePolicy(d.name, d.retention_days) for d in databases)
     verified = [b for b in backups if b.status == SUCCEEDED]
@@ -206,6 +221,7 @@ def plan_retention(
         now=now,
         in_use=in_use,
         store_kind=store_kind,
+        lock_of=lock_of,
     )
     return RetentionPlan(
         now=now,
@@ -252,8 +268,18 @@ class _Rules:
     now: datetime
     in_use: frozenset[str]
     store_kind: str | None
+    lock_of: LockOf | None = None
 
     def decide(self, b: BackupRecord) -> Decision:
+        decision = self._decide(b)
+        if not decision.delete or self.lock_of is None:
+            return decision
+        lock = self.lock_of(b)
+        if lock is None or lock.until <= self.now:
+            return decision
+        return Decision(b, KEEP, LOCKED, lock.describe(), decision.age)
+
+    def _decide(self, b: BackupRecord) -> Decision:
         age = self.now - b.started_at
         policy = self.policies.get(b.database)
         if policy is None:

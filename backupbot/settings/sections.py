@@ -33,6 +33,15 @@ class LocalStorage(Strict):
     path: Path = Path("./backups")
 
 
+class ObjectLockSettings(Strict):
+    """S3 Object Lock retention put on every artifact and manifest written: no one can
+    delete them for `days` days (GOVERNANCE: except with s3:BypassGovernanceRetention;
+    COMPLIANCE: no one, not even the account root). The bucket needs Object Lock enabled."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int = Field(ge=1, le=36500)
+
+
 class S3Storage(Strict):
     bucket: str = Field(min_length=3)
     prefix: str = ""
@@ -42,6 +51,7 @@ class S3Storage(Strict):
     secret_access_key: SecretStr | None = None
     part_size_mb: int = Field(default=8, ge=5, le=512)
     max_concurrency: int = Field(default=2, ge=1, le=16)
+    object_lock: ObjectLockSettings | None = None
 
     @field_validator("prefix")
     @classmethod

@@ -8,7 +8,34 @@ removes every byte written.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+from backupbot.errors import StoreError
+
+
+@dataclass(frozen=True)
+class ObjectLock:
+    """An S3 Object Lock retention on a stored object: no one deletes it before `until`
+    (GOVERNANCE: except with the bypass permission; COMPLIANCE: no one at all)."""
+
+    mode: str
+    until: datetime
+
+    def describe(self) -> str:
+        return f"locked until {self.until:%Y-%m-%d %H:%M} UTC ({self.mode})"
+
+
+class ObjectLocked(StoreError):
+    """The store refused to delete an object because of its Object Lock retention."""
+
+    code = "store.locked"
+
+    def __init__(self, location: str, lock: ObjectLock | None) -> None:
+        self.lock = lock
+        held = lock.describe() if lock else "under an Object Lock retention or legal hold"
+        super().__init__(f"{location} is {held}; S3 refused to delete it.")
 
 
 class ArtifactWriter(Protocol):
@@ -45,6 +72,9 @@ class ArtifactStore(Protocol):
         files, open multipart uploads); nothing there is not an error."""
 
     def list_keys(self, prefix: str = "") -> list[str]: ...
+
+    def lock(self, key: str) -> ObjectLock | None:
+        """The Object Lock retention on `key` (None: none, or the store has no locks)."""
 
     def check(self) -> None:
         """Raise `StoreError` with a fix if the store cannot be written to."""

@@ -2,6 +2,8 @@
 
 Writes go to a hidden temporary name in the target directory, are fsynced, and are
 renamed into place atomically; the directory is fsynced so the rename survives a crash.
+Backups are private whatever the process umask: files (the `.partial` ones too) are 0600,
+and the directories under the store's root 0700 (the root too when the store creates it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backupbot.errors import NotFound, StoreError
+from backupbot.storage.artifacts import ObjectLock
 
 
 def _store_error(exc: OSError, where: Path) -> StoreError:
@@ -27,6 +30,38 @@ def _store_error(exc: OSError, where: Path) -> StoreError:
     return StoreError(f"Writing to {where} failed: {exc.strerror or exc}.")
 
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _private_dirs(root: Path, directory: Path) -> None:
+    """Create `directory` (under or at `root`) and its missing parents as 0700, and make
+    the ones below `root` 0700 if they are not (an existing root is left as it is)."""
+    if not root.exists():
+        root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.chmod(root, DIR_MODE)  # mkdir's mode is subject to the umask
+    for part in reversed([directory, *directory.parents]):
+        if part == root or root not in part.parents:
+            continue
+        with contextlib.suppress(FileExistsError):
+            part.mkdir(mode=DIR_MODE)
+        if part.stat().st_mode & 0o777 != DIR_MODE:
+            os.chmod(part, DIR_MODE)
+
+
+def _private_file(path: Path) -> int:
+    """Create `path` (it must not exist) as a 0600 file open for writing; its descriptor."""
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+    )
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -36,11 +71,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _LocalWriter:
-    def __init__(self, final: Path) -> None:
+    def __init__(self, root: Path, final: Path) -> None:
         self.final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(root, final.parent)
         self.tmp = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
-        self._fh = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        self._fh = os.fdopen(_private_file(self.tmp), "wb")  # closed in commit/abort
         self._done = False
 
     def write(self, data: bytes) -> None:
@@ -88,7 +123,7 @@ class LocalStore:
 
     def open_writer(self, key: str) -> _LocalWriter:
         try:
-            return _LocalWriter(self._path(key))
+            return _LocalWriter(self.root, self._path(key))
         except OSError as exc:
             raise _store_error(exc, self.root) from exc
 
@@ -141,11 +176,14 @@ class LocalStore:
         keys = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
         return sorted(k for k in keys if k.startswith(prefix))
 
+    def lock(self, key: str) -> ObjectLock | None:
+        return None  # a directory has no Object Lock
+
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            _private_dirs(self.root, self.root)
             probe = self.root / f".probe-{secrets.token_hex(4)}"
-            probe.write_bytes(b"ok")
+            os.close(_private_file(probe))
             probe.unlink()
         except OSError as exc:
             raise _store_error(exc, self.root) from exc

@@ -3,6 +3,10 @@
 Artifacts go up as multipart uploads with bounded memory: at most `max_concurrency`
 parts in flight plus the one being filled. Any failure aborts the multipart upload, so
 no partial object is ever visible.
+
+With an Object Lock policy (`storage.s3.object_lock`) every artifact and manifest is
+written with `ObjectLockMode` and `ObjectLockRetainUntilDate` (now + days), and a delete
+removes every version of the key, so a locked one is refused by S3 (`ObjectLocked`).
 """
 
 from __future__ import annotations
@@ -11,61 +15,16 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    HTTPClientError,
-    IncompleteReadError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from backupbot.errors import NotFound, StoreError
+from backupbot.storage.artifacts import ObjectLock, ObjectLocked
+from backupbot.storage.s3_support import LockPolicy, lock_from, s3_code, s3_error
 
 log = logging.getLogger(__name__)
-
-
-def _s3_error(exc: BaseException, bucket: str, action: str) -> StoreError:
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404"):
-            return StoreError(
-                f"The S3 bucket {bucket!r} does not exist. Create it or fix storage.s3.bucket."
-            )
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return StoreError(
-                f"S3 refused access to bucket {bucket!r} ({code}). Check the credentials and "
-                "the bucket policy."
-            )
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in _UNAVAILABLE or status >= 500:
-            return StoreError(
-                f"S3 was unavailable ({code or status}) while {action}, even after "
-                "retrying. Check the S3 service's status, then try again.",
-                permanent=False,
-            )
-        return StoreError(f"S3 failed while {action}: {code or exc}. Try again.")
-    if isinstance(exc, EndpointConnectionError):
-        return StoreError(
-            f"Could not reach the S3 endpoint while {action}. Check storage.s3.endpoint_url "
-            "and the network.",
-            permanent=False,
-        )
-    if isinstance(exc, HTTPClientError | IncompleteReadError):  # dropped, reset, cut short
-        return StoreError(
-            f"The connection to S3 broke while {action}. Check the network and "
-            "storage.s3.endpoint_url, then try again.",
-            permanent=False,
-        )
-    return StoreError(f"S3 failed while {action}: {exc}. Try again.", permanent=False)
-
-
-_UNAVAILABLE = ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class _MultipartWriter:
@@ -82,11 +41,12 @@ class _MultipartWriter:
         self._closed = False
         self._completing = False  # CompleteMultipartUpload was sent: the object may exist
         self._size = 0
+        self._lock = store.object_lock.args() if store.object_lock else {}
         try:
-            resp = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key)
+            resp = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, **self._lock)
         except (ClientError, BotoCoreError) as exc:
             self._pool.shutdown(wait=False)
-            raise _s3_error(exc, self._bucket, "starting the upload") from exc
+            raise s3_error(exc, self._bucket, "starting the upload") from exc
         self._upload_id = resp["UploadId"]
 
     def _upload(self, number: int, body: bytes) -> dict[str, Any]:
@@ -107,7 +67,7 @@ class _MultipartWriter:
             if fut.done() and fut.exception() is not None:
                 exc = fut.exception()
                 assert exc is not None
-                raise _s3_error(exc, self._bucket, "uploading") from exc
+                raise s3_error(exc, self._bucket, "uploading") from exc
 
     def _flush_part(self) -> None:
         if not self._buf:
@@ -133,15 +93,16 @@ class _MultipartWriter:
             try:
                 parts = [f.result() for f in self._parts]
             except (ClientError, BotoCoreError) as exc:
-                raise _s3_error(exc, self._bucket, "uploading") from exc
+                raise s3_error(exc, self._bucket, "uploading") from exc
             self._complete(parts)
+            self._ensure_locked()
             self._closed = True
         except StoreError:
             self.abort()
             raise
         except (ClientError, BotoCoreError) as exc:
             self.abort()
-            raise _s3_error(exc, self._bucket, "finishing the upload") from exc
+            raise s3_error(exc, self._bucket, "finishing the upload") from exc
         finally:
             self._pool.shutdown(wait=True)
 
@@ -159,12 +120,29 @@ class _MultipartWriter:
                 MultipartUpload={"Parts": parts},
             )
         except ClientError as exc:
-            if _code(exc) != "NoSuchUpload" or not self._completed_already():
+            if s3_code(exc) != "NoSuchUpload" or not self._completed_already():
                 raise
             log.warning(
                 "S3 reported the upload gone after completing it; the object is there",
                 extra={"key": self._key},
             )
+
+    def _ensure_locked(self) -> None:
+        """With a lock policy, check the completed object carries its retention, and put
+        it there if the service did not apply the upload's (moto, some S3 look-alikes)."""
+        if not self._lock:
+            return
+        head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
+        if lock_from(head) is not None:
+            return
+        self._s3.put_object_retention(
+            Bucket=self._bucket,
+            Key=self._key,
+            Retention={
+                "Mode": self._lock["ObjectLockMode"],
+                "RetainUntilDate": self._lock["ObjectLockRetainUntilDate"],
+            },
+        )
 
     def _completed_already(self) -> bool:
         try:
@@ -188,7 +166,7 @@ class _MultipartWriter:
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
         except ClientError as exc:
-            if not (self._completing and _code(exc) == "NoSuchUpload"):
+            if not (self._completing and s3_code(exc) == "NoSuchUpload"):
                 log.warning("could not abort multipart upload", extra={"key": self._key})
         except BotoCoreError:
             log.warning("could not abort multipart upload", extra={"key": self._key})
@@ -210,8 +188,10 @@ class S3Store:
         *,
         part_size: int = 16 << 20,
         max_concurrency: int = 4,
+        object_lock: LockPolicy | None = None,
     ) -> None:
         self.client = client
+        self.object_lock = object_lock
         self.bucket = bucket
         self.prefix = prefix
         self.part_size = part_size
@@ -232,21 +212,22 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise NotFound(f"{self.location(key)} is missing from the bucket.") from None
-            raise _s3_error(exc, self.bucket, "reading") from exc
+            raise s3_error(exc, self.bucket, "reading") from exc
         except BotoCoreError as exc:
-            raise _s3_error(exc, self.bucket, "reading") from exc
+            raise s3_error(exc, self.bucket, "reading") from exc
         try:
             yield from body.iter_chunks(chunk_size)
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "reading") from exc
+            raise s3_error(exc, self.bucket, "reading") from exc
         finally:
             body.close()
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            lock = self.object_lock.args() if self.object_lock else {}
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **lock)
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "writing the manifest") from exc
+            raise s3_error(exc, self.bucket, "writing the manifest") from exc
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.read_chunks(key))
@@ -258,13 +239,77 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise _s3_error(exc, self.bucket, "checking an object") from exc
+            raise s3_error(exc, self.bucket, "checking an object") from exc
 
     def delete(self, key: str) -> None:
+        """Delete `key`; with a lock policy every version of it (the bucket is versioned,
+        and a plain delete would only hide the object), refused while one is locked."""
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            if self.object_lock is None:
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+                return
+            for version in self._versions(key):
+                self._delete_version(key, version)
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "deleting") from exc
+            raise s3_error(exc, self.bucket, "deleting") from exc
+
+    def _versions(self, key: str) -> list[str]:
+        """The version ids (delete markers included) of exactly `key`, oldest first."""
+        full = self._key(key)
+        found: list[tuple[datetime, str]] = []
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=full
+        )
+        for page in pages:
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if entry["Key"] == full:
+                    found.append((entry["LastModified"], entry["VersionId"]))
+        return [version for _modified, version in sorted(found)]
+
+    def _delete_version(self, key: str, version: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), VersionId=version)
+        except ClientError as exc:
+            if s3_code(exc) not in ("AccessDenied", "403"):
+                raise
+            lock = self._version_lock(key, version)
+            if lock is None:
+                raise  # refused for another reason: the access error stands
+            raise ObjectLocked(self.location(key), lock) from exc
+
+    def _version_lock(self, key: str, version: str) -> ObjectLock | None:
+        try:
+            head = self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), VersionId=version
+            )
+        except (ClientError, BotoCoreError):
+            return None
+        lock = lock_from(head)
+        return lock if lock is not None and lock.until > datetime.now(UTC) else None
+
+    def lock(self, key: str) -> ObjectLock | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise s3_error(exc, self.bucket, "reading an object's lock") from exc
+        except BotoCoreError as exc:
+            raise s3_error(exc, self.bucket, "reading an object's lock") from exc
+        return lock_from(head)
+
+    def lock_enabled(self) -> bool:
+        """Whether the bucket has Object Lock enabled (`GetObjectLockConfiguration`)."""
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if s3_code(exc) == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise s3_error(exc, self.bucket, "reading the Object Lock configuration") from exc
+        except BotoCoreError as exc:
+            raise s3_error(exc, self.bucket, "reading the Object Lock configuration") from exc
+        lock_conf = conf.get("ObjectLockConfiguration", {})
+        return bool(lock_conf.get("ObjectLockEnabled") == "Enabled")
 
     def discard(self, key: str) -> None:
         full = self._key(key)
@@ -279,8 +324,16 @@ class S3Store:
                             Bucket=self.bucket, Key=full, UploadId=upload["UploadId"]
                         )
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "aborting an unfinished upload") from exc
-        self.delete(key)
+            raise s3_error(exc, self.bucket, "aborting an unfinished upload") from exc
+        try:
+            self.delete(key)
+        except ObjectLocked:
+            # A failed backup's object that is locked: hide it behind a delete marker,
+            # so nothing under the key looks like a backup; S3 drops it after the date.
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+            except (ClientError, BotoCoreError) as exc:
+                raise s3_error(exc, self.bucket, "deleting") from exc
 
     def list_keys(self, prefix: str = "") -> list[str]:
         keys: list[str] = []
@@ -291,11 +344,11 @@ class S3Store:
             for page in pages:
                 keys.extend(o["Key"][len(self.prefix) :] for o in page.get("Contents", []))
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "listing") from exc
+            raise s3_error(exc, self.bucket, "listing") from exc
         return sorted(keys)
 
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
-            raise _s3_error(exc, self.bucket, "checking the bucket") from exc
+            raise s3_error(exc, self.bucket, "checking the bucket") from exc

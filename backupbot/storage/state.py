@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from backupbot.errors import ConfigError
@@ -15,8 +17,10 @@ _MIGRATION_LOCK = 0x6261636B  # "back": advisory lock id held while migrating on
 
 
 def create_state_engine(url: str) -> Engine:
-    """An engine for `state_url`; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for `state_url`; SQLite gets WAL, a busy timeout and foreign keys, and a
+    file the bot creates is 0600 (SQLite gives its -wal and -shm files the same mode)."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(make_url(url).database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -38,6 +42,18 @@ def create_state_engine(url: str) -> Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file as an empty 0600 file if it does not exist yet."""
+    if not database or database.startswith((":", "file:")):  # in-memory or a URI
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 HEAD_REVISION = "0006"  # the newest file in migrations/versions; a test keeps them in step

@@ -46,9 +46,11 @@ def _where(settings: Settings) -> list[str]:
     elif (s3 := settings.storage.s3) is not None:
         endpoint = redact(s3.endpoint_url) if s3.endpoint_url else "AWS"
         region = f", region {s3.region}" if s3.region else ""
+        lock = s3.object_lock
+        locked = f", object lock {lock.mode} {lock.days} days" if lock else ""
         lines.append(
             f"store: S3 bucket {s3.bucket}, prefix {s3.prefix or '(none)'}, "
-            f"endpoint {endpoint}{region}"
+            f"endpoint {endpoint}{region}{locked}"
         )
     work_dir = settings.restore.work_dir
     lines.append(f"restore work dir: {work_dir or f'{tempfile.gettempdir()} (default: $TMPDIR)'}")
@@ -113,8 +115,10 @@ def _live_checks(settings: Settings) -> bool:
 
     ok = True
     try:
-        build_store(settings.storage).check()
+        store = build_store(settings.storage)
+        store.check()
         print("store OK")
+        ok = _object_lock_check(settings, store)
     except BackupbotError as exc:
         ok = False
         print(f"store FAILED: {render(exc.phrase)}")
@@ -130,6 +134,26 @@ def _live_checks(settings: Settings) -> bool:
             ok = False
             print(f"{db.name} FAILED: {render(exc.phrase)}")
     return ok
+
+
+def _object_lock_check(settings: Settings, store: object) -> bool:
+    """With `storage.s3.object_lock`, whether the bucket has Object Lock enabled."""
+    from backupbot.storage.s3_store import S3Store
+
+    s3 = settings.storage.s3
+    if s3 is None or s3.object_lock is None or not isinstance(store, S3Store):
+        return True
+    lock = f"{s3.object_lock.mode}, {s3.object_lock.days} days"
+    if store.lock_enabled():
+        print(f"object lock OK: bucket {s3.bucket} has Object Lock enabled ({lock})")
+        return True
+    print(
+        f"object lock FAILED: bucket {s3.bucket} does not have Object Lock enabled, so "
+        f"storage.s3.object_lock ({lock}) cannot be applied. Create the bucket with "
+        "--object-lock-enabled-for-bucket, or enable it on the versioned bucket with "
+        "aws s3api put-object-lock-configuration."
+    )
+    return False
 
 
 def _slack_live_check(settings: Settings) -> bool:

@@ -48,6 +48,10 @@ def report_lines(report: RetentionReport) -> list[str]:
         "The backup was left as it was; the next run tries again."
         for f in report.failed
     ]
+    lines += [
+        f"kept {d.backup.id} ({d.backup.database}, {d.age_days} days old): {d.reason}"
+        for d in report.locked
+    ]
     lines.append(
         f"retention: deleted {len(report.deleted)}, failed {len(report.failed)}, kept "
         f"{report.kept}; freed {humanize.size(report.freed_bytes)}"

@@ -18,7 +18,7 @@ from backupbot.bot.slack import delivery, kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
-from backupbot.commands.restore import ClickResult
+from backupbot.commands.restore_decisions import ClickResult
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import BackupbotError, SlackUnreachable
 from backupbot.storage.restores import RestoreRecord

@@ -1,0 +1,130 @@
+"""A restore request before it is recorded: its checked reason, the backup and target it
+names, what the target holds, and the preview and approvals the request carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from backupbot.commands.approvals import ApprovalPolicy
+from backupbot.commands.restore_lookup import BackupLookup, choose_target, configured_as
+from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
+from backupbot.errors import UsageError
+from backupbot.settings import DatabaseSettings, RestoreSettings
+from backupbot.storage.catalog import BackupRecord
+from backupbot.storage.pgadmin import TargetFacts, inspect_target
+from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.restores import NewRestore
+
+MAX_REASON = 500
+
+
+def validate_reason(reason: str | None) -> str | None:
+    """`reason` with its whitespace collapsed; refuses an empty or an overlong one."""
+    if reason is None:
+        return None
+    reason = " ".join(reason.split())
+    if not reason:
+        raise UsageError('--reason needs some text, e.g. --reason "bad migration".', RESTORE_USAGE)
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"Keep --reason under {MAX_REASON} characters.", RESTORE_USAGE)
+    return reason
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a request would restore, and where to."""
+
+    db: DatabaseSettings
+    backup: BackupRecord
+    mode: str
+    target: ConnInfo
+    facts: TargetFacts
+
+
+class RestorePlanner:
+    """Turns a request's arguments into a `RestorePlan` and then a `NewRestore`."""
+
+    def __init__(
+        self,
+        *,
+        databases: dict[str, DatabaseSettings],
+        lookup: BackupLookup,
+        policy: ApprovalPolicy,
+        settings: RestoreSettings,
+    ) -> None:
+        self._databases = databases
+        self._lookup = lookup
+        self._policy = policy
+        self._settings = settings
+
+    def db(self, name: str) -> DatabaseSettings:
+        db = self._databases.get(name)
+        if db is None:
+            raise UsageError(f"There is no configured database named {name!r}.", RESTORE_USAGE)
+        return db
+
+    def rto_minutes(self, database: str) -> int:
+        return rto_minutes(self._databases, self._settings, database)
+
+    def plan(
+        self, database: str, ref: str | None, into: str | None, in_place: bool, now: datetime
+    ) -> RestorePlan:
+        """Resolve the database, backup and target, and inspect the target."""
+        db = self.db(database)
+        backup = self._lookup.resolve(database, ref)
+        mode, target_name = choose_target(db, into, in_place, now)
+        target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(target_name)
+        return RestorePlan(db, backup, mode, target, inspect_target(target))
+
+    def new_restore(
+        self,
+        plan: RestorePlan,
+        requester: str,
+        reason: str | None,
+        now: datetime,
+        *,
+        break_glass: bool,
+    ) -> NewRestore:
+        """The request to record for `plan`, with the preview approvers see."""
+        db, backup, target = plan.db, plan.backup, plan.target
+        manifest = backup.manifest or {}
+        verified = manifest.get("verified") or {}
+        source = ConnInfo.from_url(db.url.get_secret_value())
+        preview = {
+            "backup": {
+                "id": backup.id,
+                "started_at": backup.started_at.isoformat(),
+                "stored_size": backup.stored_size,
+                "raw_size": backup.raw_size,
+                "sha256": backup.sha256,
+                "sha256_verified": bool(verified.get("sha256")),
+                "label": backup.label,
+                "server_version": backup.server_version,
+                "row_counts": manifest.get("row_counts") or {},
+                "prisma": manifest.get("prisma_migration"),
+            },
+            "source": {"name": db.name, "where": source.where},
+            "target": {
+                **plan.facts.as_json(),
+                "where": target.where,
+                "configured_as": configured_as(self._databases, target),
+            },
+            "rto_minutes": self.rto_minutes(db.name),
+        }
+        required = self._policy.required_for(
+            protected=db.protected, in_place=plan.mode == "in_place"
+        )
+        return NewRestore(
+            database=db.name,
+            backup_id=backup.id,
+            mode=plan.mode,
+            target_db=target.dbname,
+            target_where=target.where,
+            requester=requester,
+            reason=reason,
+            required_approvals=required,
+            expires_at=now + self._policy.timeout,
+            preview=preview,
+            break_glass=break_glass,
+        )
