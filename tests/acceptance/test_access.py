@@ -5,7 +5,6 @@ as `access.denied`, and starts nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,7 +97,7 @@ def _client(dep: Deployment, team_id: str) -> SignedSlackClient | SocketModeSlac
     return SignedSlackClient(dep.serve.events_url, secret, dep.standin, team_id, timeout=WAIT)
 
 
-def test_config_check_prints_who_may_do_what(guarded: Deployment, tmp_path: Path) -> None:
+def test_config_check_prints_who_may_do_what(guarded: Deployment) -> None:
     out = guarded.cli("config", "check").stdout
     assert "admin: U0ADMIN" in out and "operator: S0OPS" in out
     assert "everyone else in the channel: viewer" in out
