@@ -16,7 +16,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.backup_manifest import restore_command
+from backupbot.commands.backup_manifest import restore_command, verification_summary
 from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
@@ -91,7 +91,7 @@ def _backup_succeeded(record: BackupRecord) -> Message:
         [
             section(
                 f":white_check_mark: *Backup of {code(record.database)} succeeded* and was "
-                "verified (checksum and `pg_restore --list` on the stored copy)"
+                f"verified ({verification_summary(manifest)})"
             ),
             fields(pairs),
             context(
