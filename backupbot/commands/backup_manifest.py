@@ -109,5 +109,5 @@ def verification_summary(manifest: dict[str, Any]) -> str:
             "(no backup.verify_identity)"
         )
     if manifest.get("encryption"):
-        return "checksum, decrypted, and `pg_restore --list` on the stored copy"
-    return "checksum and `pg_restore --list` on the stored copy"
+        return "checksum, decrypted, and pg_restore --list on the stored copy"
+    return "checksum and pg_restore --list on the stored copy"
