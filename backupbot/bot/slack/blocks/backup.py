@@ -91,7 +91,7 @@ def _backup_succeeded(record: BackupRecord) -> Message:
         [
             section(
                 f":white_check_mark: *Backup of {code(record.database)} succeeded* and was "
-                f"verified ({verification_summary(manifest)})"
+                f"verified ({_code_tools(verification_summary(manifest))})"
             ),
             fields(pairs),
             context(
@@ -123,3 +123,8 @@ def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
         f"Backup {code(record.id)} of {code(record.database)} started at {humanize.utc(when)}; "
         f"progress and the result will appear in {channel_link(channel)}."
     )
+
+
+def _code_tools(summary: str) -> str:
+    """The verification summary with the tool it names shown as code."""
+    return summary.replace("pg_restore --list", "`pg_restore --list`")
