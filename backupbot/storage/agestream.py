@@ -65,7 +65,7 @@ def parse_recipient(text: str) -> x25519.Recipient:
     if value.upper().startswith("AGE-SECRET-KEY-"):
         raise ValueError(
             "this is an age private key; put only public keys (age1…) here: "
-            "`age-keygen -y key.txt` prints the public key of key.txt"
+            "age-keygen -y key.txt prints the public key of key.txt"
         )
     if not value.startswith("age1"):
         raise ValueError(
