@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what backupbot's demo and tests need from the OS: a PostgreSQL server (the
-# throwaway cluster), its client tools (pg_dump/pg_restore) and zstd. Debian/Ubuntu only;
+# throwaway cluster), its client tools (pg_dump/pg_restore), zstd and age (the tests
+# decrypt backups with the age CLI as a person restoring by hand would). Debian/Ubuntu only;
 # elsewhere it says what to install.
 set -euo pipefail
 
 need=()
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v age >/dev/null 2>&1 || need+=(age)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
@@ -13,7 +15,7 @@ command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "Please install: ${need[*]} (PostgreSQL server and client tools, zstd)" >&2
+  echo "Please install: ${need[*]} (PostgreSQL server and client tools, zstd, age)" >&2
   exit 1
 fi
 sudo=""

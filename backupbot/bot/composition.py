@@ -25,6 +25,7 @@ from backupbot.settings import (
     config_path,
     load_settings,
 )
+from backupbot.storage.agestream import Encryption
 from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
@@ -56,6 +57,14 @@ from backupbot.bot.services import Services
 from backupbot.commands.access import Access, CachedDirectory
 
 
+def encryption(settings: Settings) -> Encryption | None:
+    """What backups are encrypted to (`backup.encrypt_to`); None: not encrypted."""
+    backup = settings.backup
+    if not backup.encrypt_to:
+        return None
+    return Encryption(tuple(backup.encrypt_to), backup.verify_identity)
+
+
 def _backup_service(
     settings: Settings,
     catalog: BackupCatalog,
@@ -74,6 +83,7 @@ def _backup_service(
         pg_bin_dirs=settings.backup.pg_bin_dirs,
         lock_wait_seconds=settings.backup.lock_wait_seconds,
         durable_queue=durable_state(settings),
+        encryption=encryption(settings),
     )
 
 
@@ -101,6 +111,7 @@ def _restore_services(
         settings=settings.restore,
         pg_bin_dirs=settings.backup.pg_bin_dirs,
         heartbeat_seconds=HEARTBEAT_SECONDS,
+        identity=settings.backup.verify_identity,
     )
     restores = RestoreService(
         databases=settings.databases,

@@ -28,6 +28,7 @@ from backupbot.commands.backup_progress import ProgressListener, ProgressReporte
 from backupbot.commands.interrupts import Interrupts
 from backupbot.errors import BackupbotError, StateUnavailable, UsageError
 from backupbot.settings import DatabaseSettings
+from backupbot.storage.agestream import SUFFIX, Encryption
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord, SuccessDetails
 from backupbot.storage.dumpstream import EXTENSION
@@ -40,10 +41,13 @@ OUTCOME_RETRY_SECONDS = 300.0  # how long a finished backup waits for the state 
 MAX_LABEL = 200
 
 
-def artifact_keys(database: str, started_at: datetime, backup_id: str) -> tuple[str, str]:
-    """`<database>/<UTC timestamp>-<id>.dump.zst` and its manifest beside it."""
+def artifact_keys(
+    database: str, started_at: datetime, backup_id: str, suffix: str = ""
+) -> tuple[str, str]:
+    """`<database>/<UTC timestamp>-<id>.dump.zst` (`suffix` `.age`: encrypted) and its
+    manifest beside it."""
     stem = f"{database}/{started_at.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}"
-    return stem + EXTENSION, stem + ".manifest.json"
+    return stem + EXTENSION + suffix, stem + ".manifest.json"
 
 
 def validate_label(label: str | None) -> str | None:
@@ -74,6 +78,7 @@ class BackupService:
         heartbeat_seconds: float = 5.0,
         lock_wait_seconds: float = 60.0,
         durable_queue: bool = False,
+        encryption: Encryption | None = None,
     ) -> None:
         """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
         state), so a waiting backup belongs to no process until a worker claims it."""
@@ -89,7 +94,9 @@ class BackupService:
             compression_threads=compression_threads,
             pg_bin_dirs=pg_bin_dirs,
             lock_wait_seconds=lock_wait_seconds,
+            encryption=encryption,
         )
+        self._suffix = "" if encryption is None else SUFFIX
         self._heartbeat_seconds = heartbeat_seconds
         self._adhoc: dict[str, DatabaseSettings] = {}
         self._adhoc_lock = threading.Lock()
@@ -183,17 +190,18 @@ class BackupService:
                     backup_id=r.id,
                     details={"error": message, "stage": r.stage, "owner": r.owner},
                 )
-            self._delete_quietly(*artifact_keys(r.database, r.started_at, r.id))
+            self._delete_quietly(*artifact_keys(r.database, r.started_at, r.id, self._suffix))
             taken.append(self._catalog.get(r.id))
         return taken
+
+    def _keys(self, record: BackupRecord) -> tuple[str, str]:
+        return artifact_keys(record.database, record.started_at, record.id, self._suffix)
 
     def fail_unqueued(self, record: BackupRecord, exc: BaseException) -> BackupRecord:
         """The queue refused the backup `start` recorded: fail it, so it does not wait."""
         message = "The backup could not be queued for a worker; nothing was started."
         try:
-            return self._record_failure(
-                record, *artifact_keys(record.database, record.started_at, record.id), message, exc
-            )
+            return self._record_failure(record, *self._keys(record), message, exc)
         except BackupbotError:
             log.exception("could not record that backup %s was not queued", record.id)
             return record
@@ -226,7 +234,9 @@ class BackupService:
             return self._catalog.get(record.id)
         with self._adhoc_lock:
             db = self._adhoc.pop(record.id, None) or self._databases[record.database]
-        artifact_key, manifest_key = artifact_keys(db.name, record.started_at, record.id)
+        artifact_key, manifest_key = artifact_keys(
+            db.name, record.started_at, record.id, self._suffix
+        )
         beat = ProgressReporter(self._catalog, record, on_progress, self._heartbeat_seconds)
         try:
             with (
@@ -321,6 +331,8 @@ class BackupService:
                         "sha256": details.sha256,
                         "duration_seconds": round((now - record.started_at).total_seconds(), 1),
                         "label": record.label,
+                        "verification": details.manifest.get("verified", {}).get("method"),
+                        "encrypted": details.manifest.get("encryption") is not None,
                     },
                 )
         current = self._catalog.get(record.id)

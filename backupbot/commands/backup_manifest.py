@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from backupbot.settings import DatabaseSettings
+from backupbot.storage.agecheck import FULL, HEADER
+from backupbot.storage.agestream import SUFFIX
 from backupbot.storage.catalog import BackupRecord
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult
 from backupbot.storage.pgconn import ConnInfo
@@ -17,8 +19,12 @@ MANIFEST_FORMAT = "backupbot-manifest/1"
 
 
 def restore_command(artifact_name: str) -> str:
-    """The shell command that restores the artifact by hand, without backupbot."""
-    return f"zstd -dc {artifact_name} | pg_restore --no-owner --no-acl -d TARGET_DB"
+    """The shell command that restores the artifact by hand, without backupbot (an
+    encrypted one, `….age`, is decrypted first with the age CLI and a recipient's key)."""
+    unpack = f"zstd -dc {artifact_name}"
+    if artifact_name.endswith(SUFFIX):
+        unpack = f"age -d -i key.txt {artifact_name} | zstd -dc"
+    return f"{unpack} | pg_restore --no-owner --no-acl -d TARGET_DB"
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,9 @@ class DumpFacts:
     row_counts: dict[str, int]
     prisma: dict[str, Any] | None
     compression_level: int
-    toc_entries: int
+    toc_entries: int | None  # None: only the bytes and the age header were verified
+    verification: str = FULL  # agecheck.FULL or agecheck.HEADER
+    encryption: dict[str, Any] | None = None  # Encryption.manifest(), when encrypted
 
 
 def build_manifest(
@@ -68,12 +76,38 @@ def build_manifest(
         "row_counts": dump.row_counts,
         "row_counts_snapshot": "same as dump" if session.consistent else "separate",
         "prisma_migration": dump.prisma,
-        "verified": {
-            "sha256": True,
-            "zstd_checksum": True,
-            "pg_restore_list": True,
-            "toc_entries": dump.toc_entries,
-            "at": finished.isoformat(),
-        },
+        "encryption": dump.encryption,
+        "verified": _verified(dump, finished),
         "restore_command": restore_command(name),
     }
+
+
+def _verified(dump: DumpFacts, finished: datetime) -> dict[str, Any]:
+    """What verification after upload proved: `full` read the archive itself; `age-header`
+    (an encrypted backup, no private key on the bot) the stored bytes and the age header."""
+    full = dump.verification == FULL
+    verified: dict[str, Any] = {
+        "method": dump.verification,
+        "sha256": True,
+        "zstd_checksum": full,
+        "pg_restore_list": full,
+        "toc_entries": dump.toc_entries,
+        "at": finished.isoformat(),
+    }
+    if dump.encryption is not None:
+        verified["age_header"] = True
+        verified["decrypted"] = full
+    return verified
+
+
+def verification_summary(manifest: dict[str, Any]) -> str:
+    """In words, what the verification after upload checked on the stored copy."""
+    verified = manifest.get("verified") or {}
+    if verified.get("method") == HEADER:
+        return (
+            "size, checksum and age header on the stored copy; not decrypted "
+            "(no backup.verify_identity)"
+        )
+    if manifest.get("encryption"):
+        return "checksum, decrypted, and pg_restore --list on the stored copy"
+    return "checksum and pg_restore --list on the stored copy"

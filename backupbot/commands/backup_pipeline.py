@@ -1,5 +1,5 @@
-"""The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd |
-sha256 into the store, the stored copy read back and verified, then the manifest.
+"""The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd
+[| age] | sha256 into the store, the stored copy read back and verified, then the manifest.
 
 Any failure raises, and leaves nothing in the store that looks like a good backup: the
 upload is aborted before its commit, and `BackupService` deletes what a later step left.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -22,7 +22,9 @@ from backupbot.commands.backup_progress import ProgressReporter
 from backupbot.commands.interrupts import Stops
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
-from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.agecheck import FULL, Verification, verify_encrypted
+from backupbot.storage.agestream import Encryption, encrypt_stream, identities_for
+from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
 from backupbot.storage.catalog import BackupRecord, SuccessDetails
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult, compress_stream, verify_artifact
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
@@ -45,6 +47,7 @@ class BackupPipeline:
         compression_threads: int,
         pg_bin_dirs: Sequence[Path],
         lock_wait_seconds: float,
+        encryption: Encryption | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -52,6 +55,7 @@ class BackupPipeline:
         self._threads = compression_threads
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._lock_wait_seconds = lock_wait_seconds
+        self._encryption = encryption
 
     def run(
         self,
@@ -69,14 +73,7 @@ class BackupPipeline:
         dumped = self._dump(db, conn, artifact_key, beat, stops)
         streamed = dumped.streamed
         beat.stage("verifying", 0)
-        verified = verify_artifact(
-            self._store,
-            artifact_key,
-            streamed,
-            dumped.binaries,
-            expected_tables=dumped.row_counts,
-            on_bytes=lambda n: beat.tick("verifying", n),
-        )
+        verified = self._verify(artifact_key, dumped, beat)
         facts = DumpFacts(
             session=dumped.session,
             pg_dump_version=dumped.binaries.version,
@@ -85,6 +82,8 @@ class BackupPipeline:
             prisma=dumped.prisma,
             compression_level=self._level,
             toc_entries=verified.toc_entries,
+            verification=verified.method,
+            encryption=None if self._encryption is None else self._encryption.manifest(),
         )
         manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
         self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
@@ -99,6 +98,34 @@ class BackupPipeline:
             server_version=dumped.session.server.version,
             pg_dump_version=dumped.binaries.version,
             manifest=manifest,
+        )
+
+    def _verify(self, artifact_key: str, dumped: _Dumped, beat: ProgressReporter) -> Verification:
+        """Read the stored copy back and prove it (see `verify_artifact`, `verify_encrypted`)."""
+        on_bytes = lambda n: beat.tick("verifying", n)  # noqa: E731
+        encryption = self._encryption
+        if encryption is None:
+            verified = verify_artifact(
+                self._store,
+                artifact_key,
+                dumped.streamed,
+                dumped.binaries,
+                expected_tables=dumped.row_counts,
+                on_bytes=on_bytes,
+            )
+            return Verification(FULL, verified.toc_entries)
+        identities = None
+        if encryption.identity is not None:
+            identities = identities_for(encryption.identity, encryption.recipients, "The backup")
+        return verify_encrypted(
+            self._store,
+            artifact_key,
+            dumped.streamed,
+            dumped.binaries,
+            recipients=len(encryption.recipients),
+            identities=identities,
+            expected_tables=dumped.row_counts,
+            on_bytes=on_bytes,
         )
 
     def _dump(
@@ -172,13 +199,7 @@ class BackupPipeline:
                 if counts is None:
                     counts = pool.submit(session.row_counts)
                 beat.stage("dumping", 0)
-                streamed = compress_stream(
-                    stdout,
-                    writer,
-                    level=self._level,
-                    threads=self._threads,
-                    on_bytes=lambda n: beat.tick("dumping", n),
-                )
+                streamed = self._compress(stdout, writer, beat)
                 dump.finish()
             row_counts = _row_counts(counts, watch, db.name, self._lock_wait_seconds)
             prisma = session.prisma_head()
@@ -187,6 +208,24 @@ class BackupPipeline:
             writer.abort()
             raise
         return streamed, row_counts, prisma
+
+    def _compress(
+        self, stdout: IO[bytes], writer: ArtifactWriter, beat: ProgressReporter
+    ) -> StreamResult:
+        """pg_dump's output through zstd (and age, when backups are encrypted) into `writer`."""
+        on_bytes = lambda n: beat.tick("dumping", n)  # noqa: E731
+        if self._encryption is None:
+            return compress_stream(
+                stdout, writer, level=self._level, threads=self._threads, on_bytes=on_bytes
+            )
+        return encrypt_stream(
+            stdout,
+            writer,
+            self._encryption.parsed(),
+            level=self._level,
+            threads=self._threads,
+            on_bytes=on_bytes,
+        )
 
 
 def _row_counts(

@@ -46,9 +46,10 @@ from backupbot.commands.restore_outcome import (
 )
 from backupbot.errors import UsageError, VerificationFailed
 from backupbot.settings import DatabaseSettings, RestoreSettings
+from backupbot.storage.agecheck import unpack_backup
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
-from backupbot.storage.dumpstream import Unpacked, unpack_artifact
+from backupbot.storage.dumpstream import Unpacked
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import process_identity
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
@@ -79,7 +80,10 @@ class RestoreRunner:
         settings: RestoreSettings,
         pg_bin_dirs: Sequence[Path] = (),
         heartbeat_seconds: float = 30.0,
+        identity: Path | None = None,
     ) -> None:
+        """`identity`: the age identity file (backup.verify_identity) encrypted backups
+        are decrypted with."""
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._restores = restores
@@ -90,6 +94,7 @@ class RestoreRunner:
         self._settings = settings
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
+        self._identity = identity
         self._interrupts = KillSwitches()
         self._outcomes = RestoreOutcomes(restores=restores, incidents=incidents, clock=clock)
 
@@ -207,14 +212,7 @@ class RestoreRunner:
             raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")
         # 1. The artifact, checked byte for byte, before anything is touched.
         t = self._stage(record, run, "download", listener)
-        archive = unpack_artifact(
-            self._store,
-            backup.artifact_key,
-            work / "archive.dump",
-            sha256=backup.sha256,
-            stored_size=backup.stored_size,
-            raw_size=backup.raw_size,
-        )
+        archive = unpack_backup(self._store, backup, work / "archive.dump", self._identity)
         run.timings["download"] = time.monotonic() - t
         facts = inspect_target(target)
         binaries = find_binaries(server_major(target), self._pg_bin_dirs)

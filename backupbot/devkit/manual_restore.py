@@ -1,20 +1,35 @@
-"""The README's manual restore, without backupbot: `zstd -dc FILE | pg_restore -d TARGET`.
+"""The README's manual restore, without backupbot: `zstd -dc FILE | pg_restore -d TARGET`,
+and for an encrypted backup `age -d -i key.txt FILE | zstd -dc | pg_restore -d TARGET`.
 
 The demo and the tests use it to prove an artifact is good with the standard tools alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
-def restore_by_hand(artifact: Path, target_url: str) -> None:
-    """Restore `artifact` into the (empty) database at `target_url`; raises
-    `subprocess.CalledProcessError` if zstd or pg_restore fails. The password goes to
-    pg_restore through its environment, never its argv."""
+def _tool(name: str) -> str:
+    """The path of the command-line tool `name`; a missing one fails with the fix."""
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"The {name} command is not installed; run scripts/install-system-deps.sh "
+            f"(Debian package {name})."
+        )
+    return found
+
+
+def restore_by_hand(artifact: Path, target_url: str, identity: Path | None = None) -> None:
+    """Restore `artifact` into the (empty) database at `target_url`, decrypting it first
+    with the age CLI and the identity file `identity` when given; raises
+    `subprocess.CalledProcessError` if age, zstd or pg_restore fails. The password goes
+    to pg_restore through its environment, never its argv."""
     parts = urlsplit(target_url)
     env = dict(os.environ)
     if parts.password is not None:
@@ -22,7 +37,19 @@ def restore_by_hand(artifact: Path, target_url: str) -> None:
         userinfo, host = parts.netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]  # still percent-encoded, as in the URL
         target_url = urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-    with subprocess.Popen(["zstd", "-dc", str(artifact)], stdout=subprocess.PIPE) as unzstd:
+    with contextlib.ExitStack() as stack:
+        stages: list[subprocess.Popen[bytes]] = []
+        if identity is not None:
+            argv = [_tool("age"), "-d", "-i", str(identity), str(artifact)]
+            stages.append(stack.enter_context(subprocess.Popen(argv, stdout=subprocess.PIPE)))
+        unzstd_argv = [_tool("zstd"), "-dc"] + ([] if stages else [str(artifact)])
+        unzstd = subprocess.Popen(
+            unzstd_argv, stdin=stages[0].stdout if stages else None, stdout=subprocess.PIPE
+        )
+        stages.append(stack.enter_context(unzstd))
+        for stage in stages[:-1]:
+            assert stage.stdout is not None
+            stage.stdout.close()  # the next stage holds it now
         subprocess.run(
             ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target_url],
             stdin=unzstd.stdout,
@@ -30,5 +57,6 @@ def restore_by_hand(artifact: Path, target_url: str) -> None:
             check=True,
             capture_output=True,
         )
-    if unzstd.returncode != 0:
-        raise subprocess.CalledProcessError(unzstd.returncode, ["zstd", "-dc", str(artifact)])
+    for stage in stages:
+        if stage.returncode != 0:
+            raise subprocess.CalledProcessError(stage.returncode, stage.args)

@@ -147,8 +147,12 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
     if storage.local is not None:
         local = storage.local.model_copy(update={"path": resolve_path(storage.local.path, base)})
         storage = storage.model_copy(update={"local": local})
+    identity = settings.backup.verify_identity
     backup = settings.backup.model_copy(
-        update={"pg_bin_dirs": [resolve_path(d, base) for d in settings.backup.pg_bin_dirs]}
+        update={
+            "pg_bin_dirs": [resolve_path(d, base) for d in settings.backup.pg_bin_dirs],
+            "verify_identity": None if identity is None else resolve_path(identity, base),
+        }
     )
     work_dir = settings.restore.work_dir
     restore = settings.restore.model_copy(

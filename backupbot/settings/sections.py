@@ -20,6 +20,7 @@ from pydantic import (
 
 from backupbot import dburl
 from backupbot.cron import check_cron
+from backupbot.storage.agestream import parse_recipient
 
 PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -175,6 +176,23 @@ class BackupSettings(Strict):
     # A table lock pg_dump (or the row count) cannot get within this fails the backup,
     # naming the table and the session holding it (pg_dump --lock-wait-timeout).
     lock_wait_seconds: float = Field(default=60, gt=0, le=3600)
+    # Encrypt every backup with age to these X25519 recipients (public keys, age1…).
+    encrypt_to: list[str] = []
+    # An age identity file the bot may read: full verification of encrypted backups,
+    # and the key restores and drills decrypt with. Relative to this file.
+    verify_identity: Path | None = None
+
+    @field_validator("encrypt_to")
+    @classmethod
+    def _age_recipients(cls, value: list[str]) -> list[str]:
+        for index, recipient in enumerate(value):
+            try:
+                parse_recipient(recipient)
+            except ValueError as exc:
+                raise ValueError(f"entry {index + 1}: {exc}") from None
+        if len(set(value)) != len(value):
+            raise ValueError("lists a recipient more than once")
+        return [r.strip() for r in value]
 
 
 class RestoreSettings(Strict):

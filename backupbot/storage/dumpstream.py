@@ -42,7 +42,7 @@ class VerifyResult:
     tables_with_data: int
 
 
-class _HashingSink:
+class HashingSink:
     """What the compressor writes into: counts, hashes and forwards to the store."""
 
     def __init__(self, writer: ArtifactWriter) -> None:
@@ -72,7 +72,7 @@ def compress_stream(
     cctx = zstandard.ZstdCompressor(
         level=level, threads=threads or -1, write_checksum=True, write_content_size=False
     )
-    sink = _HashingSink(writer)
+    sink = HashingSink(writer)
     raw = 0
     with cctx.stream_writer(sink, closefd=False) as zw:  # type: ignore[arg-type]
         while chunk := source.read(CHUNK):
@@ -83,7 +83,7 @@ def compress_stream(
 
 
 @dataclass(frozen=True)
-class _ReadBack:
+class ReadBack:
     """What reading a stored artifact through saw: its size and SHA-256, and the bytes
     the work on its chunks produced (the decompressed size)."""
 
@@ -97,7 +97,7 @@ def _read_through(
     work: Callable[[bytes], int],
     on_bytes: Callable[[int], None],
     thread_name: str,
-) -> _ReadBack:
+) -> ReadBack:
     """Hash and count `chunks` in this thread while `work` handles each one in a worker,
     a chunk behind (both release the GIL, so they overlap). `work` returns how many bytes
     it produced. However this is left, the last `work` has finished."""
@@ -120,10 +120,10 @@ def _read_through(
             if pending is not None:  # a failure: let the work stop before anything closes
                 with contextlib.suppress(Exception):
                     pending.result()
-    return _ReadBack(stored=stored, sha256=hasher.hexdigest(), produced=produced)
+    return ReadBack(stored=stored, sha256=hasher.hexdigest(), produced=produced)
 
 
-class _Unpacker:
+class TocUnpacker:
     """Decompresses the stored artifact and feeds the archive to `pg_restore --list`."""
 
     def __init__(self, lister: PgRestoreList, where: str) -> None:
@@ -174,7 +174,7 @@ def verify_artifact(
     reads the archive; every counted table has a TABLE DATA entry.
     """
     where = store.location(key)
-    unpack = _Unpacker(PgRestoreList(binaries), where)
+    unpack = TocUnpacker(PgRestoreList(binaries), where)
     try:
         read = _read_through(store.read_chunks(key), unpack.feed, on_bytes, "verify")
     except NotFound:
@@ -189,15 +189,15 @@ def verify_artifact(
         toc_or_error = unpack.finish()
     if not unpack.complete:
         raise VerificationFailed(f"The stored backup at {where} is truncated. It was not kept.")
-    _check_read_back(where, read, expected)
+    check_read_back(where, read, expected)
     if isinstance(toc_or_error, Exception):
         raise VerificationFailed(
             f"pg_restore could not read the stored backup at {where}. It was not kept."
         ) from toc_or_error
-    return _check_toc(where, toc_or_error, expected_tables)
+    return check_toc(where, toc_or_error, expected_tables)
 
 
-def _check_read_back(where: str, read: _ReadBack, expected: StreamResult) -> None:
+def check_read_back(where: str, read: ReadBack, expected: StreamResult) -> None:
     """The stored bytes and what they decompress to are what was written."""
     if read.stored != expected.stored_size or read.sha256 != expected.sha256:
         raise VerificationFailed(
@@ -213,7 +213,7 @@ def _check_read_back(where: str, read: _ReadBack, expected: StreamResult) -> Non
         )
 
 
-def _check_toc(where: str, toc: str, expected_tables: Iterable[str]) -> VerifyResult:
+def check_toc(where: str, toc: str, expected_tables: Iterable[str]) -> VerifyResult:
     """Every counted table has data in the archive's table of contents `toc`."""
     with_data = toc_tables_with_data(toc)
     missing = sorted(set(expected_tables) - with_data)
@@ -251,7 +251,7 @@ def unpack_artifact(
     Nothing is restored from a file that failed a check: on any mismatch `dest` is removed
     and `VerificationFailed` says what differed.
     """
-    _check_free_space(dest.parent, raw_size)
+    check_free_space(dest.parent, raw_size)
     where = store.location(key)
     dobj = zstandard.ZstdDecompressor().decompressobj()
     try:
@@ -277,14 +277,14 @@ def unpack_artifact(
             )
     except BaseException as exc:
         dest.unlink(missing_ok=True)
-        failure = _unpack_failure(exc, where, dest)
+        failure = unpack_failure(exc, where, dest)
         if failure is None:
             raise
         raise failure from None
     return Unpacked(dest, read.produced, read.stored, read.sha256)
 
 
-def _check_free_space(directory: Path, needed: int) -> None:
+def check_free_space(directory: Path, needed: int) -> None:
     """Refuse to unpack `needed` bytes into `directory` when its disk has less free."""
     free = shutil.disk_usage(directory).free
     if free < needed:
@@ -294,7 +294,7 @@ def _check_free_space(directory: Path, needed: int) -> None:
         )
 
 
-def _unpack_failure(exc: BaseException, where: str, dest: Path) -> BackupbotError | None:
+def unpack_failure(exc: BaseException, where: str, dest: Path) -> BackupbotError | None:
     """The failure to report instead of `exc`, raised while unpacking to `dest` (None:
     report `exc` itself)."""
     if isinstance(exc, zstandard.ZstdError):

@@ -16,7 +16,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.backup_manifest import restore_command
+from backupbot.commands.backup_manifest import restore_command, verification_summary
 from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
@@ -91,7 +91,7 @@ def _backup_succeeded(record: BackupRecord) -> Message:
         [
             section(
                 f":white_check_mark: *Backup of {code(record.database)} succeeded* and was "
-                "verified (checksum and `pg_restore --list` on the stored copy)"
+                f"verified ({_code_tools(verification_summary(manifest))})"
             ),
             fields(pairs),
             context(
@@ -123,3 +123,8 @@ def started_ack(record: BackupRecord, channel: str, when: datetime) -> Message:
         f"Backup {code(record.id)} of {code(record.database)} started at {humanize.utc(when)}; "
         f"progress and the result will appear in {channel_link(channel)}."
     )
+
+
+def _code_tools(summary: str) -> str:
+    """The verification summary with the tool it names shown as code."""
+    return summary.replace("pg_restore --list", "`pg_restore --list`")
