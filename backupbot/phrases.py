@@ -30,7 +30,8 @@ class Name:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did something: a Slack user id (`U0ALICE`), `cli:alice`, `scheduler`, `system`."""
+    """Who did or may do something: a Slack user id (`U0ALICE`), a user-group id
+    (`S0DBA`, who may approve), `cli:alice`, `scheduler`, `system`."""
 
     id: str
 

@@ -38,7 +38,7 @@ def config(tmp_path: Path, source: dict[str, Any], monkeypatch: pytest.MonkeyPat
     cfg = {
         "state_url": f"sqlite:///{tmp_path}/state.db",
         "storage": {"local": {"path": str(tmp_path / "backups")}},
-        "slack": {"channel": CHANNEL, "approvers": ["UBOB"]},
+        "slack": {"channel": CHANNEL, "approvers": ["UBOB", "UCAROL"]},
         "databases": [{"name": "app", "url": "${APP_DATABASE_URL}"}],
     }
     path = tmp_path / "backupbot.yml"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backupbot.bot.slack.kit import render
 from backupbot.commands.access import Access, AccessRules, CachedDirectory, grants_from
+from backupbot.commands.approval_stages import DEFAULT_STAGE, Stage, total_needed
 from backupbot.commands.approvals import (
     ACCESS_RULES,
     ACTIONS,
     ApprovalPolicy,
     CachedApprovers,
+    at_least_two,
     check_click,
 )
 from backupbot.commands.command_spec import Role
@@ -58,17 +61,15 @@ def listed_approver(user: str) -> bool:
     return user in APPROVERS
 
 
-def policy(
-    approvers: frozenset[str] = frozenset(),
-    group: str | None = None,
-    required: int = 1,
-) -> ApprovalPolicy:
-    return ApprovalPolicy(
-        approvers=approvers,
-        approver_group=group,
-        required_approvals=required,
-        timeout=timedelta(minutes=30),
-    )
+def policy(required: int = 1) -> ApprovalPolicy:
+    """The policy `approval_policy` builds without an `approvals:` section."""
+    stages = (Stage(DEFAULT_STAGE, required),)
+    return ApprovalPolicy(stages, at_least_two(stages), timeout=timedelta(minutes=30))
+
+
+def by_role(is_approver: Callable[[str], bool]) -> Callable[[Stage, str], bool]:
+    """Stage eligibility for the default stage: the approver role."""
+    return lambda _stage, user: is_approver(user)
 
 
 # -- the table --------------------------------------------------------------------------
@@ -112,7 +113,7 @@ def test_pending_request_click_is_allowed_or_refused_per_access_table(
     action: str, role: str, late: bool, expected: str | None
 ) -> None:
     now = AFTER_EXPIRY if late else BEFORE_EXPIRY
-    refusal = check_click(BASE, action, USERS[role], now, listed_approver)
+    refusal = check_click(BASE, action, USERS[role], now, by_role(listed_approver))
     assert (refusal.code if refusal else None) == expected
     if refusal is not None:
         assert str(refusal.message).strip(), "a refusal must explain itself"
@@ -128,7 +129,7 @@ def test_any_click_after_a_decision_is_refused_as_decided_naming_the_decider(
 ) -> None:
     record = dataclasses.replace(BASE, status=status, decided_by=DECIDER, decided_at=DECIDED_AT)
     now = AFTER_EXPIRY if late else BEFORE_EXPIRY
-    refusal = check_click(record, action, USERS[role], now, listed_approver)
+    refusal = check_click(record, action, USERS[role], now, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "decided"
     assert f"<@{DECIDER}>" in render(refusal.message)  # a mention in Slack
@@ -148,7 +149,7 @@ def test_any_click_after_a_decision_is_refused_as_decided_naming_the_decider(
 )
 def test_decided_refusal_says_what_the_decision_was(status: str, word: str) -> None:
     record = dataclasses.replace(BASE, status=status, decided_by=DECIDER, decided_at=DECIDED_AT)
-    refusal = check_click(record, "approve", APPROVER, BEFORE_EXPIRY, listed_approver)
+    refusal = check_click(record, "approve", APPROVER, BEFORE_EXPIRY, by_role(listed_approver))
     assert refusal is not None
     assert f"already {word} by <@{DECIDER}>" in render(refusal.message)
     assert f"already {word} by {DECIDER}" in str(refusal.message)  # plain in records
@@ -156,14 +157,14 @@ def test_decided_refusal_says_what_the_decision_was(status: str, word: str) -> N
 
 def test_request_expired_by_the_bot_names_the_bot_as_decider() -> None:
     record = dataclasses.replace(BASE, status=EXPIRED, decided_by="backupbot", decided_at=EXPIRES)
-    refusal = check_click(record, "approve", APPROVER, AFTER_EXPIRY, listed_approver)
+    refusal = check_click(record, "approve", APPROVER, AFTER_EXPIRY, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "decided"
     assert "already expired by `backupbot`" in render(refusal.message)
 
 
 def test_click_exactly_at_expiry_is_refused_as_expired() -> None:
-    refusal = check_click(BASE, "approve", APPROVER, EXPIRES, listed_approver)
+    refusal = check_click(BASE, "approve", APPROVER, EXPIRES, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "expired"
     assert "2024-05-01 12:30 UTC" in str(refusal.message)
@@ -171,7 +172,7 @@ def test_click_exactly_at_expiry_is_refused_as_expired() -> None:
 
 def test_unknown_action_is_refused_even_after_a_decision() -> None:
     record = dataclasses.replace(BASE, status=DENIED, decided_by=DECIDER, decided_at=DECIDED_AT)
-    refusal = check_click(record, "restore_now", APPROVER, BEFORE_EXPIRY, listed_approver)
+    refusal = check_click(record, "restore_now", APPROVER, BEFORE_EXPIRY, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "unknown"
     assert "restore_now" in str(refusal.message)
@@ -179,18 +180,18 @@ def test_unknown_action_is_refused_even_after_a_decision() -> None:
 
 def test_duplicate_approval_says_how_many_more_are_needed() -> None:
     three = dataclasses.replace(BASE, required_approvals=3)
-    refusal = check_click(three, "approve", APPROVED, BEFORE_EXPIRY, listed_approver)
+    refusal = check_click(three, "approve", APPROVED, BEFORE_EXPIRY, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "duplicate"
     assert "needs 2 more approval(s)" in str(refusal.message)
 
-    two = check_click(BASE, "approve", APPROVED, BEFORE_EXPIRY, listed_approver)
+    two = check_click(BASE, "approve", APPROVED, BEFORE_EXPIRY, by_role(listed_approver))
     assert two is not None
     assert "needs 1 more approval(s)" in str(two.message)
 
 
 def test_requester_listed_as_approver_is_told_to_cancel_instead_of_deny() -> None:
-    refusal = check_click(BASE, "deny", REQUESTER, BEFORE_EXPIRY, listed_approver)
+    refusal = check_click(BASE, "deny", REQUESTER, BEFORE_EXPIRY, by_role(listed_approver))
     assert refusal is not None
     assert refusal.code == "self"
     assert "Cancel" in str(refusal.message)
@@ -203,7 +204,7 @@ def test_approver_check_is_not_consulted_for_the_requester() -> None:
         asked.append(user)
         return True
 
-    refusal = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, everyone)
+    refusal = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, by_role(everyone))
     assert refusal is not None and refusal.code == "self"
     assert asked == []
 
@@ -233,9 +234,8 @@ def test_access_rules_cover_every_action() -> None:
 def test_in_place_restore_of_protected_database_needs_at_least_two_approvals(
     configured: int, protected: bool, in_place: bool, expected: int
 ) -> None:
-    assert policy(required=configured).required_for(protected=protected, in_place=in_place) == (
-        expected
-    )
+    stages = policy(required=configured).stages_for(protected=protected, in_place=in_place)
+    assert total_needed(stages) == expected
 
 
 # -- nobody without approvers ------------------------------------------------------------
@@ -261,17 +261,17 @@ def approvers_of(
 
 def test_without_approvers_nobody_may_approve_not_even_an_operator() -> None:
     approvers = approvers_of()
-    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.eligible)
     assert refusal is not None and refusal.code == "outsider"
     assert "slack.approvers" in str(refusal.message)
-    own = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, approvers.is_approver)
+    own = check_click(BASE, "approve", REQUESTER, BEFORE_EXPIRY, approvers.eligible)
     assert own is not None
 
 
 def test_listed_approvers_policy_refuses_people_not_listed() -> None:
     approvers = approvers_of(frozenset({APPROVER}))
-    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver) is None
-    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.eligible) is None
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.eligible)
     assert refusal is not None and refusal.code == "outsider"
 
 
@@ -328,8 +328,8 @@ def test_group_members_are_approvers_and_others_are_not() -> None:
     approvers = group_approvers(directory, FakeMonotonic())
     assert approvers.is_approver(APPROVER)
     assert not approvers.is_approver(OUTSIDER)
-    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver) is None
-    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.is_approver)
+    assert check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.eligible) is None
+    refusal = check_click(BASE, "approve", OUTSIDER, BEFORE_EXPIRY, approvers.eligible)
     assert refusal is not None and refusal.code == "outsider"
 
 
@@ -359,7 +359,7 @@ def test_removed_group_member_loses_the_right_after_ttl() -> None:
     assert not approvers.is_approver(APPROVER)
     assert approvers.is_approver(DECIDER)
     assert directory.calls == [GROUP, GROUP]
-    refusal = check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver)
+    refusal = check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.eligible)
     assert refusal is not None and refusal.code == "outsider"
 
 
@@ -377,7 +377,7 @@ def test_directory_failure_propagates_out_of_the_click_check() -> None:
     with pytest.raises(BackupbotError, match="could not list the user group"):
         approvers.is_approver(APPROVER)
     with pytest.raises(BackupbotError, match="could not list the user group"):
-        check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.is_approver)
+        check_click(BASE, "approve", APPROVER, BEFORE_EXPIRY, approvers.eligible)
 
 
 def test_directory_failure_is_not_cached_and_next_check_asks_again() -> None:

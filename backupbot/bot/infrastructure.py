@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.runtime.jobs import BackgroundJobs
 from backupbot.commands.access import AccessRules, grants_from
-from backupbot.commands.approvals import ApprovalPolicy
+from backupbot.commands.approval_stages import DEFAULT_STAGE, Stage
+from backupbot.commands.approvals import ApprovalPolicy, at_least_two
 from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
 from backupbot.settings import (
+    ApprovalStageSettings,
     DatabaseSettings,
     Settings,
     SlackCredentials,
@@ -174,10 +176,19 @@ def access_rules(settings: Settings) -> AccessRules:
 
 
 def approval_policy(settings: Settings) -> ApprovalPolicy:
+    """The approval stages from `approvals:`; without them, one stage of the approver
+    role needing `slack.required_approvals` (protected in-place restores: two)."""
     slack = settings.slack or SlackSettings(channel="-")
+    stages = tuple(_stage(s) for s in settings.approvals.stages) or (
+        Stage(DEFAULT_STAGE, slack.required_approvals),
+    )
+    protected = tuple(_stage(s) for s in settings.approvals.protected_in_place)
     return ApprovalPolicy(
-        approvers=frozenset(slack.approvers),
-        approver_group=slack.approver_group,
-        required_approvals=slack.required_approvals,
+        stages=stages,
+        protected_in_place=protected or at_least_two(stages),
         timeout=timedelta(minutes=slack.approval_timeout_minutes),
     )
+
+
+def _stage(s: ApprovalStageSettings) -> Stage:
+    return Stage(s.name, s.need, tuple(s.approvers))

@@ -239,6 +239,30 @@ class Access:
             return not self._directory.is_guest(user)
         return True
 
+    def people(self, members: Iterable[str]) -> frozenset[str]:
+        """The people `members` names: user ids as they are, groups expanded through the
+        directory; guests left out. Raises `BackupbotError` when groups cannot be asked."""
+        out: set[str] = set()
+        for m in members:
+            out |= self._members_of(m) if _is_group(m) else {m}
+        return frozenset(u for u in out if not self._guest(u))
+
+    def is_among(self, user: str, members: Iterable[str]) -> bool:
+        """Whether `user` is one of `members` or in one of its groups, and not a guest."""
+        named = list(members)
+        found = user in named or any(_is_group(m) and user in self._members_of(m) for m in named)
+        return found and not self._guest(user)
+
+    def _members_of(self, group: str) -> frozenset[str]:
+        if self._directory is None:
+            raise BackupbotError(
+                f"The user group {group} cannot be checked without a Slack connection."
+            )
+        return self._directory.members(group)
+
+    def _guest(self, user: str) -> bool:
+        return self._directory is not None and _is_person(user) and self._directory.is_guest(user)
+
     def _groups_of(self, user: str, needed: Role) -> frozenset[str]:
         granting = [
             g

@@ -63,6 +63,7 @@ class RestoreService:
             databases={d.name: d for d in databases},
             lookup=self._lookup,
             policy=policy,
+            approvers=approvers,
             settings=settings,
         )
         self._decisions = RestoreDecisions(

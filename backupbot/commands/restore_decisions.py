@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from backupbot.clock import Clock
+from backupbot.commands.approval_stages import current_index, stages_of
 from backupbot.commands.approvals import APPROVE, DENY, CachedApprovers, Refusal, check_click
 from backupbot.commands.click_origin import MISMATCH, ClickOrigin, mismatch, once_posted
 from backupbot.commands.restore_model import BOT_ACTOR, record_incident
@@ -75,7 +76,7 @@ class RestoreDecisions:
                 expired_now = self.expire(record, now) or expired_now
                 record = self._restores.get(restore_id)
             try:
-                found = check_click(record, action, user, now, self._approvers.is_approver)
+                found = check_click(record, action, user, now, self._approvers.eligible)
             except BackupbotError as exc:
                 found = Refusal("unverifiable", str(exc))
             if found is not None:
@@ -123,8 +124,9 @@ class RestoreDecisions:
         # Whether *this* approval completes the request is decided by the state it was
         # applied to; reading the row afterwards could see a later approval.
         final = record.approval_count + 1 >= record.required_approvals
+        stage = current_index(stages_of(record.policy, record.required_approvals), record.approvals)
         with self._incidents.atomic():
-            if not self._restores.add_approval(record.id, user, now, record):
+            if not self._restores.add_approval(record.id, user, now, record, stage or 0):
                 return None
             record = self._restores.get(record.id)
             if final:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from backupbot.commands.approvals import ApprovalPolicy
+from backupbot.commands.approval_stages import total_needed
+from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.restore_lookup import BackupLookup, choose_target, configured_as
 from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
 from backupbot.errors import UsageError
@@ -51,11 +52,13 @@ class RestorePlanner:
         databases: dict[str, DatabaseSettings],
         lookup: BackupLookup,
         policy: ApprovalPolicy,
+        approvers: CachedApprovers,
         settings: RestoreSettings,
     ) -> None:
         self._databases = databases
         self._lookup = lookup
         self._policy = policy
+        self._approvers = approvers
         self._settings = settings
 
     def db(self, name: str) -> DatabaseSettings:
@@ -112,8 +115,16 @@ class RestorePlanner:
             },
             "rto_minutes": self.rto_minutes(db.name),
         }
-        required = self._policy.required_for(
-            protected=db.protected, in_place=plan.mode == "in_place"
+        # The stages go with the request: all-of stages resolved to people now, and a
+        # request nobody could approve is refused here (`Unapprovable`). Break-glass
+        # restores need no approval.
+        stages = (
+            ()
+            if break_glass
+            else self._approvers.resolve(
+                self._policy.stages_for(protected=db.protected, in_place=plan.mode == "in_place"),
+                requester,
+            )
         )
         return NewRestore(
             database=db.name,
@@ -123,8 +134,9 @@ class RestorePlanner:
             target_where=target.where,
             requester=requester,
             reason=reason,
-            required_approvals=required,
+            required_approvals=total_needed(stages),
             expires_at=now + self._policy.timeout,
             preview=preview,
             break_glass=break_glass,
+            policy=[s.as_json() for s in stages],
         )

@@ -34,6 +34,8 @@ from backupbot.settings.model import (
 from backupbot.settings.sections import (
     PROVIDERS,
     AccessSettings,
+    ApprovalSettings,
+    ApprovalStageSettings,
     BackupSettings,
     ChecklistSettings,
     DatabaseSettings,
@@ -55,6 +57,8 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "PROVIDERS",
     "AccessSettings",
+    "ApprovalSettings",
+    "ApprovalStageSettings",
     "BackupSettings",
     "ChecklistSettings",
     "DatabaseSettings",

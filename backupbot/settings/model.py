@@ -17,6 +17,7 @@ from pydantic import (
 from backupbot import dburl
 from backupbot.settings.sections import (
     AccessSettings,
+    ApprovalSettings,
     BackupSettings,
     ChecklistSettings,
     DatabaseSettings,
@@ -40,6 +41,7 @@ class Settings(Strict):
     storage: StorageSettings  # required: where backups go is not something to guess
     slack: SlackSettings | None = None
     access: AccessSettings | None = None
+    approvals: ApprovalSettings = ApprovalSettings()
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()

@@ -104,6 +104,46 @@ class AccessSettings(Strict):
         return v
 
 
+class ApprovalStageSettings(Strict):
+    """One approval stage: `need` approvals (or `all`) from `approvers`."""
+
+    name: str = Field(min_length=1, max_length=40)  # "DBA", shown on the request
+    approvers: list[str] = []  # user ids (U…/W…) and group ids (S…); [] = the approver role
+    need: int | Literal["all"] = Field(default=1)
+
+    @field_validator("approvers")
+    @classmethod
+    def _valid_members(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if not _MEMBER_RE.match(m)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)} is not a Slack user id (U…/W…) or user-group id (S…)"
+            )
+        return v
+
+    @field_validator("need")
+    @classmethod
+    def _need(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 5:
+            raise ValueError("need is 1 to 5 approvals, or all")
+        return v
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if self.need == "all" and not self.approvers:
+            raise ValueError(f"stage {self.name}: need: all needs approvers to name")
+
+
+class ApprovalSettings(Strict):
+    """Who approves restores, in stages taken in order (`commands/approval_stages.py`).
+
+    Without `stages`, every restore needs `slack.required_approvals` from the approver
+    role. `protected_in_place` is the policy for restoring in place over a database
+    marked `protected`; without it, the `stages` policy with at least two approvals."""
+
+    stages: list[ApprovalStageSettings] = Field(default=[], max_length=3)
+    protected_in_place: list[ApprovalStageSettings] = Field(default=[], max_length=3)
+
+
 def _check_cron(v: str) -> str:
     return check_cron(v)  # 5 fields, or 6 with seconds first (backupbot.cron)
 

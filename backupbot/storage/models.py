@@ -118,6 +118,8 @@ class RestoreRow(Base):
     required_approvals: Mapped[int] = mapped_column(Integer)
     approval_count: Mapped[int] = mapped_column(Integer, default=0)
     approvals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    policy: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # approval stages
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(120))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,11 +66,15 @@ class RestoreRecord:
     result: dict[str, Any]
     error: str | None
     owner: str | None = None  # the process running it, or the queue holding it
+    policy: list[dict[str, Any]] = field(default_factory=list)  # approval stages, as stored
+    reminders_sent: int = 0  # expiry reminders posted so far
 
     @classmethod
     def from_row(cls, row: RestoreRow) -> RestoreRecord:
         values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
         values["approvals"] = list(row.approvals or [])
+        values["policy"] = list(row.policy or [])
+        values["reminders_sent"] = row.reminders_sent or 0
         values["preview"] = dict(row.preview or {})
         values["result"] = dict(row.result or {})
         return cls(**values)
@@ -97,6 +101,7 @@ class NewRestore:
     expires_at: datetime
     preview: dict[str, Any]
     break_glass: bool = False
+    policy: list[dict[str, Any]] = field(default_factory=list)  # `approval_stages.Stage`s
 
 
 def new_restore_id() -> str:
@@ -147,6 +152,8 @@ class RestoreRequests:
                 required_approvals=0 if running else new.required_approvals,
                 approval_count=0,
                 approvals=[],
+                policy=[] if running else new.policy,
+                reminders_sent=0,
                 created_at=now,
                 expires_at=new.expires_at,
                 preview=new.preview,
@@ -180,13 +187,16 @@ class RestoreRequests:
 
     # -- transitions ----------------------------------------------------------------------
 
-    def add_approval(self, restore_id: str, user: str, now: datetime, seen: RestoreRecord) -> bool:
-        """Record `user`'s approval on top of the state `seen`; when it is the last one
-        needed the request moves to running in the same update. True if it took."""
+    def add_approval(
+        self, restore_id: str, user: str, now: datetime, seen: RestoreRecord, stage: int = 0
+    ) -> bool:
+        """Record `user`'s approval in `stage` on top of the state `seen`; when it is the
+        last one needed the request moves to running in the same update. True if it took."""
         count = seen.approval_count + 1
+        approval = {"user": user, "at": now.isoformat(), "stage": stage}
         values: dict[str, Any] = {
             "approval_count": count,
-            "approvals": [*seen.approvals, {"user": user, "at": now.isoformat()}],
+            "approvals": [*seen.approvals, approval],
         }
         if count >= seen.required_approvals:
             values.update(
@@ -203,6 +213,23 @@ class RestoreRequests:
             RestoreRow.status == PENDING,
             RestoreRow.approval_count == seen.approval_count,
             RestoreRow.expires_at > now,
+        )
+
+    def mark_reminded(self, seen: RestoreRecord, now: datetime) -> bool:
+        """Count one more expiry reminder on the pending request as `seen`: True for
+        exactly one caller, so each reminder is posted once whoever sweeps."""
+        return self._guarded(
+            seen.id,
+            {"reminders_sent": seen.reminders_sent + 1},
+            RestoreRow.status == PENDING,
+            RestoreRow.reminders_sent == seen.reminders_sent,
+            RestoreRow.expires_at > now,
+        )
+
+    def pending(self) -> list[RestoreRecord]:
+        """Requests waiting for approval, oldest first."""
+        return self._all(
+            select(RestoreRow).where(RestoreRow.status == PENDING).order_by(RestoreRow.created_at)
         )
 
     def close_pending(self, restore_id: str, status: str, user: str, now: datetime) -> bool:

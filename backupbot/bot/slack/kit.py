@@ -36,7 +36,7 @@ class Message:
     notify: tuple[str, ...] = ()
 
     def as_kwargs(self) -> dict[str, Any]:
-        mentions = " ".join(_mention_any(i) for i in self.notify)
+        mentions = " ".join(mention_any(i) for i in self.notify)
         text = f"{mentions} {esc(self.text)}" if mentions else esc(self.text)
         return {"text": text, "blocks": self.blocks}
 
@@ -65,7 +65,8 @@ def mention(actor: str) -> str:
     return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else code(actor)
 
 
-def _mention_any(target: str) -> str:
+def mention_any(target: str) -> str:
+    """A user id or a user-group id as a mention; anything else as code."""
     return f"<!subteam^{target}>" if _SLACK_GROUP.fullmatch(target) else mention(target)
 
 
@@ -97,7 +98,7 @@ def render(phrase: Phrase | str) -> str:
         elif isinstance(part, Name):
             out.append(code(part.value))
         elif isinstance(part, Actor):
-            out.append(mention(part.id))
+            out.append(mention_any(part.id))
         elif isinstance(part, Channel):
             out.append(channel_link(part.id))
         elif isinstance(part, Command):

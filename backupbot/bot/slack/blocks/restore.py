@@ -20,11 +20,14 @@ from backupbot.bot.slack.kit import (
     esc,
     fields,
     mention,
+    mention_any,
     notice,
     render,
     section,
 )
 from backupbot.commands import humanize
+from backupbot.commands.approval_stages import ALL, StageProgress, stages_of
+from backupbot.commands.approval_stages import progress as approval_progress
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
@@ -158,8 +161,27 @@ def _plan(r: RestoreRecord) -> str:
 
 
 def _approvals(r: RestoreRecord) -> str:
-    given = ", ".join(mention(u) for u in r.approvers) or "none yet"
-    return f"{r.approval_count} of {r.required_approvals} ({given})"
+    """How far the approvals are: `1 of 2 (@bob)` for one stage; with stages, one line
+    each naming who approved and who can still approve."""
+    parts = approval_progress(stages_of(r.policy, r.required_approvals), r.approvals)
+    if len(parts) == 1 and parts[0].stage.need != ALL:
+        given = ", ".join(mention(u) for u in r.approvers) or "none yet"
+        return f"{r.approval_count} of {r.required_approvals} ({given})"
+    lines = [f"{r.approval_count} of {r.required_approvals}, in stages:"]
+    for i, p in enumerate(parts, 1):
+        mark = ":white_check_mark:" if p.done else (":arrow_forward:" if p.current else "·")
+        need = f"all {p.stage.needed}" if p.stage.need == ALL else str(p.stage.needed)
+        given = ", ".join(mention(u) for u in p.approved_by) or "none yet"
+        line = f"{mark} {i}. {esc(p.stage.name)}: {len(p.approved_by)} of {need} ({given})"
+        if not p.done:
+            line += " · can approve: " + _who(p, r)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _who(p: StageProgress, r: RestoreRecord) -> str:
+    left = [a for a in p.waiting_on if a not in r.approvers and a != r.requester]
+    return ", ".join(mention_any(a) for a in left) or "nobody left"
 
 
 def _buttons(r: RestoreRecord) -> Block:
@@ -207,11 +229,15 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
     if r.decided_by:
         decided = f"{mention(r.decided_by)} at {humanize.utc(r.decided_at)}"
     if r.status == "pending":
+        tail = f"expires {humanize.utc(r.expires_at)} · request {code(r.id)}"
+        if len(r.policy) > 1 or "\n" in _approvals(r):
+            return [
+                section(f"*Needs approval:* {_approvals(r)}"),
+                context(f"{tail[0].upper()}{tail[1:]} · the requester cannot approve"),
+                _buttons(r),
+            ]
         return [
-            context(
-                f"Needs approval: {_approvals(r)} · expires {humanize.utc(r.expires_at)} · "
-                f"request {code(r.id)} · the requester cannot approve"
-            ),
+            context(f"Needs approval: {_approvals(r)} · {tail} · the requester cannot approve"),
             _buttons(r),
         ]
     if r.status == "expired":
