@@ -16,7 +16,7 @@ from typing import Any
 from backupbot.clock import Clock
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.click_origin import ClickOrigin
-from backupbot.commands.restore_decisions import ClickResult, RestoreDecisions
+from backupbot.commands.restore_decisions import ClickResult, Reminder, RestoreDecisions
 from backupbot.commands.restore_lookup import BackupLookup
 from backupbot.commands.restore_model import (
     BOT_ACTOR,
@@ -153,6 +153,10 @@ class RestoreService:
     def expire_due(self) -> list[RestoreRecord]:
         """Close every pending request past its expiry; returns the ones closed now."""
         return self._decisions.expire_due()
+
+    def reminders_due(self) -> list[Reminder]:
+        """Claim the reminders due now (`RestoreDecisions.reminders_due`)."""
+        return self._decisions.reminders_due()
 
     def fail_abandoned(self) -> list[RestoreRecord]:
         """Fail the running restores whose process stopped (a stale heartbeat, or an

@@ -5,7 +5,7 @@ restore; a refused click leaves the request unchanged and is recorded."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backupbot.clock import Clock
@@ -25,6 +25,8 @@ from backupbot.storage.restores import (
     RestoreRequests,
 )
 
+FINAL_REMINDER = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class ClickResult:
@@ -39,6 +41,22 @@ class ClickResult:
     @property
     def start_restore(self) -> bool:
         return self.outcome == "approved"
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A pending request that is running out of time, and how much is left."""
+
+    record: RestoreRecord
+    minutes_left: int
+
+
+def reminder_times(record: RestoreRecord) -> list[datetime]:
+    """When a pending request is reminded: halfway to expiry, and 5 minutes before
+    when that is later than halfway."""
+    halfway = record.created_at + (record.expires_at - record.created_at) / 2
+    final = record.expires_at - FINAL_REMINDER
+    return [halfway, final] if final > halfway else [halfway]
 
 
 class RestoreDecisions:
@@ -187,6 +205,33 @@ class RestoreDecisions:
             for r in self._restores.due_to_expire(now)
             if self.expire(r, now)
         ]
+
+    def reminders_due(self) -> list[Reminder]:
+        """Pending requests due a reminder (halfway to expiry, then 5 minutes before),
+        each claimed by a guarded update so one process reminds once. A sweep that finds
+        both due (the bot was down) reminds once."""
+        now = self._clock.now()
+        out: list[Reminder] = []
+        for record in self._restores.pending():
+            due = sum(1 for at in reminder_times(record) if at <= now)
+            if record.message_ts is None or due <= record.reminders_sent:
+                continue
+            with self._incidents.atomic():
+                if not self._restores.mark_reminded(record, due, now):
+                    continue
+                minutes_left = max(0, int((record.expires_at - now).total_seconds() // 60))
+                self._record(
+                    now,
+                    BOT_ACTOR,
+                    "restore.reminded",
+                    "ok",
+                    record.database,
+                    record,
+                    minutes_left=minutes_left,
+                    approvals=record.approvals,
+                )
+            out.append(Reminder(self._restores.get(record.id), minutes_left))
+        return out
 
     def withdraw(self, restore_id: str, why: str) -> bool:
         """Close a pending request nobody can act on (e.g. its message was never posted)."""

@@ -215,12 +215,12 @@ class RestoreRequests:
             RestoreRow.expires_at > now,
         )
 
-    def mark_reminded(self, seen: RestoreRecord, now: datetime) -> bool:
-        """Count one more expiry reminder on the pending request as `seen`: True for
-        exactly one caller, so each reminder is posted once whoever sweeps."""
+    def mark_reminded(self, seen: RestoreRecord, sent: int, now: datetime) -> bool:
+        """Set the count of expiry reminders on the pending request as `seen` to `sent`:
+        True for exactly one caller, so each reminder is posted once whoever sweeps."""
         return self._guarded(
             seen.id,
-            {"reminders_sent": seen.reminders_sent + 1},
+            {"reminders_sent": sent},
             RestoreRow.status == PENDING,
             RestoreRow.reminders_sent == seen.reminders_sent,
             RestoreRow.expires_at > now,

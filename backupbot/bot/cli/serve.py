@@ -102,7 +102,7 @@ def serve(services: Services, host: str, port: int) -> int:
         signal.signal(signum, lambda *_: stop.set())
     flow = Flows(services, build_web_client(services)).restore
     sweeper = Sweeper(
-        [services.take_over_abandoned, flow.expire_due, flow.announce_pending],
+        [services.take_over_abandoned, flow.expire_due, flow.remind_due, flow.announce_pending],
         interval=SWEEP_SECONDS,
     )
     sweeper.run_once()

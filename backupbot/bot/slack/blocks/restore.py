@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from backupbot.bot.slack.blocks.approvals import approvals_text
 from backupbot.bot.slack.kit import (
     Block,
     Message,
@@ -20,14 +21,11 @@ from backupbot.bot.slack.kit import (
     esc,
     fields,
     mention,
-    mention_any,
     notice,
     render,
     section,
 )
 from backupbot.commands import humanize
-from backupbot.commands.approval_stages import ALL, StageProgress, stages_of
-from backupbot.commands.approval_stages import progress as approval_progress
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
@@ -160,30 +158,6 @@ def _plan(r: RestoreRecord) -> str:
     return "*Plan:* " + " → ".join(steps)
 
 
-def _approvals(r: RestoreRecord) -> str:
-    """How far the approvals are: `1 of 2 (@bob)` for one stage; with stages, one line
-    each naming who approved and who can still approve."""
-    parts = approval_progress(stages_of(r.policy, r.required_approvals), r.approvals)
-    if len(parts) == 1 and parts[0].stage.need != ALL:
-        given = ", ".join(mention(u) for u in r.approvers) or "none yet"
-        return f"{r.approval_count} of {r.required_approvals} ({given})"
-    lines = [f"{r.approval_count} of {r.required_approvals}, in stages:"]
-    for i, p in enumerate(parts, 1):
-        mark = ":white_check_mark:" if p.done else (":arrow_forward:" if p.current else "·")
-        need = f"all {p.stage.needed}" if p.stage.need == ALL else str(p.stage.needed)
-        given = ", ".join(mention(u) for u in p.approved_by) or "none yet"
-        line = f"{mark} {i}. {esc(p.stage.name)}: {len(p.approved_by)} of {need} ({given})"
-        if not p.done:
-            line += " · can approve: " + _who(p, r)
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _who(p: StageProgress, r: RestoreRecord) -> str:
-    left = [a for a in p.waiting_on if a not in r.approvers and a != r.requester]
-    return ", ".join(mention_any(a) for a in left) or "nobody left"
-
-
 def _buttons(r: RestoreRecord) -> Block:
     def button(text: str, action: str, style: str | None, confirm: str | None) -> Block:
         b: Block = {
@@ -230,14 +204,14 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
         decided = f"{mention(r.decided_by)} at {humanize.utc(r.decided_at)}"
     if r.status == "pending":
         tail = f"expires {humanize.utc(r.expires_at)} · request {code(r.id)}"
-        if len(r.policy) > 1 or "\n" in _approvals(r):
+        if len(r.policy) > 1 or "\n" in approvals_text(r):
             return [
-                section(f"*Needs approval:* {_approvals(r)}"),
+                section(f"*Needs approval:* {approvals_text(r)}"),
                 context(f"{tail[0].upper()}{tail[1:]} · the requester cannot approve"),
                 _buttons(r),
             ]
         return [
-            context(f"Needs approval: {_approvals(r)} · {tail} · the requester cannot approve"),
+            context(f"Needs approval: {approvals_text(r)} · {tail} · the requester cannot approve"),
             _buttons(r),
         ]
     if r.status == "expired":
@@ -254,7 +228,7 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
             section(f":leftwards_arrow_with_hook: *Cancelled* by {decided}. Nothing was restored.")
         ]
     who = "Break-glass run" if r.break_glass else f"Approved by {decided}"
-    approvals = f" ({_approvals(r)})" if r.required_approvals > 1 else ""
+    approvals = f" ({approvals_text(r)})" if r.required_approvals > 1 else ""
     if r.status == "running":
         stage = progress.stage if progress else (r.stage or "queued")
         return [

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backupbot.bot.slack import delivery, kit
+from backupbot.bot.slack.blocks import approvals as approval_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
-from backupbot.commands.restore_decisions import ClickResult
+from backupbot.commands.restore_decisions import ClickResult, Reminder
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import BackupbotError, SlackUnreachable
 from backupbot.storage.restores import RestoreRecord
@@ -133,6 +134,13 @@ class RestoreFlow:
         for record in expired:
             self.refresh(record)
         return expired
+
+    def remind_due(self) -> list[Reminder]:
+        """Remind the approvers in the request's thread as expiry nears."""
+        reminders = self._restores.reminders_due()
+        for reminder in reminders:
+            self.thread_reply(reminder.record, approval_blocks.reminder(reminder))
+        return reminders
 
     def announce_pending(self) -> list[RestoreRecord]:
         """Tell the channel about break-glass restores run while Slack was unreachable.
