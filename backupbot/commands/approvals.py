@@ -186,6 +186,14 @@ def check_click(
             f"You asked for this restore, so you cannot {verb} it: a second person must "
             f"decide.{hint}",
         )
+    return _stage_refusal(record, action, user, eligible)
+
+
+def _stage_refusal(
+    record: RestoreRecord, action: str, user: str, eligible: Callable[[Stage, str], bool]
+) -> Refusal | None:
+    """An approver's click against the request's stages: none of them names the user,
+    they already counted, or the stage being waited for is not theirs."""
     stages = stages_of(record.policy, record.required_approvals)
     mine = [i for i, stage in enumerate(stages) if eligible(stage, user)]
     if not mine:
