@@ -115,7 +115,7 @@ class CachedApprovers:
                 count = len(self._access.people(named) - {requester})
             except BackupbotError:  # Slack cannot say now: the clicks will be checked
                 count = None
-        if count is None or count >= stage.needed:
+        if count is None or count >= max(stage.needed, 1):
             return None
         if stage.members is not None or stage.approvers:
             who = "people" if count != 1 else "person"
@@ -124,7 +124,7 @@ class CachedApprovers:
                 "approval(s) and names only {n} {who} besides you. Ask an admin to name "
                 "more approvers in the config.",
                 stage=Name(stage.name),
-                need=stage.needed,
+                need=max(stage.needed, 1),
                 n=count,
                 who=who,
             )
