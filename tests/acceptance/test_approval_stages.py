@@ -188,3 +188,13 @@ def test_the_thread_is_reminded_halfway_and_five_minutes_before_expiry(
         lambda i: i.action == "restore.cancelled" and i.details.get("restore_id") == restore_id
     )
     assert len(reminders()) == 2  # no third: there are only two reminder times
+
+
+def test_config_check_prints_the_stages(staged: tuple[Deployment, dict[str, int]]) -> None:
+    dep, _counts = staged
+    out = dep.cli("config", "check").stdout
+    assert (
+        f"every restore: 1. DBA: 1 of {DBA} → 2. Leads: all of {LEAD_1}, {LEAD_2}, {REQUESTER}"
+    ) in out
+    assert f"in place over a protected database: 1. Owner: 1 of {REQUESTER}" in out
+    assert "nobody may approve" not in out  # every stage names its approvers

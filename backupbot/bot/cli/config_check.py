@@ -9,9 +9,10 @@ import tempfile
 from datetime import UTC, datetime
 
 from backupbot.bot.cli.render import cli_command, render
-from backupbot.bot.infrastructure import access_rules
+from backupbot.bot.infrastructure import access_rules, approval_policy
 from backupbot.commands import humanize
 from backupbot.commands.access import role_name
+from backupbot.commands.approval_stages import ALL, Stage
 from backupbot.commands.command_spec import Role
 from backupbot.commands.schedule import jobs_from_settings
 from backupbot.errors import BackupbotError
@@ -75,7 +76,26 @@ def _access(settings: Settings) -> list[str]:
     lines.append(f"  /backup is taken in: {', '.join('#' + c for c in sorted(rules.channels))}")
     if rules.team:
         lines.append(f"  and only from workspace {rules.team}")
+    policy = approval_policy(settings)
+    lines.append("approvals of restore requests (stages in order; the requester never counts):")
+    lines.append(f"  every restore: {_stages_line(policy.stages)}")
+    lines.append(f"  in place over a protected database: {_stages_line(policy.protected_in_place)}")
     return lines
+
+
+def _stages_line(stages: tuple[Stage, ...]) -> str:
+    def one(i: int, s: Stage) -> str:
+        need = "all" if s.need == ALL else str(s.needed)
+        who = ", ".join(s.approvers) or "the approver role"
+        return f"{i}. {s.name}: {need} of {who}"
+
+    return " → ".join(one(i, s) for i, s in enumerate(stages, 1))
+
+
+def _role_stage(settings: Settings) -> bool:
+    """Whether some approval stage names nobody and so falls back to the approver role."""
+    policy = approval_policy(settings)
+    return any(not s.approvers for s in (*policy.stages, *policy.protected_in_place))
 
 
 def _notes(settings: Settings) -> list[str]:
@@ -86,7 +106,7 @@ def _notes(settings: Settings) -> list[str]:
     problems = SlackCredentials.from_env(os.environ).problems_for_serving()
     if settings.slack is None:
         problems.append(f"slack: no slack: section; {serve} needs slack.channel")
-    elif not access_rules(settings).holders(Role.APPROVER):
+    elif not access_rules(settings).holders(Role.APPROVER) and _role_stage(settings):
         lines.append(
             "warning: nobody may approve a restore, so restore requests cannot be approved: "
             "set slack.approvers, slack.approver_group or access.roles.approver (a second "
