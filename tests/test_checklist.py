@@ -24,7 +24,7 @@ from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.bot.slack.kit import render
-from backupbot.commands.checklist import ChecklistConditions
+from backupbot.commands.checklist_conditions import ChecklistConditions
 from backupbot.commands.checklist_rules import (
     DASH,
     ITEM_KEYS,
@@ -571,8 +571,12 @@ def _tick(bot: Any, user: str, record: Any, selected: list[str]) -> None:
     bot.wait_idle()
 
 
-def _sign_off(bot: Any, user: str, record: Any) -> dict[str, Any] | None:
-    """Press Sign off as `user`; the ephemeral answer, if any."""
+def _sign_off(
+    bot: Any, user: str, record: Any, reason: str = "looked at the warnings"
+) -> dict[str, Any] | None:
+    """Press Sign off as `user`, and give `reason` in the modal if one opens (the
+    checklist shows a warning); the ephemeral answer, if any."""
+    modals = len(bot.standin.opened_modals())
     url = bot.standin.new_response_url()
     resp = bot.signer.block_action(
         user,
@@ -584,6 +588,11 @@ def _sign_off(bot: Any, user: str, record: Any) -> dict[str, Any] | None:
     )
     assert resp.status == 200
     bot.wait_idle()
+    opened = bot.standin.opened_modals()
+    if len(opened) > modals:
+        answer = bot.signer.submit_view(user, opened[-1], {"reason": {"reason_text": reason}})
+        assert answer.status == 200
+        bot.wait_idle()
     posts = bot.standin.response_posts(url)
     return posts[-1].body if posts else None
 

@@ -244,6 +244,28 @@ def test_permalink_users_info_and_home_view(standin: SlackStandin, client: WebCl
     assert len(standin.published_views("U1")) == 1
 
 
+def test_views_open_takes_a_fresh_trigger_once(standin: SlackStandin, client: WebClient) -> None:
+    modal = {
+        "type": "modal",
+        "callback_id": "c",
+        "title": {"type": "plain_text", "text": "Sign off"},
+        "blocks": [section("why?")],
+    }
+    with pytest.raises(SlackApiError, match="invalid_trigger_id"):
+        client.views_open(trigger_id="1.2.never-issued", view=modal)
+    standin.issue_trigger("1.2.abc")
+    opened = client.views_open(trigger_id="1.2.abc", view=modal)["view"]
+    assert opened["id"].startswith("V") and opened["callback_id"] == "c"
+    assert [m["id"] for m in standin.opened_modals()] == [opened["id"]]
+    with pytest.raises(SlackApiError, match="invalid_trigger_id"):  # used once
+        client.views_open(trigger_id="1.2.abc", view=modal)
+    standin.issue_trigger("1.2.def")
+    with pytest.raises(SlackApiError, match="invalid_arguments"):  # a title over 24 chars
+        client.views_open(
+            trigger_id="1.2.def", view={**modal, "title": {"type": "plain_text", "text": "x" * 25}}
+        )
+
+
 def test_response_url_posts(standin: SlackStandin) -> None:
     url = standin.new_response_url()
     other = standin.new_response_url()

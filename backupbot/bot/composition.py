@@ -11,7 +11,8 @@ from backupbot.bot.runtime.jobs import BackgroundJobs
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.approvals import CachedApprovers
 from backupbot.commands.backup import BackupService
-from backupbot.commands.checklist import ChecklistConditions, ChecklistService
+from backupbot.commands.checklist import ChecklistService
+from backupbot.commands.checklist_conditions import ChecklistConditions
 from backupbot.commands.drill import DrillConditions, DrillService
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.restore import RestoreService

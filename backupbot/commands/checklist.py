@@ -25,11 +25,9 @@ from backupbot.commands.checklist_rules import (
     evaluate,
     gather_evidence,
     item_title,
-    message_link,
     period_of,
 )
 from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
-from backupbot.commands.conditions import CHECKLIST_OVERDUE, Finding
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
 from backupbot.errors import BackupbotError
@@ -54,6 +52,18 @@ class ChecklistClick:
     record: ChecklistRecord
     changed: bool
     refusal: Phrase | str | None = None
+    needs_reason: list[str] | None = None  # refused only for want of a reason: these items
+
+
+MAX_REASON = 500  # characters of a sign-off reason
+
+
+def _reason_needed(look: list[str]) -> Phrase:
+    return say(
+        "{items} needs a look, so signing off takes a reason: say why it is acceptable "
+        "this month (it is kept with the sign-off).",
+        items=join([item_title(k) for k in look]),
+    )
 
 
 class ChecklistService:
@@ -213,11 +223,18 @@ class ChecklistService:
         raise BackupbotError("The checklist changed several times at once; tick the item again.")
 
     def sign_off(
-        self, checklist_id: str, user: str, *, now: datetime, origin: ClickOrigin | None = None
+        self,
+        checklist_id: str,
+        user: str,
+        *,
+        now: datetime,
+        origin: ClickOrigin | None = None,
+        reason: str | None = None,
     ) -> ChecklistClick:
         """Sign off once all five items are ticked, recording who, when and the bot's
-        evaluation at this moment (evaluated afresh). A click from another message than
-        the checklist's (`origin`) is refused."""
+        evaluation at this moment (evaluated afresh). When an item needs a look, only
+        with a `reason`, which is kept with the sign-off. A click from another message
+        than the checklist's (`origin`) is refused."""
         refused = self._wrong_message(checklist_id, "sign_off", user, now, origin)
         if refused is not None:
             return refused
@@ -225,35 +242,19 @@ class ChecklistService:
             record = self._checklists.get(checklist_id)
             if record.signed_off:
                 return ChecklistClick(record, False, self._already_signed(record))
-            unticked = [k for k in ITEM_KEYS if k not in record.ticked]
-            if unticked:
-                self._record(
-                    record,
-                    "checklist.sign_off_refused",
-                    "refused",
-                    user,
-                    now,
-                    unticked=unticked,
-                )
-                return ChecklistClick(
-                    record,
-                    False,
-                    say(
-                        "Tick every item before signing off; still unticked: {names}. Look "
-                        "at each one's evidence, tick it, then press Sign off again.",
-                        names=join([item_title(k) for k in unticked]),
-                    ),
-                )
-            last = self._last_ticker(record.id)
-            if last == user:
-                self._record(
-                    record, "checklist.sign_off_refused", "refused", user, now, reason="four_eyes"
-                )
-                return ChecklistClick(record, False, _four_eyes(user))
+            gate = self._sign_off_gate(record, user, now)
+            if gate is not None:
+                return gate
             evaluation = self.evaluate(now)
-            if self._checklists.sign_off(
-                record.id, user, now, evaluation.as_json(), record.version
-            ):
+            reason = " ".join((reason or "").split())[:MAX_REASON] or None
+            if evaluation.needs_look and reason is None:
+                self._record(
+                    record, "checklist.sign_off_refused", "refused", user, now, reason="no_reason"
+                )
+                look = list(evaluation.needs_look)
+                return ChecklistClick(record, False, _reason_needed(look), needs_reason=look)
+            stored = {**evaluation.as_json(), **({"sign_off_reason": reason} if reason else {})}
+            if self._checklists.sign_off(record.id, user, now, stored, record.version):
                 self._record(
                     record,
                     "checklist.signed_off",
@@ -263,9 +264,42 @@ class ChecklistService:
                     evaluation_ok=evaluation.ok,
                     needs_look=evaluation.needs_look,
                     items=evaluation.verdicts(),
+                    sign_off_reason=reason,
                 )
                 return ChecklistClick(self._checklists.get(record.id), True)
         raise BackupbotError("The checklist changed several times at once; press Sign off again.")
+
+    def _sign_off_gate(
+        self, record: ChecklistRecord, user: str, now: datetime
+    ) -> ChecklistClick | None:
+        """A refused sign-off (recorded) while items are unticked, or when `user` ticked
+        the last one (four eyes); None when it may go on."""
+        unticked = [k for k in ITEM_KEYS if k not in record.ticked]
+        if unticked:
+            self._record(
+                record,
+                "checklist.sign_off_refused",
+                "refused",
+                user,
+                now,
+                unticked=unticked,
+            )
+            return ChecklistClick(
+                record,
+                False,
+                say(
+                    "Tick every item before signing off; still unticked: {names}. Look "
+                    "at each one's evidence, tick it, then press Sign off again.",
+                    names=join([item_title(k) for k in unticked]),
+                ),
+            )
+        last = self._last_ticker(record.id)
+        if last == user:
+            self._record(
+                record, "checklist.sign_off_refused", "refused", user, now, reason="four_eyes"
+            )
+            return ChecklistClick(record, False, _four_eyes(user))
+        return None
 
     def _wrong_message(
         self,
@@ -347,47 +381,6 @@ class ChecklistService:
         if record is None or record.signed_off or now - record.posted_at < self.overdue_after:
             return None
         return record
-
-
-class ChecklistConditions:
-    """`CHECKLIST_OVERDUE` for escalation: holds while the current checklist is unsigned
-    `remind_after_days + 1` days after posting; clears when someone signs it off (or the
-    next month's checklist replaces it)."""
-
-    conditions: tuple[str, ...] = (CHECKLIST_OVERDUE,)
-
-    def __init__(self, service: ChecklistService) -> None:
-        self._service = service
-
-    def check(self, now: datetime) -> list[Finding]:
-        record = self._service.overdue(now)
-        if record is None:
-            return []
-        days = (now - record.posted_at).days
-        link = (
-            message_link(record.channel, record.message_ts)
-            if record.channel and record.message_ts
-            else None
-        )
-        return [
-            Finding(
-                condition=CHECKLIST_OVERDUE,
-                database=None,
-                summary=(
-                    f"The {record.period} backup verification checklist is not signed off "
-                    f"{days} days after it was posted ({len(record.ticked)} of "
-                    f"{len(ITEM_KEYS)} items ticked). Review the evidence, tick the items "
-                    "and press Sign off on the checklist message."
-                ),
-                details={
-                    "checklist_id": record.id,
-                    "period": record.period,
-                    "posted_at": record.posted_at.isoformat(),
-                    "ticked": list(record.ticked),
-                    "link": link,
-                },
-            )
-        ]
 
 
 def _four_eyes(user: str) -> Phrase:

@@ -98,9 +98,44 @@ class SlackUserActions(ABC):
             "api_app_id": _APP_ID,
             "is_enterprise_install": "false",
             "response_url": self._response_url(),
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._trigger(),
         }
         return self._deliver_command(fields)
+
+    def _trigger(self) -> str:
+        """A new trigger_id, made known to the stand-in (views.open takes it for 3 s)."""
+        trigger = _trigger_id()
+        if self.standin is not None:
+            self.standin.issue_trigger(trigger)
+        return trigger
+
+    def submit_view(
+        self, user_id: str, view: dict[str, Any], values: dict[str, dict[str, str]]
+    ) -> SlackResponse:
+        """Submit the opened modal `view` (from `opened_modals()`) with plain-text input
+        `values` ({block_id: {action_id: text}}), as a `view_submission` payload. The
+        bot's answer (`response_action`, errors) is the response's JSON."""
+        name = _user_name(user_id)
+        state = {
+            block: {
+                action: {"type": "plain_text_input", "value": text}
+                for action, text in inputs.items()
+            }
+            for block, inputs in values.items()
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
+            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": _APP_ID,
+            "token": _VERIFICATION_TOKEN,
+            "trigger_id": self._trigger(),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        return self._deliver_interaction(payload)
 
     def block_action(
         self,
@@ -170,7 +205,7 @@ class SlackUserActions(ABC):
                 "channel_id": channel_id,
                 "is_ephemeral": False,
             },
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._trigger(),
             "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
             "enterprise": None,
             "is_enterprise_install": False,

@@ -8,6 +8,7 @@ fixed time. A dead server (`legacy`, a port nobody listens on) fails each of its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,25 @@ def test_scheduled_jobs_fire_on_time_and_post_their_evidence(scheduled: Deployme
     dep.wait_message(lambda m: m.ts == checklist.ts and _ticked(m) == 5)
     sign_off = _button(checklist, "checklist_sign_off")
     dep.click(REVIEWER, "checklist_sign_off", sign_off, checklist.ts)
+    # The dead `legacy` server makes an item need a look: signing off takes a reason,
+    # asked for in a modal (a refusal is recorded until one is given).
+    assert dep.standin.wait_for(lambda: bool(dep.standin.opened_modals()), 30)
+    [modal] = dep.standin.opened_modals()
+    assert "needs a look" in json.dumps(modal["blocks"])
+    assert dep.wait_action("checklist.sign_off_refused").details["reason"] == "no_reason"
+    short = dep.client().submit_view(REVIEWER, modal, {"reason": {"reason_text": " ok "}})
+    assert short.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "Say why, in a few words."},
+    }
+    assert not [i for i in dep.incidents() if i.action == "checklist.signed_off"]
+    why = "legacy is being decommissioned <!channel>"
+    dep.client().submit_view(REVIEWER, modal, {"reason": {"reason_text": why}})
     signed = dep.wait_message(lambda m: m.ts == checklist.ts and "signed off by" in m.text)
     assert REVIEWER in signed.text and not _has_buttons(signed)
-    dep.wait_action("checklist.signed_off")
+    assert "legacy is being decommissioned &lt;!channel&gt;" in json.dumps(signed.blocks)
+    record = dep.wait_action("checklist.signed_off")
+    assert record.details["sign_off_reason"] == why and record.details["needs_look"]
 
 
 def test_a_scheduled_backup_of_a_dead_server_alerts_escalates_and_is_acknowledged(

@@ -27,6 +27,7 @@ from backupbot.bot.slack.listeners import (
     alert_actions,
     backup_command,
     checklist_actions,
+    checklist_reason,
     restore_actions,
 )
 from backupbot.errors import ConfigError
@@ -66,7 +67,9 @@ def build_app(services: Services) -> SlackApp:
     flow = Flows(services, build_web_client(services)).restore
     backup_command.register(app, services, flow)
     restore_actions.register(app, services, flow)
-    checklist_actions.register(app, services, Flows(services, build_web_client(services)).checklist)
+    checklist_flow = Flows(services, build_web_client(services)).checklist
+    checklist_actions.register(app, services, checklist_flow)
+    checklist_reason.register(app, services, checklist_flow)
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
 
     @app.error

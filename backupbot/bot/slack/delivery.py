@@ -173,6 +173,12 @@ class Notifier:
             raise self._failed(exc, channel, f"update {ts} in") from None
         self._health.delivered(channel)
 
+    def ephemeral(self, channel: str, user: str, message: Message) -> None:
+        try:
+            self.client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+        except Exception as exc:
+            raise self._failed(exc, channel, f"answer {user} in") from None
+
     def _failed(self, exc: Exception, channel: str, what: str) -> DeliveryError:
         error = classify(exc, channel)
         if error.permanent:
@@ -275,6 +281,17 @@ def update(client: WebClient, channel: str, ts: str, message: Message) -> bool:
     except DeliveryError as exc:
         if not exc.permanent:
             log.error("could not update %s in %s: %s", ts, channel, exc.error)
+    return False
+
+
+def ephemeral(client: WebClient, channel: str, user: str, message: Message) -> bool:
+    """Whether `user` was shown `message` in `channel` (chat.postEphemeral)."""
+    try:
+        Notifier(client).ephemeral(channel, user, message)
+        return True
+    except DeliveryError as exc:
+        if not exc.permanent:
+            log.error("could not answer %s in %s: %s", user, channel, exc.error)
     return False
 
 

@@ -7,6 +7,7 @@ import copy
 import itertools
 import logging
 import threading
+import time
 import uuid
 from types import TracebackType
 from typing import Any
@@ -67,6 +68,7 @@ class SlackStandin(WebApi, SocketMode):
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
         }
@@ -87,6 +89,8 @@ class SlackStandin(WebApi, SocketMode):
         self._ephemerals = []
         self._response_posts = []
         self._views = {}
+        self._modals = []
+        self._triggers = {}
         self._usergroups = {}
         self._guests = {}
         self._faults = {}
@@ -228,6 +232,16 @@ class SlackStandin(WebApi, SocketMode):
         """Every Home tab view published for `user_id`, oldest first (last is current)."""
         with self._lock:
             return copy.deepcopy(self._views.get(user_id, []))
+
+    def opened_modals(self) -> list[dict[str, Any]]:
+        """Every modal opened with views.open, oldest first, as Slack would hold it."""
+        with self._lock:
+            return copy.deepcopy(self._modals)
+
+    def issue_trigger(self, trigger_id: str) -> None:
+        """Remember a trigger_id sent with an interaction: views.open takes it for 3 s."""
+        with self._lock:
+            self._triggers[trigger_id] = time.monotonic()
 
     def set_guest(self, user_id: str, *, single_channel: bool = False) -> None:
         """Make `user_id` a multi-channel guest (`is_restricted`) or a single-channel one

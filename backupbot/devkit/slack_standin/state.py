@@ -34,6 +34,8 @@ class StandinState:
     _response_posts: list[ResponseUrlPost]
     _response_url_uses: dict[str, int]
     _views: dict[str, list[dict[str, Any]]]
+    _modals: list[dict[str, Any]]  # views.open, oldest first
+    _triggers: dict[str, float]  # trigger_id -> when it was issued (time.monotonic)
     _usergroups: dict[str, list[str]]
     _guests: dict[str, bool]  # user id -> single-channel guest
     _calls: list[tuple[str, dict[str, Any]]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -26,6 +27,9 @@ from backupbot.devkit.slack_standin.records import (
     ResponseUrlPost,
     parse_params,
 )
+
+TRIGGER_SECONDS = 3.0  # how long Slack takes a trigger_id
+MAX_MODAL_TITLE = 24  # characters in a modal's title, submit and close labels
 
 
 class WebApi(FaultInjection):
@@ -231,6 +235,37 @@ class WebApi(FaultInjection):
             return {"channel": {"id": "D" + users[0]}}
         digest = hashlib.sha1(",".join(sorted(users)).encode()).hexdigest()[:10].upper()
         return {"channel": {"id": "G" + digest}}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A modal, as Slack opens it: only for a trigger_id from an interaction in the
+        last 3 seconds, used once (`invalid_trigger_id`, `expired_trigger_id`)."""
+        trigger = params.get("trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        issued = self._triggers.pop(trigger, None) if isinstance(trigger, str) else None
+        if issued is None:
+            raise ApiError("invalid_trigger_id")
+        if time.monotonic() - issued > TRIGGER_SECONDS:
+            raise ApiError("expired_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise ApiError("invalid_arguments")
+        for key in ("title", "submit", "close"):
+            text = (view.get(key) or {}).get("text", "")
+            if (key == "title" and not text) or len(text) > MAX_MODAL_TITLE:
+                raise ApiError("invalid_arguments")
+        opened = {
+            **copy.deepcopy(view),
+            "id": "V" + uuid.uuid4().hex[:10].upper(),
+            "team_id": self.team_id,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "blocks": self._blocks(view.get("blocks", []), MAX_VIEW_BLOCKS),
+            "state": {"values": {}},
+            "hash": f"{self._next_ts()}.{uuid.uuid4().hex[:8]}",
+        }
+        self._modals.append(opened)
+        return {"view": copy.deepcopy(opened)}
 
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = params.get("user_id")

@@ -18,6 +18,7 @@ from backupbot.bot.slack.kit import (
     clip,
     code,
     context,
+    esc,
     mention,
     notice,
     render,
@@ -102,6 +103,22 @@ def _controls(record: ChecklistRecord, evaluation: ChecklistEvaluation | None) -
     }
 
 
+def _signed_off(record: ChecklistRecord, evaluation: ChecklistEvaluation | None) -> Block:
+    """Who signed off and when, what needed a look then, and the reason given for it."""
+    look = evaluation.needs_look if evaluation else []
+    caveat = (
+        f", with {len(look)} item(s) that needed a look: " + ", ".join(item_title(k) for k in look)
+        if look
+        else ", with every item ok"
+    )
+    reason = record.evaluation.get("sign_off_reason") if record.evaluation else None
+    why = f"\nReason: _{esc(reason)}_" if reason else ""
+    return section(
+        f":white_check_mark: *Signed off by {mention(record.signed_off_by or '?')} on "
+        f"{humanize.utc(record.signed_off_at)}*{caveat}.{why}"
+    )
+
+
 def checklist_message(record: ChecklistRecord) -> Message:
     """The checklist message: title, each item with its evidence, then the checkboxes and
     Sign off (or, once signed off, who signed and when)."""
@@ -130,19 +147,7 @@ def checklist_message(record: ChecklistRecord) -> Message:
         blocks.append(section(f"{item.mark} *{item.title}*\n" + "\n".join(map(render, item.lines))))
     ticked = len(record.ticked)
     if record.signed_off:
-        look = evaluation.needs_look if evaluation else []
-        caveat = (
-            f", with {len(look)} item(s) that needed a look: "
-            + ", ".join(item_title(k) for k in look)
-            if look
-            else ", with every item ok"
-        )
-        blocks.append(
-            section(
-                f":white_check_mark: *Signed off by {mention(record.signed_off_by or '?')} on "
-                f"{humanize.utc(record.signed_off_at)}*{caveat}."
-            )
-        )
+        blocks.append(_signed_off(record, evaluation))
     else:
         blocks.append(_controls(record, evaluation))
     blocks.append(

@@ -16,11 +16,15 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from slack_sdk.errors import SlackApiError
+
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
+from backupbot.bot.slack.blocks import checklist_reason
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.checklist import ChecklistClick
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.errors import SlackUnreachable
 from backupbot.storage.checklists import ChecklistRecord
@@ -146,6 +150,26 @@ class ChecklistFlow:
         if result.refusal is not None:
             return checklist_blocks.refused(result.refusal)
         return None
+
+    def ask_reason(
+        self, trigger_id: str, checklist_id: str, origin: ClickOrigin, look: list[str]
+    ) -> bool:
+        """Open the reason modal for the Sign off click whose `trigger_id` this is (Slack
+        takes it for 3 seconds); False if Slack would not open it."""
+        view = checklist_reason.reason_modal(checklist_id, origin.channel, origin.message_ts, look)
+        if self._client is None:
+            return False
+        try:
+            self._client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            log.warning("the sign-off reason modal did not open: %s", exc.response.get("error"))
+            return False
+        return True
+
+    def whisper(self, channel: str, user: str, message: Message) -> None:
+        """An answer only `user` sees, in `channel` (for a modal's outcome: no response_url)."""
+        if self._client is not None:
+            delivery.ephemeral(self._client, channel, user, message)
 
     # -- the periodic step ------------------------------------------------------------------
 

@@ -4,9 +4,8 @@ action (`commands/access.py`); a refused click gets an answer only the clicker s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-from slack_bolt import Respond
 
 from backupbot.bot.services import Services
 from backupbot.bot.slack import kit
@@ -15,7 +14,9 @@ from backupbot.commands.refusals import record_unrecorded
 from backupbot.errors import BackupbotError
 
 
-def admitted(services: Services, respond: Respond, body: dict[str, Any], action: str) -> bool:
+def admitted(
+    services: Services, respond: Callable[..., Any], body: dict[str, Any], action: str
+) -> bool:
     """Whether the clicker of `body` may take `action`; if not, answered and recorded."""
     user = str(body["user"]["id"])
     team = (body.get("team") or {}).get("id") or body["user"].get("team_id")

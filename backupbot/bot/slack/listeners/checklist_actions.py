@@ -80,7 +80,8 @@ def _sign_off(
     origin: ClickOrigin,
 ) -> None:
     # Signing off what the bot flags as needing a look takes an admin, once the access
-    # rules name one (without an access: section every operator may).
+    # rules name one (without an access: section every operator may), and a reason: the
+    # click then opens a modal that asks for it (`checklist_reason.py`).
     admins = services.access.rules.holders(Role.ADMIN)
     warned = admins and services.checklists.evaluate(services.clock.now()).needs_look
     action = "checklist.sign_off_with_warnings" if warned else "checklist.sign_off"
@@ -92,6 +93,9 @@ def _sign_off(
         )
     except BackupbotError as exc:
         respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        return
+    trigger = str(body.get("trigger_id") or "")
+    if result.needs_reason and flow.ask_reason(trigger, checklist_id, origin, result.needs_reason):
         return
     _answer(respond, flow.after_click(result))
 
