@@ -76,6 +76,11 @@ def test_refusals_name_the_cli_command_to_run_next_and_no_output_has_slack_marku
     assert "Run backupbot backup now app." in status.stdout
     assert "/backup" not in status.stdout
 
+    nothing = cli("drill", "app")  # a drill with no backup to restore fails, and says how
+    assert nothing.returncode == 1
+    assert "Take one with backupbot backup now app" in nothing.stdout + nothing.stderr
+    assert "/backup" not in nothing.stdout + nothing.stderr
+
     no_slack = cli("restore", "request", "app")
     assert no_slack.returncode == 2
     assert "backupbot restore run app --break-glass --reason TEXT" in no_slack.stderr
@@ -94,11 +99,13 @@ def test_refusals_name_the_cli_command_to_run_next_and_no_output_has_slack_marku
 
     healthy = json.loads(cli("status", "app", "--json").stdout)
     assert healthy[0]["healthy"] is True and healthy[0]["last_success"]["id"] == made["id"]
-    logged = json.loads(cli("log", "--json").stdout)
+    logged = json.loads(cli("log", "--limit", "50", "--json").stdout)
     assert {"backup.succeeded", "restore.refused"} <= {r["action"] for r in logged}
     # the refusal recorded earlier is worded for the terminal in `backupbot log`
     refused_line = next(
-        line for line in cli("log").stdout.splitlines() if "restore.refused" in line
+        line
+        for line in cli("log", "--limit", "50").stdout.splitlines()
+        if "restore.refused" in line
     )
     assert "backupbot backup now app" in refused_line and "/backup" not in refused_line
     for args in (["log"], ["log", "verify"], ["retention"], ["--help"], ["restore", "--help"]):

@@ -49,6 +49,7 @@ from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_min
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
+from backupbot.phrases import Command, Name, Phrase, say
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import FAILED, PASSED, DrillLog, DrillRecord, new_drill_id
@@ -122,22 +123,30 @@ class DrillService:
         scratch = scratch_name(database, drill_id)
         target = scratch_target(db, scratch)
         backup = self._latest_verified(database)
-        problem = None
+        problem: Phrase | None = None
         if backup is None:
-            problem = (
-                f"{database} has no verified backup, so there was nothing to restore. Take one "
-                f"with /backup now {database} and check that its schedule runs."
+            problem = say(
+                "{db} has no verified backup, so there was nothing to restore. Take one with "
+                "{cmd} and check that its schedule runs.",
+                db=Name(database),
+                cmd=Command("now", database),
             )
         else:
             try:
                 if database_exists(target):
-                    problem = (
-                        f"A database named {scratch} already exists on {target.host}:"
-                        f"{target.port}; the drill never touches a database it did not create. "
-                        "Drop or rename it, then run the drill again."
+                    problem = say(
+                        "A database named {scratch} already exists on {where}; the drill "
+                        "never touches a database it did not create. Drop or rename it, "
+                        "then run the drill again.",
+                        scratch=Name(scratch),
+                        where=Name(f"{target.host}:{target.port}"),
                     )
             except (BackupbotError, psycopg.Error) as exc:
-                problem = f"The drill could not reach the server of {database}: {failure_text(exc)}"
+                problem = say(
+                    "The drill could not reach the server of {db}: {why}",
+                    db=Name(database),
+                    why=failure_text(exc),
+                )
         result: dict[str, Any] = {"scratch": target.where}
         if backup is not None:
             result["backup"] = backup_json(backup)
@@ -295,7 +304,7 @@ class DrillService:
         record: DrillRecord,
         status: str,
         result: dict[str, Any],
-        error: str | None,
+        error: Phrase | str | None,
         total: float | None,
     ) -> None:
         now = self._clock.now()
@@ -309,7 +318,7 @@ class DrillService:
             f"drill.{status}",
             "ok" if status == PASSED else "failed",
             record,
-            error=error,
+            error=None if error is None else str(error),
             total_seconds=total,
             rto_minutes=record.rto_minutes,
             within_rto=result.get("within_rto"),
@@ -367,6 +376,7 @@ class DrillService:
                 total_seconds=r.total_seconds,
                 rto_minutes=r.rto_minutes,
                 error=r.error,
+                error_phrase=r.error_phrase if r.error else None,
             )
             for r in self.recent(database, limit)
         ]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from backupbot.commands import humanize
 from backupbot.commands.conditions import DRILL_FAILED, Finding
-from backupbot.phrases import Command, Name, say
+from backupbot.phrases import Command, Name, Phrase, say
 from backupbot.storage.drills import FAILED
 
 if TYPE_CHECKING:  # drill.py imports this module
@@ -29,9 +29,9 @@ class DrillConditions:
             drill = self._drills.latest_finished(name)
             if drill is None or drill.status != FAILED:
                 continue
-            error = drill.error or "see its message in the channel"
-            if len(error) > 400:
-                error = error[:399] + "…"
+            error: Phrase | str = drill.error_phrase or "see its message in the channel"
+            if len(str(error)) > 400:  # a long server message: its plain text, cut
+                error = str(error)[:399] + "…"
             findings.append(
                 Finding(
                     condition=DRILL_FAILED,

@@ -25,6 +25,7 @@ class DrillSummary:
     total_seconds: float | None
     rto_minutes: int
     error: str | None = None
+    error_phrase: Phrase | None = None  # `error` with its facts, for rendering
 
     @property
     def within_rto(self) -> bool:
@@ -94,7 +95,7 @@ def drill_warning(drill: DrillSummary | None) -> Phrase | None:
         return None
     return say(
         "The last restore drill failed: {error}",
-        error=drill.error or "see its message in the channel",
+        error=drill.error_phrase or drill.error or "see its message in the channel",
     )
 
 

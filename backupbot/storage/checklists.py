@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backupbot.errors import NotFound
+from backupbot.phrases import Phrase, as_phrase, loads
 from backupbot.storage.models import BackupRow, ChecklistRow, DrillRow, IncidentRow
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
@@ -216,6 +217,11 @@ class DrillFact:
     restore_id: str | None = None
     channel: str | None = None
     message_ts: str | None = None
+    error_phrase: Phrase = field(default_factory=Phrase)  # `error` as front ends render it
+
+    def __post_init__(self) -> None:
+        if not self.error_phrase and self.error:
+            object.__setattr__(self, "error_phrase", as_phrase(self.error))
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,7 @@ def _drill_fact(row: DrillRow) -> DrillFact:
     result = dict(row.result or {})
     stage = result.get("failed_stage") or result.get("stage")
     error_type = result.get("error_type")
+    error = loads(row.error) if row.error is not None else None  # a stored phrase
     return DrillFact(
         id=row.id,
         database=row.database,
@@ -308,7 +315,8 @@ def _drill_fact(row: DrillRow) -> DrillFact:
         finished_at=row.finished_at,
         total_seconds=row.total_seconds,
         rto_minutes=row.rto_minutes,
-        error=row.error,
+        error=None if error is None else str(error),
+        error_phrase=error or Phrase(),
         failed_stage=str(stage) if stage else None,
         error_type=str(error_type) if error_type else None,
         restore_id=row.restore_id,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from backupbot.errors import NotFound
+from backupbot.phrases import Phrase, as_phrase, dumps, loads
 from backupbot.storage.liveness import QUEUED, STALE_AFTER
 from backupbot.storage.liveness import abandoned as _abandoned
 from backupbot.storage.models import DrillRow
@@ -51,6 +52,12 @@ class DrillRecord:
     message_ts: str | None
     owner: str | None = None  # the process running it, or the queue holding it
     stage: str | None = None  # queued, starting, then the restore's stages
+    error_phrase: Phrase = field(default_factory=Phrase)  # what front ends render; `error`
+    # is its plain text
+
+    def __post_init__(self) -> None:
+        if not self.error_phrase and self.error:
+            object.__setattr__(self, "error_phrase", as_phrase(self.error))
 
     @property
     def waiting(self) -> bool:
@@ -59,8 +66,11 @@ class DrillRecord:
 
     @classmethod
     def from_row(cls, row: DrillRow) -> DrillRecord:
-        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+        values = {f: getattr(row, f) for f in cls.__dataclass_fields__ if f != "error_phrase"}
         values["result"] = dict(row.result or {})
+        if row.error is not None:  # stored as a phrase's JSON (older rows: plain text)
+            values["error_phrase"] = loads(row.error)
+            values["error"] = str(values["error_phrase"])
         return cls(**values)
 
     @property
@@ -172,7 +182,7 @@ class DrillLog:
         now: datetime,
         *,
         result: dict[str, Any],
-        error: str | None,
+        error: Phrase | str | None,
         total_seconds: float | None,
         seen: DrillRecord | None = None,
     ) -> bool:
@@ -190,7 +200,7 @@ class DrillLog:
             "finished_at": now,
             "heartbeat_at": now,
             "result": result,
-            "error": error,
+            "error": None if error is None else dumps(error),
             "total_seconds": total_seconds,
         }
         return self._guarded(drill_id, values, *conditions)

@@ -68,7 +68,7 @@ def _verdict(database: str, finished: list[DrillFact]) -> tuple[bool, Phrase]:
         return False, say(template, mark=LOOK, rto=d.rto_minutes or 0, **facts)
     earlier = next((x for x in finished[1:] if x.status == "passed"), None)
     before = f" (an earlier drill passed {humanize.utc(earlier.started_at)})" if earlier else ""
-    why = say(": {error}", error=d.error) if d.error else ""
+    why = say(": {error}", error=d.error_phrase) if d.error else ""
     template = "{mark} {db}: the latest drill ({at}) failed{why}{before}{ref}"
     return False, say(template, mark=LOOK, why=why, before=before, **facts)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
 from backupbot.commands.drill_model import DrillStage
 from backupbot.storage.drills import DrillRecord
@@ -34,7 +35,7 @@ def result_lines(record: DrillRecord, *, channel_told: bool | None) -> list[str]
     if record.status == "passed":
         lines.append(f"  verified: {res.get('tables')} tables, {res.get('rows')} rows")
     else:
-        lines.append(f"  error: {record.error}")
+        lines.append(f"  error: {render(record.error_phrase)}")
     lines.append(f"  scratch database {record.scratch_db}: {res.get('cleanup', '?')}")
     if channel_told is False:
         lines.append("  the channel could not be told (Slack unreachable)")
@@ -67,5 +68,5 @@ def record_json(r: DrillRecord) -> dict[str, Any]:
         "cleanup": res.get("cleanup"),
         "channel": r.channel,
         "message_ts": r.message_ts,
-        "error": r.error,
+        "error": render(r.error_phrase) if r.error else None,
     }

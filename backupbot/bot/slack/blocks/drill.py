@@ -16,6 +16,7 @@ from backupbot.bot.slack.kit import (
     Block,
     Message,
     channel_link,
+    clip,
     code,
     context,
     esc,
@@ -112,10 +113,10 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
             f"{_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
         )
         return Message(text, [section(head), fields(pairs[:10]), _footer(r)])
-    error = (r.error or "The drill failed.")[:1500]
+    error = clip(render(r.error_phrase), 1500) if r.error else "The drill failed."
     failed = r.result.get("failed_stage")
     where = f" during {esc(failed)}" if failed and failed not in ("start", "verify") else ""
-    head = f":x: *Restore drill of {code(r.database)} failed*{where}\n{esc(error)}"
+    head = f":x: *Restore drill of {code(r.database)} failed*{where}\n{error}"
     blocks = [section(head), fields(pairs[:10])]
     mismatches: list[dict[str, Any]] = r.result.get("mismatches") or []
     if mismatches:
