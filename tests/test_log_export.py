@@ -24,7 +24,7 @@ from backupbot.bot.cli.render.log import EXPORT_FIELDS
 from backupbot.commands.parse import parse_command
 from backupbot.errors import UsageError
 from backupbot.storage.incidents import IncidentLog
-from backupbot.storage.state import create_state_engine
+from backupbot.storage.state import create_state_engine, migrate
 
 BACKUPBOT = Path(sys.executable).with_name("backupbot")
 
@@ -161,6 +161,28 @@ def test_since_is_inclusive_until_exclusive_and_a_date_means_midnight_utc(cli: C
     assert len(lines) == len(everything) - 2
     for line, record in zip(lines, everything[1:-1], strict=True):
         assert f" {record['action']}" in line
+    as_json = cli("log", "--since", second["at"], "--until", last["at"], "--json")
+    assert [r["id"] for r in json.loads(as_json.stdout)] == [r["id"] for r in everything[1:-1]]
+
+
+def test_the_range_is_read_in_pages_by_id_with_inclusive_and_exclusive_edges(
+    tmp_path: Path,
+) -> None:
+    engine = create_state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate(engine)
+    log = IncidentLog(engine)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    for k in range(7):
+        log.record(at=t0 + timedelta(hours=k), actor="U0ALICE", action=f"a{k}", outcome="ok")
+    try:
+        found = list(log.in_range(t0 + timedelta(hours=1), t0 + timedelta(hours=5), batch=2))
+        everything = list(log.in_range(batch=3))
+    finally:
+        engine.dispose()
+
+    assert [c.incident.action for c in found] == ["a1", "a2", "a3", "a4"]
+    assert [c.incident.id for c in everything] == list(range(1, 8))
+    assert all(c.hash and c.prev_hash for c in everything)
 
 
 def test_csv_round_trips_through_dictreader_into_a_file(cli: Cli) -> None:
