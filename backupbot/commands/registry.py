@@ -138,13 +138,29 @@ class Log:
     """The last n incident-log records (default 10).
 
     On the CLI, `log verify` walks the log's hash chain and names the first broken
-    record (exit 1)."""
+    record (exit 1). --since/--until show every record in a time range instead (no
+    limit): DATE is an ISO date (00:00 UTC) or date-time (UTC unless it has an offset),
+    --since inclusive, --until exclusive. --format jsonl|csv exports the range (the
+    whole log without --since/--until) for auditors, oldest first, with the hash-chain
+    check (the last jsonl line; on stderr for csv); exit 1 when the chain is broken."""
 
     check: str | None = positional(
         "verify", "check the hash chain", surfaces=CLI_ONLY, choices=("verify",)
     )
     limit: int = positional(
         "n", "how many records", 10, bounds=(1, MAX_LOG), cli_flag="--limit", cli_bounds=(1, 500)
+    )
+    since: str | None = option(
+        "--since", "DATE", "records at or after DATE (a date means 00:00 UTC)", surfaces=CLI_ONLY
+    )
+    until: str | None = option(
+        "--until", "DATE", "records before DATE (a date means 00:00 UTC)", surfaces=CLI_ONLY
+    )
+    export_format: str | None = option(
+        "--format", "FORMAT", "export as jsonl or csv (every record in range)", surfaces=CLI_ONLY
+    )
+    output: str | None = option(
+        "--output", "FILE", "write to FILE (replaced whole, or left as it was)", surfaces=CLI_ONLY
     )
 
 

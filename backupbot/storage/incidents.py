@@ -41,6 +41,15 @@ class Incident:
         return data
 
 
+@dataclass(frozen=True)
+class ChainedIncident:
+    """A record with the hash-chain fields it is stored with (see `incident_chain`)."""
+
+    incident: Incident
+    prev_hash: str | None
+    hash: str | None
+
+
 class IncidentLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -110,6 +119,28 @@ class IncidentLog:
             for rid, prev, digest, content in rows:
                 yield incident_chain.ChainRecord(rid, prev, digest, content)
             after = rows[-1][0]
+
+    def in_range(
+        self, since: datetime | None = None, until: datetime | None = None, batch: int = 500
+    ) -> Iterator[ChainedIncident]:
+        """Every record with `since <= at < until` (None: unbounded), oldest (lowest id)
+        first, read `batch` at a time by id so the log is never held in memory."""
+        after = 0
+        while True:
+            stmt = select(IncidentRow).where(IncidentRow.id > after)
+            if since is not None:
+                stmt = stmt.where(IncidentRow.at >= since)
+            if until is not None:
+                stmt = stmt.where(IncidentRow.at < until)
+            with read_session(self._engine) as session:
+                page = [
+                    ChainedIncident(_to_incident(r), r.prev_hash, r.hash)
+                    for r in session.scalars(stmt.order_by(IncidentRow.id).limit(batch))
+                ]
+            if not page:
+                return
+            yield from page
+            after = page[-1].incident.id
 
     def recent(self, limit: int = 20, database: str | None = None) -> list[Incident]:
         """The newest `limit` records, newest first."""

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from backupbot.bot.cli import log_export
 from backupbot.bot.cli.render import backup as backup_text
 from backupbot.bot.cli.render import cli_command
 from backupbot.bot.cli.render import drill as drill_text
@@ -183,7 +184,10 @@ def status(services: Services, request: r.Status, as_json: bool) -> int:
 
 
 def log(services: Services, request: r.Log, as_json: bool) -> int:
-    """The newest records, or with `verify` the hash chain's check."""
+    """The newest records, or with `verify` the hash chain's check; with a range, a
+    format or a file, `log_export`."""
+    if log_export.wants_range(request):
+        return log_export.log_range(services, request, as_json, cli_actor())
     if request.check == "verify":
         return log_verify(services, as_json)
     records = services.incidents.recent(request.limit)

@@ -5,6 +5,7 @@ store and Slack answer. Never prints a secret: URLs are redacted, S3 keys not sh
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from datetime import UTC, datetime
 
@@ -15,16 +16,23 @@ from backupbot.commands.access import role_name
 from backupbot.commands.approval_stages import ALL, Stage
 from backupbot.commands.command_spec import Role
 from backupbot.commands.schedule import jobs_from_settings
-from backupbot.errors import BackupbotError
+from backupbot.errors import BackupbotError, ConfigError
 from backupbot.settings import Settings, SlackCredentials
+from backupbot.storage.agestream import (
+    IDENTITY_SETTING,
+    RECIPIENTS_SETTING,
+    KeyUnavailable,
+    load_identities,
+)
 from backupbot.storage.pgconn import ConnInfo, redact
 
 
 def config_check(settings: Settings, live: bool) -> int:
     """Print what the configuration means; exit 1 if a `--live` check failed."""
+    identity = _identity(settings)  # a ConfigError (exit 2) before anything is printed
     names = ", ".join(settings.database_names)
     print(f"config OK: {len(settings.databases)} database(s): {names}")
-    for line in [*_where(settings), *_access(settings), *_notes(settings)]:
+    for line in [*_where(settings), *identity, *_access(settings), *_notes(settings)]:
         print(line)
     if not live:
         return 0
@@ -58,6 +66,53 @@ def _where(settings: Settings) -> list[str]:
     if settings.backup.pg_bin_dirs:
         dirs = ", ".join(str(d) for d in settings.backup.pg_bin_dirs)
         lines.append(f"pg_dump/pg_restore also looked for in: {dirs}")
+    return lines
+
+
+def _identity(settings: Settings) -> list[str]:
+    """`backup.verify_identity`: the file exists, the bot can read it, it holds an age
+    identity whose public key is one of `backup.encrypt_to` (a `ConfigError` otherwise),
+    and a warning when group or others may read it. Never shows the private key."""
+    path = settings.backup.verify_identity
+    if path is None:
+        return []
+
+    def invalid(problem: str) -> ConfigError:
+        source = str(settings.config_file) if settings.config_file else "configuration"
+        return ConfigError([f"{IDENTITY_SETTING}: {problem}"], source)
+
+    if path.exists() and not path.is_file():
+        raise invalid(f"{path} is not a file; name the age identity file (age-keygen -o FILE).")
+    try:
+        identities = load_identities(path)
+    except KeyUnavailable as exc:
+        raise invalid(render(exc.phrase)) from None
+    publics = sorted({str(i.to_public()) for i in identities})
+    recipients = settings.backup.encrypt_to
+    matching = [p for p in publics if p in recipients]
+    lines: list[str] = []
+    if not recipients:
+        lines.append(
+            f"note: {IDENTITY_SETTING} {path} is set but {RECIPIENTS_SETTING} is empty: new "
+            "backups are not encrypted; the identity decrypts older encrypted ones for restores"
+        )
+    elif not matching:
+        raise invalid(
+            f"{path} holds no private key for any of {RECIPIENTS_SETTING} (it holds the key "
+            f"of {', '.join(publics)}), so verification could not decrypt the backups. Name "
+            f"the identity file of one of them, or add its public key to {RECIPIENTS_SETTING}."
+        )
+    else:
+        lines.append(
+            f"verify identity: {path}, the key of {', '.join(matching)}: encrypted backups "
+            "are fully verified, and restores and drills decrypt with it"
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o044:
+        lines.append(
+            f"warning: {IDENTITY_SETTING} {path} may be read by group or others (mode "
+            f"{mode:04o}): it holds a private key; chmod 600 {path}"
+        )
     return lines
 
 

@@ -1,16 +1,19 @@
-"""`backupbot log` and `log verify`: incident records and the hash-chain check."""
+"""`backupbot log`, `log verify` and the audit export (`log --format jsonl|csv`):
+incident records and the hash-chain check."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC
 from typing import Any
 
 from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
 from backupbot.phrases import from_json
 from backupbot.storage.incident_chain import ChainCheck
-from backupbot.storage.incidents import Incident
+from backupbot.storage.incidents import ChainedIncident, Incident
 
 
 def incident_line(i: Incident) -> str:
@@ -39,3 +42,71 @@ def verify_line(check: ChainCheck) -> str:
 
 def verify_json(check: ChainCheck) -> dict[str, Any]:
     return {"intact": check.intact, **asdict(check)}
+
+
+# The export's columns: the record as stored, chain fields included, so an auditor can
+# recompute each hash (`storage/incident_chain.py`).
+EXPORT_FIELDS = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "outcome",
+    "database",
+    "backup_id",
+    "details",
+    "prev_hash",
+    "hash",
+)
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_record(r: ChainedIncident) -> dict[str, Any]:
+    """One record for the export: `at` in ISO 8601 UTC with its offset, to the microsecond."""
+    i = r.incident
+    return {
+        "id": i.id,
+        "at": i.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": i.actor,
+        "action": i.action,
+        "outcome": i.outcome,
+        "database": i.database,
+        "backup_id": i.backup_id,
+        "details": i.details,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }
+
+
+def jsonl_line(r: ChainedIncident) -> str:
+    return json.dumps(export_record(r), ensure_ascii=False, sort_keys=False)
+
+
+def csv_row(r: ChainedIncident) -> dict[str, str]:
+    """One CSV row: details as JSON text, empty for a missing value, and a `'` before a
+    value a spreadsheet would take for a formula."""
+    row: dict[str, str] = {}
+    for key, value in export_record(r).items():
+        if key == "details":
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        text = "" if value is None else str(value)
+        row[key] = f"'{text}" if text.startswith(FORMULA_START) else text
+    return row
+
+
+def verification_json(check: ChainCheck, exported: int) -> dict[str, Any]:
+    """The export's last jsonl line: the chain walk `log verify` does."""
+    return {
+        "verification": {
+            "ok": check.intact,
+            "records": check.records,
+            "first_broken": check.first_broken_id,
+            "problem": check.problem,
+            "exported": exported,
+        }
+    }
+
+
+def export_summary(exported: int, fmt: str, where: str) -> str:
+    return f"incident log export: {exported} record(s) as {fmt} to {where}"
