@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from backupbot.clock import Clock
 from backupbot.commands.drill_cleanup import DrillCleanup
 
@@ -44,18 +42,18 @@ from backupbot.commands.drill_model import (
     record_drill_incident,
     scratch_name,
     scratch_target,
+    start_problem,
 )
 from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
-from backupbot.phrases import Command, Name, Phrase, say
+from backupbot.phrases import Phrase
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import FAILED, PASSED, DrillLog, DrillRecord, new_drill_id
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import owner_is_dead, process_identity
-from backupbot.storage.pgadmin import database_exists
 from backupbot.storage.restores import DRILL, NewRestore, RestoreRecord, RestoreRequests
 from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
 
@@ -123,30 +121,7 @@ class DrillService:
         scratch = scratch_name(database, drill_id)
         target = scratch_target(db, scratch)
         backup = self._latest_verified(database)
-        problem: Phrase | None = None
-        if backup is None:
-            problem = say(
-                "{db} has no verified backup, so there was nothing to restore. Take one with "
-                "{cmd} and check that its schedule runs.",
-                db=Name(database),
-                cmd=Command("now", database),
-            )
-        else:
-            try:
-                if database_exists(target):
-                    problem = say(
-                        "A database named {scratch} already exists on {where}; the drill "
-                        "never touches a database it did not create. Drop or rename it, "
-                        "then run the drill again.",
-                        scratch=Name(scratch),
-                        where=Name(f"{target.host}:{target.port}"),
-                    )
-            except (BackupbotError, psycopg.Error) as exc:
-                problem = say(
-                    "The drill could not reach the server of {db}: {why}",
-                    db=Name(database),
-                    why=failure_text(exc),
-                )
+        problem = start_problem(database, backup, scratch, target)
         result: dict[str, Any] = {"scratch": target.where}
         if backup is not None:
             result["backup"] = backup_json(backup)

@@ -13,10 +13,12 @@ import psycopg
 
 from backupbot.commands import humanize
 from backupbot.errors import BackupbotError
+from backupbot.phrases import Command, Name, Phrase, say
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.catalog import BackupRecord
 from backupbot.storage.drills import FAILED, PASSED, DrillRecord
 from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.pgadmin import database_exists
 from backupbot.storage.pgconn import ConnInfo
 
 DRILL_USAGE = "drill"  # the registry command whose usage a refusal shows
@@ -120,3 +122,33 @@ def record_drill_incident(
         backup_id=r.backup_id,
         details={"drill_id": r.id, **{k: v for k, v in details.items() if v is not None}},
     )
+
+
+def start_problem(
+    database: str, backup: BackupRecord | None, scratch: str, target: ConnInfo
+) -> Phrase | None:
+    """Why a drill cannot start (no verified backup, its scratch name taken, the server
+    unreachable), or None when it can."""
+    if backup is None:
+        return say(
+            "{db} has no verified backup, so there was nothing to restore. Take one with "
+            "{cmd} and check that its schedule runs.",
+            db=Name(database),
+            cmd=Command("now", database),
+        )
+    try:
+        if database_exists(target):
+            return say(
+                "A database named {scratch} already exists on {where}; the drill never "
+                "touches a database it did not create. Drop or rename it, then run the "
+                "drill again.",
+                scratch=Name(scratch),
+                where=Name(f"{target.host}:{target.port}"),
+            )
+    except (BackupbotError, psycopg.Error) as exc:
+        return say(
+            "The drill could not reach the server of {db}: {why}",
+            db=Name(database),
+            why=failure_text(exc),
+        )
+    return None
