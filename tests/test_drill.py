@@ -19,7 +19,7 @@ from backupbot.bot.cli.main import main
 from backupbot.bot.composition import build_services
 from backupbot.bot.services import Services
 from backupbot.bot.slack.flows import Flows
-from backupbot.commands.conditions import DRILL_FAILED
+from backupbot.commands.conditions import DRILL_FAILED, DRILL_MISSING
 from backupbot.commands.drill_conditions import DrillConditions
 from backupbot.commands.drill_model import (
     SCRATCH_PREFIX,
@@ -202,7 +202,7 @@ def test_a_drill_without_a_verified_backup_fails_as_a_finding_that_clears_when_a
     services = build_services(settings, {}, clock=clock)
     try:
         conditions = DrillConditions(services.drills)
-        assert conditions.conditions == (DRILL_FAILED,)
+        assert conditions.conditions == (DRILL_FAILED, DRILL_MISSING)
         assert conditions.check(clock.now()) == []  # never drilled is not a failed drill
 
         failed = services.drills.run("app", "scheduler")
@@ -225,6 +225,42 @@ def test_a_drill_without_a_verified_backup_fails_as_a_finding_that_clears_when_a
         services.backups.backup_now("web", ALICE)
         assert services.drills.run("web", ALICE).rto_minutes == 5
         assert [d.status for d in services.drills.recent("app")] == ["passed", "failed"]
+    finally:
+        services.close()
+
+
+def test_no_passed_drill_within_max_age_is_a_finding_until_a_drill_passes(
+    pg: Any, sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    more = [{"name": "web", "url": sample_db["url"]}]  # never backed up: backups alert
+    settings = _settings(f"sqlite:///{tmp_path}/s.db", tmp_path, sample_db["url"], more=more)
+    services = build_services(settings, {}, clock=clock)
+    try:
+        conditions = DrillConditions(services.drills, timedelta(days=35))
+
+        def missing() -> list[Any]:
+            return [f for f in conditions.check(clock.now()) if f.condition == DRILL_MISSING]
+
+        first = services.backups.backup_now("app", ALICE)
+        clock.advance(days=35)
+        assert missing() == []  # counted from the first backup: 35 days are allowed
+        clock.advance(hours=1)
+        [finding] = missing()
+        assert finding.database == "app" and finding.details["last_passed_drill_id"] is None
+        summary = str(finding.summary)
+        assert "never drilled since its first backup" in summary and "/backup drill app" in summary
+        assert finding.details["since"] == first.started_at.isoformat()
+
+        passed = services.drills.run("app", ALICE)
+        assert passed.status == "passed" and missing() == []
+        later = services.drills.start("app", ALICE)  # a later drill, still running, does
+        assert missing() == [] and later.id  # not make the passed one older
+
+        clock.advance(days=36)
+        [again] = missing()
+        assert again.details["last_passed_drill_id"] == passed.id
+        assert "the last passed drill was" in str(again.summary)
     finally:
         services.close()
 

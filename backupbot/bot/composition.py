@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from backupbot.bot.runtime.jobs import BackgroundJobs
@@ -164,7 +165,7 @@ def _alert_service(
         incidents=incidents,
         checks=[
             BackupConditions(BackupFacts(engine), stale_rules(settings)),
-            DrillConditions(drills),
+            DrillConditions(drills, timedelta(days=settings.drill.max_age_days)),
             ChecklistConditions(checklists),
         ],
         levels=settings.escalation.levels,

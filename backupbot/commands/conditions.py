@@ -19,8 +19,16 @@ BACKUP_FAILED = "backup_failed"
 STALE = "stale"
 VERIFICATION_FAILED = "verification_failed"
 DRILL_FAILED = "drill_failed"
+DRILL_MISSING = "drill_missing"  # no passed drill within drill.max_age_days
 CHECKLIST_OVERDUE = "checklist_overdue"
-CONDITIONS = (BACKUP_FAILED, STALE, VERIFICATION_FAILED, DRILL_FAILED, CHECKLIST_OVERDUE)
+CONDITIONS = (
+    BACKUP_FAILED,
+    STALE,
+    VERIFICATION_FAILED,
+    DRILL_FAILED,
+    DRILL_MISSING,
+    CHECKLIST_OVERDUE,
+)
 
 
 @dataclass(frozen=True)

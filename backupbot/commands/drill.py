@@ -342,6 +342,14 @@ class DrillService:
     def latest_finished(self, database: str) -> DrillRecord | None:
         return self._drills.latest(database, finished=True)
 
+    def latest_passed(self, database: str) -> DrillRecord | None:
+        return self._drills.latest_passed(database)
+
+    def watched_since(self, database: str) -> datetime | None:
+        """When the bot first backed up `database`: a database never drilled is due a
+        drill counted from then."""
+        return self._catalog.first_started(database)
+
     def summaries(self, database: str, limit: int = 6) -> list[DrillSummary]:
         """What `/backup status` shows: the last drills and the RTO trend, newest first."""
         return [

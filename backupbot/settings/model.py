@@ -21,6 +21,7 @@ from backupbot.settings.sections import (
     BackupSettings,
     ChecklistSettings,
     DatabaseSettings,
+    DrillSettings,
     EscalationSettings,
     JobSettings,
     LoggingSettings,
@@ -45,6 +46,7 @@ class Settings(Strict):
     databases: list[DatabaseSettings] = Field(min_length=1)
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
+    drill: DrillSettings = DrillSettings()
     schedules: ScheduleSettings = ScheduleSettings()
     retention: RetentionSettings = RetentionSettings()
     checklist: ChecklistSettings = ChecklistSettings()

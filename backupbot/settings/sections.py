@@ -235,6 +235,14 @@ class BackupSettings(Strict):
         return [r.strip() for r in value]
 
 
+class DrillSettings(Strict):
+    """Restore drills beyond their schedule (`schedules.drill`)."""
+
+    # No passed drill of a database for this long opens a `drill_missing` alert (counted
+    # from its first backup when it was never drilled); the next passed drill resolves it.
+    max_age_days: int = Field(default=35, ge=1, le=366)
+
+
 class RestoreSettings(Strict):
     rto_minutes: int = Field(default=30, ge=1)  # the recovery-time target reports compare to
     no_owner: bool = True  # pg_restore --no-owner: objects belong to the restoring user

@@ -280,6 +280,13 @@ class BackupCatalog:
             stmt = stmt.where(BackupRow.status == status)
         return self._one(stmt.order_by(BackupRow.started_at.desc()).limit(1))
 
+    def first_started(self, database: str) -> datetime | None:
+        """When the first backup of `database` on record started (any outcome)."""
+        stmt = select(func.min(BackupRow.started_at)).where(BackupRow.database == database)
+        with read_session(self._engine) as session:
+            found: datetime | None = session.scalar(stmt)
+            return found
+
     def recent(self, database: str | None = None, limit: int = 20) -> list[BackupRecord]:
         stmt = select(BackupRow).order_by(BackupRow.started_at.desc()).limit(limit)
         if database:

@@ -243,6 +243,11 @@ class DrillLog:
             stmt = stmt.order_by(DrillRow.started_at.desc())
         return self._first(stmt.limit(1))
 
+    def latest_passed(self, database: str) -> DrillRecord | None:
+        """The drill of `database` that passed last."""
+        stmt = select(DrillRow).where(DrillRow.database == database, DrillRow.status == PASSED)
+        return self._first(stmt.order_by(DrillRow.finished_at.desc()).limit(1))
+
     def running(
         self, database: str, now: datetime, is_dead: Callable[[str | None], bool]
     ) -> DrillRecord | None:
