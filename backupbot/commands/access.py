@@ -32,6 +32,7 @@ BUTTON_ROLES: dict[str, Role] = {
     # (and records `restore.click_refused`); here only the workspace is checked.
     "restore.click": Role.VIEWER,
     "checklist.tick": Role.OPERATOR,
+    "drill.review": Role.OPERATOR,
     "checklist.sign_off": Role.OPERATOR,
     "checklist.sign_off_with_warnings": Role.ADMIN,
     "alert.acknowledge": Role.OPERATOR,

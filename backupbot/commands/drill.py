@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from backupbot.clock import Clock
+from backupbot.commands.click_origin import ClickOrigin
 from backupbot.commands.drill_cleanup import DrillCleanup
 
 # Re-exported: bot/composition.py imports DrillConditions from here.
@@ -44,6 +45,7 @@ from backupbot.commands.drill_model import (
     scratch_target,
     start_problem,
 )
+from backupbot.commands.drill_review import DrillReview, DrillReviews
 from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.status import DrillSummary
@@ -342,6 +344,12 @@ class DrillService:
     def latest_finished(self, database: str) -> DrillRecord | None:
         return self._drills.latest(database, finished=True)
 
+    def review(self, drill_id: str, user: str, origin: ClickOrigin | None = None) -> DrillReview:
+        """A person's review of a finished drill (`drill_review.py`)."""
+        return DrillReviews(self._drills, self._incidents, self._clock).review(
+            drill_id, user, origin
+        )
+
     def latest_passed(self, database: str) -> DrillRecord | None:
         return self._drills.latest_passed(database)
 
@@ -360,6 +368,7 @@ class DrillService:
                 rto_minutes=r.rto_minutes,
                 error=r.error,
                 error_phrase=r.error_phrase if r.error else None,
+                reviewed_by=r.reviewed_by,
             )
             for r in self.recent(database, limit)
         ]

@@ -26,6 +26,7 @@ class DrillSummary:
     rto_minutes: int
     error: str | None = None
     error_phrase: Phrase | None = None  # `error` with its facts, for rendering
+    reviewed_by: str | None = None  # who reviewed the result (the drill message's button)
 
     @property
     def within_rto(self) -> bool:

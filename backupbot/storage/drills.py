@@ -52,6 +52,8 @@ class DrillRecord:
     message_ts: str | None
     owner: str | None = None  # the process running it, or the queue holding it
     stage: str | None = None  # queued, starting, then the restore's stages
+    reviewed_by: str | None = None  # who reviewed the finished result, and when
+    reviewed_at: datetime | None = None
     error_phrase: Phrase = field(default_factory=Phrase)  # what front ends render; `error`
     # is its plain text
 
@@ -242,6 +244,15 @@ class DrillLog:
         else:
             stmt = stmt.order_by(DrillRow.started_at.desc())
         return self._first(stmt.limit(1))
+
+    def mark_reviewed(self, drill_id: str, user: str, now: datetime) -> bool:
+        """Record `user`'s review of the finished drill: True for exactly one reviewer."""
+        return self._guarded(
+            drill_id,
+            {"reviewed_by": user, "reviewed_at": now},
+            DrillRow.status != RUNNING,
+            DrillRow.reviewed_by.is_(None),
+        )
 
     def latest_passed(self, database: str) -> DrillRecord | None:
         """The drill of `database` that passed last."""

@@ -186,6 +186,8 @@ class DrillRow(Base):
     message_ts: Mapped[str | None] = mapped_column(String(40))
     owner: Mapped[str | None] = mapped_column(String(200))  # host:pid running it
     stage: Mapped[str | None] = mapped_column(String(20))  # queued, then where it runs
+    reviewed_by: Mapped[str | None] = mapped_column(String(120))  # who reviewed the result
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AlertRow(Base):

@@ -28,6 +28,7 @@ from backupbot.bot.slack.listeners import (
     backup_command,
     checklist_actions,
     checklist_reason,
+    drill_actions,
     restore_actions,
 )
 from backupbot.errors import ConfigError
@@ -71,6 +72,7 @@ def build_app(services: Services) -> SlackApp:
     checklist_actions.register(app, services, checklist_flow)
     checklist_reason.register(app, services, checklist_flow)
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
+    drill_actions.register(app, services, build_web_client(services))
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

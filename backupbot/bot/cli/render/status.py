@@ -56,7 +56,9 @@ def _drill_text(s: DatabaseStatus) -> str:
     took = f"{drill.total_seconds:.0f} s" if drill.total_seconds is not None else "?"
     return (
         f"{drill.status} {humanize.age(drill.started_at, s.now)}, {took} "
-        f"(RTO {drill.rto_minutes} min); trend {rto_trend(s.drills)}"
+        f"(RTO {drill.rto_minutes} min)"
+        + (f", reviewed by {drill.reviewed_by}" if drill.reviewed_by else "")
+        + f"; trend {rto_trend(s.drills)}"
     )
 
 
@@ -98,6 +100,7 @@ def _drill_json(d: DrillSummary) -> dict[str, Any]:
         "total_seconds": d.total_seconds,
         "rto_minutes": d.rto_minutes,
         "error": d.error,
+        "reviewed_by": d.reviewed_by,
     }
 
 

@@ -32,6 +32,8 @@ from backupbot.phrases import Phrase
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
 
 MAX_MISMATCH_LINES = 8
+REVIEW_ACTION = "drill_review"
+REVIEW_BLOCK = "drill_review"
 
 _STAGE_WORDS = {
     "queued": "starting",
@@ -65,6 +67,21 @@ def _footer(r: DrillRecord) -> Block:
         f"drill {code(r.id)} · started by {mention(r.actor)} at {humanize.utc(r.started_at)} · "
         f"scratch database {code(scratch)}{state}"
     )
+
+
+def _review(r: DrillRecord) -> Block:
+    """Who reviewed the finished drill's result, or the button to do it."""
+    if r.reviewed_by:
+        return context(
+            f":eyes: Result reviewed by {mention(r.reviewed_by)} at {humanize.utc(r.reviewed_at)}"
+        )
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Mark reviewed"},
+        "action_id": REVIEW_ACTION,
+        "value": r.id,
+    }
+    return {"type": "actions", "block_id": REVIEW_BLOCK, "elements": [button]}
 
 
 def _timing_pairs(r: DrillRecord) -> list[tuple[str, str]]:
@@ -112,7 +129,7 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
             f"Restore drill of {r.database} passed: restored and verified {tables} tables in "
             f"{_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
         )
-        return Message(text, [section(head), fields(pairs[:10]), _footer(r)])
+        return Message(text, [section(head), fields(pairs[:10]), _review(r), _footer(r)])
     error = clip(render(r.error_phrase), 1500) if r.error else "The drill failed."
     failed = r.result.get("failed_stage")
     where = f" during {esc(failed)}" if failed and failed not in ("start", "verify") else ""
@@ -127,7 +144,7 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         if len(mismatches) > MAX_MISMATCH_LINES:
             lines.append(f"…and {len(mismatches) - MAX_MISMATCH_LINES} more table(s)")
         blocks.append(section("\n".join(lines)))
-    blocks.append(_footer(r))
+    blocks += [_review(r), _footer(r)]
     return Message(f"Restore drill of {r.database} failed: {error}", blocks)
 
 

@@ -82,7 +82,11 @@ def _drill_line(drill: DrillSummary | None, now: datetime) -> str:
         else "?"
     )
     verdict = "passed" if drill.status == "passed" else "*failed*"
-    return f"{verdict} {humanize.age(drill.started_at, now)}, {took} (RTO {drill.rto_minutes} min)"
+    reviewed = f", reviewed by {mention(drill.reviewed_by)}" if drill.reviewed_by else ""
+    return (
+        f"{verdict} {humanize.age(drill.started_at, now)}, {took} "
+        f"(RTO {drill.rto_minutes} min){reviewed}"
+    )
 
 
 def _alert_line(alert: AlertSummary, now: datetime) -> str:
