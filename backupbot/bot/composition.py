@@ -14,6 +14,7 @@ from backupbot.commands.backup import BackupService
 from backupbot.commands.checklist import ChecklistConditions, ChecklistService
 from backupbot.commands.drill import DrillConditions, DrillService
 from backupbot.commands.escalation import AlertService, BackupConditions
+from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
@@ -156,6 +157,8 @@ def _alert_service(
     drills: DrillService,
     checklists: ChecklistService,
     clock: Clock,
+    access: Access,
+    directory: CachedDirectory | None,
 ) -> AlertService:
     """Escalation over every condition the bot watches."""
     return AlertService(
@@ -169,6 +172,8 @@ def _alert_service(
         levels=settings.escalation.levels,
         providers={d.name: d.provider for d in settings.databases},
         clock=clock,
+        ack_rule=AckRule(settings.escalation.levels, access, directory),
+        reack_after_minutes=settings.escalation.reack_after_minutes,
     )
 
 
@@ -209,7 +214,9 @@ def build_services(
     )
     checklists = _checklist_service(settings, engine, incidents, clock)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
-    alerts = _alert_service(settings, engine, incidents, drills, checklists, clock)
+    alerts = _alert_service(
+        settings, engine, incidents, drills, checklists, clock, access, directory
+    )
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
         jobs=jobs,

@@ -34,7 +34,9 @@ BUTTON_ROLES: dict[str, Role] = {
     "checklist.tick": Role.OPERATOR,
     "checklist.sign_off": Role.OPERATOR,
     "checklist.sign_off_with_warnings": Role.ADMIN,
-    "alert.acknowledge": Role.OPERATOR,
+    # Acknowledge: the people of the alert's fired escalation levels, admins, or (when
+    # those levels mention nobody) operators; commands/escalation_ack.py decides.
+    "alert.acknowledge": Role.VIEWER,
 }
 
 

@@ -14,6 +14,12 @@ or with two bot processes. It returns the `Ping`s for the Slack side to deliver,
 reports back: `ping_delivered` writes the `alert.ping` record, `ping_undelivered` gives the
 claim back so the next step retries. Nothing here talks to Slack.
 
+Who may acknowledge is `AckRule`'s (`escalation_ack.py`): the people of the levels fired
+so far, admins, or operators while those levels name nobody. An acknowledgement holds for
+`reack_after` (PagerDuty's acknowledgement timeout): `repage_due(now)` takes it away from
+an alert still failing after that long, with a guarded update so it pages once, and
+restarts the path at the current level.
+
 `BackupConditions` (`backup_conditions.py`) judges the catalog: a failed backup, a failed
 verification, and a database without a recent verified backup.
 """
@@ -32,9 +38,17 @@ from backupbot.commands import humanize
 from backupbot.commands.backup_conditions import BackupConditions as BackupConditions
 from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import ConditionCheck, Finding
-from backupbot.commands.escalation_types import AckResult, Evaluation, Ping, PingDelivery
+from backupbot.commands.escalation_ack import DENIED, AckRule
+from backupbot.commands.escalation_types import (
+    AckResult,
+    Evaluation,
+    Ping,
+    PingDelivery,
+    Repage,
+)
 from backupbot.commands.provider_support import provider_contact
 from backupbot.commands.status import AlertSummary
+from backupbot.errors import BackupbotError
 from backupbot.phrases import Actor, Phrase, say
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord, AlertStore, PostClaim, open_key
@@ -43,6 +57,8 @@ from backupbot.storage.incidents import IncidentLog
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
+DELAY_KEY = "escalation_delay_seconds"  # in `details`: how far re-pages moved the levels
+REACK_KEY = "reack"  # in `details`: the last lapse (count, at, who had acknowledged)
 
 
 @runtime_checkable
@@ -68,6 +84,8 @@ class AlertService:
         levels: Sequence[EscalationLevel],
         providers: Mapping[str, str],
         clock: Clock,
+        ack_rule: AckRule | None = None,
+        reack_after_minutes: int = 0,
     ) -> None:
         self._store = store
         self._incidents = incidents
@@ -75,10 +93,17 @@ class AlertService:
         self._levels = list(levels)
         self._providers = dict(providers)
         self._clock = clock
+        self._ack_rule = ack_rule or AckRule(levels, None, None)
+        self._reack_after = timedelta(minutes=reack_after_minutes)
 
     @property
     def levels(self) -> list[EscalationLevel]:
         return list(self._levels)
+
+    @property
+    def reack_after(self) -> timedelta | None:
+        """How long an acknowledgement holds while the alert keeps failing; None: for good."""
+        return self._reack_after if self._reack_after > timedelta(0) else None
 
     def add_check(self, check: ConditionCheck) -> None:
         self._checks.append(check)
@@ -174,7 +199,76 @@ class AlertService:
         return pings
 
     def _due_at(self, alert: AlertRecord, index: int) -> datetime:
-        return alert.opened_at + timedelta(minutes=self._levels[index].after_minutes)
+        """When level `index` is due: its minute after the alert opened, pushed back by
+        the re-pages (`repage_due`), which restart the path at the current level."""
+        delay = float(alert.details.get(DELAY_KEY) or 0)
+        after = timedelta(minutes=self._levels[index].after_minutes)
+        return alert.opened_at + after + timedelta(seconds=delay)
+
+    # -- re-acknowledgement -----------------------------------------------------------------
+
+    def repage_due(self, now: datetime) -> list[Repage]:
+        """Take the acknowledgement away from every open alert acknowledged longer than
+        `reack_after` ago: it shows unacknowledged again, its later levels are due from
+        now on (spaced as configured), and a `Repage` pings the acknowledger and the
+        current level. Each lapse is claimed with one guarded update, so with two
+        processes ticking it pages once. The caller delivers and reports back with
+        `repage_delivered`."""
+        if self.reack_after is None:
+            return []
+        repages: list[Repage] = []
+        for alert in self._store.open_alerts():
+            by, at = alert.acknowledged_by, alert.acknowledged_at
+            if by is None or at is None or not alert.posted or at + self.reack_after > now:
+                continue
+            current = alert.levels_fired - 1 if alert.levels_fired > 0 else None
+            base = alert.opened_at + timedelta(minutes=self._levels[current or 0].after_minutes)
+            delay = max(float(alert.details.get(DELAY_KEY) or 0), (now - base).total_seconds())
+            previous = alert.details.get(REACK_KEY) or {}
+            details = {
+                **alert.details,
+                DELAY_KEY: delay,
+                REACK_KEY: {
+                    "count": int(previous.get("count", 0)) + 1,
+                    "at": now.isoformat(),
+                    "acknowledged_by": by,
+                    "acknowledged_at": at.isoformat(),
+                },
+            }
+            if not self._store.lapse(alert.id, by, at, details):
+                continue  # acknowledged again, resolved, or another process has it
+            level = self._levels[current] if current is not None else None
+            mention = level.mention if level else []
+            repages.append(
+                Repage(
+                    alert=self._store.get(alert.id),
+                    acknowledged_by=by,
+                    acknowledged_at=at,
+                    minutes=int((now - at).total_seconds() // 60),
+                    level_name=level.name if level else None,
+                    users=tuple(dict.fromkeys([by, *(m for m in mention if m[:1] in "UW")])),
+                    groups=tuple(m for m in mention if m[:1] == "S"),
+                )
+            )
+        return repages
+
+    def repage_delivered(self, repage: Repage, delivery: PingDelivery, now: datetime) -> None:
+        """Record the `alert.reack` of a lapse, with what Slack took."""
+        outcome = "sent" if delivery.thread and not delivery.dm_failures else "partial"
+        self._record(
+            repage.alert,
+            "alert.reack",
+            outcome if delivery.delivered else "undelivered",
+            now,
+            acknowledged_by=repage.acknowledged_by,
+            acknowledged_at=repage.acknowledged_at.isoformat(),
+            minutes=repage.minutes,
+            level=repage.level_name,
+            mentions=[*repage.users, *repage.groups],
+            dms=list(delivery.dms),
+            dm_failures=list(delivery.dm_failures),
+            thread=delivery.thread,
+        )
 
     def _ping(self, alert: AlertRecord, index: int, claimed_to: int, now: datetime) -> Ping:
         level = self._levels[index]
@@ -233,15 +327,19 @@ class AlertService:
     def acknowledge(
         self, alert_id: str, user: str, now: datetime, origin: ClickOrigin | None = None
     ) -> AckResult:
-        """The first click on an open alert wins and stops its pings; any other click, or
-        one not made on the alert's message (`origin`), is refused with an explanation and
-        recorded. Raises `NotFound` for an unknown id."""
+        """The first click on an open alert by someone `AckRule` allows wins and stops
+        its pings; any other click, or one not made on the alert's message (`origin`), is
+        refused with an explanation and recorded. Raises `NotFound` for an unknown id."""
         alert = once_posted(lambda: self._store.get(alert_id), origin)
         wrong = mismatch(origin, alert.channel, alert.message_ts, say("this alert"))
         if origin is not None and wrong is not None:
             facts = refusal_facts(origin, wrong, "acknowledge")
             self._record(alert, "access.denied", "refused", now, actor=user, **facts)
             return AckResult(alert, wrong)
+        if alert.status == OPEN and alert.acknowledged_by is None:
+            denied = self._ack_refusal(alert, user, now)
+            if denied is not None:
+                return AckResult(alert, denied)
         if self._store.acknowledge(alert_id, user, now):
             record = self._store.get(alert_id)
             self._record(
@@ -265,7 +363,7 @@ class AlertService:
         elif current.acknowledged_by == user:
             refusal = (
                 f"You already acknowledged this alert at "
-                f"{humanize.utc(current.acknowledged_at)}; no more pings are sent."
+                f"{humanize.utc(current.acknowledged_at)}; its pings are paused."
             )
         else:
             refusal = say(
@@ -276,6 +374,30 @@ class AlertService:
             )
         self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=str(refusal))
         return AckResult(current, refusal)
+
+    def _ack_refusal(self, alert: AlertRecord, user: str, now: datetime) -> Phrase | None:
+        """`AckRule`'s refusal of `user`, recorded as `access.denied`; None: allowed."""
+        code = DENIED
+        try:
+            refusal = self._ack_rule.refusal(alert, user)
+        except BackupbotError as exc:
+            code, refusal = "access.lookup", exc.phrase
+        if refusal is None:
+            return None
+        who = self._ack_rule.eligible(alert)
+        self._record(
+            alert,
+            "access.denied",
+            "refused",
+            now,
+            actor=user,
+            code=code,
+            clicked="acknowledge",
+            reason=str(refusal),
+            may_acknowledge=[*who.users, *who.groups, *(["operators"] if who.operators else [])],
+            levels_fired=alert.levels_fired,
+        )
+        return refusal
 
     # -- posting bookkeeping for the Slack side ----------------------------------------------
 

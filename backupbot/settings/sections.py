@@ -275,6 +275,9 @@ def _default_levels() -> list[EscalationLevel]:
 
 class EscalationSettings(Strict):
     levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+    # An acknowledged alert still failing this long after the acknowledgement loses it
+    # and pages again (PagerDuty's acknowledgement timeout); 0: an acknowledgement holds.
+    reack_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
 
     @field_validator("levels")
     @classmethod
