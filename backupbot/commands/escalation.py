@@ -38,7 +38,8 @@ from backupbot.commands import humanize
 from backupbot.commands.backup_conditions import BackupConditions as BackupConditions
 from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import ConditionCheck, Finding
-from backupbot.commands.escalation_ack import DENIED, AckRule
+from backupbot.commands.escalation_ack import AckRule, why_not_again
+from backupbot.commands.escalation_reack import delay, lapse
 from backupbot.commands.escalation_types import (
     AckResult,
     Evaluation,
@@ -48,8 +49,7 @@ from backupbot.commands.escalation_types import (
 )
 from backupbot.commands.provider_support import provider_contact
 from backupbot.commands.status import AlertSummary
-from backupbot.errors import BackupbotError
-from backupbot.phrases import Actor, Phrase, say
+from backupbot.phrases import say
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord, AlertStore, PostClaim, open_key
 from backupbot.storage.incidents import IncidentLog
@@ -57,8 +57,6 @@ from backupbot.storage.incidents import IncidentLog
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
-DELAY_KEY = "escalation_delay_seconds"  # in `details`: how far re-pages moved the levels
-REACK_KEY = "reack"  # in `details`: the last lapse (count, at, who had acknowledged)
 
 
 @runtime_checkable
@@ -201,56 +199,21 @@ class AlertService:
     def _due_at(self, alert: AlertRecord, index: int) -> datetime:
         """When level `index` is due: its minute after the alert opened, pushed back by
         the re-pages (`repage_due`), which restart the path at the current level."""
-        delay = float(alert.details.get(DELAY_KEY) or 0)
         after = timedelta(minutes=self._levels[index].after_minutes)
-        return alert.opened_at + after + timedelta(seconds=delay)
+        return alert.opened_at + after + delay(alert)
 
     # -- re-acknowledgement -----------------------------------------------------------------
 
     def repage_due(self, now: datetime) -> list[Repage]:
         """Take the acknowledgement away from every open alert acknowledged longer than
-        `reack_after` ago: it shows unacknowledged again, its later levels are due from
-        now on (spaced as configured), and a `Repage` pings the acknowledger and the
-        current level. Each lapse is claimed with one guarded update, so with two
-        processes ticking it pages once. The caller delivers and reports back with
-        `repage_delivered`."""
-        if self.reack_after is None:
+        `reack_after` ago (`escalation_reack.lapse`); the caller delivers the re-pages
+        and reports back with `repage_delivered`."""
+        after = self.reack_after
+        if after is None:
             return []
-        repages: list[Repage] = []
-        for alert in self._store.open_alerts():
-            by, at = alert.acknowledged_by, alert.acknowledged_at
-            if by is None or at is None or not alert.posted or at + self.reack_after > now:
-                continue
-            current = alert.levels_fired - 1 if alert.levels_fired > 0 else None
-            base = alert.opened_at + timedelta(minutes=self._levels[current or 0].after_minutes)
-            delay = max(float(alert.details.get(DELAY_KEY) or 0), (now - base).total_seconds())
-            previous = alert.details.get(REACK_KEY) or {}
-            details = {
-                **alert.details,
-                DELAY_KEY: delay,
-                REACK_KEY: {
-                    "count": int(previous.get("count", 0)) + 1,
-                    "at": now.isoformat(),
-                    "acknowledged_by": by,
-                    "acknowledged_at": at.isoformat(),
-                },
-            }
-            if not self._store.lapse(alert.id, by, at, details):
-                continue  # acknowledged again, resolved, or another process has it
-            level = self._levels[current] if current is not None else None
-            mention = level.mention if level else []
-            repages.append(
-                Repage(
-                    alert=self._store.get(alert.id),
-                    acknowledged_by=by,
-                    acknowledged_at=at,
-                    minutes=int((now - at).total_seconds() // 60),
-                    level_name=level.name if level else None,
-                    users=tuple(dict.fromkeys([by, *(m for m in mention if m[:1] in "UW")])),
-                    groups=tuple(m for m in mention if m[:1] == "S"),
-                )
-            )
-        return repages
+        alerts = self._store.open_alerts()
+        repages = (lapse(self._store, self._levels, a, after, now) for a in alerts)
+        return [r for r in repages if r is not None]
 
     def repage_delivered(self, repage: Repage, delivery: PingDelivery, now: datetime) -> None:
         """Record the `alert.reack` of a lapse, with what Slack took."""
@@ -337,9 +300,10 @@ class AlertService:
             self._record(alert, "access.denied", "refused", now, actor=user, **facts)
             return AckResult(alert, wrong)
         if alert.status == OPEN and alert.acknowledged_by is None:
-            denied = self._ack_refusal(alert, user, now)
+            denied = self._ack_rule.denial(alert, user)
             if denied is not None:
-                return AckResult(alert, denied)
+                self._record(alert, "access.denied", "refused", now, actor=user, **denied[1])
+                return AckResult(alert, denied[0])
         if self._store.acknowledge(alert_id, user, now):
             record = self._store.get(alert_id)
             self._record(
@@ -353,51 +317,9 @@ class AlertService:
             )
             return AckResult(record)
         current = self._store.get(alert_id)
-        refusal: Phrase | str
-        if current.status != OPEN:
-            refusal = (
-                f"This alert was already resolved at {humanize.utc(current.resolved_at)}"
-                f" ({current.resolution or 'its condition cleared'}); there is nothing to "
-                "acknowledge."
-            )
-        elif current.acknowledged_by == user:
-            refusal = (
-                f"You already acknowledged this alert at "
-                f"{humanize.utc(current.acknowledged_at)}; its pings are paused."
-            )
-        else:
-            refusal = say(
-                "{who} already acknowledged this alert at {at}; the pings stopped then. "
-                "Coordinate with them in the alert's thread.",
-                who=Actor(current.acknowledged_by or "?"),
-                at=humanize.utc(current.acknowledged_at),
-            )
+        refusal = why_not_again(current, user)
         self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=str(refusal))
         return AckResult(current, refusal)
-
-    def _ack_refusal(self, alert: AlertRecord, user: str, now: datetime) -> Phrase | None:
-        """`AckRule`'s refusal of `user`, recorded as `access.denied`; None: allowed."""
-        code = DENIED
-        try:
-            refusal = self._ack_rule.refusal(alert, user)
-        except BackupbotError as exc:
-            code, refusal = "access.lookup", exc.phrase
-        if refusal is None:
-            return None
-        who = self._ack_rule.eligible(alert)
-        self._record(
-            alert,
-            "access.denied",
-            "refused",
-            now,
-            actor=user,
-            code=code,
-            clicked="acknowledge",
-            reason=str(refusal),
-            may_acknowledge=[*who.users, *who.groups, *(["operators"] if who.operators else [])],
-            levels_fired=alert.levels_fired,
-        )
-        return refusal
 
     # -- posting bookkeeping for the Slack side ----------------------------------------------
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from backupbot.commands import humanize
 from backupbot.commands.access import Access, Directory
 from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
 from backupbot.phrases import Actor, Name, Phrase, join, say
 from backupbot.settings import EscalationLevel
-from backupbot.storage.alerts import AlertRecord
+from backupbot.storage.alerts import OPEN, AlertRecord
 
 DENIED = "access.ack"  # the refusal's code in its `access.denied` record
 
@@ -84,6 +86,25 @@ class AckRule:
             return None
         return self._refused(who, say("You are not on this alert's escalation path so far."))
 
+    def denial(self, alert: AlertRecord, user: str) -> tuple[Phrase, dict[str, Any]] | None:
+        """None if `user` may acknowledge `alert`; else the answer and the facts of its
+        `access.denied` record. A failed Slack lookup refuses too (code `access.lookup`)."""
+        code = DENIED
+        try:
+            refusal = self.refusal(alert, user)
+        except BackupbotError as exc:
+            code, refusal = "access.lookup", exc.phrase
+        if refusal is None:
+            return None
+        who = self.eligible(alert)
+        return refusal, {
+            "code": code,
+            "clicked": "acknowledge",
+            "reason": str(refusal),
+            "may_acknowledge": [*who.users, *who.groups, *(["operators"] if who.operators else [])],
+            "levels_fired": alert.levels_fired,
+        }
+
     def _refused(self, who: AckEligibility, why: Phrase) -> Phrase:
         admins = self._access.rules.holders(Role.ADMIN) if self._access else []
         return why + say(
@@ -101,3 +122,24 @@ class AckRule:
                 f"The user group {group} cannot be checked without a Slack connection."
             )
         return user in self._directory.members(group)
+
+
+def why_not_again(current: AlertRecord, user: str) -> Phrase | str:
+    """Why a click on an alert that is no longer open and unacknowledged changed nothing."""
+    if current.status != OPEN:
+        return (
+            f"This alert was already resolved at {humanize.utc(current.resolved_at)}"
+            f" ({current.resolution or 'its condition cleared'}); there is nothing to "
+            "acknowledge."
+        )
+    if current.acknowledged_by == user:
+        return (
+            f"You already acknowledged this alert at "
+            f"{humanize.utc(current.acknowledged_at)}; its pings are paused."
+        )
+    return say(
+        "{who} already acknowledged this alert at {at}; the pings stopped then. "
+        "Coordinate with them in the alert's thread.",
+        who=Actor(current.acknowledged_by or "?"),
+        at=humanize.utc(current.acknowledged_at),
+    )
