@@ -15,6 +15,7 @@ from backupbot.commands.checklist import ChecklistConditions, ChecklistService
 from backupbot.commands.drill import DrillConditions, DrillService
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
+from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
@@ -159,15 +160,21 @@ def _alert_service(
     clock: Clock,
     access: Access,
     directory: CachedDirectory | None,
-) -> AlertService:
-    """Escalation over every condition the bot watches."""
-    return AlertService(
+    restore_requests: RestoreRequests,
+) -> tuple[AlertService, BreakGlassReviews]:
+    """Escalation over every condition the bot watches, and the break-glass reviews
+    (one of them)."""
+    reviews = BreakGlassReviews(
+        restore_requests, incidents, access, settings.restore.break_glass_review_hours
+    )
+    alerts = AlertService(
         store=AlertStore(engine),
         incidents=incidents,
         checks=[
             BackupConditions(BackupFacts(engine), stale_rules(settings)),
             DrillConditions(drills),
             ChecklistConditions(checklists),
+            reviews,
         ],
         levels=settings.escalation.levels,
         providers={d.name: d.provider for d in settings.databases},
@@ -175,6 +182,7 @@ def _alert_service(
         ack_rule=AckRule(settings.escalation.levels, access, directory),
         reack_after_minutes=settings.escalation.reack_after_minutes,
     )
+    return alerts, reviews
 
 
 def _checklist_service(
@@ -214,8 +222,8 @@ def build_services(
     )
     checklists = _checklist_service(settings, engine, incidents, clock)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
-    alerts = _alert_service(
-        settings, engine, incidents, drills, checklists, clock, access, directory
+    alerts, reviews = _alert_service(
+        settings, engine, incidents, drills, checklists, clock, access, directory, restore_requests
     )
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
@@ -239,6 +247,7 @@ def build_services(
         alerts=alerts,
         slack_client=slack_client,
         access=access,
+        reviews=reviews,
         status=StatusService(
             settings=settings,
             catalog=catalog,

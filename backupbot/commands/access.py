@@ -37,6 +37,9 @@ BUTTON_ROLES: dict[str, Role] = {
     # Acknowledge: the people of the alert's fired escalation levels, admins, or (when
     # those levels mention nobody) operators; commands/escalation_ack.py decides.
     "alert.acknowledge": Role.VIEWER,
+    # Reviewed (a break-glass restore): an approver other than the runner;
+    # commands/escalation_review.py decides (and records `restore.review_refused`).
+    "restore.review": Role.VIEWER,
 }
 
 

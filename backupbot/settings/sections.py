@@ -208,6 +208,9 @@ class RestoreSettings(Strict):
     # index build can take hours).
     statement_timeout_seconds: float | None = Field(default=None, gt=0)
     timeout_minutes: float = Field(default=360, gt=0)  # ... when the whole pg_restore does
+    # A break-glass restore needs an approver's review (its notice's Reviewed button)
+    # within this many hours, or it escalates like an alert.
+    break_glass_review_hours: float = Field(default=24, gt=0, le=24 * 30)
 
 
 class ScheduleSettings(Strict):

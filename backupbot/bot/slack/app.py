@@ -28,6 +28,7 @@ from backupbot.bot.slack.listeners import (
     backup_command,
     checklist_actions,
     restore_actions,
+    review_actions,
 )
 from backupbot.errors import ConfigError
 
@@ -68,6 +69,7 @@ def build_app(services: Services) -> SlackApp:
     restore_actions.register(app, services, flow)
     checklist_actions.register(app, services, Flows(services, build_web_client(services)).checklist)
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
+    review_actions.register(app, services, flow)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from backupbot.commands.conditions import (
     STALE,
     VERIFICATION_FAILED,
 )
+from backupbot.commands.escalation_review import REVIEW_OVERDUE
 from backupbot.commands.escalation_types import Ping, Repage
 from backupbot.phrases import Phrase
 from backupbot.settings import EscalationLevel
@@ -48,6 +49,7 @@ TITLES = {
     STALE: "No recent verified backup",
     DRILL_FAILED: "Restore drill failed",
     CHECKLIST_OVERDUE: "Monthly checklist overdue",
+    REVIEW_OVERDUE: "Break-glass restore not reviewed",
 }
 
 
