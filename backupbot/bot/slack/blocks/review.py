@@ -26,7 +26,7 @@ def review_blocks(r: RestoreRecord, review: Review | None, due_at: datetime) -> 
     return [
         section(
             f":mag: *Review required*: an approver other than {mention(r.requester)} presses "
-            f"*Reviewed* by {humanize.utc(due_at)}; otherwise this escalates like an alert."
+            f"*Reviewed* before {humanize.utc(due_at)}; otherwise this escalates like an alert."
         ),
         {
             "type": "actions",
