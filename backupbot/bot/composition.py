@@ -16,6 +16,8 @@ from backupbot.commands.checklist import ChecklistService
 from backupbot.commands.checklist_conditions import ChecklistConditions
 from backupbot.commands.drill import DrillConditions, DrillService
 from backupbot.commands.escalation import AlertService, BackupConditions
+from backupbot.commands.escalation_ack import AckRule
+from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
@@ -158,20 +160,31 @@ def _alert_service(
     drills: DrillService,
     checklists: ChecklistService,
     clock: Clock,
-) -> AlertService:
-    """Escalation over every condition the bot watches."""
-    return AlertService(
+    access: Access,
+    directory: CachedDirectory | None,
+    restore_requests: RestoreRequests,
+) -> tuple[AlertService, BreakGlassReviews]:
+    """Escalation over every condition the bot watches, and the break-glass reviews
+    (one of them)."""
+    reviews = BreakGlassReviews(
+        restore_requests, incidents, access, settings.restore.break_glass_review_hours
+    )
+    alerts = AlertService(
         store=AlertStore(engine),
         incidents=incidents,
         checks=[
             BackupConditions(BackupFacts(engine), stale_rules(settings)),
             DrillConditions(drills, timedelta(days=settings.drill.max_age_days)),
             ChecklistConditions(checklists),
+            reviews,
         ],
         levels=settings.escalation.levels,
         providers={d.name: d.provider for d in settings.databases},
         clock=clock,
+        ack_rule=AckRule(settings.escalation.levels, access, directory),
+        reack_after_minutes=settings.escalation.reack_after_minutes,
     )
+    return alerts, reviews
 
 
 def _checklist_service(
@@ -211,7 +224,9 @@ def build_services(
     )
     checklists = _checklist_service(settings, engine, incidents, clock)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
-    alerts = _alert_service(settings, engine, incidents, drills, checklists, clock)
+    alerts, reviews = _alert_service(
+        settings, engine, incidents, drills, checklists, clock, access, directory, restore_requests
+    )
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
         jobs=jobs,
@@ -234,6 +249,7 @@ def build_services(
         alerts=alerts,
         slack_client=slack_client,
         access=access,
+        reviews=reviews,
         status=StatusService(
             settings=settings,
             catalog=catalog,

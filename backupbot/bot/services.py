@@ -16,6 +16,7 @@ from backupbot.commands.backup import BackupService
 from backupbot.commands.checklist import ChecklistService
 from backupbot.commands.drill import DrillService
 from backupbot.commands.escalation import AlertService
+from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.status import BotStatus, DatabaseStatus
@@ -68,6 +69,7 @@ class Services:
     queue: JobQueue
     status: StatusService
     access: Access
+    reviews: BreakGlassReviews
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

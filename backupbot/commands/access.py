@@ -35,7 +35,12 @@ BUTTON_ROLES: dict[str, Role] = {
     "drill.review": Role.OPERATOR,
     "checklist.sign_off": Role.OPERATOR,
     "checklist.sign_off_with_warnings": Role.ADMIN,
-    "alert.acknowledge": Role.OPERATOR,
+    # Acknowledge: the people of the alert's fired escalation levels, admins, or (when
+    # those levels mention nobody) operators; commands/escalation_ack.py decides.
+    "alert.acknowledge": Role.VIEWER,
+    # Reviewed (a break-glass restore): an approver other than the runner;
+    # commands/escalation_review.py decides (and records `restore.review_refused`).
+    "restore.review": Role.VIEWER,
 }
 
 

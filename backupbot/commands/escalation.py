@@ -14,6 +14,12 @@ or with two bot processes. It returns the `Ping`s for the Slack side to deliver,
 reports back: `ping_delivered` writes the `alert.ping` record, `ping_undelivered` gives the
 claim back so the next step retries. Nothing here talks to Slack.
 
+Who may acknowledge is `AckRule`'s (`escalation_ack.py`): the people of the levels fired
+so far, admins, or operators while those levels name nobody. An acknowledgement holds for
+`reack_after` (PagerDuty's acknowledgement timeout): `repage_due(now)` takes it away from
+an alert still failing after that long, with a guarded update so it pages once, and
+restarts the path at the current level.
+
 `BackupConditions` (`backup_conditions.py`) judges the catalog: a failed backup, a failed
 verification, and a database without a recent verified backup.
 """
@@ -32,10 +38,18 @@ from backupbot.commands import humanize
 from backupbot.commands.backup_conditions import BackupConditions as BackupConditions
 from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
 from backupbot.commands.conditions import ConditionCheck, Finding
-from backupbot.commands.escalation_types import AckResult, Evaluation, Ping, PingDelivery
+from backupbot.commands.escalation_ack import AckRule, why_not_again
+from backupbot.commands.escalation_reack import delay, lapse
+from backupbot.commands.escalation_types import (
+    AckResult,
+    Evaluation,
+    Ping,
+    PingDelivery,
+    Repage,
+)
 from backupbot.commands.provider_support import provider_contact
 from backupbot.commands.status import AlertSummary
-from backupbot.phrases import Actor, Phrase, say
+from backupbot.phrases import say
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord, AlertStore, PostClaim, open_key
 from backupbot.storage.incidents import IncidentLog
@@ -68,6 +82,8 @@ class AlertService:
         levels: Sequence[EscalationLevel],
         providers: Mapping[str, str],
         clock: Clock,
+        ack_rule: AckRule | None = None,
+        reack_after_minutes: int = 0,
     ) -> None:
         self._store = store
         self._incidents = incidents
@@ -75,10 +91,17 @@ class AlertService:
         self._levels = list(levels)
         self._providers = dict(providers)
         self._clock = clock
+        self._ack_rule = ack_rule or AckRule(levels, None, None)
+        self._reack_after = timedelta(minutes=reack_after_minutes)
 
     @property
     def levels(self) -> list[EscalationLevel]:
         return list(self._levels)
+
+    @property
+    def reack_after(self) -> timedelta | None:
+        """How long an acknowledgement holds while the alert keeps failing; None: for good."""
+        return self._reack_after if self._reack_after > timedelta(0) else None
 
     def add_check(self, check: ConditionCheck) -> None:
         self._checks.append(check)
@@ -174,7 +197,41 @@ class AlertService:
         return pings
 
     def _due_at(self, alert: AlertRecord, index: int) -> datetime:
-        return alert.opened_at + timedelta(minutes=self._levels[index].after_minutes)
+        """When level `index` is due: its minute after the alert opened, pushed back by
+        the re-pages (`repage_due`), which restart the path at the current level."""
+        after = timedelta(minutes=self._levels[index].after_minutes)
+        return alert.opened_at + after + delay(alert)
+
+    # -- re-acknowledgement -----------------------------------------------------------------
+
+    def repage_due(self, now: datetime) -> list[Repage]:
+        """Take the acknowledgement away from every open alert acknowledged longer than
+        `reack_after` ago (`escalation_reack.lapse`); the caller delivers the re-pages
+        and reports back with `repage_delivered`."""
+        after = self.reack_after
+        if after is None:
+            return []
+        alerts = self._store.open_alerts()
+        repages = (lapse(self._store, self._levels, a, after, now) for a in alerts)
+        return [r for r in repages if r is not None]
+
+    def repage_delivered(self, repage: Repage, delivery: PingDelivery, now: datetime) -> None:
+        """Record the `alert.reack` of a lapse, with what Slack took."""
+        outcome = "sent" if delivery.thread and not delivery.dm_failures else "partial"
+        self._record(
+            repage.alert,
+            "alert.reack",
+            outcome if delivery.delivered else "undelivered",
+            now,
+            acknowledged_by=repage.acknowledged_by,
+            acknowledged_at=repage.acknowledged_at.isoformat(),
+            minutes=repage.minutes,
+            level=repage.level_name,
+            mentions=[*repage.users, *repage.groups],
+            dms=list(delivery.dms),
+            dm_failures=list(delivery.dm_failures),
+            thread=delivery.thread,
+        )
 
     def _ping(self, alert: AlertRecord, index: int, claimed_to: int, now: datetime) -> Ping:
         level = self._levels[index]
@@ -233,15 +290,20 @@ class AlertService:
     def acknowledge(
         self, alert_id: str, user: str, now: datetime, origin: ClickOrigin | None = None
     ) -> AckResult:
-        """The first click on an open alert wins and stops its pings; any other click, or
-        one not made on the alert's message (`origin`), is refused with an explanation and
-        recorded. Raises `NotFound` for an unknown id."""
+        """The first click on an open alert by someone `AckRule` allows wins and stops
+        its pings; any other click, or one not made on the alert's message (`origin`), is
+        refused with an explanation and recorded. Raises `NotFound` for an unknown id."""
         alert = once_posted(lambda: self._store.get(alert_id), origin)
         wrong = mismatch(origin, alert.channel, alert.message_ts, say("this alert"))
         if origin is not None and wrong is not None:
             facts = refusal_facts(origin, wrong, "acknowledge")
             self._record(alert, "access.denied", "refused", now, actor=user, **facts)
             return AckResult(alert, wrong)
+        if alert.status == OPEN and alert.acknowledged_by is None:
+            denied = self._ack_rule.denial(alert, user)
+            if denied is not None:
+                self._record(alert, "access.denied", "refused", now, actor=user, **denied[1])
+                return AckResult(alert, denied[0])
         if self._store.acknowledge(alert_id, user, now):
             record = self._store.get(alert_id)
             self._record(
@@ -255,25 +317,7 @@ class AlertService:
             )
             return AckResult(record)
         current = self._store.get(alert_id)
-        refusal: Phrase | str
-        if current.status != OPEN:
-            refusal = (
-                f"This alert was already resolved at {humanize.utc(current.resolved_at)}"
-                f" ({current.resolution or 'its condition cleared'}); there is nothing to "
-                "acknowledge."
-            )
-        elif current.acknowledged_by == user:
-            refusal = (
-                f"You already acknowledged this alert at "
-                f"{humanize.utc(current.acknowledged_at)}; no more pings are sent."
-            )
-        else:
-            refusal = say(
-                "{who} already acknowledged this alert at {at}; the pings stopped then. "
-                "Coordinate with them in the alert's thread.",
-                who=Actor(current.acknowledged_by or "?"),
-                at=humanize.utc(current.acknowledged_at),
-            )
+        refusal = why_not_again(current, user)
         self._record(current, "alert.ack_refused", "refused", now, actor=user, reason=str(refusal))
         return AckResult(current, refusal)
 

@@ -80,3 +80,18 @@ class AckResult:
     @property
     def acknowledged(self) -> bool:
         return self.refusal is None
+
+
+@dataclass(frozen=True)
+class Repage:
+    """An acknowledgement that timed out while the alert kept failing: the alert (now
+    unacknowledged), who had acknowledged it and when, and whom to ping again (the
+    acknowledger and the current level's people)."""
+
+    alert: AlertRecord
+    acknowledged_by: str
+    acknowledged_at: datetime
+    minutes: int  # since the acknowledgement
+    level_name: str | None  # the current level (the last fired), if any fired
+    users: tuple[str, ...]
+    groups: tuple[str, ...]

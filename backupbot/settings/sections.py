@@ -256,6 +256,9 @@ class RestoreSettings(Strict):
     # index build can take hours).
     statement_timeout_seconds: float | None = Field(default=None, gt=0)
     timeout_minutes: float = Field(default=360, gt=0)  # ... when the whole pg_restore does
+    # A break-glass restore needs an approver's review (its notice's Reviewed button)
+    # within this many hours, or it escalates like an alert.
+    break_glass_review_hours: float = Field(default=24, gt=0, le=24 * 30)
 
 
 class ScheduleSettings(Strict):
@@ -323,6 +326,9 @@ def _default_levels() -> list[EscalationLevel]:
 
 class EscalationSettings(Strict):
     levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+    # An acknowledged alert still failing this long after the acknowledgement loses it
+    # and pages again (PagerDuty's acknowledgement timeout); 0: an acknowledgement holds.
+    reack_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
 
     @field_validator("levels")
     @classmethod

@@ -6,7 +6,8 @@ the alert exists. Every later change names the state it expects and reports whet
 exactly one row changed:
 
 - escalation claims levels with a compare-and-set on `levels_fired`;
-- the first Acknowledge click wins (`acknowledged_by IS NULL`);
+- the first Acknowledge click wins (`acknowledged_by IS NULL`); an acknowledgement that
+  timed out is cleared only while it is still the one seen (`lapse`);
 - the alert message is claimed before it is posted (`message_ts` holds a short-lived
   claim token until the real ts is known; a claim older than `CLAIM_TTL` is abandoned);
 - resolving goes open → resolving (the condition cleared, `open_key` freed) → resolved
@@ -171,6 +172,18 @@ class AlertStore:
             {"acknowledged_by": user, "acknowledged_at": now},
             AlertRow.status == OPEN,
             AlertRow.acknowledged_by.is_(None),
+        )
+
+    def lapse(self, alert_id: str, by: str, at: datetime, details: dict[str, Any]) -> bool:
+        """The acknowledgement by `by` at `at` timed out: clear it and store `details`,
+        while the alert is open and that acknowledgement is still the one it has. True
+        for exactly one caller."""
+        return self._guarded(
+            alert_id,
+            {"acknowledged_by": None, "acknowledged_at": None, "details": details},
+            AlertRow.status == OPEN,
+            AlertRow.acknowledged_by == by,
+            AlertRow.acknowledged_at == at,
         )
 
     def claim_levels(self, alert_id: str, seen: int, upto: int) -> bool:

@@ -312,6 +312,30 @@ class RestoreRequests:
             ]
         return self._guarded(restore_id, values, *conditions)
 
+    def mark_reviewed(self, restore_id: str, user: str, now: datetime) -> bool:
+        """The after-the-fact review of a break-glass restore (which nobody approved
+        beforehand, so its approval columns are free): `user` becomes its one approval.
+        True for exactly one caller."""
+        return self._guarded(
+            restore_id,
+            {"approval_count": 1, "approvals": [{"user": user, "at": now.isoformat()}]},
+            RestoreRow.break_glass.is_(True),
+            RestoreRow.approval_count == 0,
+        )
+
+    def break_glass_restores(
+        self, *, reviewed: bool | None = None, database: str | None = None
+    ) -> list[RestoreRecord]:
+        """Break-glass restores, oldest first: all, or only the (un)reviewed ones."""
+        stmt = select(RestoreRow).where(RestoreRow.break_glass.is_(True))
+        if reviewed is not None:
+            stmt = stmt.where(
+                RestoreRow.approval_count > 0 if reviewed else RestoreRow.approval_count == 0
+            )
+        if database is not None:
+            stmt = stmt.where(RestoreRow.database == database)
+        return self._all(stmt.order_by(RestoreRow.created_at))
+
     def mark_announced(self, restore_id: str) -> bool:
         """Claim the break-glass notice (True for exactly one caller)."""
         return self._guarded(

@@ -30,6 +30,7 @@ from backupbot.bot.slack.listeners import (
     checklist_reason,
     drill_actions,
     restore_actions,
+    review_actions,
 )
 from backupbot.errors import ConfigError
 
@@ -73,6 +74,7 @@ def build_app(services: Services) -> SlackApp:
     checklist_reason.register(app, services, checklist_flow)
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
     drill_actions.register(app, services, build_web_client(services))
+    review_actions.register(app, services, flow)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

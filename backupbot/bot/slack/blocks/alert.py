@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from backupbot.bot.slack.kit import (
     Block,
@@ -33,7 +34,8 @@ from backupbot.commands.conditions import (
     STALE,
     VERIFICATION_FAILED,
 )
-from backupbot.commands.escalation_types import Ping
+from backupbot.commands.escalation_review import REVIEW_OVERDUE
+from backupbot.commands.escalation_types import Ping, Repage
 from backupbot.phrases import Phrase
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord
@@ -47,6 +49,7 @@ TITLES = {
     STALE: "No recent verified backup",
     DRILL_FAILED: "Restore drill failed",
     CHECKLIST_OVERDUE: "Monthly checklist overdue",
+    REVIEW_OVERDUE: "Break-glass restore not reviewed",
 }
 
 
@@ -86,14 +89,38 @@ def _ack_button(alert: AlertRecord) -> Block:
     }
 
 
-def _acked_line(alert: AlertRecord) -> str:
-    return (
+def _acked_line(alert: AlertRecord, reack_after: timedelta | None = None) -> str:
+    line = (
         f":eyes: Acknowledged by {mention(alert.acknowledged_by or '?')} at "
-        f"{humanize.utc(alert.acknowledged_at)}: no more pings."
+        f"{humanize.utc(alert.acknowledged_at)}:"
+    )
+    if alert.status == OPEN and reack_after is not None and alert.acknowledged_at is not None:
+        again = humanize.utc(alert.acknowledged_at + reack_after)
+        return f"{line} pings paused; they start again at {again} if this is still failing."
+    return f"{line} no more pings."
+
+
+def _lapsed_line(alert: AlertRecord) -> str | None:
+    """The last acknowledgement that timed out, if one did and nobody acknowledged since."""
+    lapse = alert.details.get("reack") or {}
+    if not lapse or alert.acknowledged_by:
+        return None
+    return (
+        f":repeat: Acknowledged by {mention(str(lapse.get('acknowledged_by', '?')))}, but "
+        f"still failing at {esc(_iso_utc(lapse.get('at')))}: *unacknowledged*, paging again."
     )
 
 
-def _status(alert: AlertRecord, levels: Sequence[EscalationLevel]) -> list[Block]:
+def _iso_utc(value: object) -> str:
+    try:
+        return humanize.utc(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return "?"
+
+
+def _status(
+    alert: AlertRecord, levels: Sequence[EscalationLevel], reack_after: timedelta | None = None
+) -> list[Block]:
     if alert.status != OPEN:
         lines = [
             f":white_check_mark: *Resolved* at {humanize.utc(alert.resolved_at)}: "
@@ -104,28 +131,40 @@ def _status(alert: AlertRecord, levels: Sequence[EscalationLevel]) -> list[Block
         return [section("\n".join(lines))]
     if alert.acknowledged_by:
         return [
-            section(_acked_line(alert) + " This alert resolves itself when the condition clears.")
+            section(
+                _acked_line(alert, reack_after)
+                + " This alert resolves itself when the condition clears."
+            )
         ]
+    lapsed = _lapsed_line(alert)
     return [
+        *([section(lapsed)] if lapsed else []),
         context(f"{_path(levels, alert.levels_fired)} · pings stop when someone acknowledges"),
         _ack_button(alert),
     ]
 
 
-def alert_message(alert: AlertRecord, levels: Sequence[EscalationLevel] = ()) -> Message:
-    """The channel message of an alert, in its current state."""
+def alert_message(
+    alert: AlertRecord,
+    levels: Sequence[EscalationLevel] = (),
+    reack_after: timedelta | None = None,
+) -> Message:
+    """The channel message of an alert, in its current state (`reack_after`: how long an
+    acknowledgement holds, shown while it does)."""
     icon = ":white_check_mark:" if alert.status != OPEN else ":rotating_light:"
     resolved = " — resolved" if alert.status != OPEN else ""
     head = f"{icon} *{title(alert)}*{_where(alert)}{resolved}"
     blocks = [
         section(f"{head}\n{render(alert.summary_phrase)}"),
         context(f"alert {code(alert.id)} · opened {humanize.utc(alert.opened_at)}"),
-        *_status(alert, levels),
+        *_status(alert, levels, reack_after),
     ]
     if alert.status != OPEN:
         state = "resolved"
     else:
         state = "acknowledged" if alert.acknowledged_by else "open"
+        if not alert.acknowledged_by and alert.details.get("reack"):
+            state = "open, unacknowledged again"
     where = f" ({alert.database})" if alert.database else ""
     text = f"Alert{where}, {state}: {title(alert)}. {alert.summary}"
     return Message(text[:3000], blocks)
@@ -186,11 +225,47 @@ def ping_dm(ping: Ping, channel: str, permalink: str | None) -> Message:
     )
 
 
-def ack_note(alert: AlertRecord) -> Message:
+def ack_note(alert: AlertRecord, reack_after: timedelta | None = None) -> Message:
     """The thread reply when someone acknowledges."""
-    return notice(
+    head = (
         f":eyes: {mention(alert.acknowledged_by or '?')} acknowledged this alert at "
-        f"{humanize.utc(alert.acknowledged_at)}; no more pings."
+        f"{humanize.utc(alert.acknowledged_at)};"
+    )
+    if reack_after is not None and alert.acknowledged_at is not None:
+        again = humanize.utc(alert.acknowledged_at + reack_after)
+        return notice(f"{head} pings paused until {again}, then they start again if still failing.")
+    return notice(f"{head} no more pings.")
+
+
+def _repage_mentions(repage: Repage) -> str:
+    groups = (f"<!subteam^{g}>" if _GROUP.fullmatch(g) else code(g) for g in repage.groups)
+    return " ".join([*(mention(u) for u in repage.users), *groups])
+
+
+def repage_message(repage: Repage) -> Message:
+    """The thread reply when an acknowledgement timed out with the alert still failing."""
+    level = f" ({esc(repage.level_name)})" if repage.level_name else ""
+    lines = [
+        f":repeat: Still failing {repage.minutes} min after "
+        f"{mention(repage.acknowledged_by)} acknowledged; paging again.",
+        f"{_repage_mentions(repage)}{level}: please look at this alert and press *Acknowledge*.",
+    ]
+    notify = (*repage.users, *repage.groups)
+    return Message(unmark(" ".join(lines)), [section("\n".join(lines))], notify)
+
+
+def repage_dm(repage: Repage, channel: str, permalink: str | None) -> Message:
+    """The DM the acknowledger and the current level's users get on a re-page."""
+    alert = repage.alert
+    alert_link = link(permalink, "the alert") if permalink else "the alert"
+    text = (
+        f":repeat: {title(alert)}{_where(alert)} in {channel_link(channel)} is still failing "
+        f"{repage.minutes} min after {mention(repage.acknowledged_by)} acknowledged it: "
+        f"{render(alert.summary_phrase)}"
+    )
+    return Message(
+        unmark(text)[:3000],
+        [section(text), context(f"Open {alert_link} and press Acknowledge again.")],
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
 from backupbot.bot.slack.kit import (
     Block,
@@ -27,6 +28,7 @@ from backupbot.bot.slack.kit import (
 )
 from backupbot.commands import humanize
 from backupbot.commands.approvals import Refusal
+from backupbot.commands.escalation_review import review_of
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
 
@@ -350,11 +352,15 @@ def requested_ack(r: RestoreRecord, channel: str) -> Message:
     )
 
 
-def break_glass_notice(r: RestoreRecord) -> Message:
-    """Posted when Slack is reachable again after a CLI break-glass restore."""
+def break_glass_notice(r: RestoreRecord, review_due: datetime | None = None) -> Message:
+    """Posted when Slack is reachable again after a CLI break-glass restore; with
+    `review_due`, it asks for (or shows) the approver's review (`blocks/review.py`)."""
     m = restore_message(r, r.finished_at or r.created_at)
     head = section(
         f":rotating_light: *Break-glass restore* run from the command line by "
         f"{mention(r.requester)} at {humanize.utc(r.started_at)}, without approval."
     )
-    return Message("Break-glass restore: " + m.text, [head, *m.blocks])
+    review: list[Block] = []
+    if review_due is not None:
+        review = review_blocks.review_blocks(r, review_of(r), review_due)
+    return Message("Break-glass restore: " + m.text, [head, *m.blocks, *review])

@@ -34,7 +34,8 @@ class Flows:
 
     @property
     def restore(self) -> RestoreFlow:
-        return RestoreFlow(self._services.restores, self.slack, self._services.enqueue_restore)
+        s = self._services
+        return RestoreFlow(s.restores, self.slack, s.enqueue_restore, s.reviews)
 
     @property
     def drill(self) -> DrillFlow:

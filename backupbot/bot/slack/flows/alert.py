@@ -23,7 +23,7 @@ from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.click_origin import ClickOrigin
-from backupbot.commands.escalation_types import AckResult, Ping, PingDelivery
+from backupbot.commands.escalation_types import AckResult, Ping, PingDelivery, Repage
 from backupbot.storage.alerts import AlertRecord
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class StepResult:
     posted: list[AlertRecord] = field(default_factory=list)
     resolutions_posted: list[AlertRecord] = field(default_factory=list)
     pings: list[Ping] = field(default_factory=list)
+    repages: list[Repage] = field(default_factory=list)
     retry: int = 0
 
 
@@ -54,10 +55,12 @@ class AlertFlow:
         self._alerts = alerts
 
     def step(self, now: datetime) -> StepResult:
-        """Evaluate → post new alerts → show resolutions → deliver due pings."""
+        """Evaluate → post new alerts → show resolutions → re-page lapsed
+        acknowledgements → deliver due pings."""
         evaluation = self._alerts.evaluate(now)
         posted, failed_posts = self.post_new(now)
         resolutions, failed_resolutions = self.post_resolutions(now)
+        repages = self.repage(self._alerts.repage_due(now), now)
         pings, failed_pings = self.deliver(self._alerts.escalate(now), now)
         return StepResult(
             opened=evaluation.opened,
@@ -65,6 +68,7 @@ class AlertFlow:
             posted=posted,
             resolutions_posted=resolutions,
             pings=pings,
+            repages=repages,
             retry=failed_posts + failed_resolutions + failed_pings,
         )
 
@@ -78,7 +82,7 @@ class AlertFlow:
             claim = self._alerts.claim_post(alert, now)
             if claim is None:
                 continue  # another process is posting it, or did
-            message = alert_blocks.alert_message(claim.alert, self._alerts.levels)
+            message = self._message(claim.alert)
             ts = delivery.post(self._client, self.channel, message)
             if ts is None:
                 self._alerts.post_failed(claim)
@@ -107,7 +111,7 @@ class AlertFlow:
         return shown, 0
 
     def _show_resolution(self, record: AlertRecord, now: datetime) -> bool:
-        message = alert_blocks.alert_message(record, self._alerts.levels)
+        message = self._message(record)
         if record.posted:
             assert record.channel is not None and record.message_ts is not None
             if not delivery.update(self._client, record.channel, record.message_ts, message):
@@ -127,8 +131,34 @@ class AlertFlow:
     def refresh(self, record: AlertRecord) -> None:
         if record.posted:
             assert record.channel is not None and record.message_ts is not None
-            message = alert_blocks.alert_message(record, self._alerts.levels)
+            message = self._message(record)
             delivery.update(self._client, record.channel, record.message_ts, message)
+
+    def _message(self, record: AlertRecord) -> Message:
+        return alert_blocks.alert_message(record, self._alerts.levels, self._alerts.reack_after)
+
+    # -- re-pages ---------------------------------------------------------------------------
+
+    def repage(self, repages: list[Repage], now: datetime) -> list[Repage]:
+        """Show each lapsed acknowledgement: the message is unacknowledged again (with its
+        button), the thread says it is still failing and mentions the acknowledger and the
+        current level, each of those users gets a DM. Recorded once, whatever Slack took
+        (the lapse is already claimed; the levels after it escalate as usual)."""
+        for repage in repages:
+            alert = repage.alert
+            assert alert.channel is not None and alert.message_ts is not None
+            self.refresh(alert)
+            thread = delivery.post(
+                self._client, alert.channel, alert_blocks.repage_message(repage), alert.message_ts
+            )
+            dms: list[str] = []
+            failures: list[str] = []
+            dm = alert_blocks.repage_dm(repage, alert.channel, self._permalink(alert))
+            for user in repage.users:
+                (dms if self._dm(user, dm) else failures).append(user)
+            result = PingDelivery(thread is not None, tuple(dms), tuple(failures))
+            self._alerts.repage_delivered(repage, result, now)
+        return repages
 
     # -- pings ------------------------------------------------------------------------------
 
@@ -203,7 +233,9 @@ class AlertFlow:
         result = self._alerts.acknowledge(alert_id, user, self._slack.now(), origin)
         if result.acknowledged:
             self.refresh(result.record)
-            self._thread(result.record, alert_blocks.ack_note(result.record))
+            self._thread(
+                result.record, alert_blocks.ack_note(result.record, self._alerts.reack_after)
+            )
         return result
 
     def _thread(self, record: AlertRecord, message: Message) -> None:

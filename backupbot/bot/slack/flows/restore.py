@@ -3,7 +3,8 @@ progress in the request message and the details in its thread.
 
 Only Slack I/O lives here; every decision is `RestoreService`'s. The same flow serves the
 slash command, the buttons, the CLI (`restore request`), and the periodic sweep that
-expires requests and announces break-glass restores.
+expires requests and announces break-glass restores (whose notice asks an approver for
+the review, `commands/escalation_review.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import TYPE_CHECKING
 from backupbot.bot.slack import delivery, kit
 from backupbot.bot.slack.blocks import approvals as approval_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
+from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
+from backupbot.commands.click_origin import ClickOrigin
+from backupbot.commands.escalation_review import BreakGlassReviews, ReviewResult, review_of
 from backupbot.commands.restore_decisions import ClickResult, Reminder
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import BackupbotError, SlackUnreachable
@@ -38,11 +42,13 @@ class RestoreFlow:
         restores: RestoreService,
         slack: SlackChannel,
         enqueue: Callable[[RestoreRecord], None],
+        reviews: BreakGlassReviews | None = None,
     ) -> None:
         self._client, self.channel = slack.required()
         self._slack = slack
         self._restores = restores
         self._enqueue = enqueue
+        self._reviews = reviews
 
     def _now(self) -> datetime:
         return self._slack.now()
@@ -152,13 +158,33 @@ class RestoreFlow:
         for record in self._restores.unannounced():
             if not self._restores.mark_announced(record.id):
                 continue  # another process has it
-            ts = self._post(self.channel, restore_blocks.break_glass_notice(record))
+            ts = self._post(self.channel, self._notice(record))
             if ts is None:
                 self._restores.unmark_announced(record.id)
                 break  # still unreachable: try again on the next sweep
             self._restores.set_message(record.id, self.channel, ts)
             announced.append(record)
         return announced
+
+    # -- break-glass review ------------------------------------------------------------------
+
+    def _notice(self, record: RestoreRecord) -> Message:
+        due = self._reviews.due_at(record) if self._reviews else None
+        return restore_blocks.break_glass_notice(record, due)
+
+    def review(self, restore_id: str, user: str, origin: ClickOrigin | None) -> ReviewResult:
+        """Apply a Reviewed click on a break-glass notice: the notice shows who reviewed
+        it and loses its button; the thread says so. The overdue alert, if one opened,
+        resolves on the next alert step."""
+        assert self._reviews is not None, "RestoreFlow built without break-glass reviews"
+        result = self._reviews.review(restore_id, user, self._now(), origin)
+        done = review_of(result.record)
+        if result.refusal is None and done is not None:
+            record = result.record
+            if record.channel and record.message_ts:
+                self._update(record.channel, record.message_ts, self._notice(record))
+                self.thread_reply(record, review_blocks.reviewed_note(record, done))
+        return result
 
     def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> str | None:
         return delivery.post(self._client, channel, message, thread_ts)
