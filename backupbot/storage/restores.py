@@ -12,9 +12,7 @@ once; who may take a running restore over is `storage/liveness.py`'s rule.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,87 +23,41 @@ from backupbot.errors import NotFound, RestoreConflict
 from backupbot.storage.liveness import QUEUED, STALE_AFTER
 from backupbot.storage.liveness import abandoned as _abandoned
 from backupbot.storage.models import BackupRow, RestoreRow
+from backupbot.storage.restore_record import (  # re-exported: the record and its states
+    CANCELLED,
+    DENIED,
+    DRILL,
+    EXPIRED,
+    FAILED,
+    MODES,
+    OPEN,
+    PENDING,
+    RUNNING,
+    STARTING,
+    SUCCEEDED,
+    NewRestore,
+    RestoreRecord,
+    new_restore_id,
+)
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
-PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
-DENIED, CANCELLED, EXPIRED = "denied", "cancelled", "expired"
-OPEN = (PENDING, RUNNING)
-MODES = ("new", "into", "in_place", "drill")
-DRILL = "drill"  # a restore drill's scratch restore: running at once, no approval
-STARTING = "starting"  # claimed by its process, before the first stage
-
-
-@dataclass(frozen=True)
-class RestoreRecord:
-    id: str
-    database: str
-    backup_id: str
-    mode: str
-    target_db: str
-    target_where: str
-    status: str
-    requester: str
-    reason: str | None
-    required_approvals: int
-    approval_count: int
-    approvals: list[dict[str, Any]]
-    created_at: datetime
-    expires_at: datetime
-    decided_by: str | None
-    decided_at: datetime | None
-    channel: str | None
-    message_ts: str | None
-    preview: dict[str, Any]
-    break_glass: bool
-    announce_pending: bool
-    stage: str | None
-    heartbeat_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    safety_backup_id: str | None
-    result: dict[str, Any]
-    error: str | None
-    owner: str | None = None  # the process running it, or the queue holding it
-    policy: list[dict[str, Any]] = field(default_factory=list)  # approval stages, as stored
-    reminders_sent: int = 0  # expiry reminders posted so far
-
-    @classmethod
-    def from_row(cls, row: RestoreRow) -> RestoreRecord:
-        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
-        values["approvals"] = list(row.approvals or [])
-        values["policy"] = list(row.policy or [])
-        values["reminders_sent"] = row.reminders_sent or 0
-        values["preview"] = dict(row.preview or {})
-        values["result"] = dict(row.result or {})
-        return cls(**values)
-
-    @property
-    def approvers(self) -> list[str]:
-        return [a["user"] for a in self.approvals]
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN
-
-
-@dataclass(frozen=True)
-class NewRestore:
-    database: str
-    backup_id: str
-    mode: str
-    target_db: str
-    target_where: str
-    requester: str
-    reason: str | None
-    required_approvals: int
-    expires_at: datetime
-    preview: dict[str, Any]
-    break_glass: bool = False
-    policy: list[dict[str, Any]] = field(default_factory=list)  # `approval_stages.Stage`s
-
-
-def new_restore_id() -> str:
-    return "r" + secrets.token_hex(4)
+__all__ = [
+    "CANCELLED",
+    "DENIED",
+    "DRILL",
+    "EXPIRED",
+    "FAILED",
+    "MODES",
+    "OPEN",
+    "PENDING",
+    "RUNNING",
+    "STARTING",
+    "SUCCEEDED",
+    "NewRestore",
+    "RestoreRecord",
+    "RestoreRequests",
+    "new_restore_id",
+]
 
 
 class RestoreRequests:
