@@ -48,7 +48,13 @@ def parts(tmp_path: Path) -> tuple[RestoreRequests, IncidentLog, BreakGlassRevie
     return restores, incidents, BreakGlassReviews(restores, incidents, Access(rules, None), 24)
 
 
-def _restore(restores: RestoreRequests, target: str, *, break_glass: bool = True) -> str:
+def _restore(
+    restores: RestoreRequests,
+    target: str,
+    *,
+    break_glass: bool = True,
+    before_reviews: bool = False,
+) -> str:
     new = NewRestore(
         database="app",
         backup_id="b1",
@@ -59,7 +65,7 @@ def _restore(restores: RestoreRequests, target: str, *, break_glass: bool = True
         reason="prod is down",
         required_approvals=0 if break_glass else 1,
         expires_at=T0 + timedelta(minutes=30),
-        preview={},
+        preview={} if before_reviews else {"review_required": break_glass},
         break_glass=break_glass,
     )
     record = restores.create(new, T0)
@@ -116,6 +122,8 @@ def test_unreviewed_restores_are_overdue_after_the_window_until_reviewed(
     restores, _incidents, reviews = parts
     first = _restore(restores, "app_a")
     second = _restore(restores, "app_b")
+    # made before reviews existed: no Reviewed button on its notice, never overdue
+    _restore(restores, "app_old", before_reviews=True)
     assert reviews.check(T0 + timedelta(hours=23, minutes=59)) == []
 
     [finding] = reviews.check(T0 + timedelta(hours=24))

@@ -174,7 +174,7 @@ class BreakGlassReviews:
         """One finding per database with break-glass restores past their review window."""
         overdue: dict[str, list[RestoreRecord]] = defaultdict(list)
         for record in self._restores.break_glass_restores(reviewed=False):
-            if self.due_at(record) <= now:
+            if record.preview.get("review_required") and self.due_at(record) <= now:
                 overdue[record.database].append(record)
         return [self._finding(database, records) for database, records in overdue.items()]
 
