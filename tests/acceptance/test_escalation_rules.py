@@ -149,7 +149,10 @@ def test_only_the_escalation_path_acknowledges_and_an_acknowledgement_lapses_onc
     _thread_reply(dep, alert.ts, lambda m: "*Database Admin* (level 2 of 2" in _text(m))
     dep.click(DBA, "alert_ack", alert_id, alert.ts)
     dep.wait_message(lambda m: m.ts == alert.ts and "Alert (legacy), acknowledged" in m.text)
-    [acked] = _records(dep, "alert.acknowledged", "alert_id", alert_id)
+    # the message can show it a moment before the clicker's job has written the record
+    acked = dep.wait_incident(
+        lambda i: i.action == "alert.acknowledged" and i.details.get("alert_id") == alert_id
+    )
     assert acked.actor == DBA
 
     # Still failing 61 minutes after the acknowledgement: it lapses and pages again, once.
@@ -169,7 +172,9 @@ def test_only_the_escalation_path_acknowledges_and_an_acknowledgement_lapses_onc
     # Acknowledging again restarts the timer.
     dep.click(DBA, "alert_ack", alert_id, alert.ts)
     dep.wait_message(lambda m: m.ts == alert.ts and "Alert (legacy), acknowledged" in m.text)
-    assert len(_records(dep, "alert.acknowledged", "alert_id", alert_id)) == 2
+    assert wait_until(
+        lambda: len(_records(dep, "alert.acknowledged", "alert_id", alert_id)) == 2, WAIT
+    )
     assert _alert_row(dep, alert_id).acknowledged_by == DBA
 
 
