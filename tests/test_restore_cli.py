@@ -18,6 +18,7 @@ from backupbot.bot.composition import build_services, load
 from backupbot.bot.slack.flows import Flows
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
+from backupbot.storage.restores import RestoreRequests
 from tests.conftest import BOT_TOKEN, CHANNEL, PG_PASSWORD, free_port
 
 
@@ -176,3 +177,30 @@ def test_break_glass_into_a_dead_server_fails_with_one_clear_message(
     assert main([*args, "--break-glass", "--reason", "x"]) == 1
     err = capsys.readouterr().err
     assert "Could not reach the database server" in err and PG_PASSWORD not in err
+
+
+def test_a_break_glass_restore_names_its_runner_by_slack_id_so_they_cannot_review_it(
+    pg: Any,
+    config: Path,
+    slack: SlackStandin,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _slack_env(monkeypatch, slack)
+    args = ["--config", str(config), "restore", "run", "app", "--into", "app_bg_named"]
+    glass = [*args, "--break-glass", "--reason", "outage"]
+    try:
+        assert main([*glass, "--slack-user", "bob; drop"]) == 2
+        assert "--slack-user takes a Slack user id" in capsys.readouterr().err
+        capsys.readouterr()
+        assert main([*glass, "--slack-user", "UBOB"]) == 0
+        services = build_services(load(str(config)), {})
+        [record] = [
+            r
+            for r in RestoreRequests(services.engine).recent("app")
+            if r.target_db == "app_bg_named"
+        ]
+        assert record.requester == "UBOB" and record.break_glass
+        services.close()
+    finally:
+        pg.drop_database("app_bg_named")

@@ -1,10 +1,12 @@
 """Who may do what: roles granted to people and user groups, checked in one place.
 
 Four roles, each including the ones below it: `viewer` (status, log, the retention dry
-run), `operator` (backups, drills, restore requests, ticking the checklist,
-acknowledging alerts), `approver` (approving and denying restores) and `admin`
-(retention --apply, break-glass, signing off a checklist that shows a warning). Each
-command names its role in `registry.py`, each button in `BUTTON_ROLES`.
+run), `operator` (backups, drills, restore requests, ticking the checklist, reviewing a
+drill; acknowledging an alert while its fired escalation levels name nobody, else
+`escalation_ack.py` decides), `approver` (approving and denying restores, reviewing a
+break-glass restore) and `admin` (retention --apply, break-glass, signing off a checklist
+that shows a warning). Each command names its role in `registry.py`, each button in
+`BUTTON_ROLES`.
 
 `AccessRules.check` is pure: given who is asking, from where, and the role needed, it
 returns `None` or a `Refusal` that names the role and who has it. What Slack knows about

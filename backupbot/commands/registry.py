@@ -103,6 +103,12 @@ class RestoreRun:
     break_glass: bool = switch(
         "--break-glass", "confirm: run without a second person's approval (recorded as such)"
     )
+    slack_user: str | None = option(
+        "--slack-user",
+        "UID",
+        "your Slack user id (U...), so you cannot review your own break-glass restore",
+        surfaces=CLI_ONLY,
+    )
 
 
 @command("drill", ("drill",), role=Role.OPERATOR, slow=True)

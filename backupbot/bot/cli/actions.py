@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -83,7 +84,7 @@ def restore_request(services: Services, request: r.RestoreRequest, as_json: bool
     record = services.restores.request(
         request.database,
         request.backup_ref,
-        requester=request.slack_user or cli_actor(),
+        requester=_slack_user(request.slack_user) or cli_actor(),
         into=request.into,
         in_place=request.in_place,
         reason=request.reason,
@@ -95,6 +96,16 @@ def restore_request(services: Services, request: r.RestoreRequest, as_json: bool
     else:
         print(record.id)
     return 0
+
+
+def _slack_user(value: str | None) -> str | None:
+    """A `--slack-user` value, checked: a Slack user id (U… or W…)."""
+    if value is not None and not re.fullmatch(r"[UW][A-Z0-9]{2,20}", value):
+        raise UsageError(
+            f"--slack-user takes a Slack user id such as U0123ABCD, not {value[:40]!r}: "
+            "copy it from your Slack profile (⋮, Copy member ID)."
+        )
+    return value
 
 
 def restore_run(services: Services, request: r.RestoreRun, as_json: bool) -> int:
@@ -114,7 +125,7 @@ def restore_run(services: Services, request: r.RestoreRun, as_json: bool) -> int
     record = services.restores.break_glass(
         request.database,
         request.backup_ref,
-        actor=cli_actor(),
+        actor=_slack_user(request.slack_user) or cli_actor(),
         reason=request.reason,
         into=request.into,
         in_place=request.in_place,
