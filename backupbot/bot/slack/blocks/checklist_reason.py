@@ -9,12 +9,13 @@ import json
 from typing import Any
 
 from backupbot.bot.slack.kit import section
+from backupbot.commands.checklist import MAX_REASON
 from backupbot.commands.checklist_rules import item_title
 
 CALLBACK_ID = "checklist_sign_off_reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_text"
-MIN_REASON, MAX_REASON = 3, 500
+MIN_REASON = 3  # characters; the most is the service's MAX_REASON
 
 
 def reason_modal(checklist_id: str, channel: str, ts: str, look: list[str]) -> dict[str, Any]:

@@ -206,14 +206,15 @@ def _status(r: RestoreRecord, progress: RestoreProgress | None) -> list[Block]:
         decided = f"{mention(r.decided_by)} at {humanize.utc(r.decided_at)}"
     if r.status == "pending":
         tail = f"expires {humanize.utc(r.expires_at)} · request {code(r.id)}"
-        if len(r.policy) > 1 or "\n" in approvals_text(r):
+        approvals = approvals_text(r)
+        if "\n" in approvals:  # stages: one line each
             return [
-                section(f"*Needs approval:* {approvals_text(r)}"),
+                section(f"*Needs approval:* {approvals}"),
                 context(f"{tail[0].upper()}{tail[1:]} · the requester cannot approve"),
                 _buttons(r),
             ]
         return [
-            context(f"Needs approval: {approvals_text(r)} · {tail} · the requester cannot approve"),
+            context(f"Needs approval: {approvals} · {tail} · the requester cannot approve"),
             _buttons(r),
         ]
     if r.status == "expired":
