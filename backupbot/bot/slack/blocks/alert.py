@@ -31,6 +31,7 @@ from backupbot.commands.conditions import (
     BACKUP_FAILED,
     CHECKLIST_OVERDUE,
     DRILL_FAILED,
+    DRILL_MISSING,
     STALE,
     VERIFICATION_FAILED,
 )
@@ -48,6 +49,7 @@ TITLES = {
     VERIFICATION_FAILED: "Backup failed verification",
     STALE: "No recent verified backup",
     DRILL_FAILED: "Restore drill failed",
+    DRILL_MISSING: "No passed restore drill",
     CHECKLIST_OVERDUE: "Monthly checklist overdue",
     REVIEW_OVERDUE: "Break-glass restore not reviewed",
 }
