@@ -634,3 +634,30 @@ def test_an_acknowledge_landing_while_the_alert_is_posted_still_shows_on_the_mes
     message = bot.standin.message(CHANNEL, posted.message_ts)
     assert [b for b in message.blocks if b["type"] == "actions"] == []
     assert "Acknowledged by <@UBOB>" in json.dumps(message.blocks)
+
+
+def test_a_month_without_a_passed_drill_alerts_until_a_drill_passes(
+    sample_db: dict[str, Any], sqlite_url: str, tmp_path: Path, bot_factory: Any
+) -> None:
+    clock = ManualClock(T0)
+    bot = bot_factory(_settings(sqlite_url, tmp_path, sample_db["url"]), clock)
+    flow = _flow(bot)
+    assert bot.services.backups.backup_now("app", "scheduler").status == "succeeded"
+    clock.advance(days=20)
+    assert bot.services.backups.backup_now("app", "scheduler").status == "succeeded"
+    flow.step(clock.now())
+    assert bot.services.alerts.open_alerts() == []  # 20 days: the drill is not missed yet
+
+    clock.advance(days=16)  # 36 days after the first backup, never drilled
+    step = flow.step(clock.now())  # (the daily backups are overdue too: `stale`)
+    [alert] = [a for a in step.opened if a.condition == "drill_missing"]
+    assert alert.database == "app"
+    posted = bot.services.alerts.get(alert.id)
+    msg = bot.standin.message(CHANNEL, posted.message_ts or "")
+    assert msg.text.startswith("Alert (app), open: No passed restore drill")
+    assert "/backup drill app" in json.dumps(msg.blocks)
+
+    assert bot.services.drills.run("app", "scheduler").status == "passed"
+    done = flow.step(clock.now())
+    assert [a.id for a in done.resolved] == [alert.id]
+    assert "drill_missing" not in [a.condition for a in bot.services.alerts.open_alerts()]
