@@ -241,6 +241,9 @@ class DrillSettings(Strict):
     # No passed drill of a database for this long opens a `drill_missing` alert (counted
     # from its first backup when it was never drilled); the next passed drill resolves it.
     max_age_days: int = Field(default=35, ge=1, le=366)
+    # A message this many days before each scheduled drill: what will be restored where,
+    # and how long it should take. 0: no reminder.
+    remind_days_before: int = Field(default=2, ge=0, le=14)
 
 
 class RestoreSettings(Strict):

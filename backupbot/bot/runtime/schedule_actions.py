@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from backupbot.bot.runtime.scheduler import BotScheduler, Interval, process_name
 from backupbot.bot.slack.flows import Flows
+from backupbot.commands.drill_reminder import DrillReminders
 from backupbot.commands.schedule import (
     SCHEDULER_ACTOR,
     Action,
@@ -120,6 +121,23 @@ def schedule_runner(
     )
 
 
+def drill_reminders(services: Services) -> DrillReminders:
+    """The reminders before the scheduled drill (`schedules.drill`)."""
+    settings = services.settings
+    [job] = [j for j in jobs_from_settings(settings) if j.name == "drill"]
+    return DrillReminders(
+        drills=services.drills,
+        catalog=services.catalog,
+        databases=list(settings.databases),
+        runs=services.scheduled_runs,
+        incidents=services.incidents,
+        clock=services.clock,
+        job=job,
+        ahead=timedelta(days=settings.drill.remind_days_before),
+        claimed_by=process_name(),
+    )
+
+
 def housekeeping(services: Services, client: WebClient | None) -> Callable[[datetime], Any]:
     """The leader's once-a-minute step: alerts (open, escalate, resolve) and the
     checklist reminder. Each part is guarded on its own, so one failing does not stop
@@ -127,6 +145,9 @@ def housekeeping(services: Services, client: WebClient | None) -> Callable[[date
     steps: list[Callable[[datetime], Any]] = [Flows(services, client).checklist.remind_step]
     if client is not None:
         steps.append(Flows(services, client).alert.step)
+        reminders = drill_reminders(services)
+        drill_flow = Flows(services, client).drill
+        steps.append(lambda _now: drill_flow.remind_step(reminders))
 
     def step(now: datetime) -> None:
         for part in steps:

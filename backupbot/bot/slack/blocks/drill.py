@@ -28,6 +28,7 @@ from backupbot.bot.slack.kit import (
 )
 from backupbot.commands import humanize
 from backupbot.commands.drill_model import STAGES, DrillStage
+from backupbot.commands.drill_reminder import DrillReminder
 from backupbot.phrases import Phrase
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
 
@@ -146,6 +147,33 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         blocks.append(section("\n".join(lines)))
     blocks += [_review(r), _footer(r)]
     return Message(f"Restore drill of {r.database} failed: {error}", blocks)
+
+
+def drill_reminder(reminder: DrillReminder, now: datetime) -> Message:
+    """Posted `drill.remind_days_before` days before a scheduled drill."""
+    when = humanize.utc(reminder.firing)
+    hours = max(0, round((reminder.firing - now).total_seconds() / 3600))
+    lines = [
+        f":calendar: *Restore drill in {hours} h* ({when}): each database's latest verified "
+        "backup is restored into a scratch database on its own server, every table's rows "
+        "are checked, then it is dropped."
+    ]
+    for p in reminder.plans:
+        backup = (
+            f"backup {code(p.backup_id)} from {humanize.utc(p.backup_taken)}"
+            if p.backup_id
+            else ":warning: no verified backup yet, so this drill would fail"
+        )
+        expected = (
+            f"expected {_seconds(p.expected_seconds)}" if p.expected_seconds else "never drilled"
+        )
+        lines.append(
+            f"• {code(p.database)} on {code(p.server)}: {backup}; {expected} "
+            f"(RTO {p.rto_minutes} min)"
+        )
+    lines.append(f"To drill one now instead: {code('/backup drill DB')}.")
+    text = f"Restore drill on {when}: {', '.join(p.database for p in reminder.plans)}"
+    return Message(text, [section("\n".join(lines))])
 
 
 def drill_ack(databases: Sequence[str], channel: str) -> Message:

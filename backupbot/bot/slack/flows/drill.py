@@ -20,6 +20,7 @@ from backupbot.bot.slack.blocks import drill as drill_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.drill_model import DrillStage, StageListener
+from backupbot.commands.drill_reminder import DrillReminder, DrillReminders
 from backupbot.errors import BackupbotError
 from backupbot.storage.drills import DrillRecord
 
@@ -100,6 +101,17 @@ class DrillFlow:
         if ts is not None:
             self._update(ts, drill_blocks.drill_message(final, self._now()))
         return final
+
+    def remind_step(self, reminders: DrillReminders) -> DrillReminder | None:
+        """Post the reminder before the next scheduled drill, once it is due."""
+        if self._client is None or self.channel is None:
+            return None
+        reminder = reminders.due()
+        if reminder is not None:
+            message = drill_blocks.drill_reminder(reminder, self._now())
+            if delivery.post(self._client, self.channel, message) is None:
+                log.warning("the drill reminder for %s could not be posted", reminder.firing)
+        return reminder
 
     def _post(self, record: DrillRecord) -> str | None:
         channel = self.channel
