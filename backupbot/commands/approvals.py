@@ -90,7 +90,7 @@ class CachedApprovers:
 
     def resolve(self, stages: tuple[Stage, ...], requester: str) -> tuple[Stage, ...]:
         """The stages to store with a new request: each all-of stage with its people
-        (group members now, guests and the requester left out). Raises `UsageError`
+        (group members now, guests and the requester left out). Raises `Unapprovable`
         when a stage could never be completed."""
         out: list[Stage] = []
         for stage in stages:
