@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from backupbot.commands.approval_stages import total_needed
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
@@ -91,33 +92,10 @@ class RestorePlanner:
     ) -> NewRestore:
         """The request to record for `plan`, with the preview approvers see."""
         db, backup, target = plan.db, plan.backup, plan.target
-        manifest = backup.manifest or {}
-        verified = manifest.get("verified") or {}
-        source = ConnInfo.from_url(db.url.get_secret_value())
-        preview = {
-            "backup": {
-                "id": backup.id,
-                "started_at": backup.started_at.isoformat(),
-                "stored_size": backup.stored_size,
-                "raw_size": backup.raw_size,
-                "sha256": backup.sha256,
-                "sha256_verified": bool(verified.get("sha256")),
-                "label": backup.label,
-                "server_version": backup.server_version,
-                "row_counts": manifest.get("row_counts") or {},
-                "prisma": manifest.get("prisma_migration"),
-            },
-            "source": {"name": db.name, "where": source.where},
-            "target": {
-                **plan.facts.as_json(),
-                "where": target.where,
-                "configured_as": configured_as(self._databases, target),
-            },
-            "rto_minutes": self.rto_minutes(db.name),
-            # Break-glass restores made since reviews exist need one (older ones, whose
-            # notices have no Reviewed button, are left out: `escalation_review.py`).
-            "review_required": break_glass,
-        }
+        preview = self._preview(plan)
+        # Break-glass restores made since reviews exist need one (older ones, whose
+        # notices have no Reviewed button, are left out: `escalation_review.py`).
+        preview["review_required"] = break_glass
         # The stages go with the request: all-of stages resolved to people now, and a
         # request nobody could approve is refused here (`Unapprovable`). Break-glass
         # restores need no approval.
@@ -143,3 +121,31 @@ class RestorePlanner:
             break_glass=break_glass,
             policy=[s.as_json() for s in stages],
         )
+
+    def _preview(self, plan: RestorePlan) -> dict[str, Any]:
+        """What the request message shows: the backup, source, target and RTO."""
+        db, backup, target = plan.db, plan.backup, plan.target
+        manifest = backup.manifest or {}
+        verified = manifest.get("verified") or {}
+        source = ConnInfo.from_url(db.url.get_secret_value())
+        return {
+            "backup": {
+                "id": backup.id,
+                "started_at": backup.started_at.isoformat(),
+                "stored_size": backup.stored_size,
+                "raw_size": backup.raw_size,
+                "sha256": backup.sha256,
+                "sha256_verified": bool(verified.get("sha256")),
+                "label": backup.label,
+                "server_version": backup.server_version,
+                "row_counts": manifest.get("row_counts") or {},
+                "prisma": manifest.get("prisma_migration"),
+            },
+            "source": {"name": db.name, "where": source.where},
+            "target": {
+                **plan.facts.as_json(),
+                "where": target.where,
+                "configured_as": configured_as(self._databases, target),
+            },
+            "rto_minutes": self.rto_minutes(db.name),
+        }
