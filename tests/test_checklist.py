@@ -330,6 +330,14 @@ def test_a_bad_month_flags_exactly_the_item_at_fault_with_the_facts(
     assert result.item(flagged).mark == "⚠️" and not result.ok
 
 
+def test_the_test_restore_evidence_names_who_reviewed_the_drill() -> None:
+    ev = good_month()
+    reviewed = tuple(replace(d, reviewed_by="U0BOB") for d in ev.drills)
+    result = evaluate(replace(ev, drills=reviewed), POLICY)
+    assert result.ok and "reviewed by <@U0BOB>" in _lines(result, "drill")
+    assert "reviewed by" not in _lines(evaluate(ev, POLICY), "drill")
+
+
 def test_the_newest_backup_is_kept_past_the_policy_but_the_missing_days_are_flagged() -> None:
     ev = _without(good_month(), lambda b: b.database == "web")
     ev = replace(ev, backups=(*ev.backups, _backup("web", date(2026, 10, 10), 8 * MB, id="wlast")))

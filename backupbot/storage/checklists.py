@@ -218,6 +218,7 @@ class DrillFact:
     channel: str | None = None
     message_ts: str | None = None
     error_phrase: Phrase = field(default_factory=Phrase)  # `error` as front ends render it
+    reviewed_by: str | None = None  # who reviewed the result (the drill message's button)
 
     def __post_init__(self) -> None:
         if not self.error_phrase and self.error:
@@ -317,6 +318,7 @@ def _drill_fact(row: DrillRow) -> DrillFact:
         rto_minutes=row.rto_minutes,
         error=None if error is None else str(error),
         error_phrase=error or Phrase(),
+        reviewed_by=row.reviewed_by,
         failed_stage=str(stage) if stage else None,
         error_type=str(error_type) if error_type else None,
         restore_id=row.restore_id,

@@ -15,7 +15,7 @@ from backupbot.commands.checklist_items.model import (
     db_name,
     message_link,
 )
-from backupbot.phrases import Command, MessageLink, Phrase, say
+from backupbot.phrases import Actor, Command, MessageLink, Phrase, say
 from backupbot.storage.checklists import (
     DrillFact,
 )
@@ -60,8 +60,13 @@ def _verdict(database: str, finished: list[DrillFact]) -> tuple[bool, Phrase]:
     facts = {"db": db_name(database), "at": humanize.utc(d.started_at), "took": took, "ref": ref}
     if d.status == "passed" and not over_rto:
         rto = f" (RTO {d.rto_minutes} min)" if d.rto_minutes else ""
+        who = say(", reviewed by {who}", who=Actor(d.reviewed_by)) if d.reviewed_by else ""
         return True, say(
-            "{mark} {db}: drill passed {at} in {took}{rto}{ref}", mark=OK, rto=rto, **facts
+            "{mark} {db}: drill passed {at} in {took}{rto}{who}{ref}",
+            mark=OK,
+            rto=rto,
+            who=who,
+            **facts,
         )
     if d.status == "passed":
         template = "{mark} {db}: drill passed {at} but took {took}, over the RTO of {rto} min{ref}"
