@@ -9,8 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backupbot.bot.runtime.schedule_actions import drill_reminders
+import pytest
+
+from backupbot.bot.runtime.schedule_actions import (
+    drill_reminders,
+    postponed_drills,
+    scheduled_drill,
+)
 from backupbot.bot.slack.flows import Flows
+from backupbot.commands.schedule import jobs_from_settings
+from backupbot.errors import UsageError
 from tests.conftest import CHANNEL, ManualClock, make_settings
 
 # schedules.drill defaults to the first Monday of the month, 10:00 UTC: 2026-12-07.
@@ -58,3 +66,59 @@ def test_one_reminder_two_days_before_the_drill_with_what_it_will_restore(
     [record] = [i for i in bot.services.incidents.recent(50) if i.action == "drill.reminded"]
     assert record.details["firing"] == FIRING.isoformat()
     assert record.details["databases"] == ["app", "shop"]
+
+
+def test_a_postponed_drill_is_skipped_at_its_firing_and_runs_once_at_the_new_time(
+    sample_db: dict[str, Any], tmp_path: Path, bot_factory: Any
+) -> None:
+    clock = ManualClock(FIRING - timedelta(days=2))
+    settings = make_settings(
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        storage={"local": {"path": str(tmp_path / "backups")}},
+        databases=[
+            {"name": "app", "url": sample_db["url"]},
+            {"name": "shop", "url": sample_db["url"]},
+        ],
+    )
+    bot = bot_factory(settings, clock)
+    postponer = bot.services.postponements
+    for bad in ("0d", "15d", "soon"):
+        with pytest.raises(UsageError, match="Postpone by 1d to 14d"):
+            postponer.postpone("app", bad, "U0ALICE")
+    moved = postponer.postpone("app", "3d", "U0ALICE")
+    assert (moved.firing_at, moved.run_at) == (FIRING, FIRING + timedelta(days=3))
+    with pytest.raises(UsageError, match="postponed already"):
+        postponer.postpone("app", "2d", "U0BOB")
+    [record] = [i for i in bot.services.incidents.recent(50) if i.action == "drill.postponed"]
+    assert record.actor == "U0ALICE" and record.details["run_at"] == moved.run_at.isoformat()
+
+    client = bot.services.slack_client
+    [job] = [j for j in jobs_from_settings(settings) if j.name == "drill"]
+    clock.advance(days=2, minutes=1)  # the firing
+    result = scheduled_drill(bot.services, client)(job, clock.now())
+    assert sorted(result["drills"]) == ["shop"] and result["postponed"] == ["app"]
+    flow = Flows(bot.services, client).drill
+    assert postponed_drills(bot.services, flow, clock.now()) == []  # not yet
+
+    clock.advance(days=3)
+    assert postponed_drills(bot.services, flow, clock.now()) == ["app"]
+    assert postponed_drills(bot.services, flow, clock.now()) == []  # once
+    latest = bot.services.drills.latest("app")
+    assert latest is not None and latest.actor == "scheduler"
+    assert latest.started_at == clock.now()
+
+
+def test_drill_postpone_from_slack_answers_with_the_new_time(
+    sample_db: dict[str, Any], tmp_path: Path, bot_factory: Any
+) -> None:
+    clock = ManualClock(FIRING - timedelta(days=1))
+    settings = make_settings(
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        storage={"local": {"path": str(tmp_path / "backups")}},
+        databases=[{"name": "app", "url": sample_db["url"]}],
+    )
+    bot = bot_factory(settings, clock)
+    answer = bot.signer.slash_command("U0ALICE", "drill postpone app 2d").json()
+    assert "2026-12-07 10:00 UTC" in answer["text"] and "2026-12-09 10:00 UTC" in answer["text"]
+    bad = bot.signer.slash_command("U0ALICE", "drill postpone app").json()
+    assert "Postpone by 1d to 14d" in bad["text"]

@@ -15,13 +15,14 @@ from backupbot.commands.backup import BackupService
 from backupbot.commands.checklist import ChecklistService
 from backupbot.commands.checklist_conditions import ChecklistConditions
 from backupbot.commands.drill import DrillConditions, DrillService
+from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
-from backupbot.commands.schedule import stale_rules
+from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status_service import StatusService
 from backupbot.settings import (
     Settings,
@@ -34,6 +35,7 @@ from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
+from backupbot.storage.drill_postponements import DrillPostponements
 from backupbot.storage.drills import DrillLog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import (
@@ -129,6 +131,31 @@ def _restore_services(
         runner=runner,
     )
     return restore_requests, runner, restores
+
+
+def _status_service(
+    settings: Settings,
+    catalog: BackupCatalog,
+    drills: DrillService,
+    alerts: AlertService,
+    checklists: ChecklistService,
+    clock: Clock,
+) -> StatusService:
+    return StatusService(
+        settings=settings,
+        catalog=catalog,
+        drills=drills,
+        alerts=alerts,
+        checklists=checklists,
+        clock=clock,
+    )
+
+
+def _postponer(
+    settings: Settings, engine: Engine, incidents: IncidentLog, clock: Clock
+) -> DrillPostponer:
+    drill_job = next(j for j in jobs_from_settings(settings) if j.name == "drill")
+    return DrillPostponer(DrillPostponements(engine), incidents, clock, drill_job)
 
 
 def _drill_service(
@@ -250,14 +277,8 @@ def build_services(
         slack_client=slack_client,
         access=access,
         reviews=reviews,
-        status=StatusService(
-            settings=settings,
-            catalog=catalog,
-            drills=drills,
-            alerts=alerts,
-            checklists=checklists,
-            clock=clock,
-        ),
+        postponements=_postponer(settings, engine, incidents, clock),
+        status=_status_service(settings, catalog, drills, alerts, checklists, clock),
     )
 
 

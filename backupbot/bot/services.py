@@ -15,6 +15,7 @@ from backupbot.clock import Clock
 from backupbot.commands.backup import BackupService
 from backupbot.commands.checklist import ChecklistService
 from backupbot.commands.drill import DrillService
+from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService
 from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
@@ -70,6 +71,7 @@ class Services:
     status: StatusService
     access: Access
     reviews: BreakGlassReviews
+    postponements: DrillPostponer
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

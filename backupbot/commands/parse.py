@@ -46,6 +46,8 @@ def parse_command(text: str, databases: Sequence[str]) -> Any:
     words = _split(text.strip())
     if not words:
         return Help()
+    if [w.lower() for w in words[:2]] == ["drill", "postpone"]:  # the runbook's wording
+        words = ["postpone", *words[2:]]
     spec = slack_spec(words[0].lower())
     if spec is None:
         raise UsageError(

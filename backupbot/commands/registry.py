@@ -122,6 +122,15 @@ class Drill:
     database: str | None = database_arg(Databases.ALL)
 
 
+@command("postpone", ("postpone",), role=Role.OPERATOR)
+class DrillPostpone:
+    """Postpone the next scheduled restore drill of a database by 1 to 14 days, e.g. 3d
+    (in Slack also: drill postpone DB DAYS); the scheduled run skips it, it runs then."""
+
+    database: str = database_arg(Databases.REQUIRED)
+    days: str = positional("DAYS", "how long, e.g. 3d (1d to 14d)", "")
+
+
 @command("retention", ("retention",), role=Role.VIEWER, slow=True)
 class Retention:
     """Show what the next retention run would delete and why (nothing is deleted).

@@ -139,6 +139,22 @@ class RestoreRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class DrillPostponementRow(Base):
+    """The scheduled drill of one database at one firing, moved to `run_at`. Unique per
+    (database, firing); `started_at` is set by the guarded update that starts it."""
+
+    __tablename__ = "drill_postponements"
+    __table_args__ = (UniqueConstraint("database", "firing_at", name="uq_drill_postponement"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    database: Mapped[str] = mapped_column(String(63), index=True)
+    firing_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    requested_by: Mapped[str] = mapped_column(String(120))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ScheduledRunRow(Base):
     """One firing of a scheduled job. The unique (job, scheduled_for) key is the second
     guard (after the scheduler's leader lock) that a scheduled run happens exactly once."""

@@ -70,3 +70,16 @@ def test_a_drill_result_is_reviewed_once_by_someone_other_than_its_starter(
     status = dep.wait_response(lambda p: "Last restore drill" in json.dumps(p.body))
     assert f"reviewed by <@{REVIEWER}>" in json.dumps(status.body)
     assert f"reviewed by {REVIEWER}" in dep.cli("status", "app").stdout
+
+
+def test_a_scheduled_drill_is_postponed_from_slack_and_recorded(dep: Deployment) -> None:
+    answer = dep.slash(REQUESTER, "drill postpone app 3d").json()["text"]
+    assert "The scheduled restore drill of app at" in answer and "now runs at" in answer
+    record = dep.wait_action("drill.postponed", "app")
+    assert record.actor == REQUESTER
+    again = dep.slash(LEAD, "drill postpone app 2d").json()["text"]
+    assert "postponed already" in again
+    refused = dep.wait_incident(lambda i: i.action == "command.rejected" and i.actor == LEAD)
+    assert "postponed already" in refused.details["reason"]
+    out = dep.cli("postpone", "app", "20d", check=False)
+    assert out.returncode == 2 and "Postpone by 1d to 14d" in out.stderr

@@ -219,11 +219,23 @@ def log_verify(services: Services, as_json: bool) -> int:
     return 0 if check.intact else 1
 
 
+def postpone(services: Services, request: r.DrillPostpone, as_json: bool) -> int:
+    """Move the next scheduled drill of a database; stdout: its new time (ISO 8601)."""
+    p = services.postponements.postpone(request.database, request.days, cli_actor())
+    _say(drill_text.postponed_line(p))
+    if as_json:
+        _print_json(drill_text.postponement_json(p))
+    else:
+        print(p.run_at.isoformat())
+    return 0
+
+
 HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.BackupNow: backup_now,
     r.RestoreRequest: restore_request,
     r.RestoreRun: restore_run,
     r.Drill: drill,
+    r.DrillPostpone: postpone,
     r.Retention: retention,
     r.Status: status,
     r.Log: log,

@@ -22,12 +22,13 @@ from backupbot.commands.schedule import (
     ScheduleRunner,
     jobs_from_settings,
 )
-from backupbot.errors import BackupAlreadyRunning
+from backupbot.errors import BackupAlreadyRunning, BackupbotError
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from backupbot.bot.services import Services
+    from backupbot.bot.slack.flows.drill import DrillFlow
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def scheduled_drill(services: Services, client: WebClient | None) -> Action:
     def action(job: ScheduledJob, now: datetime) -> Mapping[str, Any]:
         # Each drill is started (its message posted) and queued; workers run them, each
         # database server's within its limit, and a failure alerts from the worker.
-        drills = Flows(services, client).drill.queue(None, SCHEDULER_ACTOR)
+        postponed = frozenset(services.postponements.skipped_now(now))
+        drills = Flows(services, client).drill.queue(None, SCHEDULER_ACTOR, skip=postponed)
         failed = [d for d in drills if d.finished and d.status != "passed"]
         if failed:  # could not even start (no verified backup, server unreachable)
             alert_now(services, client)
@@ -86,6 +88,7 @@ def scheduled_drill(services: Services, client: WebClient | None) -> Action:
             "ok": not failed,
             "queued": True,
             "drills": {d.database: {"id": d.id, "status": d.status} for d in drills},
+            "postponed": sorted(postponed),
         }
 
     return action
@@ -138,6 +141,18 @@ def drill_reminders(services: Services) -> DrillReminders:
     )
 
 
+def postponed_drills(services: Services, flow: DrillFlow, now: datetime) -> list[str]:
+    """Start the postponed drills whose new time has come (each claimed once)."""
+    started = []
+    for p in services.postponements.claim_due(now):
+        try:
+            flow.queue(p.database, SCHEDULER_ACTOR)
+            started.append(p.database)
+        except BackupbotError:
+            log.exception("the postponed drill of %s did not start", p.database)
+    return started
+
+
 def housekeeping(services: Services, client: WebClient | None) -> Callable[[datetime], Any]:
     """The leader's once-a-minute step: alerts (open, escalate, resolve) and the
     checklist reminder. Each part is guarded on its own, so one failing does not stop
@@ -148,6 +163,7 @@ def housekeeping(services: Services, client: WebClient | None) -> Callable[[date
         reminders = drill_reminders(services)
         drill_flow = Flows(services, client).drill
         steps.append(lambda _now: drill_flow.remind_step(reminders))
+        steps.append(lambda now: postponed_drills(services, drill_flow, now))
 
     def step(now: datetime) -> None:
         for part in steps:

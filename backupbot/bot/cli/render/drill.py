@@ -8,6 +8,7 @@ from typing import Any
 from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
 from backupbot.commands.drill_model import DrillStage
+from backupbot.storage.drill_postponements import Postponement
 from backupbot.storage.drills import DrillRecord
 
 
@@ -69,4 +70,20 @@ def record_json(r: DrillRecord) -> dict[str, Any]:
         "channel": r.channel,
         "message_ts": r.message_ts,
         "error": render(r.error_phrase) if r.error else None,
+    }
+
+
+def postponed_line(p: Postponement) -> str:
+    return (
+        f"The scheduled drill of {p.database} at {humanize.utc(p.firing_at)} now runs at "
+        f"{humanize.utc(p.run_at)}; recorded."
+    )
+
+
+def postponement_json(p: Postponement) -> dict[str, Any]:
+    return {
+        "database": p.database,
+        "firing_at": p.firing_at.isoformat(),
+        "run_at": p.run_at.isoformat(),
+        "requested_by": p.requested_by,
     }

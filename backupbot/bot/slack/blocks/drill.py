@@ -30,6 +30,7 @@ from backupbot.commands import humanize
 from backupbot.commands.drill_model import STAGES, DrillStage
 from backupbot.commands.drill_reminder import DrillReminder
 from backupbot.phrases import Phrase
+from backupbot.storage.drill_postponements import Postponement
 from backupbot.storage.drills import PASSED, RUNNING, DrillRecord
 
 MAX_MISMATCH_LINES = 8
@@ -171,9 +172,20 @@ def drill_reminder(reminder: DrillReminder, now: datetime) -> Message:
             f"• {code(p.database)} on {code(p.server)}: {backup}; {expected} "
             f"(RTO {p.rto_minutes} min)"
         )
-    lines.append(f"To drill one now instead: {code('/backup drill DB')}.")
+    lines.append(
+        f"To postpone one: {code('/backup drill postpone DB 3d')} (1 to 14 days); to drill "
+        f"it now instead: {code('/backup drill DB')}."
+    )
     text = f"Restore drill on {when}: {', '.join(p.database for p in reminder.plans)}"
     return Message(text, [section("\n".join(lines))])
+
+
+def drill_postponed(p: Postponement) -> Message:
+    """The answer to `/backup drill postpone DB DAYS`."""
+    return notice(
+        f":calendar: The scheduled restore drill of {code(p.database)} at "
+        f"{humanize.utc(p.firing_at)} now runs at {humanize.utc(p.run_at)}; recorded."
+    )
 
 
 def drill_ack(databases: Sequence[str], channel: str) -> Message:

@@ -51,21 +51,26 @@ class DrillFlow:
         """
         return [self.execute(record, on_stage) for record in self._start(database, actor)]
 
-    def queue(self, database: str | None, actor: str) -> list[DrillRecord]:
+    def queue(
+        self, database: str | None, actor: str, skip: frozenset[str] = frozenset()
+    ) -> list[DrillRecord]:
         """Start drills of `database` (or of every configured database) and queue them
         for the workers; each drill's message is posted now. A drill that could not run
         at all (no verified backup, server unreachable) is already failed and shown.
         Raises as `run` does; a drill the queue refuses is failed and its error raised."""
         started = []
-        for record in self._start(database, actor):
+        for record in self._start(database, actor, skip):
             self._post(record)
             if not record.finished:
                 self._enqueue(self._drills.get(record.id))
             started.append(self._drills.get(record.id))
         return started
 
-    def _start(self, database: str | None, actor: str) -> list[DrillRecord]:
+    def _start(
+        self, database: str | None, actor: str, skip: frozenset[str] = frozenset()
+    ) -> list[DrillRecord]:
         names = [database] if database is not None else self._drills.database_names
+        names = [n for n in names if n not in skip]
         started = []
         for name in names:
             try:

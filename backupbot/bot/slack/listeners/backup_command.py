@@ -25,7 +25,7 @@ from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
-from backupbot.bot.slack.blocks.drill import drill_ack, drill_refused
+from backupbot.bot.slack.blocks.drill import drill_ack, drill_postponed, drill_refused
 from backupbot.bot.slack.blocks.retention import retention_dry_run
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
@@ -157,6 +157,11 @@ def _drill_ack(call: Invocation, request: r.Drill) -> kit.Message:
     return drill_ack(names, call.channel)
 
 
+def _postpone(call: Invocation, request: r.DrillPostpone) -> kit.Message:
+    p = call.services.postponements.postpone(request.database, request.days, call.user)
+    return drill_postponed(p)
+
+
 def _status(call: Invocation, request: r.Status) -> kit.Message:
     services = call.services
     report, overall = services.status_report(request.database), services.bot_status()
@@ -179,6 +184,7 @@ HANDLERS: dict[type[Any], Handler] = {
     r.BackupNow: _backup_now,
     r.RestoreRequest: _restore_request,
     r.Drill: _drill,
+    r.DrillPostpone: _postpone,
     r.Retention: _retention,
     r.Status: _status,
     r.Log: _log,
