@@ -25,6 +25,15 @@ from tests.conftest import CHANNEL, ManualClock, make_settings
 FIRING = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
+def _settings(tmp_path: Path, databases: list[dict[str, Any]]) -> Any:
+    """A config as the README shows, with these databases (schedules untouched)."""
+    return make_settings(
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        storage={"local": {"path": str(tmp_path / "backups")}},
+        databases=databases,
+    )
+
+
 def _reminders(bot: Any) -> list[Any]:
     return [m for m in bot.standin.messages(CHANNEL) if m.text.startswith("Restore drill on")]
 
@@ -33,10 +42,9 @@ def test_one_reminder_two_days_before_the_drill_with_what_it_will_restore(
     sample_db: dict[str, Any], tmp_path: Path, bot_factory: Any
 ) -> None:
     clock = ManualClock(FIRING - timedelta(days=9))
-    settings = make_settings(
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        storage={"local": {"path": str(tmp_path / "backups")}},
-        databases=[
+    settings = _settings(
+        tmp_path,
+        [
             {"name": "app", "url": sample_db["url"]},
             {"name": "shop", "url": sample_db["url"], "rto_minutes": 5},
         ],
@@ -72,10 +80,9 @@ def test_a_postponed_drill_is_skipped_at_its_firing_and_runs_once_at_the_new_tim
     sample_db: dict[str, Any], tmp_path: Path, bot_factory: Any
 ) -> None:
     clock = ManualClock(FIRING - timedelta(days=2))
-    settings = make_settings(
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        storage={"local": {"path": str(tmp_path / "backups")}},
-        databases=[
+    settings = _settings(
+        tmp_path,
+        [
             {"name": "app", "url": sample_db["url"]},
             {"name": "shop", "url": sample_db["url"]},
         ],
@@ -112,11 +119,7 @@ def test_drill_postpone_from_slack_answers_with_the_new_time(
     sample_db: dict[str, Any], tmp_path: Path, bot_factory: Any
 ) -> None:
     clock = ManualClock(FIRING - timedelta(days=1))
-    settings = make_settings(
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        storage={"local": {"path": str(tmp_path / "backups")}},
-        databases=[{"name": "app", "url": sample_db["url"]}],
-    )
+    settings = _settings(tmp_path, [{"name": "app", "url": sample_db["url"]}])
     bot = bot_factory(settings, clock)
     answer = bot.signer.slash_command("U0ALICE", "drill postpone app 2d").json()
     assert "2026-12-07 10:00 UTC" in answer["text"] and "2026-12-09 10:00 UTC" in answer["text"]

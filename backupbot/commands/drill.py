@@ -122,7 +122,7 @@ class DrillService:
         drill_id = new_drill_id()
         scratch = scratch_name(database, drill_id)
         target = scratch_target(db, scratch)
-        backup = self._latest_verified(database)
+        backup = self.latest_verified(database)
         problem = start_problem(database, backup, scratch, target)
         result: dict[str, Any] = {"scratch": target.where}
         if backup is not None:
@@ -385,7 +385,7 @@ class DrillService:
             )
         return db
 
-    def _latest_verified(self, database: str) -> BackupRecord | None:
+    def latest_verified(self, database: str) -> BackupRecord | None:
         """The newest verified backup whose artifact retention has not deleted."""
         for backup in self._catalog.recent(database, 200):
             if backup.status == SUCCEEDED and backup.deleted_at is None:

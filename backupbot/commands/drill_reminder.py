@@ -13,7 +13,6 @@ from backupbot.clock import Clock
 from backupbot.commands.drill import DrillService
 from backupbot.commands.schedule import ScheduledJob
 from backupbot.settings import DatabaseSettings
-from backupbot.storage.catalog import SUCCEEDED, BackupCatalog
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.schedule_runs import ScheduledRuns
@@ -46,7 +45,6 @@ class DrillReminders:
         self,
         *,
         drills: DrillService,
-        catalog: BackupCatalog,
         databases: list[DatabaseSettings],
         runs: ScheduledRuns,
         incidents: IncidentLog,
@@ -56,7 +54,6 @@ class DrillReminders:
         claimed_by: str,
     ) -> None:
         self._drills = drills
-        self._catalog = catalog
         self._databases = databases
         self._runs = runs
         self._incidents = incidents
@@ -86,14 +83,7 @@ class DrillReminders:
         return DrillReminder(firing, plans)
 
     def _plan(self, db: DatabaseSettings) -> DrillPlan:
-        backup = next(
-            (
-                b
-                for b in self._catalog.recent(db.name, 200)
-                if b.status == SUCCEEDED and b.deleted_at is None
-            ),
-            None,
-        )
+        backup = self._drills.latest_verified(db.name)  # what the drill would restore
         passed = [
             d.total_seconds
             for d in self._drills.recent(db.name, 20)

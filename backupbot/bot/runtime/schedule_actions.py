@@ -130,7 +130,6 @@ def drill_reminders(services: Services) -> DrillReminders:
     [job] = [j for j in jobs_from_settings(settings) if j.name == "drill"]
     return DrillReminders(
         drills=services.drills,
-        catalog=services.catalog,
         databases=list(settings.databases),
         runs=services.scheduled_runs,
         incidents=services.incidents,
