@@ -21,6 +21,7 @@ from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
+from backupbot.commands.restore_targets import Targets
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status_service import StatusService
@@ -118,6 +119,7 @@ def _restore_services(
         pg_bin_dirs=settings.backup.pg_bin_dirs,
         heartbeat_seconds=HEARTBEAT_SECONDS,
         identity=settings.backup.verify_identity,
+        targets=targets(settings),
     )
     restores = RestoreService(
         databases=settings.databases,
@@ -129,6 +131,7 @@ def _restore_services(
         approvers=CachedApprovers(access),
         settings=settings.restore,
         runner=runner,
+        targets=targets(settings),
     )
     return restore_requests, runner, restores
 
@@ -177,7 +180,13 @@ def _drill_service(
         incidents=incidents,
         clock=clock,
         settings=settings.restore,
+        targets=targets(settings),
     )
+
+
+def targets(settings: Settings) -> Targets:
+    """The configured restore targets, and the one each database's drills use."""
+    return Targets(settings.targets, {n: settings.drill_target(n) for n in settings.database_names})
 
 
 def _alert_service(

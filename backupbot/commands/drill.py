@@ -38,6 +38,7 @@ from backupbot.commands.drill_model import (
     DrillStage,
     StageListener,
     backup_json,
+    drill_result,
     failure_text,
     judge,
     record_drill_incident,
@@ -48,6 +49,7 @@ from backupbot.commands.drill_model import (
 from backupbot.commands.drill_review import DrillReview, DrillReviews
 from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
 from backupbot.commands.restore_run import RestoreRunner
+from backupbot.commands.restore_targets import Targets
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Phrase
@@ -77,8 +79,10 @@ class DrillService:
         clock: Clock,
         settings: RestoreSettings,
         heartbeat_seconds: float = 30.0,
+        targets: Targets | None = None,
     ) -> None:
         self._databases = {d.name: d for d in databases}
+        self._targets = targets or Targets()
         self._drills = drills
         self._catalog = catalog
         self._restores = restores
@@ -93,6 +97,7 @@ class DrillService:
             restores=restores,
             incidents=incidents,
             clock=clock,
+            targets=self._targets,
         )
 
     @property
@@ -121,7 +126,8 @@ class DrillService:
             raise DrillAlreadyRunning(current)
         drill_id = new_drill_id()
         scratch = scratch_name(database, drill_id)
-        target = scratch_target(db, scratch)
+        target_name = self._targets.drill_target(database)
+        target = scratch_target(db, scratch, self._targets, target_name)
         backup = self.latest_verified(database)
         problem = start_problem(database, backup, scratch, target)
         result: dict[str, Any] = {"scratch": target.where}
@@ -138,6 +144,7 @@ class DrillService:
             now=now,
             result=result,
             scratch_dropped=problem is not None,  # nothing will be created: nothing to drop
+            target_name=target_name,
         )
         self._record(
             now,
@@ -208,7 +215,7 @@ class DrillService:
                 log.exception("restore drill %s crashed", record.id)
         finally:
             stop.set()
-        result = self._result(record, restore)
+        result = drill_result(record, restore)
         result["cleanup"] = self._cleanup.drop_scratch(self._drills.get(record.id))
         restored = restore is not None and restore.status == RESTORE_SUCCEEDED
         if restore is not None and not restored:
@@ -225,7 +232,7 @@ class DrillService:
         db = self._db(record.database)
         assert record.backup_id is not None
         backup = self._catalog.get(record.backup_id)
-        target = scratch_target(db, record.scratch_db)
+        target = scratch_target(db, record.scratch_db, self._targets, record.target_name)
         now = self._clock.now()
         restore = self._restores.create(
             NewRestore(
@@ -234,6 +241,7 @@ class DrillService:
                 mode=DRILL,
                 target_db=record.scratch_db,
                 target_where=target.where,
+                target_name=record.target_name,
                 requester=record.actor,
                 reason=f"restore drill {record.id}",
                 required_approvals=0,
@@ -257,24 +265,6 @@ class DrillService:
                 log.exception("drill stage listener failed; the drill goes on")
 
         return self._runner.execute(restore.id, on_progress)
-
-    def _result(self, record: DrillRecord, restore: RestoreRecord | None) -> dict[str, Any]:
-        result = dict(record.result)
-        if restore is None:
-            return result
-        res = restore.result
-        result.update(
-            restore_id=restore.id,
-            timings=dict(res.get("timings") or {}),
-            total_seconds=res.get("total_seconds"),
-        )
-        if restore.status == RESTORE_SUCCEEDED:
-            result.update(tables=res.get("tables", 0), rows=res.get("rows", 0))
-        else:
-            result["failed_stage"] = res.get("failed_stage")
-            if res.get("mismatches"):
-                result["mismatches"] = res["mismatches"]
-        return result
 
     def _finish(
         self,

@@ -19,6 +19,7 @@ from backupbot.commands.drill_model import (
     scratch_target,
 )
 from backupbot.commands.restore_model import BOT_ACTOR, record_incident
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.drills import FAILED, DrillLog, DrillRecord
@@ -42,8 +43,10 @@ class DrillCleanup:
         restores: RestoreRequests,
         incidents: IncidentLog,
         clock: Clock,
+        targets: Targets,
     ) -> None:
         self._databases = databases
+        self._targets = targets
         self._drills = drills
         self._restores = restores
         self._incidents = incidents
@@ -57,24 +60,26 @@ class DrillCleanup:
         if db is None or not record.scratch_db.startswith(SCRATCH_PREFIX):
             log.warning("not dropping %s: not a drill scratch database it can reach", record.id)
             return f"{record.scratch_db} was left: {record.database} is no longer configured"
-        target = scratch_target(db, record.scratch_db)
         now = self._clock.now()
+        where = record.scratch_db
         try:
+            target = scratch_target(db, record.scratch_db, self._targets, record.target_name)
+            where = target.where
             drop_database(target)
         except (BackupbotError, psycopg.Error) as exc:
-            log.warning("could not drop scratch database %s: %s", target.where, exc)
+            log.warning("could not drop scratch database %s: %s", where, exc)
             self._record_drill(
                 now,
                 BOT_ACTOR,
                 "drill.cleanup",
                 "failed",
                 record,
-                scratch=target.where,
+                scratch=where,
                 error=failure_text(exc),
             )
             return f"{record.scratch_db} could not be dropped yet; the bot retries at start-up"
         self._drills.mark_dropped(record.id)
-        self._record_drill(now, BOT_ACTOR, "drill.cleanup", "ok", record, scratch=target.where)
+        self._record_drill(now, BOT_ACTOR, "drill.cleanup", "ok", record, scratch=where)
         return "dropped"
 
     def cleanup_leftovers(self, now: datetime) -> list[DrillRecord]:

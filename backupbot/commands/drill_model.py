@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from backupbot.commands import humanize
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import BackupbotError
 from backupbot.phrases import Command, Name, Phrase, say
 from backupbot.settings import DatabaseSettings
@@ -20,6 +21,8 @@ from backupbot.storage.drills import FAILED, PASSED, DrillRecord
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgadmin import database_exists
 from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.restores import SUCCEEDED as RESTORE_SUCCEEDED
+from backupbot.storage.restores import RestoreRecord
 
 DRILL_USAGE = "drill"  # the registry command whose usage a refusal shows
 SCRATCH_PREFIX = "backupbot_drill_"
@@ -77,9 +80,12 @@ def judge(
     return PASSED, None
 
 
-def scratch_target(db: DatabaseSettings, scratch: str) -> ConnInfo:
-    """The connection to scratch database `scratch` on `db`'s server."""
-    return ConnInfo.from_url(db.url.get_secret_value()).with_dbname(scratch)
+def scratch_target(
+    db: DatabaseSettings, scratch: str, targets: Targets, target_name: str | None
+) -> ConnInfo:
+    """The connection to scratch database `scratch` on the drill target's server (a
+    `targets:` entry), or on `db`'s own server when it has none."""
+    return targets.conn(db, target_name, scratch)
 
 
 def backup_json(backup: BackupRecord) -> dict[str, Any]:
@@ -120,7 +126,10 @@ def record_drill_incident(
         outcome=outcome,
         database=r.database,
         backup_id=r.backup_id,
-        details={"drill_id": r.id, **{k: v for k, v in details.items() if v is not None}},
+        details={
+            "drill_id": r.id,
+            **{k: v for k, v in {"target_name": r.target_name, **details}.items() if v is not None},
+        },
     )
 
 
@@ -152,3 +161,23 @@ def start_problem(
             why=failure_text(exc),
         )
     return None
+
+
+def drill_result(record: DrillRecord, restore: RestoreRecord | None) -> dict[str, Any]:
+    """The drill's result: what it started with, plus what its restore measured."""
+    result = dict(record.result)
+    if restore is None:
+        return result
+    res = restore.result
+    result.update(
+        restore_id=restore.id,
+        timings=dict(res.get("timings") or {}),
+        total_seconds=res.get("total_seconds"),
+    )
+    if restore.status == RESTORE_SUCCEEDED:
+        result.update(tables=res.get("tables", 0), rows=res.get("rows", 0))
+    else:
+        result["failed_stage"] = res.get("failed_stage")
+        if res.get("mismatches"):
+            result["mismatches"] = res["mismatches"]
+    return result

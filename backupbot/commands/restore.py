@@ -26,6 +26,7 @@ from backupbot.commands.restore_model import (
 )
 from backupbot.commands.restore_request import RestorePlanner, validate_reason
 from backupbot.commands.restore_run import RestoreRunner
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Phrase
 from backupbot.settings import DatabaseSettings, RestoreSettings
@@ -52,6 +53,7 @@ class RestoreService:
         approvers: CachedApprovers,
         settings: RestoreSettings,
         runner: RestoreRunner,
+        targets: Targets | None = None,
     ) -> None:
         self._restores = restores
         self._incidents = incidents
@@ -65,6 +67,8 @@ class RestoreService:
             policy=policy,
             approvers=approvers,
             settings=settings,
+            targets=targets or Targets(),
+            restores=restores,
         )
         self._decisions = RestoreDecisions(
             restores=restores, incidents=incidents, clock=clock, approvers=approvers

@@ -1,15 +1,17 @@
 """What a restore request looks up: the backup it names (`latest`, or a unique id
-prefix) and the database it would write (a new one, `--into` one, or the source itself
-with `--in-place`), with the refusals that explain a wrong choice."""
+prefix) and the database it would write (a new one, `--into` one or a configured target,
+or the source itself with `--in-place`), with the refusals that explain a wrong choice."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from backupbot.commands import humanize
 from backupbot.commands.restore_model import RESTORE_USAGE
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Command, Name, Phrase, join, say
 from backupbot.settings import DatabaseSettings
@@ -27,10 +29,21 @@ def new_target_name(database: str, now: datetime) -> str:
     return base[: 63 - len(suffix)] + suffix
 
 
+@dataclass(frozen=True)
+class TargetChoice:
+    """Where a restore writes: `mode` (new, into, in_place), the database name, and the
+    `targets:` entry whose server it is on (None: the source's own server)."""
+
+    mode: str
+    dbname: str
+    target_name: str | None = None
+
+
 def choose_target(
-    db: DatabaseSettings, into: str | None, in_place: bool, now: datetime
-) -> tuple[str, str]:
-    """(mode, target database name) for a restore of `db`."""
+    db: DatabaseSettings, into: str | None, in_place: bool, now: datetime, targets: Targets
+) -> TargetChoice:
+    """Where a restore of `db` writes. `--into NAME` names a configured target when one
+    has that name, else a database on the source's server."""
     source = ConnInfo.from_url(db.url.get_secret_value())
     if in_place and into is not None:
         raise UsageError(
@@ -39,9 +52,11 @@ def choose_target(
             RESTORE_USAGE,
         )
     if in_place:
-        return "in_place", source.dbname
+        return TargetChoice("in_place", source.dbname)
     if into is None:
-        return "new", new_target_name(db.name, now)
+        return TargetChoice("new", new_target_name(db.name, now))
+    if (target := targets.get(into)) is not None:
+        return TargetChoice("into", target.conn.dbname, into)
     if not _TARGET_RE.match(into):
         raise UsageError(
             f"{into!r} is not a usable database name: use letters, digits, '_' or '-', "
@@ -56,7 +71,7 @@ def choose_target(
             "--in-place (it needs approval and takes a safety backup first).",
             RESTORE_USAGE,
         )
-    return "into", into
+    return TargetChoice("into", into)
 
 
 def configured_as(databases: Mapping[str, DatabaseSettings], target: ConnInfo) -> str | None:

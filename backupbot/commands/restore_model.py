@@ -43,7 +43,7 @@ def record_incident(
 ) -> None:
     """One incident record about a restore; empty details are left out."""
     if record is not None:
-        details = {"restore_id": record.id, **details}
+        details = {"restore_id": record.id, "target_name": record.target_name, **details}
     incidents.record(
         at=at,
         actor=actor,

@@ -11,12 +11,13 @@ from backupbot.commands.approval_stages import total_needed
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.restore_lookup import BackupLookup, choose_target, configured_as
 from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import BackupRecord
 from backupbot.storage.pgadmin import TargetFacts, inspect_target
 from backupbot.storage.pgconn import ConnInfo
-from backupbot.storage.restores import NewRestore
+from backupbot.storage.restores import DRILL, NewRestore, RestoreRecord, RestoreRequests
 
 MAX_REASON = 500
 
@@ -42,6 +43,7 @@ class RestorePlan:
     mode: str
     target: ConnInfo
     facts: TargetFacts
+    target_name: str | None = None  # a `targets:` entry; None: the source's own server
 
 
 class RestorePlanner:
@@ -55,8 +57,12 @@ class RestorePlanner:
         policy: ApprovalPolicy,
         approvers: CachedApprovers,
         settings: RestoreSettings,
+        targets: Targets,
+        restores: RestoreRequests,
     ) -> None:
         self._databases = databases
+        self._targets = targets
+        self._restores = restores
         self._lookup = lookup
         self._policy = policy
         self._approvers = approvers
@@ -77,9 +83,11 @@ class RestorePlanner:
         """Resolve the database, backup and target, and inspect the target."""
         db = self.db(database)
         backup = self._lookup.resolve(database, ref)
-        mode, target_name = choose_target(db, into, in_place, now)
-        target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(target_name)
-        return RestorePlan(db, backup, mode, target, inspect_target(target))
+        choice = choose_target(db, into, in_place, now, self._targets)
+        target = self._targets.conn(db, choice.target_name, choice.dbname)
+        return RestorePlan(
+            db, backup, choice.mode, target, inspect_target(target), choice.target_name
+        )
 
     def new_restore(
         self,
@@ -120,6 +128,7 @@ class RestorePlanner:
             preview=preview,
             break_glass=break_glass,
             policy=[s.as_json() for s in stages],
+            target_name=plan.target_name,
         )
 
     def _preview(self, plan: RestorePlan) -> dict[str, Any]:
@@ -146,6 +155,33 @@ class RestorePlanner:
                 **plan.facts.as_json(),
                 "where": target.where,
                 "configured_as": configured_as(self._databases, target),
+                "name": plan.target_name,
             },
             "rto_minutes": self.rto_minutes(db.name),
+            "tested": (
+                last_tested(self._restores.test_restores(db.name), backup.id)
+                if db.protected and plan.mode == "in_place"
+                else None
+            ),
         }
+
+
+def last_tested(tests: list[RestoreRecord], backup_id: str) -> dict[str, Any]:
+    """When backup `backup_id` was last restored successfully in a drill or on a staging
+    target (`backup`), and, when never, the database's last such test of any backup
+    (`any`): what a protected in-place request shows its approvers."""
+
+    def fact(r: RestoreRecord) -> dict[str, Any]:
+        return {
+            "backup_id": r.backup_id,
+            "at": (r.finished_at or r.created_at).isoformat(),
+            "how": "drill" if r.mode == DRILL else "target",
+            "target": r.target_name,
+            "restore_id": r.id,
+        }
+
+    same = next((r for r in tests if r.backup_id == backup_id), None)
+    return {
+        "backup": fact(same) if same else None,
+        "any": fact(tests[0]) if tests and same is None else None,
+    }

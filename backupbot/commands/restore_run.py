@@ -44,6 +44,7 @@ from backupbot.commands.restore_outcome import (
     _VerificationMismatch,
     compare_counts,
 )
+from backupbot.commands.restore_targets import Targets
 from backupbot.errors import UsageError, VerificationFailed
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.agecheck import unpack_backup
@@ -55,7 +56,7 @@ from backupbot.storage.liveness import process_identity
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
 from backupbot.storage.pg_restore import PgRestore
 from backupbot.storage.pgadmin import create_database, inspect_target, server_major
-from backupbot.storage.pgconn import ConnInfo, url_with_dbname
+from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import count_rows
 from backupbot.storage.restores import RUNNING, RestoreRecord, RestoreRequests
 
@@ -81,6 +82,7 @@ class RestoreRunner:
         pg_bin_dirs: Sequence[Path] = (),
         heartbeat_seconds: float = 30.0,
         identity: Path | None = None,
+        targets: Targets | None = None,
     ) -> None:
         """`identity`: the age identity file (backup.verify_identity) encrypted backups
         are decrypted with."""
@@ -95,6 +97,7 @@ class RestoreRunner:
         self._pg_bin_dirs = list(pg_bin_dirs)
         self._heartbeat_seconds = heartbeat_seconds
         self._identity = identity
+        self._targets = targets or Targets()
         self._interrupts = KillSwitches()
         self._outcomes = RestoreOutcomes(restores=restores, incidents=incidents, clock=clock)
 
@@ -139,7 +142,6 @@ class RestoreRunner:
             return self._restores.get(restore_id)
         db = self._db(record.database)
         backup = self._catalog.get(record.backup_id)
-        target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)
         run = RunState()
         started = time.monotonic()
         self._record(
@@ -159,7 +161,9 @@ class RestoreRunner:
         threading.Thread(
             target=self._beat, args=(record.id, beating), name=f"heartbeat-{record.id}", daemon=True
         ).start()
+        target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)
         try:
+            target = self._targets.conn(db, record.target_name, record.target_db)
             work_root.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f"backupbot-{record.id}-", dir=work_root))
             result = self._execute(record, db, backup, target, work, run, started, on_progress)
@@ -304,13 +308,13 @@ class RestoreRunner:
     ) -> None:
         if record.mode == "in_place":
             started = self._backups.start(db.name, BOT_ACTOR, SAFETY_LABEL)
-        else:
+        else:  # catalogued under the target's name (a `targets:` entry, or the database)
             source = DatabaseSettings(
-                name=record.target_db,
-                url=SecretStr(url_with_dbname(db.url.get_secret_value(), record.target_db)),
-                provider=db.provider,
+                name=record.target_name or record.target_db,
+                url=SecretStr(self._targets.url(db, record.target_name, record.target_db)),
+                provider="generic" if record.target_name else db.provider,
             )
-            started = self._backups.start(record.target_db, BOT_ACTOR, SAFETY_LABEL, source=source)
+            started = self._backups.start(source.name, BOT_ACTOR, SAFETY_LABEL, source=source)
         run.safety_backup_id = started.id
         safety = self._backups.run(started)
         now = self._clock.now()

@@ -52,6 +52,7 @@ from backupbot.settings.sections import (
     SlackSettings,
     StorageSettings,
 )
+from backupbot.settings.targets import TargetSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -77,6 +78,7 @@ __all__ = [
     "SlackCredentials",
     "SlackSettings",
     "StorageSettings",
+    "TargetSettings",
     "config_path",
     "interpolate",
     "load_settings",

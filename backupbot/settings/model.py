@@ -12,6 +12,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from backupbot import dburl
@@ -32,6 +33,7 @@ from backupbot.settings.sections import (
     StorageSettings,
     Strict,
 )
+from backupbot.settings.targets import TargetSettings, check_drill_targets, check_targets
 
 # sqlite[+driver]:///path[?query]; the path is relative unless it starts with "/"
 SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
@@ -44,6 +46,7 @@ class Settings(Strict):
     access: AccessSettings | None = None
     approvals: ApprovalSettings = ApprovalSettings()
     databases: list[DatabaseSettings] = Field(min_length=1)
+    targets: dict[str, TargetSettings] = {}  # restore/drill targets on other servers
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
     drill: DrillSettings = DrillSettings()
@@ -89,12 +92,23 @@ class Settings(Strict):
             seen.add(db.name)
         return v
 
+    @model_validator(mode="after")
+    def _valid_targets(self) -> Settings:
+        check_targets(self.targets, self.databases)
+        check_drill_targets(self.drill.target, self.databases, self.targets)
+        return self
+
     def database(self, name: str) -> DatabaseSettings | None:
         return next((d for d in self.databases if d.name == name), None)
 
     @property
     def database_names(self) -> list[str]:
         return [d.name for d in self.databases]
+
+    def drill_target(self, database: str) -> str | None:
+        """The target a drill of `database` restores on (None: the source's own server)."""
+        db = self.database(database)
+        return (db.drill_target if db else None) or self.drill.target
 
 
 class SlackCredentials(Strict):

@@ -26,6 +26,23 @@ PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
+def check_pg_url(v: SecretStr) -> SecretStr:
+    """A postgresql:// URL that names its database, checked without quoting the password."""
+    dburl.check(v.get_secret_value())  # a password that would not parse as meant
+    try:
+        parts = urlsplit(v.get_secret_value())
+    except ValueError:  # its message would quote the netloc, password included
+        raise ValueError(
+            "could not be parsed as a URL; percent-encode special characters in the "
+            "password (e.g. %23 for #)"
+        ) from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
+    if not parts.path.strip("/"):
+        raise ValueError("must name the database, e.g. postgresql://user@host/app")
+    return v
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -165,6 +182,7 @@ class DatabaseSettings(Strict):
     retention_days: int = Field(default=30, ge=1, le=3650)
     protected: bool = False  # `--in-place` restores need two approvals
     rto_minutes: int | None = Field(default=None, ge=1)  # overrides restore.rto_minutes
+    drill_target: str | None = None  # overrides drill.target for this database
 
     @field_validator("name")
     @classmethod
@@ -179,19 +197,7 @@ class DatabaseSettings(Strict):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, v: SecretStr) -> SecretStr:
-        dburl.check(v.get_secret_value())  # a password that would not parse as meant
-        try:
-            parts = urlsplit(v.get_secret_value())
-        except ValueError:  # its message would quote the netloc, password included
-            raise ValueError(
-                "could not be parsed as a URL; percent-encode special characters in the "
-                "password (e.g. %23 for #)"
-            ) from None
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
-        if not parts.path.strip("/"):
-            raise ValueError("must name the database, e.g. postgresql://user@host/app")
-        return v
+        return check_pg_url(v)
 
     @field_validator("schedule")
     @classmethod
@@ -244,6 +250,9 @@ class DrillSettings(Strict):
     # A message this many days before each scheduled drill: what will be restored where,
     # and how long it should take. 0: no reminder.
     remind_days_before: int = Field(default=2, ge=0, le=14)
+    # Drills restore into a scratch database on this target's server (a name under
+    # `targets:`) instead of the source's own; a database's `drill_target` overrides it.
+    target: str | None = None
 
 
 class RestoreSettings(Strict):

@@ -54,6 +54,7 @@ class DrillRecord:
     stage: str | None = None  # queued, starting, then the restore's stages
     reviewed_by: str | None = None  # who reviewed the finished result, and when
     reviewed_at: datetime | None = None
+    target_name: str | None = None  # the `targets:` server of the scratch; None: source's
     error_phrase: Phrase = field(default_factory=Phrase)  # what front ends render; `error`
     # is its plain text
 
@@ -120,6 +121,7 @@ class DrillLog:
         now: datetime,
         result: dict[str, Any] | None = None,
         scratch_dropped: bool = False,
+        target_name: str | None = None,
     ) -> DrillRecord:
         """Insert a running drill, waiting to be claimed. `scratch_dropped=True` when the
         scratch database will never be created (the drill cannot run), so clean-up never
@@ -129,6 +131,7 @@ class DrillLog:
             database=database,
             backup_id=backup_id,
             scratch_db=scratch_db,
+            target_name=target_name,
             scratch_dropped=scratch_dropped,
             status=RUNNING,
             actor=actor,

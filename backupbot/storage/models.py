@@ -111,6 +111,7 @@ class RestoreRow(Base):
     mode: Mapped[str] = mapped_column(String(12))
     target_db: Mapped[str] = mapped_column(String(63))
     target_where: Mapped[str] = mapped_column(String(400))
+    target_name: Mapped[str | None] = mapped_column(String(63))  # a `targets:` entry
     target_lock: Mapped[str | None] = mapped_column(String(400), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     requester: Mapped[str] = mapped_column(String(120))
@@ -188,6 +189,7 @@ class DrillRow(Base):
     backup_id: Mapped[str | None] = mapped_column(String(16))
     restore_id: Mapped[str | None] = mapped_column(String(16))
     scratch_db: Mapped[str] = mapped_column(String(63))
+    target_name: Mapped[str | None] = mapped_column(String(63))  # the scratch's server
     scratch_dropped: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), index=True)  # running/passed/failed
     actor: Mapped[str] = mapped_column(String(120))

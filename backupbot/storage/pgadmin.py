@@ -1,7 +1,7 @@
 """Server-level operations on a restore target: look at it, create it, drop it.
 
-The maintenance connection goes to the target's server with the source database's
-credentials (restores stay on the source's server), to the `postgres` database.
+The maintenance connection goes to the target's server, with the credentials of the URL
+the target came from (the source's, or a `targets:` entry's), to the `postgres` database.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class RestoreRecord:
     owner: str | None = None  # the process running it, or the queue holding it
     policy: list[dict[str, Any]] = field(default_factory=list)  # approval stages, as stored
     reminders_sent: int = 0  # expiry reminders posted so far
+    target_name: str | None = None  # the `targets:` entry it writes; None: source's server
 
     @classmethod
     def from_row(cls, row: RestoreRow) -> RestoreRecord:
@@ -86,6 +87,7 @@ class NewRestore:
     preview: dict[str, Any]
     break_glass: bool = False
     policy: list[dict[str, Any]] = field(default_factory=list)  # `approval_stages.Stage`s
+    target_name: str | None = None  # a `targets:` entry; None: the source's own server
 
 
 def new_restore_id() -> str:

@@ -97,6 +97,7 @@ class RestoreRequests:
                 mode=new.mode,
                 target_db=new.target_db,
                 target_where=new.target_where,
+                target_name=new.target_name,
                 target_lock=new.target_where,
                 status=RUNNING if running else PENDING,
                 requester=new.requester,
@@ -361,6 +362,18 @@ class RestoreRequests:
         stmt = select(RestoreRow).order_by(RestoreRow.created_at.desc()).limit(limit)
         if database:
             stmt = stmt.where(RestoreRow.database == database)
+        return self._all(stmt)
+
+    def test_restores(self, database: str, limit: int = 50) -> list[RestoreRecord]:
+        """Succeeded restores of `database` that tested a backup without touching it: a
+        drill's, or one into a configured target (staging). Newest first."""
+        stmt = (
+            select(RestoreRow)
+            .where(RestoreRow.database == database, RestoreRow.status == SUCCEEDED)
+            .where((RestoreRow.mode == DRILL) | RestoreRow.target_name.is_not(None))
+            .order_by(RestoreRow.finished_at.desc())
+            .limit(limit)
+        )
         return self._all(stmt)
 
     def _first(self, stmt: Any) -> RestoreRecord | None:

@@ -66,6 +66,17 @@ def _where(settings: Settings) -> list[str]:
     if settings.backup.pg_bin_dirs:
         dirs = ", ".join(str(d) for d in settings.backup.pg_bin_dirs)
         lines.append(f"pg_dump/pg_restore also looked for in: {dirs}")
+    return lines + _targets(settings)
+
+
+def _targets(settings: Settings) -> list[str]:
+    """Each restore target, and whose drills run on its server."""
+    lines = []
+    for name, target in sorted(settings.targets.items()):
+        drills = [n for n in settings.database_names if settings.drill_target(n) == name]
+        used = f"; drills of {', '.join(drills)} run on its server" if drills else ""
+        about = f" ({target.description})" if target.description else ""
+        lines.append(f"target {name}{about}: {target.conn.where} (--into {name}){used}")
     return lines
 
 
@@ -208,6 +219,28 @@ def _live_checks(settings: Settings) -> bool:
         except BackupbotError as exc:
             ok = False
             print(f"{db.name} FAILED: {render(exc.phrase)}")
+    return _target_checks(settings) and ok
+
+
+def _target_checks(settings: Settings) -> bool:
+    """Reach every target's server and say what a restore there would overwrite."""
+    from backupbot.storage.pgadmin import inspect_target, server_major
+
+    ok = True
+    for name, target in sorted(settings.targets.items()):
+        try:
+            major = server_major(target.conn)
+            facts = inspect_target(target.conn)
+        except BackupbotError as exc:
+            ok = False
+            print(f"target {name} FAILED: {render(exc.phrase)}")
+            continue
+        holds = (
+            f"{target.conn.dbname} holds {facts.tables} table(s)"
+            if facts.exists
+            else f"{target.conn.dbname} does not exist yet (a restore creates it)"
+        )
+        print(f"target {name} OK: PostgreSQL {major}, {holds}")
     return ok
 
 

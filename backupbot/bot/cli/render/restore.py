@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backupbot.bot.cli.render.phrase import cli_command
@@ -17,11 +17,34 @@ def progress_line(p: RestoreProgress) -> str:
 
 def request_posted(record: RestoreRecord) -> str:
     """A request posted in Slack: where, what, and what it waits for."""
-    return (
+    into = f"target {record.target_name} ({record.target_where})" if record.target_name else ""
+    lines = [
         f"restore request {record.id} posted in {record.channel}: {record.database} backup "
-        f"{record.backup_id} into {record.target_db}; needs {record.required_approvals} "
-        f"approval(s) before {humanize.utc(record.expires_at)}"
+        f"{record.backup_id} into {into or record.target_db}; needs "
+        f"{record.required_approvals} approval(s) before {humanize.utc(record.expires_at)}"
+    ]
+    tested = record.preview.get("tested")
+    if tested is not None:
+        lines.append(tested_line(tested, record.backup_id))
+    return "\n".join(lines)
+
+
+def tested_line(tested: dict[str, Any], backup_id: str) -> str:
+    """When the backup a protected in-place request restores was last test-restored."""
+
+    def how(fact: dict[str, Any]) -> str:
+        where = "in a restore drill" if fact["how"] == "drill" else f"on {fact['target']}"
+        return f"{where} on {humanize.utc(datetime.fromisoformat(fact['at']))}"
+
+    if same := tested.get("backup"):
+        return f"backup {backup_id} was restored and verified {how(same)}"
+    other = tested.get("any")
+    last = (
+        f"the last tested backup is {other['backup_id']}, {how(other)}"
+        if other
+        else "no backup of this database has been test-restored yet"
     )
+    return f"warning: backup {backup_id} has never been restored in staging or a drill; {last}"
 
 
 def run_result(record: RestoreRecord, *, announced: bool) -> list[str]:
@@ -58,6 +81,8 @@ def record_json(r: RestoreRecord, *, announced: bool | None = None) -> dict[str,
         "backup_id": r.backup_id,
         "mode": r.mode,
         "target_db": r.target_db,
+        "target": r.target_name,
+        "tested": r.preview.get("tested"),
         "status": r.status,
         "requester": r.requester,
         "reason": r.reason,

@@ -13,6 +13,7 @@ from typing import Any
 
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
+from backupbot.bot.slack.blocks.restore_tested import tested_lines
 from backupbot.bot.slack.kit import (
     Block,
     Message,
@@ -61,6 +62,12 @@ _MODE_WORDS = {
 }
 
 
+def _mode_words(r: RestoreRecord) -> str:
+    if r.target_name:
+        return f"the configured target {code(r.target_name)}, on another server"
+    return _MODE_WORDS[r.mode]
+
+
 def _seconds(s: float | None) -> str:
     return humanize.duration(timedelta(seconds=s)) if s is not None else "?"
 
@@ -97,7 +104,7 @@ def _backup_fields(r: RestoreRecord, now: datetime) -> Block:
                 + f" · `{(b.get('sha256') or '')[:12]}…`",
             ),
             ("Source", f"{code(source.get('where', '?'))}"),
-            ("Target", f"{code(target.get('where', r.target_where))} ({_MODE_WORDS[r.mode]})"),
+            ("Target", f"{code(target.get('where', r.target_where))} ({_mode_words(r)})"),
         ]
     )
 
@@ -105,7 +112,7 @@ def _backup_fields(r: RestoreRecord, now: datetime) -> Block:
 def _overwrite(r: RestoreRecord) -> Block:
     t: dict[str, Any] = r.preview.get("target", {})
     b: dict[str, Any] = r.preview.get("backup", {})
-    lines: list[str] = []
+    lines: list[str] = tested_lines(r.preview.get("tested"), r.backup_id)
     if t.get("configured_as"):
         lines.append(
             f":rotating_light: The target is the configured database {code(t['configured_as'])}."
