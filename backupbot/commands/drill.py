@@ -343,6 +343,13 @@ class DrillService:
     def latest_passed(self, database: str) -> DrillRecord | None:
         return self._drills.latest_passed(database)
 
+    def server(self, database: str) -> str:
+        """Where a drill of `database` restores: host:port, and the target's name when it
+        is a `targets:` entry's server (never credentials)."""
+        name = self._targets.drill_target(database)
+        conn = scratch_target(self._db(database), "postgres", self._targets, name)
+        return f"{conn.host}:{conn.port}" + (f" (target {name})" if name else "")
+
     def watched_since(self, database: str) -> datetime | None:
         """When the bot first backed up `database`: a database never drilled is due a
         drill counted from then."""

@@ -14,7 +14,6 @@ from backupbot.commands.drill import DrillService
 from backupbot.commands.schedule import ScheduledJob
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.incidents import IncidentLog
-from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.schedule_runs import ScheduledRuns
 
 REMINDER_JOB = "drill-reminder"
@@ -27,7 +26,7 @@ class DrillPlan:
     restores on, and the expected duration (median of its last passed drills)."""
 
     database: str
-    server: str  # host:port, never credentials
+    server: str  # host:port (and its target's name), never credentials
     backup_id: str | None
     backup_taken: datetime | None
     expected_seconds: float | None
@@ -89,10 +88,9 @@ class DrillReminders:
             for d in self._drills.recent(db.name, 20)
             if d.passed and d.total_seconds is not None
         ][:EXPECTED_FROM]
-        conn = ConnInfo.from_url(db.url.get_secret_value())
         return DrillPlan(
             database=db.name,
-            server=f"{conn.host}:{conn.port}",
+            server=self._drills.server(db.name),
             backup_id=backup.id if backup else None,
             backup_taken=backup.started_at if backup else None,
             expected_seconds=statistics.median(passed) if passed else None,
