@@ -43,6 +43,7 @@ from backupbot.storage.liveness import (
     HEARTBEAT_SECONDS,
     STALE_AFTER,
 )
+from backupbot.storage.outbox import Outbox
 from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
@@ -287,6 +288,7 @@ def build_services(
         access=access,
         reviews=reviews,
         postponements=_postponer(settings, engine, incidents, clock),
+        outbox=Outbox(engine),
         status=_status_service(settings, catalog, drills, alerts, checklists, clock),
     )
 

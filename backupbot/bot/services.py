@@ -37,6 +37,7 @@ from backupbot.storage.liveness import (
     owner_is_dead,
     process_identity,
 )
+from backupbot.storage.outbox import Outbox
 from backupbot.storage.restores import RestoreRecord
 from backupbot.storage.schedule_runs import ScheduledRuns
 
@@ -72,6 +73,7 @@ class Services:
     access: Access
     reviews: BreakGlassReviews
     postponements: DrillPostponer
+    outbox: Outbox
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

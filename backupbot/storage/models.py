@@ -140,6 +140,28 @@ class RestoreRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class OutboxRow(Base):
+    """A Slack message that must arrive (a result), written before it is sent and marked
+    after (`storage/outbox.py`). `key` names the logical message: a newer version of the
+    same key supersedes an older one still waiting."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(120), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[str | None] = mapped_column(String(40))  # set: update that message
+    thread_ts: Mapped[str | None] = mapped_column(String(40))  # a reply in this thread
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, blocks, notify
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class DrillPostponementRow(Base):
     """The scheduled drill of one database at one firing, moved to `run_at`. Unique per
     (database, firing); `started_at` is set by the guarded update that starts it."""

@@ -51,7 +51,8 @@ def worker(services: Services, host: str, port: int) -> int:
         signal.signal(signum, lambda *_: stop.set())
     services.take_over_abandoned()
     services.start_worker(services.slack_client)
-    sweeper = Sweeper([services.take_over_abandoned], interval=SWEEP_SECONDS)
+    flows = Flows(services, services.slack_client)
+    sweeper = Sweeper([services.take_over_abandoned, flows.deliver_results], interval=SWEEP_SECONDS)
     sweeper.start()
     http = HttpServer(wsgi_app(None), host, port).start() if port else None
     log.info("worker running (up to %d jobs)", services.settings.jobs.max_parallel_jobs)
@@ -100,9 +101,16 @@ def serve(services: Services, host: str, port: int) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    flow = Flows(services, build_web_client(services)).restore
+    flows = Flows(services, build_web_client(services))
+    flow = flows.restore
     sweeper = Sweeper(
-        [services.take_over_abandoned, flow.expire_due, flow.remind_due, flow.announce_pending],
+        [
+            services.take_over_abandoned,
+            flow.expire_due,
+            flow.remind_due,
+            flow.announce_pending,
+            flows.deliver_results,
+        ],
         interval=SWEEP_SECONDS,
     )
     sweeper.run_once()

@@ -12,6 +12,7 @@ from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.bot.slack.flows.drill import DrillFlow
 from backupbot.bot.slack.flows.restore import RestoreFlow
+from backupbot.bot.slack.outbox_delivery import OutboxDelivery
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -25,7 +26,12 @@ class Flows:
     def __init__(self, services: Services, client: WebClient | None) -> None:
         self._services = services
         slack = services.settings.slack
-        self.slack = SlackChannel(client, slack.channel if slack else None, services.clock)
+        results = (
+            None
+            if client is None
+            else OutboxDelivery(services.outbox, client, services.incidents, services.clock)
+        )
+        self.slack = SlackChannel(client, slack.channel if slack else None, services.clock, results)
 
     @property
     def backup(self) -> BackupFlow:
@@ -44,6 +50,10 @@ class Flows:
     @property
     def checklist(self) -> ChecklistFlow:
         return ChecklistFlow(self._services.checklists, self.slack, self._services.incidents)
+
+    def deliver_results(self) -> int:
+        """A housekeeping step: send the results the outbox holds that are due."""
+        return self.slack.results.deliver_due() if self.slack.results else 0
 
     @property
     def alert(self) -> AlertFlow:

@@ -1,5 +1,6 @@
 """A backup in the channel: one message posted at the start and updated in place with
-progress and the result. Used by `/backup now`, the scheduler and the CLI.
+progress and the result. Used by `/backup now`, the scheduler and the CLI. The result
+also goes to the outbox (`outbox_delivery.py`), so it arrives even after an outage.
 
 The message is sent by a `MessageSender` on its own thread: the backup's progress
 listener only hands it the newest version, so a slow or rate-limited Slack never slows
@@ -15,7 +16,7 @@ from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
-from backupbot.bot.slack.progress_sender import MessageSender
+from backupbot.bot.slack.progress_sender import FINAL_WINDOW, MessageSender
 from backupbot.commands.backup_progress import Progress
 from backupbot.storage.catalog import BackupRecord
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from backupbot.storage.incidents import IncidentLog
 
 log = logging.getLogger(__name__)
+
+RESULT_WINDOW = 10.0  # seconds the sender retries a result itself before the outbox does
 
 
 class BackupFlow:
@@ -56,11 +59,14 @@ class BackupFlow:
         self, record: BackupRecord, client: WebClient, channel: str
     ) -> tuple[BackupRecord, Message, bool]:
         notifier = delivery.Notifier(delivery.without_retries(client))
+        results = self._slack.results
         sender = MessageSender(
             notifier,
             channel,
             backup_blocks.backup_started(record),
             name=f"slack-backup-{record.id}",
+            # With the outbox holding the result, the sender's own retries can be short.
+            final_window=RESULT_WINDOW if results else FINAL_WINDOW,
         ).start()
 
         remembered: list[str] = []
@@ -86,7 +92,16 @@ class BackupFlow:
             sender.abandon()
             raise
         result = backup_blocks.backup_result(final)
+        # The result is written to the outbox before it is sent: if Slack does not take
+        # it in time, or this process stops, `deliver_due` sends it later.
+        held = (
+            results.hold(f"backup:{record.id}", channel, result, sender.ts, RESULT_WINDOW + 60)
+            if results
+            else None
+        )
         shown = sender.finish(result)
+        if results and held:
+            results.settle(held, shown, sender.ts, sender.error, record=False)
         if not shown:
             self._record_undelivered(final, channel, sender.error)
         return final, result, shown

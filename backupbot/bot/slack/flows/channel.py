@@ -16,12 +16,15 @@ from backupbot.clock import Clock
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from backupbot.bot.slack.outbox_delivery import OutboxDelivery
+
 
 @dataclass(frozen=True)
 class SlackChannel:
     client: WebClient | None
     channel: str | None
     clock: Clock
+    results: OutboxDelivery | None = None  # results that must arrive go through it
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -103,8 +103,12 @@ class DrillFlow:
                 self._update(ts, drill_blocks.drill_message(current, self._now(), progress))
 
         final = self._drills.execute(record.id, stage, claimed=True)
-        if ts is not None:
-            self._update(ts, drill_blocks.drill_message(final, self._now()))
+        result = drill_blocks.drill_message(final, self._now())
+        results, channel = self._slack.results, self.channel
+        if results is not None and channel is not None:  # through the outbox: it arrives
+            results.send(f"drill:{final.id}", channel, result, ts=ts)
+        elif ts is not None:
+            self._update(ts, result)
         return final
 
     def remind_step(self, reminders: DrillReminders) -> DrillReminder | None:

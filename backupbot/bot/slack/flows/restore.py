@@ -128,9 +128,23 @@ class RestoreFlow:
         for stage, seconds in (final.result.get("timings") or {}).items():
             if stage not in last and final.status == "succeeded":
                 self.thread_reply(final, restore_blocks.stage_note(stage, seconds))
-        self.refresh(final)
-        self.thread_reply(final, restore_blocks.restore_report(final))
+        self._show_result(final)
         return final
+
+    def _show_result(self, record: RestoreRecord) -> None:
+        """The outcome in the request message and the report in its thread, through the
+        outbox when there is one (so both arrive after a Slack outage)."""
+        results = self._slack.results
+        if results is None or not (record.channel and record.message_ts):
+            self.refresh(record)
+            self.thread_reply(record, restore_blocks.restore_report(record))
+            return
+        message = restore_blocks.restore_message(record, self._now())
+        results.send(f"restore:{record.id}", record.channel, message, ts=record.message_ts)
+        report = restore_blocks.restore_report(record)
+        results.send(
+            f"restore:{record.id}:report", record.channel, report, thread_ts=record.message_ts
+        )
 
     # -- sweeps ------------------------------------------------------------------------------
 
