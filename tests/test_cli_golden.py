@@ -256,7 +256,7 @@ ACKED = dataclasses.replace(
     acknowledged_at=NOW,
 )
 DRILLS = [
-    DrillSummary("passed", NOW - timedelta(days=1), 125.0, 30),
+    DrillSummary("passed", NOW - timedelta(days=1), 125.0, 45, reviewed_by="U0BOB"),
     DrillSummary("failed", NOW - timedelta(days=31), None, 30, "scratch database not dropped"),
     DrillSummary("passed", NOW - timedelta(days=61), 160.0, 30),
 ]
@@ -273,8 +273,11 @@ def _statuses() -> list[DatabaseStatus]:
         next_backup=NOW + timedelta(hours=14),
         timezone="Europe/Berlin",
         drills=DRILLS,
+        rto_minutes=30,
     )
-    never = database_status(_NoGoodBackup(), "shop", "supabase", NOW, alerts=[ALERT])
+    never = database_status(
+        _NoGoodBackup(), "shop", "supabase", NOW, alerts=[ALERT], rto_minutes=30
+    )
     stale = database_status(_Stale(), "app", "neon", NOW, timedelta(hours=26), drills=DRILLS[1:2])
     return [healthy, never, stale]
 
