@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, status
+from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, rto, status
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
 from backupbot.commands.restore_model import RestoreProgress
@@ -30,6 +30,7 @@ from backupbot.commands.retention_plan import (
     RetentionReport,
     plan_retention,
 )
+from backupbot.commands.rto_report import RtoReport, rto_report
 from backupbot.commands.status import (
     AlertSummary,
     BotStatus,
@@ -381,7 +382,35 @@ def log_kinds() -> str:
     )
 
 
+def _rto_report() -> RtoReport:
+    """A pass reviewed, a failed restore, a pass judged against the RTO of then, a
+    database never drilled."""
+    records = [
+        _drill(
+            "passed",
+            id="d0000001",
+            started_at=NOW - timedelta(days=60),
+            total_seconds=2400.0,
+            rto_minutes=60,
+        ),
+        dataclasses.replace(DRILL_FAILED, id="d0000002", started_at=NOW - timedelta(days=30)),
+        _drill("passed", reviewed_by="U0BOB", reviewed_at=NOW),
+    ]
+    return rto_report(records, {"app": 30, "shop": 45}, NOW - timedelta(days=90), NOW)
+
+
+def rto_kinds() -> str:
+    empty = rto_report([], {"app": 30}, NOW - timedelta(days=90), NOW)
+    return _lines(rto.report_lines(_rto_report()), "", rto.report_lines(empty))
+
+
+def rto_json() -> str:
+    return _json(rto.report_json(_rto_report()))
+
+
 KINDS: dict[str, Callable[[], str]] = {
+    "rto": rto_kinds,
+    "rto_json": rto_json,
     "phrases": phrases,
     "errors": errors,
     "backup": backup_kinds,
