@@ -533,6 +533,13 @@ def test_the_gatherer_reads_backups_drills_and_incidents_from_the_state_database
             details={"error": "1 deletion(s) failed"},
         )
         assert services.checklists.evaluate(NOW) == evaluate(good_month(), POLICY)
+        # The RTO record's trend reaches past the window: app's August drill is in it.
+        august = datetime(2026, 8, 3, 10, tzinfo=UTC)
+        with Session(services.engine) as session, session.begin():
+            _store_drill(session, _drill("app", august, id="daug", total_seconds=90.0), {})
+        [app_line, _web] = services.checklists.evaluate(NOW).item("drill").lines
+        assert str(app_line).startswith("✅ app: RTO: target 30 min · tested 2026-11-02 · Pass")
+        assert str(app_line).endswith("; trend 1 min 30 s ✓ → 2 min 5 s ✓")
 
         # A failed backup is not a verified one; a failed drill in verification and a
         # verification failure of a backup are corruption warnings.

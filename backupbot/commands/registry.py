@@ -144,7 +144,8 @@ class Retention:
 
 @command("status", ("status",), role=Role.VIEWER, slow=True)
 class Status:
-    """Last good backup, last failure, backups kept and anything worrying, per database."""
+    """Last good backup, last failure, backups kept, the RTO record and anything worrying, per
+    database."""
 
     database: str | None = database_arg(Databases.ALL)
 

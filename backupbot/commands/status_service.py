@@ -1,6 +1,7 @@
-"""`/backup status`'s facts: each database's standing, gathered from the catalog, the
-drill log, the alerts and the schedules, plus the month's checklist and the alerts that
-are not about one database. Rendering is the front ends' job."""
+"""`/backup status`'s facts: each database's standing (its RTO record among them),
+gathered from the catalog, the drill log, the alerts and the schedules, plus the month's
+checklist and the alerts that are not about one database; and `report rto`, the drill
+history for auditors. Rendering is the front ends' job."""
 
 from __future__ import annotations
 
