@@ -15,7 +15,7 @@ from backupbot.bot.slack.kit import Message, esc
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.command_spec import usage_of
 from backupbot.commands.registry import Surface, specs
-from backupbot.commands.status import DatabaseStatus
+from backupbot.commands.status import DatabaseStatus, DrillSummary
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
 from backupbot.phrases import Command, say
 from backupbot.storage.catalog import FAILED, RUNNING, SUCCEEDED, BackupRecord
@@ -91,9 +91,20 @@ def status(name: str = "app", **overrides: Any) -> DatabaseStatus:
         "running": None,
         "kept": 0,
         "warnings": [],
+        "rto_minutes": 30,
         **overrides,
     }
     return DatabaseStatus(**values)
+
+
+# newest first, as status reads them: a running drill, a reviewed pass, a failed restore,
+# a pass judged against the RTO of 60 min the database had then
+DRILLS = [
+    DrillSummary("running", NOW, None, 30),
+    DrillSummary("passed", NOW - timedelta(days=1), 250.0, 30, reviewed_by="U0BOB"),
+    DrillSummary("failed", NOW - timedelta(days=31), None, 30, "pg_restore failed"),
+    DrillSummary("passed", NOW - timedelta(days=61), 2400.0, 60),
+]
 
 
 def incident(n: int, **overrides: Any) -> Incident:
@@ -177,6 +188,7 @@ RENDERED = {
     "status_running": lambda: status_blocks.status_message(
         [status(running=record(actor="cli:bob"))]
     ),
+    "status_drills": lambda: status_blocks.status_message([status(drills=DRILLS)]),
     "log_empty": lambda: status_blocks.log_message([], INTACT),
     "log_one": lambda: status_blocks.log_message([incident(1)], INTACT),
     "help": status_blocks.help_message,

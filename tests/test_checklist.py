@@ -152,7 +152,9 @@ def test_a_good_month_passes_all_five_items_with_the_evidence_shown() -> None:
     assert "kept on purpose" in retention and "pre-deploy" in retention
     drill = _lines(result, "drill")
     assert "<https://slack.com/archives/C0BACKUPS/p1764666000000100|drill message>" in drill
-    assert "2 min 5 s (RTO 30 min)" in drill
+    assert (
+        "`app`: RTO: target 30 min · tested 2026-11-02 · Pass · 2 min 5 s · not reviewed" in drill
+    )
     assert " MB → " in _lines(result, "size") and "over 31 days" in _lines(result, "size")
     assert "No checksum" in _lines(result, "corruption")
     # The evaluation survives its JSON round trip (it is stored on the checklist row).
@@ -255,7 +257,11 @@ BAD_MONTHS: list[tuple[str, Callable[[ChecklistEvidence], ChecklistEvidence], st
             ),
         ),
         "drill",
-        ["latest drill (2026-11-20 00:00 UTC) failed: pg_restore failed", "an earlier drill"],
+        [
+            "`app`: RTO: target 30 min · tested 2026-11-20 · Fail",
+            "(the drill of 2026-11-20 00:00 UTC failed: pg_restore failed; an earlier drill "
+            "passed 2026-11-02 10:00 UTC)",
+        ],
     ),
     (
         "a backup failed its checksum verification",
@@ -336,6 +342,28 @@ def test_the_test_restore_evidence_names_who_reviewed_the_drill() -> None:
     result = evaluate(replace(ev, drills=reviewed), POLICY)
     assert result.ok and "reviewed by <@U0BOB>" in _lines(result, "drill")
     assert "reviewed by" not in _lines(evaluate(ev, POLICY), "drill")
+
+
+def test_the_test_restore_evidence_is_the_rto_record_with_the_trend_of_the_last_six() -> None:
+    ev = good_month()
+    older = tuple(
+        _drill("app", datetime(2026, 10 - i, 5, 10, tzinfo=UTC), id=f"dold{i}", total_seconds=60.0)
+        for i in range(7)
+    )
+    policy = replace(POLICY, databases=(DatabasePolicy("app", 30, 20), POLICY.databases[1]))
+    result = evaluate(replace(ev, recent_drills=(*older, ev.drills[0])), policy)
+    [app, web] = result.item("drill").lines
+    assert str(app).startswith(
+        "✅ app: RTO: target 20 min · tested 2026-11-02 · Pass · 2 min 5 s (against 30 min then)"
+    )
+    # the newest drill and the five before it, oldest first, whatever their age
+    assert str(app).endswith("; trend " + " → ".join(["1 min 0 s ✓"] * 5 + ["2 min 5 s ✓"]))
+    assert "trend" not in str(web)  # one drill: nothing to compare
+    assert result.item("drill").details["drills"]["app"]["rto"]["target_minutes"] == 20
+    never = evaluate(replace(ev, drills=ev.drills[1:]), POLICY).item("drill").lines[0]
+    assert str(never).endswith(
+        "no restore drill since 2026-11-01; run /backup drill app · RTO: target ? · never tested"
+    )
 
 
 def test_the_newest_backup_is_kept_past_the_policy_but_the_missing_days_are_flagged() -> None:
@@ -505,6 +533,13 @@ def test_the_gatherer_reads_backups_drills_and_incidents_from_the_state_database
             details={"error": "1 deletion(s) failed"},
         )
         assert services.checklists.evaluate(NOW) == evaluate(good_month(), POLICY)
+        # The RTO record's trend reaches past the window: app's August drill is in it.
+        august = datetime(2026, 8, 3, 10, tzinfo=UTC)
+        with Session(services.engine) as session, session.begin():
+            _store_drill(session, _drill("app", august, id="daug", total_seconds=90.0), {})
+        [app_line, _web] = services.checklists.evaluate(NOW).item("drill").lines
+        assert str(app_line).startswith("✅ app: RTO: target 30 min · tested 2026-11-02 · Pass")
+        assert str(app_line).endswith("; trend 1 min 30 s ✓ → 2 min 5 s ✓")
 
         # A failed backup is not a verified one; a failed drill in verification and a
         # verification failure of a backup are corruption warnings.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, status
+from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, rto, status
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
 from backupbot.commands.restore_model import RestoreProgress
@@ -30,6 +30,7 @@ from backupbot.commands.retention_plan import (
     RetentionReport,
     plan_retention,
 )
+from backupbot.commands.rto_report import RtoReport, rto_report
 from backupbot.commands.status import (
     AlertSummary,
     BotStatus,
@@ -256,7 +257,7 @@ ACKED = dataclasses.replace(
     acknowledged_at=NOW,
 )
 DRILLS = [
-    DrillSummary("passed", NOW - timedelta(days=1), 125.0, 30),
+    DrillSummary("passed", NOW - timedelta(days=1), 125.0, 45, reviewed_by="U0BOB"),
     DrillSummary("failed", NOW - timedelta(days=31), None, 30, "scratch database not dropped"),
     DrillSummary("passed", NOW - timedelta(days=61), 160.0, 30),
 ]
@@ -273,8 +274,11 @@ def _statuses() -> list[DatabaseStatus]:
         next_backup=NOW + timedelta(hours=14),
         timezone="Europe/Berlin",
         drills=DRILLS,
+        rto_minutes=30,
     )
-    never = database_status(_NoGoodBackup(), "shop", "supabase", NOW, alerts=[ALERT])
+    never = database_status(
+        _NoGoodBackup(), "shop", "supabase", NOW, alerts=[ALERT], rto_minutes=30
+    )
     stale = database_status(_Stale(), "app", "neon", NOW, timedelta(hours=26), drills=DRILLS[1:2])
     return [healthy, never, stale]
 
@@ -378,7 +382,35 @@ def log_kinds() -> str:
     )
 
 
+def _rto_report() -> RtoReport:
+    """A pass reviewed, a failed restore, a pass judged against the RTO of then, a
+    database never drilled."""
+    records = [
+        _drill(
+            "passed",
+            id="d0000001",
+            started_at=NOW - timedelta(days=60),
+            total_seconds=2400.0,
+            rto_minutes=60,
+        ),
+        dataclasses.replace(DRILL_FAILED, id="d0000002", started_at=NOW - timedelta(days=30)),
+        _drill("passed", reviewed_by="U0BOB", reviewed_at=NOW),
+    ]
+    return rto_report(records, {"app": 30, "shop": 45}, NOW - timedelta(days=90), NOW)
+
+
+def rto_kinds() -> str:
+    empty = rto_report([], {"app": 30}, NOW - timedelta(days=90), NOW)
+    return _lines(rto.report_lines(_rto_report()), "", rto.report_lines(empty))
+
+
+def rto_json() -> str:
+    return _json(rto.report_json(_rto_report()))
+
+
 KINDS: dict[str, Callable[[], str]] = {
+    "rto": rto_kinds,
+    "rto_json": rto_json,
     "phrases": phrases,
     "errors": errors,
     "backup": backup_kinds,

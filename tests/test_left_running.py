@@ -67,7 +67,7 @@ def test_ten_days_of_schedules_back_up_drill_post_the_checklist_and_status_shows
     assert not block_kit_errors(answer["blocks"])
     shown = str(answer["blocks"])
     assert "Next scheduled backup" in shown and "2026-12-09 02:00 UTC" in shown
-    assert "Last restore drill" in shown and "passed" in shown
+    assert "Restore drills" in shown and "RTO: target 30 min · tested 2026-12-07 · Pass" in shown
     assert "RTO trend" in shown
     assert "Checklist 2026-12" in shown and "not signed off" in shown
     assert "checklist" in shown.lower() and "not acknowledged" in shown

@@ -37,6 +37,7 @@ from backupbot.commands.checklist_items.model import (
 )
 from backupbot.commands.checklist_items.retention import retention_item
 from backupbot.commands.checklist_items.size import size_item
+from backupbot.commands.rto_record import TREND_DRILLS
 from backupbot.commands.schedule import ScheduledJob
 from backupbot.settings import Settings
 from backupbot.storage.checklists import (
@@ -101,6 +102,7 @@ def gather_evidence(
         now=now,
         backups=tuple(queries.verified_backups(since)),
         drills=tuple(queries.drills(drills_since)),
+        recent_drills=tuple(queries.recent_drills(settings.database_names, TREND_DRILLS + 1)),
         incidents=tuple(queries.incidents(since, CORRUPTION_ACTIONS)),
         last_retention_run=queries.last_incident(RETENTION_RUN, all_databases=True),
         retention_due_by=retention_due_by(settings, now),

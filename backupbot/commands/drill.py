@@ -355,20 +355,13 @@ class DrillService:
         drill counted from then."""
         return self._catalog.first_started(database)
 
-    def summaries(self, database: str, limit: int = 6) -> list[DrillSummary]:
-        """What `/backup status` shows: the last drills and the RTO trend, newest first."""
-        return [
-            DrillSummary(
-                status=r.status,
-                started_at=r.started_at,
-                total_seconds=r.total_seconds,
-                rto_minutes=r.rto_minutes,
-                error=r.error,
-                error_phrase=r.error_phrase if r.error else None,
-                reviewed_by=r.reviewed_by,
-            )
-            for r in self.recent(database, limit)
-        ]
+    def summaries(self, database: str, limit: int = 7) -> list[DrillSummary]:
+        """What `/backup status` shows: the last drills (the RTO record), newest first."""
+        return [DrillSummary.from_record(r) for r in self.recent(database, limit)]
+
+    def history(self, since: datetime, database: str | None = None) -> list[DrillRecord]:
+        """Every drill (of `database`, or of all) started at or after `since`, oldest first."""
+        return self._drills.since(since, database)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "Drill",
     "Help",
     "Log",
+    "ReportRto",
     "RestoreRequest",
     "RestoreRun",
     "Retention",
@@ -143,7 +144,8 @@ class Retention:
 
 @command("status", ("status",), role=Role.VIEWER, slow=True)
 class Status:
-    """Last good backup, last failure, backups kept and anything worrying, per database."""
+    """Last good backup, last failure, backups kept, the RTO record and anything worrying, per
+    database."""
 
     database: str | None = database_arg(Databases.ALL)
 
@@ -177,6 +179,21 @@ class Log:
     output: str | None = option(
         "--output", "FILE", "write to FILE (replaced whole, or left as it was)", surfaces=CLI_ONLY
     )
+
+
+@command(None, ("report", "rto"), role=Role.VIEWER)
+class ReportRto:
+    """The RTO record for auditors: every restore drill since DATE with its result,
+    duration, target, whether it was within the target and who reviewed it, then per
+    database the drills, passes, failures and the median and worst duration.
+
+    DATE is an ISO date (00:00 UTC) or date-time (UTC unless it has an offset); the
+    default is 90 days ago. Read-only; needs no Slack."""
+
+    since: str | None = option(
+        "--since", "DATE", "drills started at or after DATE (default: 90 days ago)"
+    )
+    database: str | None = option("--database", "NAME", "one database (default: every one)")
 
 
 @command("help", role=Role.VIEWER)

@@ -1,7 +1,7 @@
 """`status`: where each database's backups stand, and what is worrying, in plain words.
 
 Besides the catalog, a report carries what the schedules produce: the next scheduled
-backup, the last restore drills (the RTO trend), open alerts and who acknowledged them,
+backup, the last restore drills (the RTO record), open alerts and who acknowledged them,
 and the month's checklist. Those arrive as small summaries, so this module stays a pure
 function of its inputs.
 """
@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
+from backupbot.commands.rto_record import RtoLine, rto_line
 from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.phrases import Command, Phrase, say
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
+from backupbot.storage.drills import DrillRecord
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class DrillSummary:
     error: str | None = None
     error_phrase: Phrase | None = None  # `error` with its facts, for rendering
     reviewed_by: str | None = None  # who reviewed the result (the drill message's button)
+
+    @classmethod
+    def from_record(cls, r: DrillRecord) -> DrillSummary:
+        return cls(
+            status=r.status,
+            started_at=r.started_at,
+            total_seconds=r.total_seconds,
+            rto_minutes=r.rto_minutes,
+            error=r.error,
+            error_phrase=r.error_phrase if r.error else None,
+            reviewed_by=r.reviewed_by,
+        )
 
     @property
     def within_rto(self) -> bool:
@@ -66,8 +80,9 @@ class DatabaseStatus:
     warnings: list[Phrase] = field(default_factory=list)
     next_backup: datetime | None = None
     timezone: str = "UTC"  # its backup schedule's zone, in which `next_backup` is shown
-    drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 6
+    drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 7
     alerts: list[AlertSummary] = field(default_factory=list)  # open, about this database
+    rto_minutes: int | None = None  # its RTO target (None: the latest drill's)
 
     @property
     def healthy(self) -> bool:
@@ -81,6 +96,11 @@ class DatabaseStatus:
     @property
     def last_drill(self) -> DrillSummary | None:
         return next((d for d in self.drills if d.status != "running"), None)
+
+    @property
+    def rto(self) -> RtoLine:
+        """The runbook's RTO line: target, last tested, result, duration, reviewer, trend."""
+        return rto_line(self.name, self.rto_minutes, self.drills)
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,7 @@ def database_status(
     timezone: str = "UTC",
     drills: Sequence[DrillSummary] = (),
     alerts: Sequence[AlertSummary] = (),
+    rto_minutes: int | None = None,
 ) -> DatabaseStatus:
     """Where one database stands at `now`. `stale_after`: when its newest verified backup
     is stale (its schedule's rule, or a plain maximum age)."""
@@ -146,8 +167,9 @@ def database_status(
         warnings=warnings,
         next_backup=next_backup,
         timezone=timezone,
-        drills=list(drills)[:6],
+        drills=list(drills)[:7],
         alerts=list(alerts),
+        rto_minutes=rto_minutes,
     )
 
 
@@ -162,6 +184,7 @@ def status_report(
     timezones: Mapping[str, str] | None = None,
     drills: Mapping[str, Sequence[DrillSummary]] | None = None,
     alerts: Sequence[AlertSummary] = (),
+    rto_minutes: Mapping[str, int] | None = None,
 ) -> list[DatabaseStatus]:
     """Status of each `(name, provider)` given, in configuration order."""
     return [
@@ -175,19 +198,7 @@ def status_report(
             timezone=(timezones or {}).get(n, "UTC"),
             drills=(drills or {}).get(n, ()),
             alerts=[a for a in alerts if a.database == n],
+            rto_minutes=(rto_minutes or {}).get(n),
         )
         for n, p in databases
     ]
-
-
-def rto_trend(drills: Sequence[DrillSummary]) -> str:
-    """Recovery times of the finished drills, oldest to newest, ✓ passed / ✗ failed:
-    "2 min 5 s ✓ → 2 min 40 s ✓ → ✗"."""
-    parts = []
-    for d in reversed([d for d in drills if d.status != "running"]):
-        mark = "✓" if d.status == "passed" else "✗"
-        if d.total_seconds is None:
-            parts.append(mark)
-        else:
-            parts.append(f"{humanize.duration(timedelta(seconds=d.total_seconds))} {mark}")
-    return " → ".join(parts)

@@ -1,12 +1,15 @@
-"""`/backup status`'s facts: each database's standing, gathered from the catalog, the
-drill log, the alerts and the schedules, plus the month's checklist and the alerts that
-are not about one database. Rendering is the front ends' job."""
+"""`/backup status`'s facts: each database's standing (its RTO record among them),
+gathered from the catalog, the drill log, the alerts and the schedules, plus the month's
+checklist and the alerts that are not about one database; and `report rto`, the drill
+history for auditors. Rendering is the front ends' job."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backupbot.clock import Clock
+from backupbot.commands.rto_report import RtoReport, default_since, rto_report
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
 from backupbot.settings import Settings
@@ -48,8 +51,9 @@ class StatusService:
             stale_afters=stale_rules(self._settings),
             next_backups={d.name: backups[d.name].next_fire(now) for d in dbs},
             timezones={d.name: d.timezone for d in dbs},
-            drills={d.name: self._drills.summaries(d.name, limit=6) for d in dbs},
+            drills={d.name: self._drills.summaries(d.name) for d in dbs},
             alerts=self._alerts.summaries(),
+            rto_minutes={d.name: self._drills.rto_minutes(d.name) for d in dbs},
         )
 
     def overall(self) -> BotStatus:
@@ -58,3 +62,10 @@ class StatusService:
             checklist=self._checklists.summary(self._clock.now()),
             alerts=[a for a in self._alerts.summaries() if a.database is None],
         )
+
+    def rto_report(self, since: datetime | None = None, database: str | None = None) -> RtoReport:
+        """`report rto`: every drill since `since` (default: 90 days ago) for auditors."""
+        now = self._clock.now()
+        start = default_since(now) if since is None else since
+        targets = {d.name: self._drills.rto_minutes(d.name) for d in self._settings.databases}
+        return rto_report(self._drills.history(start, database), targets, start, now, database)

@@ -271,6 +271,20 @@ class ChecklistEvidenceQueries:
         with read_session(self._engine) as session:
             return [_drill_fact(r) for r in session.scalars(stmt)]
 
+    def recent_drills(self, databases: Iterable[str], limit: int) -> list[DrillFact]:
+        """The newest `limit` drills of each database, whatever their age."""
+        with read_session(self._engine) as session:
+            return [
+                _drill_fact(r)
+                for name in databases
+                for r in session.scalars(
+                    select(DrillRow)
+                    .where(DrillRow.database == name)
+                    .order_by(DrillRow.started_at.desc())
+                    .limit(limit)
+                )
+            ]
+
     def incidents(self, since: datetime, actions: Iterable[str]) -> list[IncidentFact]:
         stmt = (
             select(IncidentRow)

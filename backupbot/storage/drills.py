@@ -239,6 +239,13 @@ class DrillLog:
             stmt = stmt.where(DrillRow.database == database)
         return self._all(stmt)
 
+    def since(self, since: datetime, database: str | None = None) -> list[DrillRecord]:
+        """Drills started at or after `since`, oldest first."""
+        stmt = select(DrillRow).where(DrillRow.started_at >= since)
+        if database is not None:
+            stmt = stmt.where(DrillRow.database == database)
+        return self._all(stmt.order_by(DrillRow.started_at, DrillRow.id))
+
     def latest(self, database: str, *, finished: bool = False) -> DrillRecord | None:
         """The newest drill of `database`; with `finished`, the one that finished last."""
         stmt = select(DrillRow).where(DrillRow.database == database)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -66,10 +67,21 @@ def test_a_drill_result_is_reviewed_once_by_someone_other_than_its_starter(
     assert "already reviewed this drill" in again
     assert len(_review_records(dep, "drill.reviewed", drill_id)) == 1
 
+    # the RTO record: `/backup status`, `backupbot status` and `report rto` name the reviewer
+    tested = f"{record.at.astimezone(UTC):%Y-%m-%d}"
     dep.slash(REQUESTER, "status app")
-    status = dep.wait_response(lambda p: "Last restore drill" in json.dumps(p.body))
-    assert f"reviewed by <@{REVIEWER}>" in json.dumps(status.body)
-    assert f"reviewed by {REVIEWER}" in dep.cli("status", "app").stdout
+    status = dep.wait_response(lambda p: "RTO: target" in json.dumps(p.body, ensure_ascii=False))
+    shown = json.dumps(status.body, ensure_ascii=False)
+    assert f"*Restore drills*\\nRTO: target 30 min · tested {tested} · Pass · " in shown
+    assert f" · reviewed by <@{REVIEWER}>" in shown and "*RTO trend (last 6 drills)*" in shown
+    assert "Last restore drill" not in shown  # the line replaces the old bits
+    cli_status = dep.cli("status", "app").stdout
+    assert f"  RTO: target 30 min · tested {tested} · Pass · " in cli_status
+    assert f" · reviewed by {REVIEWER}\n" in cli_status
+    report = dep.cli_json("report", "rto", "--database", "app")
+    [row] = [r for r in report["drills"] if r["drill_id"] == drill_id]
+    assert (row["result"], row["within_target"], row["reviewed_by"]) == ("Pass", True, REVIEWER)
+    assert datetime.fromisoformat(row["reviewed_at"]) == record.at
 
 
 def test_a_scheduled_drill_is_postponed_from_slack_and_recorded(dep: Deployment) -> None:

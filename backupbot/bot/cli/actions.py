@@ -20,6 +20,7 @@ from backupbot.bot.cli.render import drill as drill_text
 from backupbot.bot.cli.render import log as log_text
 from backupbot.bot.cli.render import restore as restore_text
 from backupbot.bot.cli.render import retention as retention_text
+from backupbot.bot.cli.render import rto as rto_text
 from backupbot.bot.cli.render import status as status_text
 from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.retention import retention_summary
@@ -28,6 +29,7 @@ from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
 from backupbot.commands.backup_progress import Progress
+from backupbot.commands.command_spec import resolve_database
 from backupbot.commands.drill_model import DrillStage
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import UsageError
@@ -219,6 +221,19 @@ def log_verify(services: Services, as_json: bool) -> int:
     return 0 if check.intact else 1
 
 
+def report_rto(services: Services, request: r.ReportRto, as_json: bool) -> int:
+    """The RTO record for auditors: every drill since --since, and each database's summary."""
+    since = None if request.since is None else log_export.parse_when(request.since, "--since")
+    names = services.settings.database_names
+    database = None if request.database is None else resolve_database(request.database, names, "")
+    report = services.status.rto_report(since, database)
+    if as_json:
+        _print_json(rto_text.report_json(report))
+    else:
+        print("\n".join(rto_text.report_lines(report)))
+    return 0
+
+
 def postpone(services: Services, request: r.DrillPostpone, as_json: bool) -> int:
     """Move the next scheduled drill of a database; stdout: its new time (ISO 8601)."""
     p = services.postponements.postpone(request.database, request.days, cli_actor())
@@ -239,4 +254,5 @@ HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.Retention: retention,
     r.Status: status,
     r.Log: log,
+    r.ReportRto: report_rto,
 }

@@ -47,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-GROUP_HELP = {"backup": "Take a backup.", "restore": "Restore a backup."}
+GROUP_HELP = {
+    "backup": "Take a backup.",
+    "restore": "Restore a backup.",
+    "report": "Reports for auditors.",
+}
 
 
 def _parent(sub: Subparsers, groups: dict[str, Subparsers], words: tuple[str, ...]) -> Subparsers:

@@ -1,8 +1,9 @@
-"""Item 3, test restore completed: a passed drill within the RTO for every database."""
+"""Item 3, test restore completed: a passed drill within the RTO for every database, shown
+as the runbook's RTO record (target, tested, result, duration, reviewer, trend)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from backupbot.commands import humanize
@@ -11,11 +12,13 @@ from backupbot.commands.checklist_items.model import (
     OK,
     ChecklistEvidence,
     ChecklistPolicy,
+    DatabasePolicy,
     ItemResult,
     db_name,
     message_link,
 )
-from backupbot.phrases import Actor, Command, MessageLink, Phrase, say
+from backupbot.commands.rto_record import PASS, RtoLine, rto_line, rto_phrase, took, trend_text
+from backupbot.phrases import Command, MessageLink, Phrase, say
 from backupbot.storage.checklists import (
     DrillFact,
 )
@@ -46,36 +49,45 @@ def _latest_first(ev: ChecklistEvidence, database: str, since: datetime) -> list
     )
 
 
-def _verdict(database: str, finished: list[DrillFact]) -> tuple[bool, Phrase]:
-    """Whether the newest drill passed within its RTO, and the evidence line."""
+def _record(ev: ChecklistEvidence, db: DatabasePolicy, finished: list[DrillFact]) -> RtoLine:
+    """The database's RTO line, its trend from its last drills whatever their age."""
+    mine = [d for d in ev.recent_drills if d.database == db.name]
+    return rto_line(db.name, db.rto_minutes, {d.id: d for d in (*mine, *finished)}.values())
+
+
+def _trend(line: RtoLine) -> str:
+    return f"; trend {trend_text(line)}" if len(line.trend) > 1 else ""
+
+
+def _verdict(database: str, finished: list[DrillFact], line: RtoLine) -> tuple[bool, Phrase]:
+    """Whether the newest drill passed within its RTO, and the evidence line: the RTO
+    record, why it needs a look, a link to the drill's message and the trend."""
     d = finished[0]
-    ref = message_ref(d, "drill message")
-    seconds = d.total_seconds
-    took = humanize.duration(timedelta(seconds=seconds)) if seconds is not None else "?"
-    over_rto = (
-        d.rto_minutes is not None
-        and d.total_seconds is not None
-        and d.total_seconds > d.rto_minutes * 60
-    )
-    facts = {"db": db_name(database), "at": humanize.utc(d.started_at), "took": took, "ref": ref}
-    if d.status == "passed" and not over_rto:
-        rto = f" (RTO {d.rto_minutes} min)" if d.rto_minutes else ""
-        who = say(", reviewed by {who}", who=Actor(d.reviewed_by)) if d.reviewed_by else ""
-        return True, say(
-            "{mark} {db}: drill passed {at} in {took}{rto}{who}{ref}",
-            mark=OK,
-            rto=rto,
-            who=who,
-            **facts,
-        )
+    facts = {
+        "db": db_name(database),
+        "record": rto_phrase(line),
+        "ref": message_ref(d, "drill message"),
+        "trend": _trend(line),
+    }
+    if line.result == PASS:
+        return True, say("{mark} {db}: {record}{ref}{trend}", mark=OK, **facts)
     if d.status == "passed":
-        template = "{mark} {db}: drill passed {at} but took {took}, over the RTO of {rto} min{ref}"
-        return False, say(template, mark=LOOK, rto=d.rto_minutes or 0, **facts)
-    earlier = next((x for x in finished[1:] if x.status == "passed"), None)
-    before = f" (an earlier drill passed {humanize.utc(earlier.started_at)})" if earlier else ""
-    why = say(": {error}", error=d.error_phrase) if d.error else ""
-    template = "{mark} {db}: the latest drill ({at}) failed{why}{before}{ref}"
-    return False, say(template, mark=LOOK, why=why, before=before, **facts)
+        why = say(
+            " (took {took}, over the RTO of {rto} min)",
+            took=took(d.total_seconds),
+            rto=d.rto_minutes or 0,
+        )
+    else:
+        earlier = next((x for x in finished[1:] if x.status == "passed"), None)
+        before = f"; an earlier drill passed {humanize.utc(earlier.started_at)}" if earlier else ""
+        error = say(": {error}", error=d.error_phrase) if d.error else ""
+        why = say(
+            " (the drill of {at} failed{error}{before})",
+            at=humanize.utc(d.started_at),
+            error=error,
+            before=before,
+        )
+    return False, say("{mark} {db}: {record}{why}{ref}{trend}", mark=LOOK, why=why, **facts)
 
 
 def _details(d: DrillFact) -> dict[str, Any]:
@@ -98,19 +110,23 @@ def drill_item(ev: ChecklistEvidence, policy: ChecklistPolicy, since: datetime) 
         if not finished:
             missing.append(db.name)
             details[db.name] = None
+            record = _record(ev, db, [])
             lines.append(
                 say(
-                    "{mark} {db}: no restore drill since {since}; run {cmd}",
+                    "{mark} {db}: no restore drill since {since}; run {cmd} · {record}{trend}",
                     mark=LOOK,
                     db=db_name(db.name),
                     since=f"{since:%Y-%m-%d}",
                     cmd=Command("drill", db.name),
+                    record=rto_phrase(record),
+                    trend=_trend(record),
                 )
             )
             continue
-        ok, line = _verdict(db.name, finished)
-        lines.append(line)
-        details[db.name] = _details(finished[0])
+        record = _record(ev, db, finished)
+        ok, verdict = _verdict(db.name, finished, record)
+        lines.append(verdict)
+        details[db.name] = {**_details(finished[0]), "rto": record.as_json()}
         if not ok:
             failing.append(db.name)
     if missing or failing:

@@ -50,6 +50,7 @@ def item_title(key: str) -> str:
 class DatabasePolicy:
     name: str
     retention_days: int = 30
+    rto_minutes: int | None = None  # its RTO target (None: each drill's own)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,12 @@ class ChecklistPolicy:
     def from_settings(cls, settings: Settings) -> ChecklistPolicy:
         c = settings.checklist
         return cls(
-            databases=tuple(DatabasePolicy(d.name, d.retention_days) for d in settings.databases),
+            databases=tuple(
+                DatabasePolicy(
+                    d.name, d.retention_days, d.rto_minutes or settings.restore.rto_minutes
+                )
+                for d in settings.databases
+            ),
             lookback_days=c.lookback_days,
             size_drop_ratio=c.size_drop_ratio,
             size_jump_ratio=c.size_jump_ratio,
@@ -81,12 +87,14 @@ class ChecklistEvidence:
     `backups`: verified backups in the window plus every verified backup still kept.
     `incidents`: `CORRUPTION_ACTIONS` records in the window. `retention_due_by`: a
     retention run older than this is late (None: no expectation). `drills_since`: how far
-    back a drill counts (None: the window's start).
+    back a drill counts (None: the window's start). `recent_drills`: each database's last
+    drills whatever their age, for the RTO record's trend.
     """
 
     now: datetime
     backups: tuple[BackupFact, ...] = ()
     drills: tuple[DrillFact, ...] = ()
+    recent_drills: tuple[DrillFact, ...] = ()  # each database's last drills, any age (trend)
     incidents: tuple[IncidentFact, ...] = ()
     last_retention_run: IncidentFact | None = None
     retention_due_by: datetime | None = None

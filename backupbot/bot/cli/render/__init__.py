@@ -3,7 +3,7 @@
 `render(phrase)` turns a `Phrase` from commands/ into plain text (names as they are,
 actors as their id, commands as the `backupbot ...` command line, message links as their
 words and URL). The feature modules (`backup`, `restore`, `drill`, `status`,
-`retention`, `log`) are pure functions from result objects to the text and the JSON the
+`retention`, `log`, `rto`) are pure functions from result objects to the text and the JSON the
 CLI prints.
 """
 

@@ -8,14 +8,8 @@ from typing import Any
 from backupbot.bot.cli.render.backup import record_json
 from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
-from backupbot.commands.status import (
-    AlertSummary,
-    BotStatus,
-    ChecklistSummary,
-    DatabaseStatus,
-    DrillSummary,
-    rto_trend,
-)
+from backupbot.commands.rto_record import rto_phrase, trend_text
+from backupbot.commands.status import AlertSummary, BotStatus, ChecklistSummary, DatabaseStatus
 
 
 def status_lines(report: Sequence[DatabaseStatus], overall: BotStatus) -> list[str]:
@@ -43,23 +37,12 @@ def database_lines(s: DatabaseStatus) -> list[str]:
     if s.running:
         lines.append(f"  running now: id {s.running.id}, started by {s.running.actor}")
     lines.append(f"  next scheduled backup: {s.next_backup_text}")
-    lines.append(f"  last restore drill: {_drill_text(s)}")
+    lines.append(f"  {render(rto_phrase(s.rto))}")
+    if trend := trend_text(s.rto):
+        lines.append(f"  RTO trend (last 6 drills): {trend}")
     lines.extend(f"  ! {render(w)}" for w in s.warnings)
     lines.extend("  " + alert_line(a) for a in s.alerts)
     return lines
-
-
-def _drill_text(s: DatabaseStatus) -> str:
-    drill = s.last_drill
-    if drill is None:
-        return "never"
-    took = f"{drill.total_seconds:.0f} s" if drill.total_seconds is not None else "?"
-    return (
-        f"{drill.status} {humanize.age(drill.started_at, s.now)}, {took} "
-        f"(RTO {drill.rto_minutes} min)"
-        + (f", reviewed by {drill.reviewed_by}" if drill.reviewed_by else "")
-        + f"; trend {rto_trend(s.drills)}"
-    )
 
 
 def alert_line(a: AlertSummary) -> str:
@@ -88,19 +71,8 @@ def status_json(s: DatabaseStatus) -> dict[str, Any]:
         "last_failure": record_json(s.last_failure),
         "running": record_json(s.running),
         "next_scheduled_backup": s.next_backup.isoformat() if s.next_backup else None,
-        "drills": [_drill_json(d) for d in s.drills],
+        "rto": s.rto.as_json(),
         "alerts": [alert_json(a) for a in s.alerts],
-    }
-
-
-def _drill_json(d: DrillSummary) -> dict[str, Any]:
-    return {
-        "status": d.status,
-        "started_at": d.started_at.isoformat(),
-        "total_seconds": d.total_seconds,
-        "rto_minutes": d.rto_minutes,
-        "error": d.error,
-        "reviewed_by": d.reviewed_by,
     }
 
 

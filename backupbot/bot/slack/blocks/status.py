@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from backupbot.bot.slack.kit import (
     MAX_BLOCKS,
@@ -21,14 +21,8 @@ from backupbot.bot.slack.kit import (
 )
 from backupbot.commands import humanize
 from backupbot.commands.registry import Surface, specs
-from backupbot.commands.status import (
-    AlertSummary,
-    BotStatus,
-    ChecklistSummary,
-    DatabaseStatus,
-    DrillSummary,
-    rto_trend,
-)
+from backupbot.commands.rto_record import rto_phrase, trend_text
+from backupbot.commands.status import AlertSummary, BotStatus, ChecklistSummary, DatabaseStatus
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
 
@@ -63,30 +57,14 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
             )
         )
     pairs.append(("Next scheduled backup", esc(s.next_backup_text)))
-    pairs.append(("Last restore drill", _drill_line(s.last_drill, now)))
-    if trend := rto_trend(s.drills):
-        pairs.append(("RTO trend (last 6 drills)", trend))
+    pairs.append(("Restore drills", render(rto_phrase(s.rto))))
+    if trend := trend_text(s.rto):
+        pairs.append(("RTO trend (last 6 drills)", esc(trend)))
     blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
     notes = [f":warning: {render(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
     if notes:
         blocks.append(section("\n".join(notes)))
     return blocks
-
-
-def _drill_line(drill: DrillSummary | None, now: datetime) -> str:
-    if drill is None:
-        return "never"
-    took = (
-        humanize.duration(timedelta(seconds=drill.total_seconds))
-        if drill.total_seconds is not None
-        else "?"
-    )
-    verdict = "passed" if drill.status == "passed" else "*failed*"
-    reviewed = f", reviewed by {mention(drill.reviewed_by)}" if drill.reviewed_by else ""
-    return (
-        f"{verdict} {humanize.age(drill.started_at, now)}, {took} "
-        f"(RTO {drill.rto_minutes} min){reviewed}"
-    )
 
 
 def _alert_line(alert: AlertSummary, now: datetime) -> str:
