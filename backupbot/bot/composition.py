@@ -19,6 +19,7 @@ from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.retention import RetentionService
@@ -42,6 +43,7 @@ from backupbot.storage.liveness import (
     HEARTBEAT_SECONDS,
     STALE_AFTER,
 )
+from backupbot.storage.operation_notes import OperationNotes
 from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
@@ -278,6 +280,7 @@ def build_services(
         access=access,
         reviews=reviews,
         postponements=_postponer(settings, engine, incidents, clock),
+        notes=NoteService(OperationNotes(engine), incidents, clock),
         status=_status_service(settings, catalog, drills, alerts, checklists, clock),
     )
 
