@@ -144,7 +144,8 @@ def _refusal(note: OperationNote, user: str) -> tuple[Phrase, str] | None:
     if not note.confirmable:
         return say("Only a staging restore test is confirmed; nothing changed."), "note.kind"
     if note.confirmed_by is not None:
-        done = say("{who} already confirmed this note; nothing changed.", who=Actor(note.confirmed_by))
+        who = Actor(note.confirmed_by)
+        done = say("{who} already confirmed this note; nothing changed.", who=who)
         return done, "note.already_confirmed"
     if note.author == user:
         return (
