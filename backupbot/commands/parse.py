@@ -2,7 +2,9 @@
 
 Words are split like a shell (curly quotes and dashes that phones type count as plain
 ones); the first names the command, options are `--flag VALUE`, `--flag=VALUE` or a
-switch, and the rest fill the command's positional arguments in order. Every mistake is a
+switch, and the rest fill the command's positional arguments in order. A command whose
+last argument is free text (`/backup note app restore It's done`) is not split: its first
+words are taken one by one and the rest of the line is kept as typed. Every mistake is a
 `UsageError` naming the problem and the command, whose usage the answer shows.
 """
 
