@@ -87,10 +87,12 @@ class OperationNotes:
         )
 
     def confirm(self, note_id: str, user: str, now: datetime) -> bool:
-        """Record `user`'s confirmation: True for exactly one confirmer, never the author."""
+        """Record `user`'s confirmation of a staging restore: True for exactly one
+        confirmer, never the author."""
         return self._guarded(
             note_id,
             {"confirmed_by": user, "confirmed_at": now},
+            OperationNoteRow.kind == STAGING_RESTORE,
             OperationNoteRow.confirmed_by.is_(None),
             OperationNoteRow.author != user,
         )
