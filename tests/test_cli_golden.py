@@ -19,7 +19,17 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot.cli.render import backup, drill, log, render, restore, retention, rto, status
+from backupbot.bot.cli.render import (
+    backup,
+    drill,
+    log,
+    note,
+    render,
+    restore,
+    retention,
+    rto,
+    status,
+)
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
 from backupbot.commands.restore_model import RestoreProgress
@@ -44,6 +54,7 @@ from backupbot.phrases import Actor, Command, MessageLink, Name, say
 from backupbot.settings import RetentionSettings
 from backupbot.storage.drills import DrillRecord
 from backupbot.storage.incident_chain import ChainCheck
+from backupbot.storage.operation_notes import OperationNote
 from backupbot.storage.restores import RestoreRecord
 from tests.restore_records import restore_record
 from tests.test_blocks import NOW, failed, incident, succeeded
@@ -372,6 +383,32 @@ def log_kinds() -> str:
             details={"error": "Could not reach the database server"},
         ),
         incident(4, database=None, action="retention.run", outcome="succeeded", backup_id=None),
+        incident(
+            5,
+            action="note.recorded",
+            outcome="ok",
+            backup_id=None,
+            details={
+                "note_id": "n1a2b3c4d",
+                "kind": "staging-restore",
+                "text": "pg_restore of 1a2b into staging,\nrow counts match\x1b[31m",
+            },
+        ),
+        incident(
+            6,
+            actor="U0BOB",
+            action="note.confirmed",
+            outcome="ok",
+            backup_id=None,
+            details={"note_id": "n1a2b3c4d", "kind": "staging-restore", "author": "U0ALICE"},
+        ),
+        incident(
+            7,
+            action="note.confirm_refused",
+            outcome="refused",
+            backup_id=None,
+            details={"note_id": "n1a2b3c4d", "code": "note.own", "reason": "You wrote this note"},
+        ),
     ]
     broken = ChainCheck(records=41, first_broken_id=42, problem="its hash does not match")
     return _lines(
@@ -408,6 +445,21 @@ def rto_json() -> str:
     return _json(rto.report_json(_rto_report()))
 
 
+NOTE = OperationNote(
+    "n1a2b3c4d", "app", "staging-restore", "pg_restore into staging", "U0ALICE", NOW
+)
+
+
+def note_kinds() -> str:
+    posted = dataclasses.replace(NOTE, channel="C0BACKUPS", message_ts="1714564800.000100")
+    restore_note = dataclasses.replace(NOTE, kind="restore", author="cli:alice")
+    return _lines(
+        [note.recorded_line(posted, True)],
+        [note.recorded_line(restore_note, None), note.recorded_line(NOTE, False)],
+        json.dumps(note.note_json(posted, True), indent=1),
+    )
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "rto": rto_kinds,
     "rto_json": rto_json,
@@ -423,6 +475,7 @@ KINDS: dict[str, Callable[[], str]] = {
     "status_json": status_json,
     "retention": retention_kinds,
     "log": log_kinds,
+    "note": note_kinds,
 }
 
 

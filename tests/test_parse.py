@@ -8,7 +8,7 @@ import pytest
 
 from backupbot.commands.command_spec import usage_of
 from backupbot.commands.parse import parse_command
-from backupbot.commands.registry import BackupNow, Help, Log, Status
+from backupbot.commands.registry import BackupNow, Help, Log, Note, Status
 from backupbot.errors import UnknownDatabase, UsageError
 
 ONE = ["app"]
@@ -59,6 +59,13 @@ TWO = ["app", "billing"]
         ("log 5", ONE, Log(limit=5)),
         ("log 1", ONE, Log(limit=1)),
         ("log 50", ONE, Log(limit=50)),
+        # a note's text is the rest of the line as typed: quotes and apostrophes too
+        ("note app it's done", ONE, Note("app", "other", "it's done")),
+        (
+            'note billing restore "2b" via pg_restore',
+            TWO,
+            Note("billing", "restore", '"2b" via pg_restore'),
+        ),
     ],
 )
 def test_valid_command_parses_to_request(text: str, databases: list[str], expected: object) -> None:
@@ -165,6 +172,9 @@ def test_unclosed_quote_is_a_usage_error_with_quoting_hint(text: str) -> None:
         "log x",
         "log 1 2",
         'now --label "x',
+        "note",
+        "note app",
+        "note zzz done",
     ],
 )
 def test_every_usage_error_carries_non_empty_usage(text: str) -> None:

@@ -58,6 +58,10 @@ def _subparser(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> argpa
         ("retention billing", ["retention", "billing"]),
         ("status", ["status"]),
         ("log 7", ["log", "--limit", "7"]),
+        (
+            "note app staging-restore pg_restore into staging",
+            ["note", "app", "pg_restore into staging", "--kind", "staging-restore"],
+        ),
     ],
 )
 def test_the_same_words_make_the_same_request_in_slack_and_on_the_cli(
@@ -80,6 +84,8 @@ def _cli_request(words: list[str]) -> object:
         (["status", "nope"], "no configured database named nope"),
         (["restore", "run", "app", "--into", "x", "--in-place"], "Choose one of --into TARGET"),
         (["log", "--limit", "501"], "--limit must be a number from 1 to 500."),
+        (["note", "app", "x" * 2001], "keep it to 2000"),
+        (["note", "app", "done", "--kind", "prod"], "prod is not a kind of note"),
     ],
 )
 def test_the_cli_refuses_with_the_same_checks_as_slack(cli: list[str], problem: str) -> None:

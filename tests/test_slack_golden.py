@@ -11,21 +11,35 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import note as note_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
 from backupbot.phrases import Actor, Command, Name, say
+from backupbot.storage.operation_notes import OperationNote
 from tests.test_blocks import RENDERED
 from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
 UPDATE = os.environ.get("BACKUPBOT_UPDATE_GOLDEN") == "1"
+
+NOTE = OperationNote(
+    id="n1a2b3c4d",
+    database="app",
+    kind="staging-restore",
+    text="pg_restore of backup 1a2b into staging <!channel>\n*counts* match & <https://evil|ok>",
+    author="UALICE",
+    created_at=NOW,
+    channel="C0BACKUPS",
+    message_ts="1764666000.000100",
+)
 
 KINDS: dict[str, Callable[[], Message]] = {
     **RENDERED,
@@ -46,6 +60,14 @@ KINDS: dict[str, Callable[[], Message]] = {
         )
     ),
     "restore_requested_ack": lambda: restore_blocks.requested_ack(in_state("pending"), "C0BACKUPS"),
+    "note_staging_restore": lambda: note_blocks.note_message(NOTE),
+    "note_confirmed": lambda: note_blocks.note_message(
+        replace(NOTE, confirmed_by="UBOB", confirmed_at=NOW)
+    ),
+    "note_restore": lambda: note_blocks.note_message(
+        replace(NOTE, kind="restore", text="Restored app from the Neon dashboard to 14:00")
+    ),
+    "note_ack": lambda: note_blocks.note_ack(NOTE),
     "hostile_usage_error": lambda: kit.usage_error(
         say("There is no backup {ref} of {db}.", ref=Name("<!channel>"), db=Name("app")),
         "/backup restore DB",

@@ -19,6 +19,7 @@ from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
@@ -43,6 +44,7 @@ from backupbot.storage.liveness import (
     HEARTBEAT_SECONDS,
     STALE_AFTER,
 )
+from backupbot.storage.operation_notes import OperationNotes
 from backupbot.storage.outbox import Outbox
 from backupbot.storage.restores import RestoreRequests
 from backupbot.storage.schedule_runs import ScheduledRuns
@@ -289,6 +291,7 @@ def build_services(
         reviews=reviews,
         postponements=_postponer(settings, engine, incidents, clock),
         outbox=Outbox(engine),
+        notes=NoteService(OperationNotes(engine), incidents, clock),
         status=_status_service(settings, catalog, drills, alerts, checklists, clock),
     )
 

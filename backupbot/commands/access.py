@@ -2,7 +2,8 @@
 
 Four roles, each including the ones below it: `viewer` (status, log, the retention dry
 run), `operator` (backups, drills, restore requests, ticking the checklist, reviewing a
-drill; acknowledging an alert while its fired escalation levels name nobody, else
+drill, noting an operation done elsewhere and confirming someone else's staging-restore
+note; acknowledging an alert while its fired escalation levels name nobody, else
 `escalation_ack.py` decides), `approver` (approving and denying restores, reviewing a
 break-glass restore) and `admin` (retention --apply, break-glass, signing off a checklist
 that shows a warning). Each command names its role in `registry.py`, each button in
@@ -35,6 +36,9 @@ BUTTON_ROLES: dict[str, Role] = {
     "restore.click": Role.VIEWER,
     "checklist.tick": Role.OPERATOR,
     "drill.review": Role.OPERATOR,
+    # Confirm (a staging restore noted with /backup note): an operator other than its
+    # author; commands/operation_notes.py decides (and records `note.confirm_refused`).
+    "note.confirm": Role.OPERATOR,
     "checklist.sign_off": Role.OPERATOR,
     "checklist.sign_off_with_warnings": Role.ADMIN,
     # Acknowledge: the people of the alert's fired escalation levels, admins, or (when

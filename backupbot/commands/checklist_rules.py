@@ -7,7 +7,8 @@ database; `gather_evidence` reads those facts from the state database. The revie
 is the `lookback_days` whole UTC days before `now` (today is still running and does not
 count for "a backup on each day"). The test-restore item looks further back: a drill since
 the start of the previous month also counts, because the checklist is posted on the 1st
-and the month's drill (first Monday) has not happened yet then.
+and the month's drill (first Monday) has not happened yet then; so does a staging restore
+noted with `/backup note` once a second person confirmed it.
 """
 
 from __future__ import annotations
@@ -107,4 +108,5 @@ def gather_evidence(
         last_retention_run=queries.last_incident(RETENTION_RUN, all_databases=True),
         retention_due_by=retention_due_by(settings, now),
         drills_since=drills_since,
+        staging_restores=tuple(queries.staging_restores(drills_since)),
     )

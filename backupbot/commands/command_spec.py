@@ -68,6 +68,7 @@ class Arg:
     choices: tuple[str, ...] = ()
     role: Role | None = None  # using this argument needs this role
     excludes: str | None = None  # the field this one cannot be combined with
+    rest: bool = False  # free text: the rest of the line (Slack), every word left (CLI)
 
     def flag_on(self, surface: Surface) -> str | None:
         return self.cli_flag if surface is Surface.CLI and self.cli_flag else self.flag
@@ -147,6 +148,8 @@ class Spec:
         for _, arg in self.args(Surface.SLACK):
             if arg.kind == "database":
                 words.append("DB" if arg.databases is Databases.REQUIRED else "[db]")
+            elif arg.flag is None and arg.rest:
+                words.append(arg.metavar)
             elif arg.flag is None:
                 words.append(f"[{arg.metavar}]")
             elif arg.kind == "switch":

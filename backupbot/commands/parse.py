@@ -2,7 +2,9 @@
 
 Words are split like a shell (curly quotes and dashes that phones type count as plain
 ones); the first names the command, options are `--flag VALUE`, `--flag=VALUE` or a
-switch, and the rest fill the command's positional arguments in order. Every mistake is a
+switch, and the rest fill the command's positional arguments in order. A command whose
+last argument is free text (`/backup note app restore It's done`) is not split: its first
+words are taken one by one and the rest of the line is kept as typed. Every mistake is a
 `UsageError` naming the problem and the command, whose usage the answer shows.
 """
 
@@ -43,6 +45,10 @@ def _split(text: str) -> list[str]:
 
 def parse_command(text: str, databases: Sequence[str]) -> Any:
     """Parse the text after `/backup` into a request. Raises `UsageError`."""
+    head, rest = _first_word(text)
+    spec = slack_spec(head.lower())
+    if spec is not None and _takes_rest(spec):
+        return _parse_rest(spec, rest, databases)
     words = _split(text.strip())
     if not words:
         return Help()
@@ -66,6 +72,34 @@ def parse_command(text: str, databases: Sequence[str]) -> Any:
         raise UsageError(say(spec.too_many, c=Name(spec.name), n=len(given)), spec.name)
     for (name, _), value in zip(positionals, given, strict=False):
         values[name] = value
+    return build(spec, values, databases, SLACK)
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    """The first word of `text` and the rest of it, as typed."""
+    parts = text.strip().split(None, 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else ((parts or [""])[0], "")
+
+
+def _takes_rest(spec: Spec) -> bool:
+    return any(arg.rest for _, arg in spec.positionals(SLACK))
+
+
+def _parse_rest(spec: Spec, text: str, databases: Sequence[str]) -> Any:
+    """A command whose last argument is free text (`/backup note app restore It's done`):
+    the words before it are taken one by one (an optional word with choices only when it
+    is one of them), the rest of the line is the text as typed, quotes and all."""
+    values: dict[str, Any] = {}
+    for name, arg in spec.positionals(SLACK):
+        if arg.rest:
+            values[name] = text.strip()
+            break
+        word, after = _first_word(text)
+        if arg.choices and word.lower() not in arg.choices:
+            continue
+        if word:
+            values[name] = word.lower() if arg.choices else word
+            text = after
     return build(spec, values, databases, SLACK)
 
 

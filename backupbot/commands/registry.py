@@ -26,6 +26,7 @@ from backupbot.commands.command_spec import (
     specs,
     switch,
 )
+from backupbot.commands.operation_notes import DEFAULT_KIND, KINDS, check_note
 
 __all__ = [
     "REGISTRY",
@@ -33,6 +34,7 @@ __all__ = [
     "Drill",
     "Help",
     "Log",
+    "Note",
     "ReportRto",
     "RestoreRequest",
     "RestoreRun",
@@ -80,7 +82,12 @@ class RestoreRequest:
 
     database: str = database_arg(Databases.REQUIRED)
     backup_ref: str = positional("latest|BACKUP_ID", "latest (default) or an id", "latest")
-    into: str | None = option("--into", "TARGET", "restore into this database", excludes="in_place")
+    into: str | None = option(
+        "--into",
+        "TARGET",
+        "restore into this database, or into a configured target (targets:)",
+        excludes="in_place",
+    )
     in_place: bool = switch("--in-place", "overwrite the source (safety backup first)")
     reason: str | None = option("--reason", "TEXT", REASON_HELP)
     slack_user: str | None = option(
@@ -98,7 +105,12 @@ class RestoreRun:
 
     database: str = database_arg(Databases.REQUIRED)
     backup_ref: str = positional("latest|BACKUP_ID", "latest (default) or an id", "latest")
-    into: str | None = option("--into", "TARGET", "restore into this database", excludes="in_place")
+    into: str | None = option(
+        "--into",
+        "TARGET",
+        "restore into this database, or into a configured target (targets:)",
+        excludes="in_place",
+    )
     in_place: bool = switch("--in-place", "overwrite the source (safety backup first)")
     reason: str | None = option("--reason", "TEXT", REASON_HELP)
     break_glass: bool = switch(
@@ -130,6 +142,37 @@ class DrillPostpone:
 
     database: str = database_arg(Databases.REQUIRED)
     days: str = positional("DAYS", "how long, e.g. 3d (1d to 14d)", "")
+
+
+@command("note", ("note",), role=Role.OPERATOR, slow=True)
+class Note:
+    """Record an operation done outside the bot in the incident log: a restore from a
+    provider dashboard or a manual pg_restore (restore), a restore test done in staging
+    by hand (staging-restore) or anything else (other, the default). Posted in the
+    channel; a second person confirms a staging restore, which then counts for the
+    checklist's test-restore item.
+
+    TEXT (up to 2000 characters) says what was done, where and by whom; the author is
+    recorded with it."""
+
+    database: str = database_arg(Databases.REQUIRED)
+    kind: str = positional(
+        "kind",
+        "restore, staging-restore or other (default)",
+        DEFAULT_KIND,
+        choices=KINDS,
+        cli_flag="--kind",
+    )
+    text: str = positional("TEXT", "what was done, where and by whom", "", rest=True)
+    as_user: str | None = option(
+        "--as",
+        "UID",
+        "the author's Slack user id (U...), so they cannot confirm their own note",
+        surfaces=CLI_ONLY,
+    )
+
+    def __post_init__(self) -> None:
+        check_note(self.database, self.kind, self.text)
 
 
 @command("retention", ("retention",), role=Role.VIEWER, slow=True)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from backupbot.errors import NotFound
 from backupbot.phrases import Phrase, as_phrase, loads
 from backupbot.storage.models import BackupRow, ChecklistRow, DrillRow, IncidentRow
+from backupbot.storage.operation_notes import OperationNote, OperationNotes
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
 
@@ -284,6 +285,10 @@ class ChecklistEvidenceQueries:
                     .limit(limit)
                 )
             ]
+
+    def staging_restores(self, since: datetime) -> list[OperationNote]:
+        """Staging restores noted by hand (`/backup note`) since `since`, oldest first."""
+        return OperationNotes(self._engine).staging_restores(since)
 
     def incidents(self, since: datetime, actions: Iterable[str]) -> list[IncidentFact]:
         stmt = (

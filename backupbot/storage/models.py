@@ -178,6 +178,24 @@ class DrillPostponementRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class OperationNoteRow(Base):
+    """An operation done outside the bot (`/backup note`): a provider-dashboard restore,
+    a manual pg_restore, a staging restore test. Confirmed once, by a guarded update."""
+
+    __tablename__ = "operation_notes"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    database: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(120))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
 class ScheduledRunRow(Base):
     """One firing of a scheduled job. The unique (job, scheduled_for) key is the second
     guard (after the scheduler's leader lock) that a scheduled run happens exactly once."""

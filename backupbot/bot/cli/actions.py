@@ -18,6 +18,7 @@ from backupbot.bot.cli.render import backup as backup_text
 from backupbot.bot.cli.render import cli_command
 from backupbot.bot.cli.render import drill as drill_text
 from backupbot.bot.cli.render import log as log_text
+from backupbot.bot.cli.render import note as note_text
 from backupbot.bot.cli.render import restore as restore_text
 from backupbot.bot.cli.render import retention as retention_text
 from backupbot.bot.cli.render import rto as rto_text
@@ -100,11 +101,11 @@ def restore_request(services: Services, request: r.RestoreRequest, as_json: bool
     return 0
 
 
-def _slack_user(value: str | None) -> str | None:
-    """A `--slack-user` value, checked: a Slack user id (U… or W…)."""
+def _slack_user(value: str | None, flag: str = "--slack-user") -> str | None:
+    """A `--slack-user` (or `flag`) value, checked: a Slack user id (U… or W…)."""
     if value is not None and not re.fullmatch(r"[UW][A-Z0-9]{2,20}", value):
         raise UsageError(
-            f"--slack-user takes a Slack user id such as U0123ABCD, not {value[:40]!r}: "
+            f"{flag} takes a Slack user id such as U0123ABCD, not {value[:40]!r}: "
             "copy it from your Slack profile (⋮, Copy member ID)."
         )
     return value
@@ -245,12 +246,31 @@ def postpone(services: Services, request: r.DrillPostpone, as_json: bool) -> int
     return 0
 
 
+def note(services: Services, request: r.Note, as_json: bool) -> int:
+    """Record an operation done elsewhere (author: --as UID or cli:<user>), post it in the
+    channel when Slack is configured; stdout: the note's id."""
+    author = _slack_user(request.as_user, "--as") or cli_actor()
+    via = cli_actor() if request.as_user else None
+    recorded = services.notes.record(request.database, request.kind, request.text, author, via)
+    told = None
+    if services.slack_client is not None and services.settings.slack:
+        recorded = Flows(services, services.slack_client).note.post(recorded)
+        told = recorded.message_ts is not None
+    _say(note_text.recorded_line(recorded, told))
+    if as_json:
+        _print_json(note_text.note_json(recorded, told))
+    else:
+        print(recorded.id)
+    return 0
+
+
 HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.BackupNow: backup_now,
     r.RestoreRequest: restore_request,
     r.RestoreRun: restore_run,
     r.Drill: drill,
     r.DrillPostpone: postpone,
+    r.Note: note,
     r.Retention: retention,
     r.Status: status,
     r.Log: log,

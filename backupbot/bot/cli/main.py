@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from backupbot.bot.cli import actions
 from backupbot.bot.cli.actions import cli_actor
@@ -86,6 +86,8 @@ def _command_parser(parent: Subparsers, spec: Spec) -> None:
             )
         elif arg.kind == "switch":
             p.add_argument(str(flag), dest=name, action="store_true", help=arg.help)
+        elif flag is None and arg.rest:
+            p.add_argument(name, nargs="*", action=_Joined, metavar=metavar, help=arg.help)
         elif flag is None and arg.choices:
             p.add_argument(name, nargs="?", choices=arg.choices, help=arg.help)
         elif flag is None:
@@ -93,6 +95,13 @@ def _command_parser(parent: Subparsers, spec: Spec) -> None:
         else:
             p.add_argument(flag, dest=name, metavar=metavar, help=arg.help)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+class _Joined(argparse.Action):
+    """Free text given as one or more words (quoted or not): joined by spaces."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, " ".join(values or []))
 
 
 DATABASE_HELP = {

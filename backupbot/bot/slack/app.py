@@ -29,6 +29,7 @@ from backupbot.bot.slack.listeners import (
     checklist_actions,
     checklist_reason,
     drill_actions,
+    note_actions,
     restore_actions,
     review_actions,
 )
@@ -74,6 +75,7 @@ def build_app(services: Services) -> SlackApp:
     checklist_reason.register(app, services, checklist_flow)
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
     drill_actions.register(app, services, build_web_client(services))
+    note_actions.register(app, services, build_web_client(services))
     review_actions.register(app, services, flow)
 
     @app.error

@@ -16,6 +16,7 @@ from backupbot.storage.checklists import (
     DrillFact,
     IncidentFact,
 )
+from backupbot.storage.operation_notes import OperationNote
 
 ITEMS: tuple[tuple[str, str], ...] = (
     ("backups", "Automated backups running"),
@@ -87,8 +88,9 @@ class ChecklistEvidence:
     `backups`: verified backups in the window plus every verified backup still kept.
     `incidents`: `CORRUPTION_ACTIONS` records in the window. `retention_due_by`: a
     retention run older than this is late (None: no expectation). `drills_since`: how far
-    back a drill counts (None: the window's start). `recent_drills`: each database's last
-    drills whatever their age, for the RTO record's trend.
+    back a drill (or a staging restore noted with `/backup note`) counts (None: the
+    window's start). `recent_drills`: each database's last drills whatever their age,
+    for the RTO record's trend.
     """
 
     now: datetime
@@ -99,6 +101,7 @@ class ChecklistEvidence:
     last_retention_run: IncidentFact | None = None
     retention_due_by: datetime | None = None
     drills_since: datetime | None = None
+    staging_restores: tuple[OperationNote, ...] = ()  # noted by hand, since `drills_since`
 
 
 def window_start(now: datetime, lookback_days: int) -> datetime:

@@ -11,16 +11,18 @@ from typing import Any
 
 from backupbot.bot.cli.render.phrase import render
 from backupbot.commands import humanize
+from backupbot.commands.operation_notes import note_detail
 from backupbot.phrases import from_json
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import ChainedIncident, Incident
 
 
 def incident_line(i: Incident) -> str:
-    """When, who, what, which database and backup, and the error or reason if any."""
+    """When, who, what, which database and backup, and the error or reason if any (a
+    note: its kind and text)."""
     db = f" {i.database}" if i.database else ""
     bid = f" [{i.backup_id}]" if i.backup_id else ""
-    detail = i.details.get("error") or i.details.get("reason") or ""
+    detail = note_detail(i) or i.details.get("error") or i.details.get("reason") or ""
     if "phrase" in i.details:  # worded for the terminal: commands as `backupbot ...`
         detail = render(from_json(i.details["phrase"]))
     line = f"{humanize.utc(i.at)}  {i.actor:<16} {i.action}{db} {i.outcome}{bid} {detail}"

@@ -20,6 +20,7 @@ from backupbot.bot.slack.kit import (
     section,
 )
 from backupbot.commands import humanize
+from backupbot.commands.operation_notes import note_detail
 from backupbot.commands.registry import Surface, specs
 from backupbot.commands.rto_record import rto_phrase, trend_text
 from backupbot.commands.status import AlertSummary, BotStatus, ChecklistSummary, DatabaseStatus
@@ -125,7 +126,7 @@ def incident_line(i: Incident) -> str:
     who = mention(i.actor)
     db = f" {code(i.database)}" if i.database else ""
     bid = f" id {code(i.backup_id)}" if i.backup_id else ""
-    detail = i.details.get("error") or i.details.get("reason") or ""
+    detail = note_detail(i) or i.details.get("error") or i.details.get("reason") or ""
     detail = f" — {esc(detail)}" if detail else ""
     return f"{code(humanize.utc(i.at))} {who} *{esc(i.action)}*{db} {esc(i.outcome)}{bid}{detail}"
 

@@ -1,5 +1,5 @@
 """Slack I/O around the services: one flow per feature (backup, restore, drill,
-checklist, alert), each given its service(s) and a `SlackChannel`. `Flows` is the one place
+checklist, alert, note), each given its service(s) and a `SlackChannel`. `Flows` is the one place
 that takes them out of the `Services` container."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from backupbot.bot.slack.flows.backup import BackupFlow
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
 from backupbot.bot.slack.flows.drill import DrillFlow
+from backupbot.bot.slack.flows.note import NoteFlow
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.bot.slack.outbox_delivery import OutboxDelivery
 
@@ -58,3 +59,7 @@ class Flows:
     @property
     def alert(self) -> AlertFlow:
         return AlertFlow(self._services.alerts, self.slack)
+
+    @property
+    def note(self) -> NoteFlow:
+        return NoteFlow(self._services.notes, self.slack)

@@ -26,6 +26,7 @@ from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.blocks.drill import drill_ack, drill_postponed, drill_refused
+from backupbot.bot.slack.blocks.note import note_ack
 from backupbot.bot.slack.blocks.retention import retention_dry_run
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
@@ -162,6 +163,13 @@ def _postpone(call: Invocation, request: r.DrillPostpone) -> kit.Message:
     return drill_postponed(p)
 
 
+def _note(call: Invocation, request: r.Note) -> kit.Message:
+    """Record the note (with its `note.recorded` record), post it in the channel, and
+    tell the author where it is."""
+    note = call.services.notes.record(request.database, request.kind, request.text, call.user)
+    return note_ack(Flows(call.services, call.client).note.post(note))
+
+
 def _status(call: Invocation, request: r.Status) -> kit.Message:
     services = call.services
     report, overall = services.status_report(request.database), services.bot_status()
@@ -185,6 +193,7 @@ HANDLERS: dict[type[Any], Handler] = {
     r.RestoreRequest: _restore_request,
     r.Drill: _drill,
     r.DrillPostpone: _postpone,
+    r.Note: _note,
     r.Retention: _retention,
     r.Status: _status,
     r.Log: _log,
