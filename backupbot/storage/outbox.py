@@ -24,12 +24,12 @@ PENDING, SENDING, DELIVERED = "pending", "sending", "delivered"
 FAILED, SUPERSEDED = "failed", "superseded"
 CLAIM_STALE = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(hours=24)
-BACKOFF_FIRST = timedelta(seconds=15)
+BACKOFF_FIRST = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=15)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """The wait before attempt `attempts + 1`: 15 s doubling to 15 min, or longer if
+    """The wait before attempt `attempts + 1`: 5 s doubling to 15 min, or longer if
     Slack's Retry-After asked for it."""
     wait: timedelta = min(BACKOFF_FIRST * (2 ** max(0, attempts - 1)), BACKOFF_MAX)
     return max(wait, timedelta(seconds=retry_after or 0))
