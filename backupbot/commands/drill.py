@@ -123,7 +123,7 @@ class DrillService:
         db = self._db(database)
         now = self._clock.now()
         if (current := self._drills.running(database, now, owner_is_dead)) is not None:
-            raise DrillAlreadyRunning(current)
+            raise DrillAlreadyRunning(current)  # the insert below decides a race
         drill_id = new_drill_id()
         scratch = scratch_name(database, drill_id)
         target_name = self._targets.drill_target(database)
@@ -134,7 +134,7 @@ class DrillService:
         if backup is not None:
             result["backup"] = backup_json(backup)
             result["backup_age_seconds"] = round((now - backup.started_at).total_seconds())
-        record = self._drills.create(
+        record = self._insert(
             drill_id,
             database=database,
             scratch_db=scratch,
@@ -159,6 +159,20 @@ class DrillService:
             self._finish(record, FAILED, {**result, "failed_stage": "start"}, problem, None)
             return self._drills.get(record.id)
         return record
+
+    def _insert(self, drill_id: str, *, database: str, now: datetime, **values: Any) -> DrillRecord:
+        """The new drill's row. Another drill of `database` running in a live process
+        wins (`DrillAlreadyRunning`); one whose process died is failed first."""
+        for _attempt in range(2):
+            record = self._drills.create(drill_id, database=database, now=now, **values)
+            if record is not None:
+                return record
+            if (current := self._drills.running(database, now, owner_is_dead)) is not None:
+                raise DrillAlreadyRunning(current)
+            self.fail_abandoned(now)
+        current = self._drills.latest(database)
+        assert current is not None  # the running drill that holds the slot
+        raise DrillAlreadyRunning(current)
 
     def hold(self, record: DrillRecord, holder: str) -> bool:
         """A queue takes the waiting drill (`DrillLog.hold`)."""
@@ -308,12 +322,10 @@ class DrillService:
     # -- clean-up -----------------------------------------------------------------------
 
     def cleanup_leftovers(self, now: datetime) -> list[DrillRecord]:
-        """See `DrillCleanup.cleanup_leftovers`."""
-        return self._cleanup.cleanup_leftovers(now)
+        return self._cleanup.cleanup_leftovers(now)  # see DrillCleanup
 
     def fail_abandoned(self, now: datetime) -> list[DrillRecord]:
-        """See `DrillCleanup.fail_abandoned`."""
-        return self._cleanup.fail_abandoned(now)
+        return self._cleanup.fail_abandoned(now)  # see DrillCleanup
 
     # -- queries ------------------------------------------------------------------------
 
@@ -324,12 +336,10 @@ class DrillService:
         self._drills.set_message(drill_id, channel, ts)
 
     def recent(self, database: str, limit: int = 6) -> list[DrillRecord]:
-        """The newest `limit` drills of `database`, newest first."""
-        return self._drills.recent(database, limit)
+        return self._drills.recent(database, limit)  # newest first
 
     def latest(self, database: str) -> DrillRecord | None:
-        """The newest drill of `database`, running or finished."""
-        return self._drills.latest(database)
+        return self._drills.latest(database)  # running or finished
 
     def latest_finished(self, database: str) -> DrillRecord | None:
         return self._drills.latest(database, finished=True)
@@ -344,8 +354,7 @@ class DrillService:
         return self._drills.latest_passed(database)
 
     def server(self, database: str) -> str:
-        """Where a drill of `database` restores: host:port, and the target's name when it
-        is a `targets:` entry's server (never credentials)."""
+        """Where a drill of `database` restores: host:port (and the target's name)."""
         name = self._targets.drill_target(database)
         conn = scratch_target(self._db(database), "postgres", self._targets, name)
         return f"{conn.host}:{conn.port}" + (f" (target {name})" if name else "")

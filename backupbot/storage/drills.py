@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from backupbot.errors import NotFound
 from backupbot.phrases import Phrase, as_phrase, dumps, loads
@@ -122,10 +123,11 @@ class DrillLog:
         result: dict[str, Any] | None = None,
         scratch_dropped: bool = False,
         target_name: str | None = None,
-    ) -> DrillRecord:
-        """Insert a running drill, waiting to be claimed. `scratch_dropped=True` when the
-        scratch database will never be created (the drill cannot run), so clean-up never
-        looks for it."""
+    ) -> DrillRecord | None:
+        """Insert a running drill, waiting to be claimed; None when another drill of the
+        database is running (a unique index over running rows decides, across
+        processes). `scratch_dropped=True` when the scratch database will never be
+        created (the drill cannot run), so clean-up never looks for it."""
         row = DrillRow(
             id=drill_id,
             database=database,
@@ -141,8 +143,11 @@ class DrillLog:
             result=result or {},
             stage=QUEUED,
         )
-        with orm_session(self._engine) as session:
-            session.add(row)
+        try:
+            with orm_session(self._engine) as session, session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            return None
         return DrillRecord.from_row(row)
 
     def set_restore(self, drill_id: str, restore_id: str, now: datetime) -> bool:

@@ -12,11 +12,13 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    Index,
     Integer,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -223,6 +225,15 @@ class DrillRow(Base):
     """
 
     __tablename__ = "drills"
+    __table_args__ = (
+        Index(
+            "uq_drill_running",
+            "database",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     database: Mapped[str] = mapped_column(String(63), index=True)
