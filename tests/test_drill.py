@@ -273,12 +273,12 @@ def test_leftovers_of_a_stopped_bot_are_dropped_and_failed_and_nothing_else_is_t
     log = DrillLog(services.engine)
     started = clock.now()
 
-    def drill_row(status: str = "running") -> Any:
+    def drill_row(database: str = "app") -> Any:
         drill_id = new_drill_id()
         record = log.create(
             drill_id,
-            database="app",
-            scratch_db=scratch_name("app", drill_id),
+            database=database,
+            scratch_db=scratch_name(database, drill_id),
             actor="scheduler",
             rto_minutes=30,
             backup_id=None,
@@ -291,11 +291,10 @@ def test_leftovers_of_a_stopped_bot_are_dropped_and_failed_and_nothing_else_is_t
     similar = "backupbot_drill_app_dffffffff"  # looks like one, but no drill names it
     pg.create_database(similar)
     clock.advance(minutes=20)
-    live = drill_row()  # another process is drilling right now
+    # Another process is drilling right now (another database: one drill of a database
+    # runs at a time, so a crashed one holds its database until it is failed).
+    live = drill_row("web")
     try:
-        with pytest.raises(DrillAlreadyRunning, match="already running"):
-            services.drills.start("app", ALICE)
-
         changed = services.drills.cleanup_leftovers(clock.now())
 
         assert [r.id for r in changed] == [crashed.id]
@@ -311,6 +310,34 @@ def test_leftovers_of_a_stopped_bot_are_dropped_and_failed_and_nothing_else_is_t
     finally:
         for name in (similar, live.scratch_db, crashed.scratch_db):
             pg.drop_database(name)
+
+
+def test_a_live_drill_refuses_a_second_one_and_a_dead_one_gives_way(
+    pg: Any, services: Services
+) -> None:
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    log = DrillLog(services.engine)
+    drill_id = new_drill_id()
+    held = log.create(
+        drill_id,
+        database="app",
+        scratch_db=scratch_name("app", drill_id),
+        actor="scheduler",
+        rto_minutes=30,
+        backup_id=None,
+        now=clock.now(),
+    )
+    assert held is not None
+    try:
+        with pytest.raises(DrillAlreadyRunning, match="already running"):
+            services.drills.start("app", ALICE)
+        clock.advance(minutes=20)  # its process stopped: the heartbeat went stale
+        fresh = services.drills.start("app", ALICE)
+        assert fresh.id != held.id
+        assert services.drills.get(held.id).status == "failed"
+    finally:
+        services.close()
 
 
 def test_slash_drill_acks_at_once_and_posts_the_result_in_the_channel(
