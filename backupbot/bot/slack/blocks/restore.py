@@ -13,6 +13,7 @@ from typing import Any
 
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
+from backupbot.bot.slack.blocks.schema import schema_lines, schema_verdict
 from backupbot.bot.slack.kit import (
     Block,
     Message,
@@ -308,7 +309,7 @@ def restore_report(r: RestoreRecord) -> Message:
     if r.status == "succeeded":
         head = (
             f":white_check_mark: *{recovered_line(r)}.* {res.get('tables', 0)} table(s), "
-            f"{res.get('rows', 0):,} row(s) match the backup."
+            f"{res.get('rows', 0):,} row(s) match the backup{schema_verdict(res)}."
         )
         extra = res.get("extra_tables") or []
         tail = (
@@ -336,6 +337,7 @@ def restore_report(r: RestoreRecord) -> Message:
         hidden = len(res.get("mismatches") or []) - MAX_TABLE_LINES
         if hidden > 0:
             lines.append(f"…and {hidden} more table(s)")
+        lines += schema_lines(res)
         tail = [section("\n".join(lines))]
         text = f"Restore failed: {r.error} Target: {res.get('target_state')}."
     return Message(text, [section(head), fields(pairs), *tail])
