@@ -17,11 +17,19 @@ from typing import Any
 import pytest
 
 from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import drill as drill_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
+from backupbot.commands.schema_compare import SchemaDifference
 from backupbot.phrases import Actor, Command, Name, say
 from tests.test_blocks import RENDERED
+from tests.test_cli_golden import (
+    DRILL_PASSED,
+    DRILL_SCHEMA_FAILED,
+    SCHEMA_DIFFERENCES,
+    SCHEMA_ERROR,
+)
 from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
@@ -35,6 +43,30 @@ KINDS: dict[str, Callable[[], Message]] = {
     },
     "restore_report_succeeded": lambda: restore_blocks.restore_report(in_state("succeeded")),
     "restore_report_failed": lambda: restore_blocks.restore_report(in_state("failed")),
+    "restore_report_schema_failed": lambda: restore_blocks.restore_report(
+        in_state(
+            "failed",
+            error=SCHEMA_ERROR,
+            result={
+                "failed_stage": "verify",
+                "target_state": "app_copy is restored but does not match the backup",
+                "mismatches": [{"table": "public.orders", "expected": 30, "actual": 29}],
+                "schema_differences": [
+                    d.record()
+                    for d in (
+                        *SCHEMA_DIFFERENCES,
+                        SchemaDifference("trigger", "<!channel> on public.orders", "missing"),
+                    )
+                ],
+                "schema_differences_total": 12,
+            },
+        )
+    ),
+    "restore_report_schema_ok": lambda: restore_blocks.restore_report(
+        in_state("succeeded", result={**in_state("succeeded").result, "schema": "ok"})
+    ),
+    "drill_passed_schema_ok": lambda: drill_blocks.drill_message(DRILL_PASSED, NOW),
+    "drill_failed_schema": lambda: drill_blocks.drill_message(DRILL_SCHEMA_FAILED, NOW),
     "restore_refused": lambda: restore_blocks.refused(
         Refusal(
             "decided",

@@ -18,12 +18,11 @@ def schema_lines(result: dict[str, Any]) -> list[str]:
     if not found:
         return []
     total = int(result.get("schema_differences_total") or len(found))
+    shown = found[:MAX_SCHEMA_LINES]
     lines = ["*Schema differences from the backup:*"]
-    lines += [
-        f"• {render(SchemaDifference.from_record(d).phrase())}" for d in found[:MAX_SCHEMA_LINES]
-    ]
-    if total > MAX_SCHEMA_LINES:
-        lines.append(f"…and {total - MAX_SCHEMA_LINES} more difference(s)")
+    lines += [f"• {render(SchemaDifference.from_record(d).phrase())}" for d in shown]
+    if total > len(shown):
+        lines.append(f"…and {total - len(shown)} more difference(s)")
     return lines
 
 
