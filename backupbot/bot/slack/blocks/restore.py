@@ -157,7 +157,8 @@ def _plan(r: RestoreRecord) -> str:
         steps.append("create the target")
     steps.append("pg_restore" + (" --clean" if t.get("row_counts") else ""))
     tables = len((r.preview.get("backup") or {}).get("row_counts") or {})
-    steps.append(f"verify row counts of {tables} table(s)")
+    schema = " and the schema" if (r.preview.get("backup") or {}).get("schema_recorded") else ""
+    steps.append(f"verify row counts of {tables} table(s){schema}")
     return "*Plan:* " + " → ".join(steps)
 
 
