@@ -22,6 +22,7 @@ from backupbot.commands.schema_compare import (
     check_schema,
     compare_schema,
     recorded_schema,
+    schema_summary,
 )
 from backupbot.storage.pg_binaries import find_binaries
 from backupbot.storage.pgconn import ConnInfo
@@ -281,6 +282,12 @@ def test_an_old_manifest_is_not_schema_checked_and_says_why() -> None:
     schema, why = recorded_schema({"schema": {"format": "backupbot-schema/99"}})
     assert schema is None and why is not None and "backupbot-schema/99" in why
     assert NOT_RECORDED == "not recorded"
+
+
+def test_the_summary_counts_each_kind(databases: dict[str, Any]) -> None:
+    assert schema_summary(databases["expected"]) == (
+        "2 indexes, 7 constraints, 1 trigger, 5 sequences, 1 view, 2 functions, 2 extensions"
+    )
 
 
 def test_a_difference_keeps_its_facts_and_wording() -> None:

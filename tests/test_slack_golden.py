@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import drill as drill_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
 from backupbot.commands.schema_compare import SchemaDifference
 from backupbot.phrases import Actor, Command, Name, say
-from tests.test_blocks import RENDERED
+from tests.test_blocks import RENDERED, succeeded
 from tests.test_cli_golden import (
     DRILL_PASSED,
     DRILL_SCHEMA_FAILED,
@@ -33,6 +34,21 @@ from tests.test_cli_golden import (
 from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
+SCHEMA_FINGERPRINT: dict[str, Any] = {
+    "format": "backupbot-schema/1",
+    "tables": {
+        "public.orders": {
+            "columns": {"id": {"type": "integer", "not_null": True, "default": None}},
+            "indexes": {"orders_customer_idx": "CREATE INDEX …", "orders_at_idx": "CREATE …"},
+            "constraints": {"orders_pkey": "PRIMARY KEY (id)"},
+            "triggers": {},
+        }
+    },
+    "sequences": {"public.orders_id_seq": {"last_value": 120, "increment": 1}},
+    "views": {},
+    "functions": {"public.f(integer)": "sha256:0"},
+    "extensions": {"plpgsql": "1.0"},
+}
 UPDATE = os.environ.get("BACKUPBOT_UPDATE_GOLDEN") == "1"
 
 KINDS: dict[str, Callable[[], Message]] = {
@@ -64,6 +80,9 @@ KINDS: dict[str, Callable[[], Message]] = {
     ),
     "restore_report_schema_ok": lambda: restore_blocks.restore_report(
         in_state("succeeded", result={**in_state("succeeded").result, "schema": "ok"})
+    ),
+    "succeeded_with_schema": lambda: backup_blocks.backup_result(
+        succeeded(manifest={**succeeded().manifest, "schema": SCHEMA_FINGERPRINT})
     ),
     "drill_passed_schema_ok": lambda: drill_blocks.drill_message(DRILL_PASSED, NOW),
     "drill_failed_schema": lambda: drill_blocks.drill_message(DRILL_SCHEMA_FAILED, NOW),

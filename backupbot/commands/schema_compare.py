@@ -98,6 +98,17 @@ class SchemaCheck:
         return facts
 
 
+def schema_summary(schema: dict[str, Any]) -> str:
+    """`14 indexes, 12 constraints, 1 trigger, …`: what a fingerprint holds, in brief."""
+    tables = (schema.get("tables") or {}).values()
+    counts = [(sum(len(t.get(part) or {}) for t in tables), kind) for kind, part in _TABLE_PARTS]
+    for kind in ("sequence", "view", "function", "extension"):
+        counts.append((len(schema.get(kind + "s") or {}), kind))
+    return ", ".join(
+        f"{n} {kind}{'' if n == 1 else 'es' if kind == 'index' else 's'}" for n, kind in counts
+    )
+
+
 def recorded_schema(manifest: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
     """The manifest's fingerprint when this version can check it; else None and why not."""
     schema = (manifest or {}).get("schema")
