@@ -161,7 +161,7 @@ def drill_reminder(reminder: DrillReminder, now: datetime) -> Message:
     lines = [
         f":calendar: *Restore drill in {hours} h* ({when}): each database's latest verified "
         "backup is restored into a scratch database on its own server, every table's rows "
-        "are checked, then it is dropped."
+        "and the schema are checked, then it is dropped."
     ]
     for p in reminder.plans:
         backup = (
