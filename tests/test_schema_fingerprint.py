@@ -54,6 +54,16 @@ CREATE VIEW big_orders AS SELECT id, customer_id FROM orders WHERE quantity > 10
 CREATE FUNCTION order_count(integer) RETURNS bigint LANGUAGE sql
     AS 'SELECT count(*) FROM public.orders WHERE customer_id = $1';
 CREATE TABLE sales.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at date);
+CREATE TABLE sales.ledger (
+    id bigint NOT NULL, at date NOT NULL, customer_id integer REFERENCES customers (id),
+    amount numeric CHECK (amount <> 0), PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE sales.ledger_2026 PARTITION OF sales.ledger
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX ledger_customer_idx ON sales.ledger (customer_id);
+CREATE TRIGGER ledger_touch BEFORE UPDATE ON sales.ledger
+    FOR EACH ROW EXECUTE FUNCTION touch_order();
+CREATE MATERIALIZED VIEW sales.totals AS SELECT customer_id, sum(quantity) FROM orders GROUP BY 1;
 CREATE SEQUENCE sales.countdown INCREMENT BY -1 MINVALUE 1 MAXVALUE 1000 START 1000;
 CREATE SEQUENCE sales.unused;
 INSERT INTO customers (email) VALUES ('a@example.com'), ('b@example.com');
@@ -63,6 +73,7 @@ INSERT INTO orders (customer_id, total, quantity, code, meta)
 SELECT setval('orders_id_seq', 120);
 SELECT nextval('sales.countdown'), nextval('sales.countdown');
 INSERT INTO sales.events (at) VALUES ('2026-01-01');
+INSERT INTO sales.ledger VALUES (1, '2026-03-01', 1, 5);
 """
 
 
@@ -140,7 +151,11 @@ def test_the_fingerprint_holds_each_kind_of_object(databases: dict[str, Any]) ->
     assert fp["sequences"]["sales.countdown"] == {"last_value": 999, "increment": -1}
     assert fp["sequences"]["sales.unused"]["last_value"] is None
     assert fp["sequences"]["sales.events_id_seq"]["last_value"] == 1
-    assert set(fp["views"]) == {"public.big_orders"}
+    assert set(fp["views"]) == {"public.big_orders", "sales.totals"}
+    ledger = fp["tables"]["sales.ledger_2026"]  # a partition: what it inherits is its own
+    assert set(ledger["indexes"]) == {"ledger_2026_customer_id_idx"}
+    assert set(ledger["triggers"]) == {"ledger_touch"}
+    assert "sales.ledger" in fp["tables"]
     assert fp["views"]["public.big_orders"].startswith("sha256:")
     assert set(fp["functions"]) == {"public.order_count(integer)", "public.touch_order()"}
     assert set(fp["extensions"]) == {"plpgsql", EXTENSION}
@@ -286,7 +301,7 @@ def test_an_old_manifest_is_not_schema_checked_and_says_why() -> None:
 
 def test_the_summary_counts_each_kind(databases: dict[str, Any]) -> None:
     assert schema_summary(databases["expected"]) == (
-        "2 indexes, 7 constraints, 1 trigger, 5 sequences, 1 view, 2 functions, 2 extensions"
+        "4 indexes, 13 constraints, 3 triggers, 5 sequences, 2 views, 2 functions, 2 extensions"
     )
 
 
