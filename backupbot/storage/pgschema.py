@@ -22,6 +22,7 @@ import hashlib
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 SCHEMA_FORMAT = "backupbot-schema/1"
 
@@ -130,7 +131,10 @@ def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             "extensions": {k: v for k, v in conn.execute(_EXTENSIONS).fetchall()},
         }
     finally:
-        conn.execute("SELECT set_config('search_path', %s, false)", [saved])
+        # after a failed query the transaction takes no more statements: the failure,
+        # not a second one, is what the caller must see (its rollback resets the setting)
+        if conn.info.transaction_status != TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('search_path', %s, false)", [saved])
 
 
 def _tables(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
