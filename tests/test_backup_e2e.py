@@ -3,17 +3,21 @@ plain pg_restore -> identical database; and each failure path leaves nothing beh
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import zstandard
 
 from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.storage.catalog import FAILED, SUCCEEDED
+from backupbot.storage.pginspect import SnapshotSession
+from backupbot.storage.pgschema import schema_fingerprint
 from tests.conftest import CHANNEL, PG_PASSWORD, free_port, make_settings, s3_keys
 
 
@@ -68,6 +72,13 @@ def test_signed_backup_now_stores_a_verified_artifact_that_restores_identically(
     assert record.manifest["row_counts"] == sample_db["counts"]
     assert record.manifest["row_counts_snapshot"] == "same as dump"
     assert record.manifest["prisma_migration"]["migration_name"]
+    stored = json.loads(s3.get_object(Bucket=bucket, Key=keys[1])["Body"].read())
+    assert stored["schema"] == record.manifest["schema"], "the stored manifest and the row agree"
+    schema = dict(record.manifest["schema"])
+    assert schema.pop("snapshot") == "same as dump"
+    with psycopg.connect(target, autocommit=True) as conn:
+        assert schema == schema_fingerprint(conn), "the restored copy has the recorded schema"
+    assert "User_email_key" in schema["tables"]["public.User"]["indexes"]  # Prisma's unique index
 
     messages = bot.standin.messages(CHANNEL)
     assert len(messages) == 1, "one message, updated in place"
@@ -125,6 +136,29 @@ def test_unreachable_host_gives_a_clear_message_and_keeps_nothing(
     bot.signer.slash_command("UALICE", "now")
     bot.wait_idle()
     _assert_failed_cleanly(bot, s3, bucket, "Could not reach the database server")
+
+
+def test_a_failed_schema_fingerprint_keeps_nothing(
+    sample_db: dict[str, Any],
+    tmp_path: Path,
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    bot_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fingerprint is one of the facts taken in the snapshot: its failure (here the
+    connection dropping while it runs, injected) fails the backup like a row count's."""
+
+    def dropped(_self: SnapshotSession) -> dict[str, Any]:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(SnapshotSession, "schema", dropped)
+    url = sample_db["url"]
+    bot = bot_factory(_bot_settings(f"sqlite:///{tmp_path}/s.db", url, bucket, s3_endpoint))
+    bot.signer.slash_command("UALICE", "now")
+    bot.wait_idle()
+    _assert_failed_cleanly(bot, s3, bucket, "was lost during the backup")
 
 
 def test_missing_bucket_gives_a_clear_message(

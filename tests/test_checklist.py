@@ -315,6 +315,33 @@ BAD_MONTHS: list[tuple[str, Callable[[ChecklistEvidence], ChecklistEvidence], st
             "2 verification failure(s)",  # the restore's two records count once
         ],
     ),
+    (
+        "a restore lost an index: the rows matched, the schema did not",
+        lambda ev: replace(
+            ev,
+            incidents=(
+                _incident(
+                    "restore.verified",
+                    datetime(2026, 11, 16, tzinfo=UTC),
+                    details={
+                        "restore_id": "r2",
+                        "mismatches": [],
+                        "schema": "failed",
+                        "schema_differences": [
+                            {"text": "index public.orders_customer_idx missing"},
+                            {"text": "trigger t on public.orders missing"},
+                        ],
+                    },
+                ),
+            ),
+        ),
+        "corruption",
+        [
+            "restore `r2`: the schema differs in 2 place(s) "
+            "(index public.orders_customer_idx missing)",
+            "1 verification failure(s)",
+        ],
+    ),
 ]
 
 

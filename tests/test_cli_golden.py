@@ -41,6 +41,7 @@ from backupbot.commands.retention_plan import (
     plan_retention,
 )
 from backupbot.commands.rto_report import RtoReport, rto_report
+from backupbot.commands.schema_compare import SchemaDifference, differences_phrase
 from backupbot.commands.status import (
     AlertSummary,
     BotStatus,
@@ -178,6 +179,22 @@ def _restore_failed() -> RestoreRecord:
     )
 
 
+def _restore_schema_failed() -> RestoreRecord:
+    return restore_record(
+        NOW - timedelta(minutes=5),
+        status="failed",
+        break_glass=True,
+        error=SCHEMA_ERROR,
+        result={
+            "failed_stage": "verify",
+            "target_state": "app_copy is restored but does not match the backup",
+            "mismatches": [],
+            "schema_differences": [d.record() for d in SCHEMA_DIFFERENCES],
+            "schema_differences_total": len(SCHEMA_DIFFERENCES),
+        },
+    )
+
+
 def restore_kinds() -> str:
     return _lines(
         restore.progress_line(RestoreProgress("r0a1b2c3d", "download", {})),
@@ -185,6 +202,7 @@ def restore_kinds() -> str:
         restore.run_result(_restore_done(), announced=True),
         restore.run_result(_restore_done(), announced=False),
         restore.run_result(_restore_failed(), announced=True),
+        restore.run_result(_restore_schema_failed(), announced=True),
     )
 
 
@@ -194,6 +212,7 @@ def restore_json() -> str:
             restore.record_json(restore_record(NOW)),
             restore.record_json(_restore_done(), announced=False),
             restore.record_json(_restore_failed(), announced=True),
+            restore.record_json(_restore_schema_failed(), announced=True),
         ]
     )
 
@@ -238,17 +257,46 @@ DRILL_FAILED = _drill(
 )
 
 
+SCHEMA_DIFFERENCES = (
+    SchemaDifference("index", "public.orders_customer_idx", "missing"),
+    SchemaDifference("column", "public.orders.total", "type", "numeric(10,2)", "integer"),
+    SchemaDifference("sequence", "public.orders_id_seq", "last value", 120, 1),
+)
+SCHEMA_ERROR = "Verification failed: " + str(differences_phrase(SCHEMA_DIFFERENCES)) + "."
+DRILL_PASSED = _drill("passed", result={**_drill("passed").result, "schema": "ok"})
+DRILL_SCHEMA_FAILED = _drill(
+    "failed",
+    error=SCHEMA_ERROR,
+    result={
+        "failed_stage": "verify",
+        "timings": {"download": 5.0, "restore": 80.0, "verify": 10.0},
+        "cleanup": "dropped",
+        "schema_differences": [d.record() for d in SCHEMA_DIFFERENCES],
+        "schema_differences_total": len(SCHEMA_DIFFERENCES),
+    },
+)
+
+
 def drill_kinds() -> str:
     return _lines(
         drill.progress_line(DrillStage("d1e2f3a4", "restore", {"download": 5.0})),
         drill.result_lines(_drill("passed"), channel_told=True),
+        drill.result_lines(DRILL_PASSED, channel_told=True),
         drill.result_lines(DRILL_FAILED, channel_told=False),
         drill.result_lines(DRILL_FAILED, channel_told=None),
+        drill.result_lines(DRILL_SCHEMA_FAILED, channel_told=True),
     )
 
 
 def drill_json() -> str:
-    return _json([drill.record_json(_drill("passed")), drill.record_json(DRILL_FAILED)])
+    return _json(
+        [
+            drill.record_json(_drill("passed")),
+            drill.record_json(DRILL_PASSED),
+            drill.record_json(DRILL_FAILED),
+            drill.record_json(DRILL_SCHEMA_FAILED),
+        ]
+    )
 
 
 ALERT = AlertSummary(

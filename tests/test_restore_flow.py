@@ -422,6 +422,37 @@ def test_a_verification_mismatch_is_reported_by_table(
     assert "public.User" in json.dumps(report.blocks)
     verified = [i for i in _incidents(bot, record.id) if i.action == "restore.verified"]
     assert verified[0].outcome == "failed"
+    # the schema itself was restored intact: the message is the row counts' alone
+    assert verified[0].details["schema"] == "ok" and "schema" not in final.error
+    assert final.error.startswith("Verification failed: 1 table(s) differ from the backup:")
+
+
+def test_a_backup_from_before_schema_fingerprints_is_checked_by_rows_and_says_so(
+    pg: Any, source: dict[str, Any], tmp_path: Path, bot_factory: Any, targets: list[str]
+) -> None:
+    bot = bot_factory(_settings(f"sqlite:///{tmp_path}/s.db", _local(tmp_path), source["url"]))
+    backup = bot.services.backups.backup_now("app", ALICE)
+    assert backup.manifest["schema"]["format"] == "backupbot-schema/1"
+    manifest = {k: v for k, v in backup.manifest.items() if k != "schema"}  # an old manifest
+    from sqlalchemy import update
+
+    from backupbot.storage.models import BackupRow
+
+    with bot.services.catalog._engine.begin() as conn:
+        conn.execute(update(BackupRow).where(BackupRow.id == backup.id).values(manifest=manifest))
+
+    record, _ = _request(bot, "restore app latest --into app_old_manifest")
+    targets.append("app_old_manifest")
+    _click(bot, BOB, restore_blocks.APPROVE_ACTION, record)
+
+    final = bot.services.restores.get(record.id)
+    assert final.status == "succeeded", final.error
+    assert final.result["schema"] == "not recorded"
+    [verified] = [i for i in _incidents(bot, record.id) if i.action == "restore.verified"]
+    assert verified.outcome == "ok" and verified.details["schema"] == "not recorded"
+    assert "no schema fingerprint" in verified.details["schema_note"]
+    report = bot.standin.thread(record.channel, record.message_ts)[-1]
+    assert "schema not checked" in json.dumps(report.blocks)
 
 
 def test_an_unreachable_target_server_gets_a_clear_answer_and_no_request(

@@ -18,16 +18,40 @@ from typing import Any
 import pytest
 
 from backupbot.bot.slack import kit
+from backupbot.bot.slack.blocks import backup as backup_blocks
+from backupbot.bot.slack.blocks import drill as drill_blocks
 from backupbot.bot.slack.blocks import note as note_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.approvals import Refusal
+from backupbot.commands.schema_compare import SchemaDifference
 from backupbot.phrases import Actor, Command, Name, say
 from backupbot.storage.operation_notes import OperationNote
-from tests.test_blocks import RENDERED
+from tests.test_blocks import RENDERED, succeeded
+from tests.test_cli_golden import (
+    DRILL_PASSED,
+    DRILL_SCHEMA_FAILED,
+    SCHEMA_DIFFERENCES,
+    SCHEMA_ERROR,
+)
 from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
+SCHEMA_FINGERPRINT: dict[str, Any] = {
+    "format": "backupbot-schema/1",
+    "tables": {
+        "public.orders": {
+            "columns": {"id": {"type": "integer", "not_null": True, "default": None}},
+            "indexes": {"orders_customer_idx": "CREATE INDEX …", "orders_at_idx": "CREATE …"},
+            "constraints": {"orders_pkey": "PRIMARY KEY (id)"},
+            "triggers": {},
+        }
+    },
+    "sequences": {"public.orders_id_seq": {"last_value": 120, "increment": 1}},
+    "views": {},
+    "functions": {"public.f(integer)": "sha256:0"},
+    "extensions": {"plpgsql": "1.0"},
+}
 UPDATE = os.environ.get("BACKUPBOT_UPDATE_GOLDEN") == "1"
 
 NOTE = OperationNote(
@@ -49,6 +73,33 @@ KINDS: dict[str, Callable[[], Message]] = {
     },
     "restore_report_succeeded": lambda: restore_blocks.restore_report(in_state("succeeded")),
     "restore_report_failed": lambda: restore_blocks.restore_report(in_state("failed")),
+    "restore_report_schema_failed": lambda: restore_blocks.restore_report(
+        in_state(
+            "failed",
+            error=SCHEMA_ERROR,
+            result={
+                "failed_stage": "verify",
+                "target_state": "app_copy is restored but does not match the backup",
+                "mismatches": [{"table": "public.orders", "expected": 30, "actual": 29}],
+                "schema_differences": [
+                    d.record()
+                    for d in (
+                        *SCHEMA_DIFFERENCES,
+                        SchemaDifference("trigger", "<!channel> on public.orders", "missing"),
+                    )
+                ],
+                "schema_differences_total": 12,
+            },
+        )
+    ),
+    "restore_report_schema_ok": lambda: restore_blocks.restore_report(
+        in_state("succeeded", result={**in_state("succeeded").result, "schema": "ok"})
+    ),
+    "succeeded_with_schema": lambda: backup_blocks.backup_result(
+        succeeded(manifest={**succeeded().manifest, "schema": SCHEMA_FINGERPRINT})
+    ),
+    "drill_passed_schema_ok": lambda: drill_blocks.drill_message(DRILL_PASSED, NOW),
+    "drill_failed_schema": lambda: drill_blocks.drill_message(DRILL_SCHEMA_FAILED, NOW),
     "restore_refused": lambda: restore_blocks.refused(
         Refusal(
             "decided",

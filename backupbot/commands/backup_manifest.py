@@ -40,6 +40,7 @@ class DumpFacts:
     toc_entries: int | None  # None: only the bytes and the age header were verified
     verification: str = FULL  # agecheck.FULL or agecheck.HEADER
     encryption: dict[str, Any] | None = None  # Encryption.manifest(), when encrypted
+    schema: dict[str, Any] | None = None  # storage/pgschema.py's fingerprint
 
 
 def build_manifest(
@@ -76,10 +77,20 @@ def build_manifest(
         "row_counts": dump.row_counts,
         "row_counts_snapshot": "same as dump" if session.consistent else "separate",
         "prisma_migration": dump.prisma,
+        "schema": _schema(dump),
         "encryption": dump.encryption,
         "verified": _verified(dump, finished),
         "restore_command": restore_command(name),
     }
+
+
+def _schema(dump: DumpFacts) -> dict[str, Any] | None:
+    """The schema fingerprint restores are checked against, and whether its catalog part
+    shares the dump's snapshot (sequence values never do: they are read just before)."""
+    if dump.schema is None:
+        return None
+    snapshot = "same as dump" if dump.session.consistent else "separate"
+    return {**dump.schema, "snapshot": snapshot}
 
 
 def _verified(dump: DumpFacts, finished: datetime) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class BackupPipeline:
             streamed=streamed,
             row_counts=dumped.row_counts,
             prisma=dumped.prisma,
+            schema=dumped.schema,
             compression_level=self._level,
             toc_entries=verified.toc_entries,
             verification=verified.method,
@@ -163,10 +164,10 @@ class BackupPipeline:
                     watch=watch,
                 ) as dump:
                     stops.add(dump.kill)
-                    streamed, row_counts, prisma = self._stream(
+                    streamed, row_counts, prisma, schema = self._stream(
                         db, conn, session, dump, watch, pool, artifact_key, beat
                     )
-                    return _Dumped(session, binaries, streamed, row_counts, prisma)
+                    return _Dumped(session, binaries, streamed, row_counts, prisma, schema)
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
                 raise
@@ -184,11 +185,13 @@ class BackupPipeline:
         pool: ThreadPoolExecutor,
         artifact_key: str,
         beat: ProgressReporter,
-    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None]:
+    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None, dict[str, Any]]:
         """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
-        row counts and the Prisma head (all in the dump's snapshot) are in hand: anything
-        else aborts it, so nothing half-written stays. Row counts start with the dump in a
-        consistent snapshot, after it otherwise."""
+        row counts, the Prisma head and the schema fingerprint (all in the dump's snapshot)
+        are in hand: anything else aborts it, so nothing half-written stays. The schema is
+        taken before pg_dump starts (see `SnapshotSession.schema`); row counts start with
+        the dump in a consistent snapshot, after it otherwise."""
+        schema = session.schema()
         counts: Future[dict[str, int]] | None = None
         if session.consistent:
             counts = pool.submit(session.row_counts)
@@ -207,7 +210,7 @@ class BackupPipeline:
         except BaseException:
             writer.abort()
             raise
-        return streamed, row_counts, prisma
+        return streamed, row_counts, prisma, schema
 
     def _compress(
         self, stdout: IO[bytes], writer: ArtifactWriter, beat: ProgressReporter
@@ -254,3 +257,4 @@ class _Dumped:
     streamed: StreamResult
     row_counts: dict[str, int]
     prisma: dict[str, Any] | None
+    schema: dict[str, Any]

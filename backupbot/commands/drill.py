@@ -306,6 +306,7 @@ class DrillService:
             timings=result.get("timings"),
             tables=result.get("tables"),
             rows=result.get("rows"),
+            schema=result.get("schema"),
             failed_stage=result.get("failed_stage"),
             cleanup=result.get("cleanup"),
         )

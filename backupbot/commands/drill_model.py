@@ -176,8 +176,9 @@ def drill_result(record: DrillRecord, restore: RestoreRecord | None) -> dict[str
     )
     if restore.status == RESTORE_SUCCEEDED:
         result.update(tables=res.get("tables", 0), rows=res.get("rows", 0))
+        keys: tuple[str, ...] = ("schema",)
     else:
         result["failed_stage"] = res.get("failed_stage")
-        if res.get("mismatches"):
-            result["mismatches"] = res["mismatches"]
+        keys = ("mismatches", "schema_differences", "schema_differences_total")
+    result.update({key: res[key] for key in keys if res.get(key)})
     return result

@@ -13,7 +13,14 @@ import psycopg
 
 from backupbot.clock import Clock
 from backupbot.commands.restore_model import BOT_ACTOR, record_incident
+from backupbot.commands.schema_compare import (
+    MAX_RECORDED,
+    SchemaCheck,
+    SchemaDifference,
+    differences_phrase,
+)
 from backupbot.errors import BackupbotError
+from backupbot.phrases import Phrase, join
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.pgadmin import drop_database
 from backupbot.storage.pgconn import ConnInfo
@@ -57,18 +64,23 @@ class RunState:
 class _VerificationMismatch(BackupbotError):
     code = "verification.mismatch"
 
-    def __init__(self, mismatches: list[Mismatch]) -> None:
+    def __init__(
+        self, mismatches: list[Mismatch], schema: tuple[SchemaDifference, ...] = ()
+    ) -> None:
         self.mismatches = mismatches
-        shown = "; ".join(
-            f"{m.table}: {m.actual if m.actual is not None else 'missing'} rows, backup has "
-            f"{m.expected}"
-            for m in mismatches[:5]
-        )
-        more = f" (and {len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
-        super().__init__(
-            f"Verification failed: {len(mismatches)} table(s) differ from the backup: "
-            f"{shown}{more}."
-        )
+        self.schema_differences = schema
+        parts: list[Phrase | str] = []
+        if mismatches:
+            shown = "; ".join(
+                f"{m.table}: {m.actual if m.actual is not None else 'missing'} rows, backup "
+                f"has {m.expected}"
+                for m in mismatches[:5]
+            )
+            more = f" (and {len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
+            parts.append(f"{len(mismatches)} table(s) differ from the backup: {shown}{more}")
+        if schema:
+            parts.append(differences_phrase(schema))
+        super().__init__("Verification failed: " + join(parts, "; ") + ".")
 
 
 class _SafetyBackupFailed(BackupbotError):
@@ -94,6 +106,7 @@ class RestoreOutcomes:
         *,
         rto: int,
         jobs: int,
+        schema: SchemaCheck | None = None,
     ) -> RestoreRecord:
         """The restore's result (timings against the RTO), stored and recorded."""
         now = self._clock.now()
@@ -110,6 +123,8 @@ class RestoreOutcomes:
             "jobs": jobs,
             "target_state": "restored and verified",
         }
+        if schema is not None:
+            result["schema"] = schema.status
         self._restores.finish(record.id, RESTORE_SUCCEEDED, now, result=result)
         record_incident(
             self._incidents,
@@ -152,6 +167,10 @@ class RestoreOutcomes:
         }
         if isinstance(exc, _VerificationMismatch):
             result["mismatches"] = [m.__dict__ for m in exc.mismatches[:50]]
+            if exc.schema_differences:
+                found = exc.schema_differences
+                result["schema_differences"] = [d.record() for d in found[:MAX_RECORDED]]
+                result["schema_differences_total"] = len(found)
         with self._incidents.atomic():
             self._restores.finish(record.id, FAILED, now, result=result, error=message)
             record_incident(

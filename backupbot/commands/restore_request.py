@@ -12,6 +12,7 @@ from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.restore_lookup import BackupLookup, choose_target, configured_as
 from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.schema_compare import recorded_schema
 from backupbot.errors import UsageError
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import BackupRecord
@@ -149,6 +150,7 @@ class RestorePlanner:
                 "server_version": backup.server_version,
                 "row_counts": manifest.get("row_counts") or {},
                 "prisma": manifest.get("prisma_migration"),
+                "schema_recorded": recorded_schema(manifest)[0] is not None,
             },
             "source": {"name": db.name, "where": source.where},
             "target": {

@@ -3,8 +3,9 @@
 download the artifact and check its SHA-256 while unpacking it (nothing is touched before
 this passes) -> safety backup of a target that has tables (label `pre-restore`) -> create
 the target if missing -> `pg_restore --exit-on-error [-j N] [--clean --if-exists]` ->
-count every table's rows and compare with the manifest -> timings against the RTO. A
-failure at any stage says what state the target is in.
+count every table's rows and compare them, and the schema (`schema_compare.py`), with the
+manifest -> timings against the RTO. A failure at any stage says what state the target
+is in.
 
 `RestoreRunner` runs the stages; how a restore ended is recorded by `RestoreOutcomes`
 (`restore_outcome.py`); the vocabulary shared with requests and drills is in
@@ -45,6 +46,12 @@ from backupbot.commands.restore_outcome import (
     compare_counts,
 )
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.schema_compare import (
+    NOT_RECORDED,
+    SchemaCheck,
+    check_schema,
+    recorded_schema,
+)
 from backupbot.errors import UsageError, VerificationFailed
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.agecheck import unpack_backup
@@ -58,6 +65,7 @@ from backupbot.storage.pg_restore import PgRestore
 from backupbot.storage.pgadmin import create_database, inspect_target, server_major
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import count_rows
+from backupbot.storage.pgschema import schema_fingerprint
 from backupbot.storage.restores import RUNNING, RestoreRecord, RestoreRequests
 
 log = logging.getLogger(__name__)
@@ -240,7 +248,7 @@ class RestoreRunner:
         t = self._stage(record, run, "verify", listener)
         expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
         try:
-            actual = self._verify(record, target, expected)
+            actual, schema = self._verify(record, target, backup.manifest, expected)
         finally:  # a failed verification is timed too
             run.timings["verify"] = time.monotonic() - t
         return self._outcomes.succeeded(
@@ -249,6 +257,7 @@ class RestoreRunner:
             started,
             expected,
             actual,
+            schema=schema,
             rto=self.rto_minutes(record.database),
             jobs=self._jobs(archive.raw_size),
         )
@@ -281,27 +290,41 @@ class RestoreRunner:
             restore.run()
 
     def _verify(
-        self, record: RestoreRecord, target: ConnInfo, expected: dict[str, int]
-    ) -> dict[str, int]:
-        """Row counts of the restored target, compared with the manifest's and recorded;
-        raises `_VerificationMismatch` when any table differs."""
+        self,
+        record: RestoreRecord,
+        target: ConnInfo,
+        manifest: dict[str, Any] | None,
+        expected: dict[str, int],
+    ) -> tuple[dict[str, int], SchemaCheck]:
+        """Row counts and schema of the restored target, compared with the manifest's and
+        recorded; raises `_VerificationMismatch` when any table or schema object differs."""
+        recorded, why_not = recorded_schema(manifest)
         with target.connect(autocommit=True) as conn:
             actual = count_rows(conn)
+            fingerprint = None if recorded is None else schema_fingerprint(conn)
+            target_major = conn.info.server_version // 10000
         mismatches = compare_counts(expected, actual)
+        schema = SchemaCheck(NOT_RECORDED, note=why_not)
+        if recorded is not None and fingerprint is not None:
+            source_major = int((manifest or {}).get("server_version_num") or 0) // 10000
+            schema = check_schema(
+                recorded, fingerprint, source_major=source_major, target_major=target_major
+            )
         self._record(
             self._clock.now(),
             BOT_ACTOR,
             "restore.verified",
-            "failed" if mismatches else "ok",
+            "failed" if mismatches or schema.differences else "ok",
             record.database,
             record,
             tables=len(expected),
             rows=sum(expected.values()),
             mismatches=[m.__dict__ for m in mismatches[:50]],
+            **schema.record(),
         )
-        if mismatches:
-            raise _VerificationMismatch(mismatches)
-        return actual
+        if mismatches or schema.differences:
+            raise _VerificationMismatch(mismatches, schema.differences)
+        return actual, schema
 
     def _safety_backup(
         self, record: RestoreRecord, db: DatabaseSettings, target: ConnInfo, run: RunState

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pgschema import schema_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,12 @@ class SnapshotSession:
 
     def prisma_head(self) -> dict[str, Any] | None:
         return prisma_head(self._conn)
+
+    def schema(self) -> dict[str, Any]:
+        """The schema fingerprint (`storage/pgschema.py`) in the snapshot. Take it before
+        pg_dump starts: sequences are outside any snapshot, and values read first are never
+        above the ones pg_dump then saves."""
+        return schema_fingerprint(self._conn)
 
     def interrupt(self) -> None:
         """Cancel the session's queries from now until it is closed (from any thread):

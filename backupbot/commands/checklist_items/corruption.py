@@ -1,9 +1,11 @@
-"""Item 5, no corruption warnings: no checksum, archive or row-count verification failure."""
+"""Item 5, no corruption warnings: no checksum, archive, row-count or schema verification
+failure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from backupbot.commands import humanize
 from backupbot.commands.checklist_items.drill import message_ref
@@ -44,8 +46,7 @@ def _incident_event(i: IncidentFact) -> tuple[str, _Event] | None:
             i.at, i.database, say("backup {id}", id=Name(str(i.backup_id))), detail
         )
     if i.action == "restore.verified" and i.outcome == "failed":
-        mismatches = i.details.get("mismatches") or []
-        detail = f"row counts differ from the backup in {len(mismatches)} table(s)"
+        detail = _verified_detail(i.details)
         return f"restore:{restore_id or i.id}", _Event(
             i.at, i.database, say("restore {id}", id=Name(str(restore_id))), detail
         )
@@ -55,6 +56,18 @@ def _incident_event(i: IncidentFact) -> tuple[str, _Event] | None:
             i.at, i.database, say("restore {id}", id=Name(str(restore_id))), detail
         )
     return None
+
+
+def _verified_detail(details: dict[str, Any]) -> str:
+    """What a failed `restore.verified` found: tables whose rows differ, schema objects."""
+    found = []
+    if details.get("mismatches"):
+        found.append(f"row counts differ from the backup in {len(details['mismatches'])} table(s)")
+    schema = details.get("schema_differences") or []
+    if schema:
+        total = int(details.get("schema_differences_total") or len(schema))
+        found.append(f"the schema differs in {total} place(s) ({schema[0].get('text', '')})")
+    return "; ".join(found) or "verification failed"
 
 
 def _drill_verification_failed(d: DrillFact) -> bool:
@@ -82,7 +95,7 @@ def corruption_item(ev: ChecklistEvidence, since: datetime) -> ItemResult:
     ordered = sorted(events.values(), key=lambda e: e.at)
     if not ordered:
         line = say(
-            "{mark} No checksum, {list} or row-count verification failures since {since}.",
+            "{mark} No checksum, {list}, row-count or schema verification failures since {since}.",
             mark=OK,
             list=Name("pg_restore --list"),
             since=f"{since:%Y-%m-%d}",

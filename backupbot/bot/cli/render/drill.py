@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from backupbot.bot.cli.render.phrase import render
+from backupbot.bot.cli.render.schema import difference_lines, schema_json
 from backupbot.commands import humanize
 from backupbot.commands.drill_model import DrillStage
 from backupbot.storage.drill_postponements import Postponement
@@ -34,9 +35,11 @@ def result_lines(record: DrillRecord, *, channel_told: bool | None) -> list[str]
         total = humanize.duration(timedelta(seconds=record.total_seconds))
         lines.append(f"  total: {total} (RTO {record.rto_minutes} min)")
     if record.status == "passed":
-        lines.append(f"  verified: {res.get('tables')} tables, {res.get('rows')} rows")
+        schema = f"; schema {res['schema']}" if res.get("schema") else ""
+        lines.append(f"  verified: {res.get('tables')} tables, {res.get('rows')} rows{schema}")
     else:
         lines.append(f"  error: {render(record.error_phrase)}")
+        lines += difference_lines(res, "  ")
     lines.append(f"  scratch database {record.scratch_db}: {res.get('cleanup', '?')}")
     if channel_told is False:
         lines.append("  the channel could not be told (Slack unreachable)")
@@ -63,6 +66,7 @@ def record_json(r: DrillRecord) -> dict[str, Any]:
         "timings": res.get("timings") or {},
         "tables": res.get("tables"),
         "rows": res.get("rows"),
+        **schema_json(res),
         "failed_stage": res.get("failed_stage"),
         "scratch_db": r.scratch_db,
         "scratch_dropped": r.scratch_dropped,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backupbot.bot.cli.render.phrase import cli_command
+from backupbot.bot.cli.render.schema import difference_lines, schema_json
 from backupbot.commands import humanize
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.storage.restores import RestoreRecord
@@ -61,6 +62,7 @@ def run_result(record: RestoreRecord, *, announced: bool) -> list[str]:
         lines = [
             f"restore {record.id} failed: {record.error}",
             f"target: {res.get('target_state')}",
+            *difference_lines(res),
         ]
     if res.get("safety_backup_id"):
         lines.append(f"safety backup: {res['safety_backup_id']}")
@@ -103,6 +105,7 @@ def record_json(r: RestoreRecord, *, announced: bool | None = None) -> dict[str,
         "within_rto": res.get("within_rto"),
         "timings": res.get("timings"),
         "target_state": res.get("target_state"),
+        **schema_json(res),
         "error": r.error,
     }
     if announced is not None:

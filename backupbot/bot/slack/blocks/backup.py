@@ -18,6 +18,7 @@ from backupbot.bot.slack.kit import (
 from backupbot.commands import humanize
 from backupbot.commands.backup_manifest import restore_command, verification_summary
 from backupbot.commands.backup_progress import Progress
+from backupbot.commands.schema_compare import schema_summary
 from backupbot.storage.catalog import SUCCEEDED, BackupRecord
 
 
@@ -85,6 +86,8 @@ def _backup_succeeded(record: BackupRecord) -> Message:
         ("Tables / rows", f"{len(counts)} / {sum(counts.values()):,}"),
         ("Prisma migration", code(prisma["migration_name"]) if prisma else "none"),
     ]
+    if isinstance(manifest.get("schema"), dict):
+        pairs.append(("Schema recorded", esc(schema_summary(manifest["schema"]))))
     artifact = manifest.get("artifact", "FILE")
     return Message(
         text,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from backupbot.bot.slack.blocks.schema import schema_lines, schema_verdict
 from backupbot.bot.slack.kit import (
     Block,
     Message,
@@ -122,7 +123,8 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
     pairs = [("Backup", backup), *_timing_pairs(r)]
     if r.status == PASSED:
         tables, rows = r.result.get("tables", 0), r.result.get("rows", 0)
-        pairs.append(("Verified", f"{tables} table(s), {rows:,} row(s) match the backup"))
+        verified = f"{tables} table(s), {rows:,} row(s) match the backup"
+        pairs.append(("Verified", verified + schema_verdict(r.result)))
         head = (
             f":white_check_mark: *Restore drill of {code(r.database)} passed* — restored and "
             f"verified in {_seconds(r.total_seconds)} (RTO {r.rto_minutes} min)."
@@ -146,6 +148,8 @@ def drill_message(r: DrillRecord, now: datetime, progress: DrillStage | None = N
         if len(mismatches) > MAX_MISMATCH_LINES:
             lines.append(f"…and {len(mismatches) - MAX_MISMATCH_LINES} more table(s)")
         blocks.append(section("\n".join(lines)))
+    if schema_lines(r.result):
+        blocks.append(section("\n".join(schema_lines(r.result))))
     blocks += [_review(r), _footer(r)]
     return Message(f"Restore drill of {r.database} failed: {error}", blocks)
 
@@ -157,7 +161,7 @@ def drill_reminder(reminder: DrillReminder, now: datetime) -> Message:
     lines = [
         f":calendar: *Restore drill in {hours} h* ({when}): each database's latest verified "
         "backup is restored into a scratch database on its own server, every table's rows "
-        "are checked, then it is dropped."
+        "and the schema are checked, then it is dropped."
     ]
     for p in reminder.plans:
         backup = (

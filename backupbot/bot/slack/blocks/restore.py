@@ -14,6 +14,7 @@ from typing import Any
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
 from backupbot.bot.slack.blocks.restore_tested import tested_lines
+from backupbot.bot.slack.blocks.schema import schema_lines, schema_verdict
 from backupbot.bot.slack.kit import (
     Block,
     Message,
@@ -163,7 +164,8 @@ def _plan(r: RestoreRecord) -> str:
         steps.append("create the target")
     steps.append("pg_restore" + (" --clean" if t.get("row_counts") else ""))
     tables = len((r.preview.get("backup") or {}).get("row_counts") or {})
-    steps.append(f"verify row counts of {tables} table(s)")
+    schema = " and the schema" if (r.preview.get("backup") or {}).get("schema_recorded") else ""
+    steps.append(f"verify row counts of {tables} table(s){schema}")
     return "*Plan:* " + " → ".join(steps)
 
 
@@ -315,7 +317,7 @@ def restore_report(r: RestoreRecord) -> Message:
     if r.status == "succeeded":
         head = (
             f":white_check_mark: *{recovered_line(r)}.* {res.get('tables', 0)} table(s), "
-            f"{res.get('rows', 0):,} row(s) match the backup."
+            f"{res.get('rows', 0):,} row(s) match the backup{schema_verdict(res)}."
         )
         extra = res.get("extra_tables") or []
         tail = (
@@ -343,6 +345,7 @@ def restore_report(r: RestoreRecord) -> Message:
         hidden = len(res.get("mismatches") or []) - MAX_TABLE_LINES
         if hidden > 0:
             lines.append(f"…and {hidden} more table(s)")
+        lines += schema_lines(res)
         tail = [section("\n".join(lines))]
         text = f"Restore failed: {r.error} Target: {res.get('target_state')}."
     return Message(text, [section(head), fields(pairs), *tail])
