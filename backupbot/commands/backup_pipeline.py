@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import psycopg
 
@@ -33,6 +33,8 @@ from backupbot.storage.pg_session_watch import SessionWatch
 from backupbot.storage.pg_sessions import child_application_name, with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
+
+_T = TypeVar("_T")
 
 
 class BackupPipeline:
@@ -188,10 +190,12 @@ class BackupPipeline:
     ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None, dict[str, Any]]:
         """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
         row counts, the Prisma head and the schema fingerprint (all in the dump's snapshot)
-        are in hand: anything else aborts it, so nothing half-written stays. The schema is
-        taken before pg_dump starts (see `SnapshotSession.schema`); row counts start with
-        the dump in a consistent snapshot, after it otherwise."""
-        schema = session.schema()
+        are in hand: anything else aborts it, so nothing half-written stays. The schema
+        starts just before pg_dump (its sequences first, see `SnapshotSession.schema`),
+        on the session's own thread, so an application's table lock holds it back no
+        longer than pg_dump's lock wait; row counts follow it in a consistent snapshot,
+        and start after pg_dump otherwise."""
+        schema_future = pool.submit(session.schema)
         counts: Future[dict[str, int]] | None = None
         if session.consistent:
             counts = pool.submit(session.row_counts)
@@ -204,7 +208,8 @@ class BackupPipeline:
                 beat.stage("dumping", 0)
                 streamed = self._compress(stdout, writer, beat)
                 dump.finish()
-            row_counts = _row_counts(counts, watch, db.name, self._lock_wait_seconds)
+            schema = _in_snapshot(schema_future, watch, db.name, self._lock_wait_seconds)
+            row_counts = _in_snapshot(counts, watch, db.name, self._lock_wait_seconds)
             prisma = session.prisma_head()
             writer.commit()
         except BaseException:
@@ -231,12 +236,11 @@ class BackupPipeline:
         )
 
 
-def _row_counts(
-    counts: Future[dict[str, int]], watch: SessionWatch, database: str, lock_wait: float
-) -> dict[str, int]:
-    """The row counts, or a plain-words failure if counting waited too long for a lock."""
+def _in_snapshot(future: Future[_T], watch: SessionWatch, database: str, lock_wait: float) -> _T:
+    """The row counts (or schema), or a plain-words failure if reading them waited too
+    long for a lock."""
     try:
-        return counts.result()
+        return future.result()
     except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
         wait = watch.wait
         if wait is None:

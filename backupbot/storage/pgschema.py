@@ -122,10 +122,11 @@ def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     saved = str(row[0]) if row else "public"
     conn.execute("SELECT set_config('search_path', 'pg_catalog', false)")
     try:
+        sequences = _sequences(conn)  # first: they are read before pg_dump reads them
         return {
             "format": SCHEMA_FORMAT,
             "tables": _tables(conn),
-            "sequences": _sequences(conn),
+            "sequences": sequences,
             "views": {k: digest(v or "") for k, v in conn.execute(_VIEWS).fetchall()},
             "functions": {k: digest(v or "") for k, v in conn.execute(_FUNCTIONS).fetchall()},
             "extensions": {k: v for k, v in conn.execute(_EXTENSIONS).fetchall()},
