@@ -101,7 +101,7 @@ ORDER BY 1
 """
 
 _FUNCTIONS = f"""
-SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+SELECT CAST(CAST(p.oid AS regprocedure) AS text), pg_get_functiondef(p.oid)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE p.prokind IN ('f', 'p') AND {_user()} AND {_not_ext("pg_proc", "p.oid")}
 ORDER BY 1
