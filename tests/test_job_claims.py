@@ -107,12 +107,12 @@ def test_a_drill_waits_until_one_process_claims_it_and_is_taken_over_by_the_same
 ) -> None:
     drills = DrillLog(engine)
 
-    def start(now: datetime) -> str:
+    def start(now: datetime, database: str = "app") -> str:
         drill_id = new_drill_id()
         drills.create(
             drill_id,
-            database="app",
-            scratch_db=f"backupbot_drill_app_{drill_id}",
+            database=database,
+            scratch_db=f"backupbot_drill_{database}_{drill_id}",
             actor="scheduler",
             rto_minutes=30,
             backup_id=None,
@@ -131,7 +131,7 @@ def test_a_drill_waits_until_one_process_claims_it_and_is_taken_over_by_the_same
     assert found.id == queued and found.stage == "starting"
     assert drills.running("app", NOW, _dead) is None
 
-    silent = start(NOW)
+    silent = start(NOW, "web")  # another database: `queued` still holds app's one slot
     assert drills.claim(silent, "w:1:a", NOW)
     drills.heartbeat(silent, NOW, "restore")
     assert [d.id for d in drills.abandoned(NOW + timedelta(seconds=44), _dead)] == [queued]
