@@ -177,3 +177,19 @@ class StateUnavailable(BackupbotError):
     """The bot's own state database refused or lost a write or read; nothing changed."""
 
     code = "state.unavailable"
+
+
+class ProviderError(BackupbotError):
+    """A database provider's API (Neon, Supabase, Railway, Render) refused or failed.
+
+    `permanent` tells whether asking again can help (a 401 or a 400 cannot; a 429, 423
+    or 5xx that outlasted the retries might later); `status` is the HTTP status, if any."""
+
+    code = "provider.failed"
+
+    def __init__(
+        self, message: Phrase | str, *, permanent: bool = True, status: int | None = None
+    ) -> None:
+        self.permanent = permanent
+        self.status = status
+        super().__init__(message)

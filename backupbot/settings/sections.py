@@ -16,10 +16,18 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from backupbot import dburl
 from backupbot.cron import check_cron
+from backupbot.settings.providers import (
+    NeonSettings,
+    ProviderSection,
+    RailwaySettings,
+    RenderSettings,
+    SupabaseSettings,
+)
 from backupbot.storage.agestream import parse_recipient
 
 PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
@@ -183,6 +191,11 @@ class DatabaseSettings(Strict):
     protected: bool = False  # `--in-place` restores need two approvals
     rto_minutes: int | None = Field(default=None, ge=1)  # overrides restore.rto_minutes
     drill_target: str | None = None  # overrides drill.target for this database
+    # The provider's API for point-in-time restores and recovery facts (settings/providers.py)
+    neon: NeonSettings | None = None
+    supabase: SupabaseSettings | None = None
+    railway: RailwaySettings | None = None
+    render: RenderSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -198,6 +211,23 @@ class DatabaseSettings(Strict):
     @classmethod
     def _valid_url(cls, v: SecretStr) -> SecretStr:
         return check_pg_url(v)
+
+    @model_validator(mode="after")
+    def _one_provider_section(self) -> DatabaseSettings:
+        given = [p for p in ("neon", "supabase", "railway", "render") if getattr(self, p)]
+        for section in given:
+            if section != self.provider:
+                raise ValueError(
+                    f"has a {section}: section but provider: {self.provider}; "
+                    f"set provider: {section} or remove the section"
+                )
+        return self
+
+    @property
+    def provider_section(self) -> ProviderSection | None:
+        """The provider API section of this database's provider, if configured."""
+        section: ProviderSection | None = getattr(self, self.provider, None)
+        return section
 
     @field_validator("schedule")
     @classmethod
