@@ -19,6 +19,7 @@ from backupbot.bot.slack.kit import (
     render,
     section,
 )
+from backupbot.bot.sparkline import trend_lines
 from backupbot.commands import humanize
 from backupbot.commands.operation_notes import note_detail
 from backupbot.commands.registry import Surface, specs
@@ -61,6 +62,9 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
     pairs.append(("Restore drills", render(rto_phrase(s.rto))))
     if trend := trend_text(s.rto):
         pairs.append(("RTO trend (last 6 drills)", esc(trend)))
+    if s.trend:
+        sizes, times = trend_lines(s.trend)
+        pairs.append(("Size and duration trend", f"{esc(sizes)}\n{esc(times)}"))
     blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
     notes = [f":warning: {render(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
     if notes:
