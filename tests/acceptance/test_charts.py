@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
 
 from backupbot.bot.sparkline import BARS
 from backupbot.devkit.slack_standin import SlackStandin
@@ -121,3 +121,43 @@ def test_status_shows_the_sparkline_and_chart_uploads_a_png_of_the_window(
     assert "could not be posted (internal_error)" in answer, answer
     assert "Last good backup" in answer  # the status stands
     assert len(dep.standin.uploaded_files(CHANNEL)) == 1
+
+
+@pytest.fixture
+def checklisted(pg: Any, tmp_path: Path) -> Iterator[Deployment]:
+    url, _counts = source_database(pg)
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "sqlite"),
+            pg,
+            standin,
+            tmp_path / "deploy",
+            databases={"app": url},
+            extra={"schedules": {"checklist": "*/4 * * * * *"}},
+        )
+        yield dep
+        dep.close()
+
+
+def test_the_monthly_checklist_has_the_chart_in_its_thread(checklisted: Deployment) -> None:
+    dep = checklisted
+    dep.standin.server_error("files.completeUploadExternal", times=None)  # first: it fails
+    dep.start()
+    _backups(dep)
+    checklist = dep.wait_message(lambda m: m.text.startswith("Backup verification checklist"))
+    failed = dep.wait_action("checklist.chart_failed", "app")
+    assert failed.details["error"] == "internal_error"
+    assert dep.standin.message(CHANNEL, checklist.ts).text == checklist.text  # it stands
+
+    dep.standin.clear_faults()
+    engine = create_engine(dep.state_url)
+    with engine.begin() as conn:  # next month: a new period's checklist is posted
+        conn.execute(text("DELETE FROM checklists"))
+    engine.dispose()
+    checklist = dep.wait_message(
+        lambda m: m.text.startswith("Backup verification checklist") and m.ts != checklist.ts
+    )
+    [chart] = _uploaded(dep, 1)
+    assert chart.thread_ts == checklist.ts
+    assert chart.initial_comment and "stored backup(s)" in chart.initial_comment
+    assert _png(chart).text["backupbot:database"] == "app"
