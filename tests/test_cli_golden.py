@@ -50,6 +50,7 @@ from backupbot.commands.status import (
     DrillSummary,
     database_status,
 )
+from backupbot.commands.trends import Trend
 from backupbot.errors import BackupAlreadyRunning, ConfigError, RestoreConflict, UsageError
 from backupbot.phrases import Actor, Command, MessageLink, Name, say
 from backupbot.settings import RetentionSettings
@@ -334,6 +335,7 @@ def _statuses() -> list[DatabaseStatus]:
         timezone="Europe/Berlin",
         drills=DRILLS,
         rto_minutes=30,
+        trend=Trend([2**20 * (10 + i) for i in range(8)], [60.0 + 5 * i for i in range(8)]),
     )
     never = database_status(
         _NoGoodBackup(), "shop", "supabase", NOW, alerts=[ALERT], rto_minutes=30
@@ -353,6 +355,9 @@ class _NoGoodBackup:
 
     def count(self, name: str, status_: str) -> int:
         return 0
+
+    def stored(self, name: str, limit: int | None = None) -> list[Any]:
+        return []
 
 
 class _Stale(_NoGoodBackup):

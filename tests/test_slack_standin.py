@@ -408,3 +408,41 @@ def test_signer_bad_signature_and_stale_timestamp_are_returned(
     assert forged.status == 401 and forged.json() == {"error": "bad signature"}
     stale = signer.send_raw(b"text=x", "application/x-www-form-urlencoded", timestamp=1)
     assert stale.status == 401
+
+
+# -- file uploads (files_upload_v2) ------------------------------------------------------
+
+
+def test_files_upload_v2_goes_through_the_upload_flow_and_keeps_the_bytes(
+    standin: SlackStandin, client: WebClient
+) -> None:
+    sent = client.files_upload_v2(
+        channel="C1",
+        content=b"\x89PNG fake",
+        filename="chart.png",
+        title="A chart",
+        initial_comment="3 points",
+        thread_ts="1700000000.000100",
+    )
+    [f] = standin.uploaded_files("C1")
+    assert f.data == b"\x89PNG fake" and f.filename == "chart.png" and f.title == "A chart"
+    assert (f.initial_comment, f.thread_ts, f.length) == ("3 points", "1700000000.000100", 9)
+    assert sent["file"]["id"] == f.id
+    assert [c for c, _ in standin.calls()] == [
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
+
+
+def test_complete_upload_refuses_files_whose_bytes_never_arrived(
+    standin: SlackStandin, client: WebClient
+) -> None:
+    url = client.files_getUploadURLExternal(filename="x.png", length=3)
+    with pytest.raises(SlackApiError) as raised:
+        client.files_completeUploadExternal(files=[{"id": url["file_id"]}], channel_id="C1")
+    assert raised.value.response["error"] == "file_not_found"
+    with pytest.raises(SlackApiError) as raised:
+        client.files_getUploadURLExternal(filename="", length=3)
+    assert raised.value.response["error"] == "invalid_arguments"
+    assert standin.uploaded_files() == []

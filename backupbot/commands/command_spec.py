@@ -30,6 +30,7 @@ class Surface(enum.Enum):
 
 BOTH = frozenset(Surface)
 CLI_ONLY = frozenset({Surface.CLI})
+SLACK_ONLY = frozenset({Surface.SLACK})
 
 
 class Role(enum.IntEnum):

@@ -14,6 +14,7 @@ from typing import Any
 from backupbot.commands.command_spec import (
     CLI_ONLY,
     REGISTRY,
+    SLACK_ONLY,
     Databases,
     Role,
     Spec,
@@ -187,10 +188,20 @@ class Retention:
 
 @command("status", ("status",), role=Role.VIEWER, slow=True)
 class Status:
-    """Last good backup, last failure, backups kept, the RTO record and anything worrying, per
-    database."""
+    """Last good backup, last failure, backups kept, the RTO record, size and duration
+    trends and anything worrying, per database.
+
+    --chart posts a PNG chart in the channel (on the CLI: writes it to FILE): stored size
+    and backup duration over 90 days, and the drills' recovery time against the RTO
+    target."""
 
     database: str | None = database_arg(Databases.ALL)
+    chart: bool = switch(
+        "--chart", "post a 90-day size, duration and drill chart", surfaces=SLACK_ONLY
+    )
+    chart_file: str | None = option(
+        "--chart", "FILE", "write the 90-day trend chart (PNG) to FILE", surfaces=CLI_ONLY
+    )
 
 
 @command("log", ("log",), role=Role.VIEWER, slow=True, too_many="{c} takes at most one number.")

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from backupbot.commands import humanize
 from backupbot.commands.rto_record import RtoLine, rto_line
 from backupbot.commands.schedule import StaleRule, as_stale_rule
+from backupbot.commands.trends import SPARK_POINTS, Trend, trend
 from backupbot.phrases import Command, Phrase, say
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import DrillRecord
@@ -83,6 +84,7 @@ class DatabaseStatus:
     drills: list[DrillSummary] = field(default_factory=list)  # newest first, at most 7
     alerts: list[AlertSummary] = field(default_factory=list)  # open, about this database
     rto_minutes: int | None = None  # its RTO target (None: the latest drill's)
+    trend: Trend = field(default_factory=Trend)  # the last stored backups' sizes, durations
 
     @property
     def healthy(self) -> bool:
@@ -170,6 +172,7 @@ def database_status(
         drills=list(drills)[:7],
         alerts=list(alerts),
         rto_minutes=rto_minutes,
+        trend=trend(catalog.stored(name, limit=SPARK_POINTS)),
     )
 
 

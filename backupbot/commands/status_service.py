@@ -12,6 +12,7 @@ from backupbot.clock import Clock
 from backupbot.commands.rto_report import RtoReport, default_since, rto_report
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
+from backupbot.commands.trends import ChartData, chart_data, chart_since
 from backupbot.settings import Settings
 from backupbot.storage.catalog import BackupCatalog
 
@@ -69,3 +70,20 @@ class StatusService:
         start = default_since(now) if since is None else since
         targets = {d.name: self._drills.rto_minutes(d.name) for d in self._settings.databases}
         return rto_report(self._drills.history(start, database), targets, start, now, database)
+
+    def charts(self, database: str | None = None) -> list[ChartData]:
+        """The trend chart's series of one configured database, or of each: 90 days of
+        stored backups and drills, with its RTO target."""
+        now = self._clock.now()
+        since = chart_since(now)
+        return [
+            chart_data(
+                d.name,
+                now,
+                self._catalog.stored(d.name, since=since),
+                self._drills.history(since, d.name),
+                self._drills.rto_minutes(d.name),
+            )
+            for d in self._settings.databases
+            if database in (None, d.name)
+        ]

@@ -310,6 +310,23 @@ class BackupCatalog:
         with read_session(self._engine) as session:
             return [BackupRecord.from_row(r) for r in session.scalars(stmt)]
 
+    def stored(
+        self, database: str, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[BackupRecord]:
+        """Backups of `database` that were verified and stored (retention may have deleted
+        them since), started at or after `since`, the newest `limit`; oldest first."""
+        stmt = select(BackupRow).where(
+            BackupRow.database == database,
+            BackupRow.status.in_((SUCCEEDED, DELETING, DELETED)),
+            BackupRow.stored_size.is_not(None),
+            BackupRow.finished_at.is_not(None),
+        )
+        if since is not None:
+            stmt = stmt.where(BackupRow.started_at >= since)
+        stmt = stmt.order_by(BackupRow.started_at.desc(), BackupRow.id.desc()).limit(limit)
+        with read_session(self._engine) as session:
+            return [BackupRecord.from_row(r) for r in session.scalars(stmt)][::-1]
+
     def claim_for_deletion(self, backup_id: str) -> bool:
         """Retention's claim: `succeeded` -> `deleting`, only while no open restore or
         drill reads the backup. The backup row is locked first (as `lock_for_restore`

@@ -11,8 +11,10 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from backupbot.bot.charts import render_chart
 from backupbot.bot.cli import log_export
 from backupbot.bot.cli.render import backup as backup_text
 from backupbot.bot.cli.render import cli_command
@@ -190,11 +192,26 @@ def retention(services: Services, request: r.Retention, as_json: bool) -> int:
 def status(services: Services, request: r.Status, as_json: bool) -> int:
     """Where each database stands; exit 1 if any needs attention."""
     report = services.status_report(request.database)
+    if request.chart_file:
+        write_charts(services, request.database, request.chart_file)
     if as_json:
         _print_json([status_text.status_json(s) for s in report])
     else:
         print("\n".join(status_text.status_lines(report, services.bot_status())))
     return 0 if all(s.healthy for s in report) else 1
+
+
+def write_charts(services: Services, database: str | None, path: str) -> None:
+    """`status --chart FILE`: the trend chart as PNG; with several databases one file
+    each, FILE's name with the database before the suffix."""
+    charts = services.status.charts(database)
+    for data in charts:
+        target = Path(path)
+        if len(charts) > 1:
+            target = target.with_name(f"{target.stem}-{data.database}{target.suffix or '.png'}")
+        chart = render_chart(data)
+        target.write_bytes(chart.png)
+        print(f"wrote {target}: {chart.comment}", file=sys.stderr)
 
 
 def log(services: Services, request: r.Log, as_json: bool) -> int:

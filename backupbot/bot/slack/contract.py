@@ -10,6 +10,7 @@ BOT_SCOPES = (
     "commands",
     "chat:write",
     "chat:write.public",
+    "files:write",  # trend charts (files_upload_v2)
     "im:write",
     "usergroups:read",
     "users:read",

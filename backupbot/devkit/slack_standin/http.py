@@ -53,6 +53,9 @@ class _Handler(BaseHTTPRequestHandler):
                 authorization=self.headers.get("Authorization", ""),
             )
             self._send(status, json.dumps(payload).encode("utf-8"), _JSON_TYPE, headers)
+        elif url.path.startswith("/upload/") and self.command == "POST":
+            status, text = standin._handle_upload(url.path.removeprefix("/upload/"), body)
+            self._send(status, text.encode("utf-8"), _TEXT_TYPE, {})
         elif url.path.startswith("/response/") and self.command == "POST":
             rid = url.path.removeprefix("/response/")
             status, text = standin._handle_response_post(rid, body)

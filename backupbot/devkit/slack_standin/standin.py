@@ -71,6 +71,8 @@ class SlackStandin(WebApi, SocketMode):
             "views.open": self._views_open,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         # Methods that take the app-level (xapp-) token instead of the bot token.
         self._app_methods = {
@@ -96,6 +98,7 @@ class SlackStandin(WebApi, SocketMode):
         self._faults = {}
         self._held = set()
         self._calls = []
+        self._files = {}
         self._sockets_opened = 0
         self._response_url_uses = dict.fromkeys(self._response_url_uses, 0)
 
@@ -165,6 +168,9 @@ class SlackStandin(WebApi, SocketMode):
         host, port = self._server.server_address[:2]
         assert isinstance(host, str)  # an AF_INET address: (str, int)
         return f"http://{host}:{port}"
+
+    def _root_url(self) -> str:
+        return self.root_url
 
     @property
     def base_url(self) -> str:

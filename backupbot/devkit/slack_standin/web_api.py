@@ -17,6 +17,7 @@ from backupbot.devkit.slack_standin.blocks import (
     block_kit_errors,
 )
 from backupbot.devkit.slack_standin.faults import FaultInjection
+from backupbot.devkit.slack_standin.files import FileUploads
 from backupbot.devkit.slack_standin.records import (
     APP_ID,
     BOT_ID,
@@ -32,8 +33,8 @@ TRIGGER_SECONDS = 3.0  # how long Slack takes a trigger_id
 MAX_MODAL_TITLE = 24  # characters in a modal's title, submit and close labels
 
 
-class WebApi(FaultInjection):
-    """The Web API part of `SlackStandin`."""
+class WebApi(FaultInjection, FileUploads):
+    """The Web API part of `SlackStandin` (file uploads: `FileUploads`)."""
 
     def _handle_api(
         self, method: str, query: str, body: bytes, content_type: str, authorization: str

@@ -7,6 +7,7 @@ from typing import Any
 
 from backupbot.bot.cli.render.backup import record_json
 from backupbot.bot.cli.render.phrase import render
+from backupbot.bot.sparkline import trend_lines
 from backupbot.commands import humanize
 from backupbot.commands.rto_record import rto_phrase, trend_text
 from backupbot.commands.status import AlertSummary, BotStatus, ChecklistSummary, DatabaseStatus
@@ -40,6 +41,9 @@ def database_lines(s: DatabaseStatus) -> list[str]:
     lines.append(f"  {render(rto_phrase(s.rto))}")
     if trend := trend_text(s.rto):
         lines.append(f"  RTO trend (last 6 drills): {trend}")
+    if s.trend:
+        sizes, times = trend_lines(s.trend)
+        lines += [f"  size trend: {sizes}", f"  duration trend: {times}"]
     lines.extend(f"  ! {render(w)}" for w in s.warnings)
     lines.extend("  " + alert_line(a) for a in s.alerts)
     return lines
@@ -72,6 +76,7 @@ def status_json(s: DatabaseStatus) -> dict[str, Any]:
         "running": record_json(s.running),
         "next_scheduled_backup": s.next_backup.isoformat() if s.next_backup else None,
         "rto": s.rto.as_json(),
+        "trend": {"stored_sizes": s.trend.sizes, "durations_seconds": s.trend.durations},
         "alerts": [alert_json(a) for a in s.alerts],
     }
 

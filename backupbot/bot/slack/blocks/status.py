@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from backupbot.bot.slack.charts import ChartPost
 from backupbot.bot.slack.kit import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
     Block,
     Message,
+    channel_link,
     clip,
     code,
     context,
@@ -19,6 +21,7 @@ from backupbot.bot.slack.kit import (
     render,
     section,
 )
+from backupbot.bot.sparkline import trend_lines
 from backupbot.commands import humanize
 from backupbot.commands.operation_notes import note_detail
 from backupbot.commands.registry import Surface, specs
@@ -61,6 +64,9 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
     pairs.append(("Restore drills", render(rto_phrase(s.rto))))
     if trend := trend_text(s.rto):
         pairs.append(("RTO trend (last 6 drills)", esc(trend)))
+    if s.trend:
+        sizes, times = trend_lines(s.trend)
+        pairs.append(("Size and duration trend", f"{esc(sizes)}\n{esc(times)}"))
     blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
     notes = [f":warning: {render(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
     if notes:
@@ -98,7 +104,26 @@ def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
     )
 
 
-def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None = None) -> Message:
+def chart_line(posts: Sequence[ChartPost], channel: str) -> str:
+    """What became of `--chart`: where the charts are, or why one is not there."""
+    if not posts:
+        return ":warning: No chart: the bot has no channel to post it in (`slack.channel`)."
+    lines = [
+        f":bar_chart: Trend chart of {code(p.database)} posted in {channel_link(channel)}."
+        if p.posted
+        else f":warning: The trend chart of {code(p.database)} could not be posted "
+        f"({esc(p.error)}); the status above stands."
+        for p in posts
+    ]
+    return "\n".join(lines)
+
+
+def status_message(
+    statuses: Sequence[DatabaseStatus],
+    overall: BotStatus | None = None,
+    charts: Sequence[ChartPost] | None = None,
+    channel: str = "",
+) -> Message:
     worrying = [s.name for s in statuses if not s.healthy]
     summary = (
         f"{len(worrying)} of {len(statuses)} database(s) need attention: "
@@ -119,6 +144,8 @@ def status_message(statuses: Sequence[DatabaseStatus], overall: BotStatus | None
             blocks.append(context(f"{rest} more database(s); ask for one: `/backup status DB`."))
             break
         blocks.extend(part)
+    if charts is not None:
+        blocks = [*blocks[: MAX_BLOCKS - 1], context(chart_line(charts, channel))]
     return Message(f"Backup status: {summary}", blocks)
 
 

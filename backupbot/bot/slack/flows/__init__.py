@@ -50,7 +50,10 @@ class Flows:
 
     @property
     def checklist(self) -> ChecklistFlow:
-        return ChecklistFlow(self._services.checklists, self.slack, self._services.incidents)
+        services = self._services
+        return ChecklistFlow(
+            services.checklists, self.slack, services.incidents, charts=services.status.charts
+        )
 
     def deliver_results(self) -> int:
         """A housekeeping step: send the results the outbox holds that are due."""

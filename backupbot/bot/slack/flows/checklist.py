@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.blocks import checklist_reason
+from backupbot.bot.slack.charts import post_charts
 from backupbot.bot.slack.flows.channel import SlackChannel
 from backupbot.bot.slack.kit import Message
 from backupbot.commands.checklist import ChecklistClick
@@ -31,6 +33,7 @@ from backupbot.storage.checklists import ChecklistRecord
 
 if TYPE_CHECKING:
     from backupbot.commands.checklist import ChecklistService
+    from backupbot.commands.trends import ChartData
     from backupbot.storage.incidents import IncidentLog
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,13 @@ _reported_lock = threading.Lock()
 
 class ChecklistFlow:
     def __init__(
-        self, checklists: ChecklistService, slack: SlackChannel, incidents: IncidentLog
+        self,
+        checklists: ChecklistService,
+        slack: SlackChannel,
+        incidents: IncidentLog,
+        charts: Callable[[], Sequence[ChartData]] | None = None,
     ) -> None:
+        self._charts = charts
         self._client = slack.client
         self.channel = slack.channel
         self._checklists = checklists
@@ -97,7 +105,33 @@ class ChecklistFlow:
         posted = self._checklists.posted(record.id, channel, ts, now, actor)
         if (posted.ticked, posted.signed_off) != (claimed.ticked, claimed.signed_off):
             self.refresh(posted)  # ticked while it was being posted
+        self._post_charts(posted, channel, ts, now)
         return posted
+
+    def _post_charts(self, record: ChecklistRecord, channel: str, ts: str, now: datetime) -> None:
+        """Each database's trend chart in the checklist's thread, best effort: a chart
+        that fails is logged and recorded (`checklist.chart_failed`); the checklist stands."""
+        if self._charts is None or self._client is None:
+            return
+        try:
+            charts = list(self._charts())
+        except Exception:
+            log.exception("the trend charts of the %s checklist were not drawn", record.period)
+            return
+        for post in post_charts(self._client, channel, charts, thread_ts=ts):
+            if post.posted:
+                continue
+            try:
+                self._incidents.record(
+                    at=now,
+                    actor=SCHEDULER_ACTOR,
+                    action="checklist.chart_failed",
+                    outcome="failed",
+                    database=post.database,
+                    details={"period": record.period, "channel": channel, "error": post.error},
+                )
+            except Exception:
+                log.exception("could not record the failed %s chart", post.database)
 
     def _record_refusal(
         self, record: ChecklistRecord, channel: str, exc: delivery.DeliveryError, now: datetime

@@ -28,6 +28,7 @@ from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.blocks.drill import drill_ack, drill_postponed, drill_refused
 from backupbot.bot.slack.blocks.note import note_ack
 from backupbot.bot.slack.blocks.retention import retention_dry_run
+from backupbot.bot.slack.charts import post_charts
 from backupbot.bot.slack.flows import Flows
 from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
@@ -173,7 +174,11 @@ def _note(call: Invocation, request: r.Note) -> kit.Message:
 def _status(call: Invocation, request: r.Status) -> kit.Message:
     services = call.services
     report, overall = services.status_report(request.database), services.bot_status()
-    return status_blocks.status_message(report, overall)
+    posts = None
+    if request.chart:
+        charts = services.status.charts(request.database)
+        posts = post_charts(call.client, call.channel, charts) if call.channel else []
+    return status_blocks.status_message(report, overall, posts, call.channel)
 
 
 def _retention(call: Invocation, request: r.Retention) -> kit.Message:
