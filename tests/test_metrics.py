@@ -94,3 +94,23 @@ def test_a_missing_state_database_answers_up_zero_not_500(tmp_path: Path) -> Non
     _, v = _scrape(engine)
     assert v[("backupbot_state_database_up", ())] == 0
     assert ("backupbot_scheduler_leader", (("scope", "process"),)) in v
+
+
+def test_the_example_rules_name_only_metrics_the_exporter_produces(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    engine = create_state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate(engine)
+    _backup(engine, "b1", "succeeded", T0)
+    body, _ = _scrape(engine)
+    produced = set(re.findall(r"^# TYPE (\w+)", body, re.M))
+    produced |= {n + "_total" for n in produced}
+    rules = Path(__file__).parents[1] / "deploy/prometheus/backupbot.rules.yml"
+    doc = yaml.safe_load(rules.read_text())
+    exprs = [r["expr"] for g in doc["groups"] for r in g["rules"]]
+    assert len(exprs) >= 6
+    for expr in exprs:
+        for name in re.findall(r"\bbackupbot_\w+", expr):
+            assert name in produced, (name, expr)
