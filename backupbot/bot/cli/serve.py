@@ -35,6 +35,20 @@ def _join_workers(deadline: float) -> list[str]:
     return [t.name for t in workers if t.is_alive()]
 
 
+def _metrics(services: Services, leader: Any = None) -> Any:
+    from backupbot.bot.runtime.metrics import StateCollector, registry
+    from backupbot.bot.slack import delivery
+
+    return registry(
+        StateCollector(
+            services.engine,
+            services.settings,
+            leader=(lambda: bool(leader.leading)) if leader is not None else (lambda: False),
+            problems=lambda: len(delivery.HEALTH.problems()),
+        )
+    )
+
+
 def worker(services: Services, host: str, port: int) -> int:
     """Run queued jobs from the shared queue until SIGTERM or SIGINT, taking over work a
     dead process left; `--port` serves /healthz."""
@@ -54,7 +68,9 @@ def worker(services: Services, host: str, port: int) -> int:
     flows = Flows(services, services.slack_client)
     sweeper = Sweeper([services.take_over_abandoned, flows.deliver_results], interval=SWEEP_SECONDS)
     sweeper.start()
-    http = HttpServer(wsgi_app(None), host, port).start() if port else None
+    http = (
+        HttpServer(wsgi_app(None, metrics=_metrics(services)), host, port).start() if port else None
+    )
     log.info("worker running (up to %d jobs)", services.settings.jobs.max_parallel_jobs)
     while not stop.wait(1.0):
         pass
@@ -132,10 +148,10 @@ def serve(services: Services, host: str, port: int) -> int:
             ping_interval=SOCKET_PING_SECONDS,
         )
         socket_mode.connect()
-        http = HttpServer(wsgi_app(None), host, port).start()
+        http = HttpServer(wsgi_app(None, metrics=_metrics(services, scheduler)), host, port).start()
         log.info("connected to Slack in Socket Mode; health check on port %d", port)
     else:
-        http = HttpServer(wsgi_app(app), host, port).start()
+        http = HttpServer(wsgi_app(app, metrics=_metrics(services, scheduler)), host, port).start()
         log.info("serving Slack events over HTTP on %s:%d/slack/events", host, port)
     while not stop.wait(1.0):
         pass

@@ -93,9 +93,13 @@ def health_text(health: delivery.DeliveryHealth) -> str:
     return "".join(f"degraded: Slack {p.describe()}\n" for p in problems)
 
 
-def wsgi_app(app: SlackApp | None, health: delivery.DeliveryHealth | None = None) -> WsgiApp:
+def wsgi_app(
+    app: SlackApp | None,
+    health: delivery.DeliveryHealth | None = None,
+    metrics: Any = None,
+) -> WsgiApp:
     """Bolt at EVENTS_PATH (when given) behind `inbound.verified`, health checks at `/`
-    and `/healthz`."""
+    and `/healthz`, and (given a CollectorRegistry) Prometheus metrics at `/metrics`."""
     handler = (
         inbound.verified(
             SlackRequestHandler(app, path=slack_contract.EVENTS_PATH), app.signing_secret
@@ -110,6 +114,12 @@ def wsgi_app(app: SlackApp | None, health: delivery.DeliveryHealth | None = None
         if environ.get("REQUEST_METHOD") == "GET" and path in ("/", "/healthz"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [health_text(standing).encode("utf-8")]
+        if metrics is not None and environ.get("REQUEST_METHOD") == "GET" and path == "/metrics":
+            from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+            body = generate_latest(metrics)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [body]
         if handler is not None and path == slack_contract.EVENTS_PATH:
             return handler(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
