@@ -83,7 +83,7 @@ def test_backups_are_reported_from_the_state_database(tmp_path: Path) -> None:
     assert v[("backupbot_backup_last_raw_bytes", db)] == 5678
     assert v[("backupbot_backup_last_rows", db)] == 7
     assert v[("backupbot_backup_last_attempt_success", db)] == 0
-    assert v[("backupbot_backups_total", (("database", "app"), ("status", "failed")))] == 1
+    assert v[("backupbot_backups", (("database", "app"), ("status", "failed")))] == 1
     assert v[("backupbot_rto_target_seconds", db)] == 1800
     assert v[("backupbot_state_database_up", ())] == 1
     assert "s3cret" not in body and "postgresql://" not in body

@@ -11,7 +11,7 @@ from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -75,9 +75,8 @@ def _backup_families(session: Session, names: set[str]) -> Iterator[Metric]:
         result.add_metric([db], 1.0 if r.status == "succeeded" else 0.0)
         duration.add_metric([db], (r.finished_at - r.started_at).total_seconds())
     yield from (success, attempt, result, duration, stored, raw, rows)
-    total = CounterMetricFamily(
-        P + "backups", "Backups in the catalog.", labels=["database", "status"]
-    )
+    # Catalog entries by status are a gauge: a succeeded backup later becomes deleted.
+    total = _gauge("backups", "Backups in the catalog by status.", ["database", "status"])
     running = _gauge("backup_running", "1 while a backup of the database runs.", ["database"])
     busy: set[str] = set()
     for db, status, n in session.execute(
@@ -95,9 +94,7 @@ def _backup_families(session: Session, names: set[str]) -> Iterator[Metric]:
 
 def _restore_families(session: Session, settings: Settings) -> Iterator[Metric]:
     names = set(settings.database_names)
-    total = CounterMetricFamily(
-        P + "restores", "Restores by mode and status.", labels=["database", "mode", "status"]
-    )
+    total = _gauge("restores", "Restores by mode and status.", ["database", "mode", "status"])
     for db, mode, status, n in session.execute(
         select(RestoreRow.database, RestoreRow.mode, RestoreRow.status, func.count()).group_by(
             RestoreRow.database, RestoreRow.mode, RestoreRow.status
@@ -106,7 +103,7 @@ def _restore_families(session: Session, settings: Settings) -> Iterator[Metric]:
         if db in names:
             total.add_metric([db, mode, status], float(n))
     yield total
-    drills = CounterMetricFamily(P + "drills", "Drills by status.", labels=["database", "status"])
+    drills = _gauge("drills", "Drills by status.", ["database", "status"])
     for db, status, n in session.execute(
         select(DrillRow.database, DrillRow.status, func.count()).group_by(
             DrillRow.database, DrillRow.status
