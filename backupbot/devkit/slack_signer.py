@@ -9,7 +9,8 @@ and fills in the clicked message from what the stand-in holds. Two transports de
   app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`), with the standard
   library.
 * `SocketModeSlackClient` pushes them as Socket Mode envelopes (`slash_commands`,
-  `interactive`, `events_api`) through the stand-in to the bot's WebSocket connection and waits for the ack.
+  `interactive`, `events_api`) through the stand-in to the bot's WebSocket connection and
+  waits for the ack.
 
 Both answer with a `SlackResponse`, so callers read `.status` and `.json()` the same way.
 """
@@ -93,7 +94,7 @@ class SlackUserActions(ABC):
         if self.standin is not None and (views := self.standin.published_views(user_id)):
             event["view"] = views[-1]
         bot_user = self.standin.bot_user_id if self.standin is not None else "U0BOT"
-        payload = {
+        payload: dict[str, Any] = {
             "token": _VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "api_app_id": _APP_ID,
