@@ -123,7 +123,7 @@ class SlackUserActions(ABC):
         no channel and no response_url, as Slack sends it."""
         name = _user_name(user_id)
         action = {"action_id": action_id, "block_id": block_id, "value": value, "type": "button"}
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
             "api_app_id": _APP_ID,
