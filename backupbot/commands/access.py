@@ -47,6 +47,9 @@ BUTTON_ROLES: dict[str, Role] = {
     # Reviewed (a break-glass restore): an approver other than the runner;
     # commands/escalation_review.py decides (and records `restore.review_refused`).
     "restore.review": Role.VIEWER,
+    # The App Home's buttons: the roles of `/backup now` and `/backup restore`.
+    "home.backup_now": Role.OPERATOR,
+    "home.restore": Role.OPERATOR,
 }
 
 

@@ -117,6 +117,8 @@ class ChecklistService:
             items=len(ITEM_KEYS),
             signed_off_by=record.signed_off_by,
             signed_off_at=record.signed_off_at,
+            channel=record.channel,
+            message_ts=record.message_ts,
         )
 
     def get(self, checklist_id: str) -> ChecklistRecord:

@@ -67,6 +67,8 @@ class ChecklistSummary:
     items: int
     signed_off_by: str | None = None
     signed_off_at: datetime | None = None
+    channel: str | None = None  # where its message is, once posted
+    message_ts: str | None = None
 
 
 @dataclass(frozen=True)

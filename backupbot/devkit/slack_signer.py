@@ -1,4 +1,5 @@
-"""Play Slack towards a bot on a user's behalf: slash commands and clicks, as Slack sends them.
+"""Play Slack towards a bot on a user's behalf: slash commands, clicks and events (the Home
+tab opened), as Slack sends them.
 
 One payload builder (`SlackUserActions`) shapes slash-command fields and `block_actions`
 payloads like Slack's; given a `SlackStandin`, it hands out response_urls the stand-in records
@@ -8,7 +9,8 @@ and fills in the clicked message from what the stand-in holds. Two transports de
   app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`), with the standard
   library.
 * `SocketModeSlackClient` pushes them as Socket Mode envelopes (`slash_commands`,
-  `interactive`) through the stand-in to the bot's WebSocket connection and waits for the ack.
+  `interactive`, `events_api`) through the stand-in to the bot's WebSocket connection and
+  waits for the ack.
 
 Both answer with a `SlackResponse`, so callers read `.status` and `.json()` the same way.
 """
@@ -74,6 +76,68 @@ class SlackUserActions(ABC):
     @abstractmethod
     def _deliver_interaction(self, payload: dict[str, Any]) -> SlackResponse:
         """Deliver an interaction payload (`block_actions`, ...)."""
+
+    @abstractmethod
+    def _deliver_event(self, payload: dict[str, Any]) -> SlackResponse:
+        """Deliver an Events API `event_callback` payload."""
+
+    def app_home_opened(self, user_id: str, tab: str = "home") -> SlackResponse:
+        """`user_id` opens the app's Home tab (or `tab="messages"`): an `app_home_opened`
+        event as the Events API sends it, with the view last published for them, if any."""
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D" + user_id,
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        if self.standin is not None and (views := self.standin.published_views(user_id)):
+            event["view"] = views[-1]
+        bot_user = self.standin.bot_user_id if self.standin is not None else "U0BOT"
+        payload: dict[str, Any] = {
+            "token": _VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "api_app_id": _APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": bot_user,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        return self._deliver_event(payload)
+
+    def home_action(
+        self, user_id: str, action_id: str, value: str, view: dict[str, Any], block_id: str = "b"
+    ) -> SlackResponse:
+        """Click the button `action_id` (carrying `value`) in the Home tab `view` (from
+        `published_views()`): a `block_actions` payload whose container is the view, with
+        no channel and no response_url, as Slack sends it."""
+        name = _user_name(user_id)
+        action = {"action_id": action_id, "block_id": block_id, "value": value, "type": "button"}
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": _APP_ID,
+            "token": _VERIFICATION_TOKEN,
+            "container": {"type": "view", "view_id": view.get("id")},
+            "trigger_id": self._trigger(),
+            "team": {"id": self.team_id, "domain": _TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": view,
+            "state": {"values": {}},
+            "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
+        }
+        return self._deliver_interaction(payload)
 
     def slash_command(
         self,
@@ -260,6 +324,9 @@ class SignedSlackClient(SlackUserActions):
         body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
         return self.send_raw(body, _FORM_TYPE)
 
+    def _deliver_event(self, payload: dict[str, Any]) -> SlackResponse:
+        return self.send_raw(json.dumps(payload).encode("utf-8"), "application/json")
+
     def send_raw(
         self,
         body: bytes,
@@ -308,6 +375,9 @@ class SocketModeSlackClient(SlackUserActions):
 
     def _deliver_interaction(self, payload: dict[str, Any]) -> SlackResponse:
         return self._deliver("interactive", payload)
+
+    def _deliver_event(self, payload: dict[str, Any]) -> SlackResponse:
+        return self._deliver("events_api", payload)
 
     def _deliver(self, envelope_type: str, payload: dict[str, Any]) -> SlackResponse:
         assert self.standin is not None  # required by __init__

@@ -29,6 +29,7 @@ from backupbot.bot.slack.listeners import (
     checklist_actions,
     checklist_reason,
     drill_actions,
+    home_actions,
     note_actions,
     restore_actions,
     review_actions,
@@ -76,6 +77,7 @@ def build_app(services: Services) -> SlackApp:
     alert_actions.register(app, services, Flows(services, build_web_client(services)).alert)
     drill_actions.register(app, services, build_web_client(services))
     note_actions.register(app, services, build_web_client(services))
+    home_actions.register(app, services, build_web_client(services))
     review_actions.register(app, services, flow)
 
     @app.error

@@ -68,13 +68,13 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
         sizes, times = trend_lines(s.trend)
         pairs.append(("Size and duration trend", f"{esc(sizes)}\n{esc(times)}"))
     blocks = [section(f"{icon} *{esc(s.name)}*"), fields(pairs[:10])]
-    notes = [f":warning: {render(w)}" for w in s.warnings] + [_alert_line(a, now) for a in s.alerts]
+    notes = [f":warning: {render(w)}" for w in s.warnings] + [alert_line(a, now) for a in s.alerts]
     if notes:
         blocks.append(section("\n".join(notes)))
     return blocks
 
 
-def _alert_line(alert: AlertSummary, now: datetime) -> str:
+def alert_line(alert: AlertSummary, now: datetime) -> str:
     where = f" · {code(alert.database)}" if alert.database else ""
     if alert.acknowledged_by:
         owner = (
@@ -89,7 +89,7 @@ def _alert_line(alert: AlertSummary, now: datetime) -> str:
     )
 
 
-def _checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
+def checklist_line(checklist: ChecklistSummary | None, now: datetime) -> str:
     if checklist is None:
         return ":clipboard: Monthly checklist: not posted yet this month."
     if checklist.signed_off_by:
@@ -134,8 +134,8 @@ def status_message(
     blocks: list[Block] = [section(f"*Backup status* · {summary}")]
     if overall is not None and statuses:
         now = statuses[0].now
-        lines = [_checklist_line(overall.checklist, now)]
-        lines += [_alert_line(a, now) for a in overall.alerts]
+        lines = [checklist_line(overall.checklist, now)]
+        lines += [alert_line(a, now) for a in overall.alerts]
         blocks.append(context("\n".join(lines)))
     for i, s in enumerate(statuses):
         part = [{"type": "divider"}, *_status_lines(s)]
