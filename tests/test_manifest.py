@@ -147,11 +147,19 @@ def test_bot_scopes_match_code(manifest: dict[str, Any]) -> None:
     assert set(scopes) == set(slack_contract.BOT_SCOPES)
 
 
+def test_bot_events_match_code(manifest: dict[str, Any]) -> None:
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["bot_events"] == list(slack_contract.BOT_EVENTS)
+    assert urlsplit(events["request_url"]).path == slack_contract.EVENTS_PATH
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
 def test_urls_share_one_host(manifest: dict[str, Any]) -> None:
-    # Both urls point at the same `backupbot serve` process; a half-edited host is a bug.
+    # All urls point at the same `backupbot serve` process; a half-edited host is a bug.
     hosts = {
         urlsplit(_backup_command(manifest)["url"]).netloc,
         urlsplit(manifest["settings"]["interactivity"]["request_url"]).netloc,
+        urlsplit(manifest["settings"]["event_subscriptions"]["request_url"]).netloc,
     }
     assert len(hosts) == 1, f"slash command and interactivity urls use different hosts: {hosts}"
 

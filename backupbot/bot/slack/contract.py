@@ -6,6 +6,7 @@
 SLASH_COMMAND = "/backup"
 EVENTS_PATH = "/slack/events"
 USES_INTERACTIVITY = True
+BOT_EVENTS = ("app_home_opened",)  # the Home tab (listeners/home_actions.py); no scope needed
 BOT_SCOPES = (
     "commands",
     "chat:write",
