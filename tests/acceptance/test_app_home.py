@@ -94,6 +94,7 @@ def test_home_shows_the_database_and_its_back_up_button_backs_up(homed: Deployme
 
     again = open_home(homed, REQUESTER)
     assert backup_id in _text(again)  # "Last good backup" names it
+    assert "Size and duration trend" in _text(again)  # the sparkline, once there is one
 
     restore = _click(homed, REQUESTER, again, home.RESTORE_ACTION, "restore")
     assert "/backup restore app latest" in _text(restore)

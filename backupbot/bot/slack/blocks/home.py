@@ -22,6 +22,7 @@ from backupbot.bot.slack.kit import (
     render,
     section,
 )
+from backupbot.bot.sparkline import trend_lines
 from backupbot.commands import humanize
 from backupbot.commands.rto_record import rto_phrase
 from backupbot.commands.status import BotStatus, DatabaseStatus
@@ -91,6 +92,9 @@ def _database_blocks(s: DatabaseStatus, index: int, options: HomeOptions) -> lis
                 f"by {mention(s.running.actor)}",
             )
         )
+    if s.trend:
+        sizes, times = trend_lines(s.trend)
+        pairs.append(("Size and duration trend", f"{esc(sizes)}\n{esc(times)}"))
     blocks = [head, fields(pairs)]
     notes = [f":warning: {render(w)}" for w in s.warnings] + [
         alert_line(a, s.now) for a in s.alerts
