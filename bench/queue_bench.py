@@ -19,6 +19,10 @@ Variants (--variants, in this order by default):
   1w-default  serve alone, defaults (max_parallel_per_server 1)
   3w-default  serve + 2 workers, defaults: still one backup at a time fleet-wide, since
               all databases are on one server
+  1w-remote   serve alone, defaults, the databases spread over --servers "servers"
+              (ports of a proxy adding --delay-ms each way: managed databases over a
+              network, where a backup waits on round trips rather than local CPUs)
+  3w-remote   serve + 2 workers, the same
 
 Checked from the state database after each variant: the `scheduled_runs` ledger has
 exactly one row per database for that second (status done, naming its backup), the
@@ -54,15 +58,19 @@ from deploykit import (
     new_deployment,
     start_cluster,
 )
+from latency_proxy import LatencyProxy
 
 from backupbot.devkit.slack_standin import SlackStandin
 
 REPO = Path(__file__).resolve().parent.parent
-VARIANTS: dict[str, tuple[int, int | None]] = {  # name -> (extra workers, per_server)
-    "1w-shared": (0, 12),
-    "3w-shared": (2, 12),
-    "1w-default": (0, None),
-    "3w-default": (2, None),
+# name -> (extra workers, per_server, through the latency proxies)
+VARIANTS: dict[str, tuple[int, int | None, bool]] = {
+    "1w-shared": (0, 12, False),
+    "3w-shared": (2, 12, False),
+    "1w-default": (0, None, False),
+    "3w-default": (2, None, False),
+    "1w-remote": (0, None, True),
+    "3w-remote": (2, None, True),
 }
 
 
@@ -172,10 +180,21 @@ def wait_done(dep: Deployment, expected: int, due: datetime, timeout: float) -> 
     return False
 
 
+def through(urls: dict[str, str], cluster: Any, ports: list[int]) -> dict[str, str]:
+    """Each URL through one of the proxy's ports, round robin: a server per port."""
+    direct = f"@{cluster.host}:{cluster.port}/"
+    return {
+        name: url.replace(direct, f"@127.0.0.1:{ports[i % len(ports)]}/", 1)
+        for i, (name, url) in enumerate(urls.items())
+    }
+
+
 def run_variant(
-    name: str, args: argparse.Namespace, cluster: Any, urls: dict[str, str]
+    name: str, args: argparse.Namespace, cluster: Any, urls: dict[str, str], ports: list[int]
 ) -> dict[str, Any]:
-    extra_workers, per_server = VARIANTS[name]
+    extra_workers, per_server, remote = VARIANTS[name]
+    if remote:
+        urls = through(urls, cluster, ports)
     n = len(urls)
     with SlackStandin() as standin:
         due = due_second(args.lead)
@@ -195,6 +214,9 @@ def run_variant(
             "workers": 1 + extra_workers,
             "max_parallel_jobs": 4,
             "max_parallel_per_server": per_server or 1,
+            "network": f"{len(ports)} servers, +{2 * args.delay_ms:g} ms a round trip"
+            if remote
+            else "local",
             "databases": n,
             "cron": cron,
             "due": due.isoformat(),
@@ -340,14 +362,14 @@ def markdown(results: list[dict[str, Any]], env: dict[str, Any], n: int) -> str:
         "on one PostgreSQL cluster, all due at the same second, PostgreSQL state, "
         "`max_parallel_jobs` 4 per worker.",
         "",
-        "| workers | per server | ran exactly once | makespan | x 1 worker | "
+        "| workers | per server | network | ran exactly once | makespan | x 1 worker | "
         "max dumps at once | who ran them |",
-        "|---|---:|---|---:|---:|---:|---|",
+        "|---|---:|---|---|---:|---:|---:|---|",
     ]
-    base: dict[int, float] = {}
+    base: dict[tuple[int, str], float] = {}
     for r in results:
         if r["workers"] == 1 and r["makespan_s"]:
-            base[r["max_parallel_per_server"]] = r["makespan_s"]
+            base[(r["max_parallel_per_server"], r["network"])] = r["makespan_s"]
     for r in results:
         once = (
             "yes"
@@ -355,12 +377,13 @@ def markdown(results: list[dict[str, Any]], env: dict[str, Any], n: int) -> str:
             else f"**no** ({r['backups_succeeded']}/{n} succeeded, "
             f"dup {r['duplicated']}, missed {len(r['missed'])})"
         )
-        ref = base.get(r["max_parallel_per_server"])
+        ref = base.get((r["max_parallel_per_server"], r["network"]))
         ratio = f"{r['makespan_s'] / ref:.2f}" if ref and r["makespan_s"] else "—"
         owners = ", ".join(f"{k} {v}" for k, v in sorted(r["owners"].items()))
         span = f"{r['makespan_s']:.1f} s" if r["makespan_s"] else "—"
         lines.append(
-            f"| {r['workers']} | {r['max_parallel_per_server']} | {once} | {span} | {ratio} | "
+            f"| {r['workers']} | {r['max_parallel_per_server']} | {r['network']} | {once} | "
+            f"{span} | {ratio} | "
             f"{r['max_pg_dump_databases']} | {owners} |"
         )
     return "\n".join(lines) + "\n"
@@ -372,6 +395,8 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--lead", type=float, default=40.0, help="s from start to the firing")
     parser.add_argument("--timeout", type=float, default=900.0, help="s per variant")
+    parser.add_argument("--servers", type=int, default=10, help="proxy ports (remote)")
+    parser.add_argument("--delay-ms", type=float, default=10.0, help="one way (remote)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench-bench/queue"))
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
@@ -385,17 +410,22 @@ def main() -> int:
         names = [f"q{i:03d}" for i in range(1, args.databases + 1)]
         urls = clone_databases(cluster, template, names)
         results = []
-        for name in args.variants:
-            r = run_variant(name, args, cluster, urls)
-            results.append(r)
-            log(
-                f"{name}: exactly once {r['exactly_once']}, "
-                f"{r['backups_succeeded']}/{args.databases} succeeded, "
-                f"makespan {r['makespan_s']} s, max dumps at once "
-                f"{r['max_pg_dump_databases']}, owners {r['owners']}"
-            )
-            if r["error_log_lines"] or r["crashed"]:
-                log("errors: " + "\n".join(r["error_log_lines"][:10]) + f" crashed {r['crashed']}")
+        proxy = LatencyProxy(
+            (cluster.host, int(cluster.port)), delay=args.delay_ms / 1000, listeners=args.servers
+        )
+        with proxy:
+            for name in args.variants:
+                r = run_variant(name, args, cluster, urls, proxy.ports)
+                results.append(r)
+                log(
+                    f"{name}: exactly once {r['exactly_once']}, "
+                    f"{r['backups_succeeded']}/{args.databases} succeeded, "
+                    f"makespan {r['makespan_s']} s, max dumps at once "
+                    f"{r['max_pg_dump_databases']}, owners {r['owners']}"
+                )
+                if r["error_log_lines"] or r["crashed"]:
+                    errors = "\n".join(r["error_log_lines"][:10])
+                    log(f"errors: {errors} crashed {r['crashed']}")
         md = markdown(results, env, args.databases)
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / "queue.json").write_text(

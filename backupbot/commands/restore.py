@@ -33,6 +33,7 @@ from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import BackupCatalog, BackupRecord
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import owner_is_dead
+from backupbot.storage.pg_sessions import child_application_name, end_sessions
 from backupbot.storage.restores import FAILED, RestoreRecord, RestoreRequests
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,20 @@ class RestoreService:
         targets: Targets | None = None,
     ) -> None:
         self._restores = restores
+        self._databases = {d.name: d for d in databases}
+        self._targets = targets or Targets()
         self._incidents = incidents
         self._clock = clock
         self.policy = policy
         self._runner = runner
         self._lookup = BackupLookup(catalog)
         self._planner = RestorePlanner(
-            databases={d.name: d for d in databases},
+            databases=self._databases,
             lookup=self._lookup,
             policy=policy,
             approvers=approvers,
             settings=settings,
-            targets=targets or Targets(),
+            targets=self._targets,
             restores=restores,
         )
         self._decisions = RestoreDecisions(
@@ -196,8 +199,23 @@ class RestoreService:
                     stage=r.stage,
                     owner=r.owner,
                 )
+            self._end_orphan(r)
             failed.append(self._restores.get(r.id))
         return failed
+
+    def _end_orphan(self, record: RestoreRecord) -> None:
+        """End the target sessions a dead process's pg_restore may still hold: it runs on
+        as an orphan after its bot was SIGKILLed, and exits once its sessions end."""
+        db = self._databases.get(record.database)
+        if db is None or record.stage != "restore":  # only that stage runs pg_restore
+            return
+        try:
+            target = self._targets.conn(db, record.target_name, record.target_db)
+        except BackupbotError:
+            return  # the target was removed from the configuration meanwhile
+        ended = end_sessions(target, child_application_name(target, "pg_restore", record.id))
+        if ended:
+            log.warning("ended %d session(s) of the abandoned restore %s", ended, record.id)
 
     def unannounced(self) -> list[RestoreRecord]:
         return [r for r in self._restores.unannounced() if not r.is_open]

@@ -284,6 +284,7 @@ class RestoreRunner:
                 lock_timeout_seconds=self._settings.lock_timeout_seconds,
                 statement_timeout_seconds=self._settings.statement_timeout_seconds,
                 timeout_seconds=self._settings.timeout_minutes * 60,
+                job_id=record.id,  # so a takeover can end an orphan's sessions
             ) as restore,
             self._interrupts.running(record.id, restore.kill),
         ):

@@ -117,8 +117,9 @@ class PgRestore(PgProcess):
         lock_timeout_seconds: float | None = 30,
         statement_timeout_seconds: float | None = None,
         timeout_seconds: float | None = None,
+        job_id: str | None = None,
     ) -> None:
-        super().__init__(conn, child_application_name(conn, "pg_restore"))
+        super().__init__(conn, child_application_name(conn, "pg_restore", job_id))
         self.args = [binaries.pg_restore, "--exit-on-error", "--no-password", f"--jobs={jobs}"]
         if clean:
             self.args += ["--clean", "--if-exists"]

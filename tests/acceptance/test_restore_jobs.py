@@ -191,6 +191,57 @@ def test_a_worker_killed_mid_restore_is_abandoned_and_its_target_can_be_restored
             second.kill()
 
 
+def test_a_killed_workers_orphaned_pg_restore_is_ended_by_the_takeover(
+    jobless_serve: tuple[Deployment, str], pg: Any
+) -> None:
+    """SIGKILL reaches the worker only: its pg_restore lives on as an orphan, waiting on
+    an application's lock with nobody left to cancel it. The process that takes the
+    restore over ends its sessions by the name the restore's id gives them, and the
+    orphan, restoring with --exit-on-error, exits while the lock is still held."""
+    dep, _url = jobless_serve
+    worker = start_worker(dep, 1)
+    try:
+        backup_now(dep)
+        target = f"orphan_{secrets.token_hex(3)}"
+        target_url = pg.create_database(target)
+        load_sample_data(target_url)
+        with psycopg.connect(target_url, application_name="checkout-service") as holder:
+            holder.execute(
+                'UPDATE "Opportunity" SET title = title '
+                'WHERE id = (SELECT id FROM "Opportunity" LIMIT 1)'
+            )
+            request, restore_id = request_restore(dep, f"app latest --into {target}")
+            dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+            assert wait_until(lambda: _pg_restore_sessions(target_url) > 0), "no pg_restore ran"
+            orphans = [
+                p
+                for p in psutil.Process(worker.pid).children(recursive=True)
+                if p.name() == "pg_restore"
+            ]
+            assert orphans, "the worker runs no pg_restore"
+            worker.kill()  # the worker alone: its pg_restore is reparented and goes on
+
+            dep.wait_incident(
+                lambda i: i.action == "restore.abandoned"
+                and i.details.get("restore_id") == restore_id
+            )
+            assert wait_until(lambda: not any(map(_alive, orphans))), (
+                "the orphaned pg_restore still runs after the takeover"
+            )
+            assert _pg_restore_sessions(target_url) == 0
+            holder.rollback()
+    finally:
+        worker.kill()
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running, not a zombie (an orphan's reaper may be slow, or be no real init)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _scratch_sessions(server: PgCluster) -> int:
     """Sessions in a drill's scratch database (its pg_restore, held by the event trigger)."""
     with psycopg.connect(server.url(), autocommit=True) as conn:
