@@ -222,8 +222,9 @@ def test_a_killed_workers_orphaned_pg_restore_is_ended_by_the_takeover(
             worker.kill()  # the worker alone: its pg_restore is reparented and goes on
 
             dep.wait_incident(
-                lambda i: i.action == "restore.abandoned"
-                and i.details.get("restore_id") == restore_id
+                lambda i: (
+                    i.action == "restore.abandoned" and i.details.get("restore_id") == restore_id
+                )
             )
             assert wait_until(lambda: not any(map(_alive, orphans))), (
                 "the orphaned pg_restore still runs after the takeover"
