@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
     from sqlalchemy import Engine
 
+    from backupbot.bot.slack.kit import Message
+
 
 from backupbot.bot.infrastructure import STORE_SERVER, server_key
 from backupbot.commands.access import Access
@@ -202,36 +204,34 @@ class Services:
 
     def _correct_restore_message(self, record: RestoreRecord) -> None:
         """A taken-over restore's request message still says running: show its end."""
-        if self.slack_client is None or not (record.channel and record.message_ts):
-            return
-        from backupbot.bot.slack import delivery
         from backupbot.bot.slack.blocks import restore as restore_blocks
 
         message = restore_blocks.restore_message(record, self.clock.now())
-        delivery.update(self.slack_client, record.channel, record.message_ts, message)
+        self._correct(f"restore:{record.id}", record.channel, record.message_ts, message)
 
     def _correct_drill_message(self, record: DrillRecord) -> None:
         """A taken-over drill's channel message still says running: show its end."""
-        if self.slack_client is None or not (record.channel and record.message_ts):
-            return
-        from backupbot.bot.slack import delivery
         from backupbot.bot.slack.blocks import drill as drill_blocks
 
         message = drill_blocks.drill_message(record, self.clock.now())
-        delivery.update(self.slack_client, record.channel, record.message_ts, message)
+        self._correct(f"drill:{record.id}", record.channel, record.message_ts, message)
 
     def _correct_message(self, record: BackupRecord) -> None:
         """A taken-over backup's channel message still says running: show its end."""
-        if self.slack_client is None or not (record.channel and record.message_ts):
-            return
-        from backupbot.bot.slack import delivery
         from backupbot.bot.slack.blocks import backup as backup_blocks
 
-        delivery.update(
-            self.slack_client,
-            record.channel,
-            record.message_ts,
-            backup_blocks.backup_result(record),
+        message = backup_blocks.backup_result(record)
+        self._correct(f"backup:{record.id}", record.channel, record.message_ts, message)
+
+    def _correct(self, key: str, channel: str | None, ts: str | None, message: Message) -> None:
+        """Through the outbox, under the result's own key: sent now if Slack answers,
+        else by the next housekeeping (and it supersedes an older version still waiting)."""
+        if self.slack_client is None or not (channel and ts):
+            return
+        from backupbot.bot.slack.outbox_delivery import OutboxDelivery
+
+        OutboxDelivery(self.outbox, self.slack_client, self.incidents, self.clock).send(
+            key, channel, message, ts=ts
         )
 
     def close(self) -> None:

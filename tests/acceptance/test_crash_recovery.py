@@ -76,6 +76,43 @@ def test_a_restarted_serve_fails_the_killed_backup_at_once_and_removes_its_parti
     assert again.text.startswith("Backup of app succeeded")
 
 
+def test_the_correction_of_a_killed_backups_message_waits_out_a_slack_outage(
+    own_deployment: tuple[Deployment, str],
+) -> None:
+    """The restarted serve takes the killed backup over while Slack answers 500 to
+    chat.update: the corrected message waits in the outbox under the backup's key, and
+    arrives in the original message once Slack answers again."""
+    dep, url = own_deployment
+    backup_id = _kill_mid_dump(dep, url)
+    dep.standin.server_error("chat.update", times=None)
+    try:
+        dep.start()
+        dep.wait_incident(lambda i: i.action == "backup.abandoned" and i.backup_id == backup_id)
+
+        def waiting() -> bool:
+            rows = _outbox(dep, f"backup:{backup_id}")
+            return bool(rows) and rows[-1][0] == "pending" and rows[-1][1] >= 1
+
+        assert wait_until(waiting, timeout=90), _outbox(dep, f"backup:{backup_id}")
+        [shown] = [m for m in dep.standin.messages() if backup_id in _text(m)]
+        assert "dumping" in shown.text  # Slack has not been told yet
+    finally:
+        dep.standin.clear_faults("chat.update")
+    fixed = dep.wait_message(lambda m: m.ts == shown.ts and "failed" in m.text)
+    assert "nothing was kept" in fixed.text  # the true end, in the message that said running
+    assert [m.ts for m in dep.standin.messages() if backup_id in _text(m)] == [shown.ts]
+
+
+def _outbox(dep: Deployment, key: str) -> list[tuple[str, int]]:
+    engine = create_engine(dep.state_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT status, attempts FROM outbox WHERE key = :k ORDER BY id"), {"k": key}
+        ).all()
+    engine.dispose()
+    return [(r[0], r[1]) for r in rows]
+
+
 def test_the_cli_takes_over_a_backup_whose_serve_was_killed_and_records_it(
     own_deployment: tuple[Deployment, str],
 ) -> None:
