@@ -83,7 +83,7 @@ def test_restore_pitr_replaces_the_database_in_place(
     supabase = adapter(world, standin)
     at = world.old_at + timedelta(minutes=10)
     started = supabase.restore(to=at, into="in_place")
-    assert started.id == f"pitr-{int(at.timestamp())}"
+    assert started.id.startswith(f"pitr-{int(at.timestamp())}-")
     done, seen = follow(supabase.operation_status, started)
     assert seen[0] == "running" and done.state == "succeeded"
     assert done.connection_url == world.live_url
@@ -134,3 +134,13 @@ def test_a_wrong_key_is_permanent_and_no_secret_leaks(
     )
     for secret in (wrong, world.key, world.pg.password):
         assert secret not in str(caught.value) and secret not in caplog.text
+
+
+def test_healthy_before_the_restore_starts_is_not_success(
+    world: World, standin: SupabaseStandIn
+) -> None:
+    standin.restoring_after_polls = 2  # Supabase is slow to switch the project's status
+    supabase = adapter(world, standin)
+    done, seen = follow(supabase.operation_status, supabase.restore(to=world.old_at))
+    assert seen[:2] == ["running", "running"] and done.state == "succeeded"
+    assert row_counts(world.live_url) == world.old_counts

@@ -39,6 +39,9 @@ class SupabaseStandIn(ProviderStandIn):
         self.pitr_enabled = pitr_enabled
         self.polls_to_finish = polls_to_finish
         self.fail_next_restore = False
+        # the project still answers ACTIVE_HEALTHY this many times after a restore call
+        self.restoring_after_polls = 0
+        self._quiet_polls = 0
         self.bodies = OpenApiBodies(spec_path)
         self.restore: PendingOperation | None = None
         moments = sorted(databases.snapshots)
@@ -50,6 +53,7 @@ class SupabaseStandIn(ProviderStandIn):
 
     def _start(self, template: str) -> Answer:
         fail, self.fail_next_restore = self.fail_next_restore, False
+        self._quiet_polls = self.restoring_after_polls
         self.restore = PendingOperation(
             self.polls_to_finish, lambda: self.databases.replace(self.database, template), fail=fail
         )
@@ -65,7 +69,9 @@ class SupabaseStandIn(ProviderStandIn):
         if request.groups["ref"] != self.project_ref:
             return Answer(404, {"message": "Project not found"})
         status = "ACTIVE_HEALTHY"
-        if self.restore is not None:
+        if self._quiet_polls > 0:
+            self._quiet_polls -= 1
+        elif self.restore is not None:
             state = self.restore.poll()
             status = {"running": "RESTORING", "failed": "RESTORE_FAILED"}.get(state, status)
         return Answer(

@@ -5,6 +5,7 @@ Supabase answers a restore with an empty 201, so the operation id is the bot's o
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,9 @@ from backupbot.storage.providers.contract import (
 from backupbot.storage.providers.http import ProviderHttp
 
 _RUNNING = {"RESTORING", "COMING_UP", "RESTARTING", "UNKNOWN"}
+# Right after the restore call the project may still say ACTIVE_HEALTHY; until it has
+# been seen RESTORING (or this long has passed) that is not yet the restore's success.
+START_GRACE_SECONDS = 120
 _IN_PLACE = (
     "overwritten in place (Supabase restores the project itself); the bot takes its own "
     "safety dump first"
@@ -36,6 +40,7 @@ class SupabaseAdapter:
         self._database_url = database_url
         self.http = http
         self._project = f"/v1/projects/{section.project_ref}"
+        self._seen_restoring: set[str] = set()
 
     def _backups(self) -> dict[str, Any]:
         answer: dict[str, Any] = self.http.request("GET", f"{self._project}/database/backups")
@@ -100,7 +105,7 @@ class SupabaseAdapter:
             self.http.request(
                 "POST", f"{self._project}/database/backups/restore", json={"id": int(snapshot)}
             )
-            return self.operation_status(f"backup-{snapshot}")
+            return self.operation_status(f"backup-{snapshot}-{int(time.time())}")
         if to is None:
             raise ProviderError("give a time or a backup id to restore Supabase to")
         unix = int(utc(to).timestamp())
@@ -109,7 +114,7 @@ class SupabaseAdapter:
             f"{self._project}/database/backups/restore-pitr",
             json={"recovery_time_target_unix": unix},
         )
-        return self.operation_status(f"pitr-{unix}")
+        return self.operation_status(f"pitr-{unix}-{int(time.time())}")
 
     def operation_status(self, operation_id: str) -> ProviderOperation:
         project = self.http.request("GET", self._project)
@@ -121,9 +126,12 @@ class SupabaseAdapter:
                 operation_id, "failed", "Supabase reports RESTORE_FAILED", name, host
             )
         if status in _RUNNING:
-            return ProviderOperation(
-                operation_id, "running", f"project status {status}", name, host
-            )
+            self._seen_restoring.add(operation_id)
+            detail = f"project status {status}"
+            return ProviderOperation(operation_id, "running", detail, name, host)
+        if status == "ACTIVE_HEALTHY" and self._not_started(operation_id):
+            detail = "Supabase has not started the restore yet (project status ACTIVE_HEALTHY)"
+            return ProviderOperation(operation_id, "running", detail, name, host)
         if status != "ACTIVE_HEALTHY":
             return ProviderOperation(operation_id, "failed", f"project status {status}", name, host)
         return ProviderOperation(
@@ -134,6 +142,14 @@ class SupabaseAdapter:
             host,
             connection_url=self._database_url,
         )
+
+    def _not_started(self, operation_id: str) -> bool:
+        """The operation was asked for moments ago and never seen RESTORING (ids end
+        with the Unix time the restore was asked for: "pitr-<target>-<asked>")."""
+        if operation_id in self._seen_restoring:
+            return False
+        asked = operation_id.rsplit("-", 1)[-1]
+        return asked.isdigit() and time.time() - int(asked) < START_GRACE_SECONDS
 
     def health(self) -> ProviderHealth:
         project = self.http.request("GET", self._project)
