@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from backupbot.devkit.providers.databases import ClusterDatabases
 from backupbot.devkit.sample_data import load_sample_data, row_counts
 from backupbot.storage.providers.contract import ProviderOperation
@@ -32,6 +35,22 @@ class World:
     @property
     def live_url(self) -> str:
         return str(self.pg.url(self.live))
+
+    def drop_all(self) -> None:
+        """Drop every database of this world (its snapshots, the live one and every
+        one a stand-in's restore created: they all start with the world's prefix)."""
+        prefix = self.databases.prefix
+        with psycopg.connect(self.pg.url("postgres"), autocommit=True) as conn:
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
+                )
+            ]
+            for name in names:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 def make_world(pg: Any, provider: str) -> World:

@@ -23,8 +23,10 @@ PROJECT, BRANCH = "quiet-sky-123456", "br-main-000001"
 
 
 @pytest.fixture
-def world(pg: Any) -> World:
-    return make_world(pg, "neon")
+def world(pg: Any) -> Iterator[World]:
+    made = make_world(pg, "neon")
+    yield made
+    made.drop_all()
 
 
 @pytest.fixture

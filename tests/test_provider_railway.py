@@ -23,8 +23,10 @@ from tests.provider_world import World, counts_at, follow, make_world
 
 
 @pytest.fixture
-def world(pg: Any) -> World:
-    return make_world(pg, "railway")
+def world(pg: Any) -> Iterator[World]:
+    made = make_world(pg, "railway")
+    yield made
+    made.drop_all()
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ PID = "dpg-main0000000000000-a"
 
 
 @pytest.fixture
-def world(pg: Any) -> World:
-    return make_world(pg, "render")
+def world(pg: Any) -> Iterator[World]:
+    made = make_world(pg, "render")
+    yield made
+    made.drop_all()
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ REF = "qwertyuiopasdfghjklz"
 
 
 @pytest.fixture
-def world(pg: Any) -> World:
-    return make_world(pg, "supabase")
+def world(pg: Any) -> Iterator[World]:
+    made = make_world(pg, "supabase")
+    yield made
+    made.drop_all()
 
 
 @pytest.fixture
