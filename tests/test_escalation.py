@@ -27,6 +27,7 @@ from backupbot.commands.conditions import (
     VERIFICATION_FAILED,
     Finding,
 )
+from backupbot.commands.provider_support import provider_contact
 from backupbot.storage.alerts import BackupFacts
 from backupbot.storage.catalog import SuccessDetails
 from tests.conftest import (
@@ -552,7 +553,7 @@ def test_levels_with_nobody_unlisted_providers_and_global_alerts_say_so_plainly(
         {"name": "Provider support", "after_minutes": 30, "provider_support": True},
     ]
     settings = _settings(
-        sqlite_url, tmp_path, "postgresql://u:p@127.0.0.1:9/app", provider="render", levels=levels
+        sqlite_url, tmp_path, "postgresql://u:p@127.0.0.1:9/app", provider="generic", levels=levels
     )
     bot = bot_factory(settings, clock)
     checklist = _FakeCheck(CHECKLIST_OVERDUE, None)
@@ -566,10 +567,10 @@ def test_levels_with_nobody_unlisted_providers_and_global_alerts_say_so_plainly(
     by_db = {a.database: a for a in bot.services.alerts.open_alerts()}
     app_replies = _replies(bot, by_db["app"].message_ts)
     assert "escalation.levels[0].mention" in app_replies[0].text  # how to configure it
-    assert "no support contact for render databases" in app_replies[1].text
+    assert "no support contact for generic databases" in app_replies[1].text
     global_replies = _replies(bot, by_db[None].message_ts)
     assert "not about one database" in global_replies[1].text
-    assert "render" not in global_replies[1].text
+    assert "generic" not in global_replies[1].text
     assert "Monthly checklist overdue" in json.dumps(
         bot.standin.message(CHANNEL, by_db[None].message_ts).blocks
     )
@@ -661,3 +662,7 @@ def test_a_month_without_a_passed_drill_alerts_until_a_drill_passes(
     done = flow.step(clock.now())
     assert [a.id for a in done.resolved] == [alert.id]
     assert "drill_missing" not in [a.condition for a in bot.services.alerts.open_alerts()]
+
+
+def test_render_has_its_support_link() -> None:
+    assert provider_contact("render") == "Render support: https://render.com/docs/support"

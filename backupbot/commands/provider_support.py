@@ -8,8 +8,15 @@ PROVIDER_SUPPORT: dict[str, str] = {
     "neon": "https://neon.tech/docs/support",
     "supabase": "https://supabase.com/support",
     "railway": "support@railway.app",
+    # Render's support page (or the dashboard's contact form); not in the seed runbook
+    "render": "https://render.com/docs/support",
 }
-_PROVIDER_NAMES = {"neon": "Neon", "supabase": "Supabase", "railway": "Railway"}
+_PROVIDER_NAMES = {
+    "neon": "Neon",
+    "supabase": "Supabase",
+    "railway": "Railway",
+    "render": "Render",
+}
 
 
 def provider_contact(provider: str | None) -> str | None:

@@ -37,6 +37,7 @@ def config_check(settings: Settings, live: bool) -> int:
     if not live:
         return 0
     failed = not _live_checks(settings)
+    failed = not _provider_checks(settings) or failed
     failed = not _slack_live_check(settings) or failed
     return 1 if failed else 0
 
@@ -220,6 +221,33 @@ def _live_checks(settings: Settings) -> bool:
             ok = False
             print(f"{db.name} FAILED: {render(exc.phrase)}")
     return _target_checks(settings) and ok
+
+
+def _provider_checks(settings: Settings) -> bool:
+    """Reach every configured provider API (`neon:`, `supabase:`, `railway:`, `render:`
+    sections) with its credential; one line each, never the key. False if any failed."""
+    from backupbot.storage.providers.factory import adapter_for
+
+    ok = True
+    for db in settings.databases:
+        adapter = adapter_for(db)
+        if adapter is None:
+            continue
+        try:
+            health = adapter.health()
+        except BackupbotError as exc:
+            ok = False
+            print(f"{db.name} provider {db.provider} FAILED: {render(exc.phrase)}")
+            continue
+        except (KeyError, TypeError, ValueError) as exc:
+            ok = False
+            print(
+                f"{db.name} provider {db.provider} FAILED: the API answered in an unexpected "
+                f"shape ({type(exc).__name__}); check api_url"
+            )
+            continue
+        print(f"{db.name} provider {db.provider} OK: {health.detail or 'reachable'}")
+    return ok
 
 
 def _target_checks(settings: Settings) -> bool:

@@ -128,7 +128,9 @@ def _process_parsers(sub: Subparsers) -> None:
     )
     check = config.add_parser("check", help="Validate the config file and environment.")
     check.add_argument(
-        "--live", action="store_true", help="also connect to every database and the store"
+        "--live",
+        action="store_true",
+        help="also connect to every database, the store and each provider API",
     )
 
 
