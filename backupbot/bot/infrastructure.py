@@ -29,6 +29,8 @@ from backupbot.storage.pgconn import ConnInfo
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from backupbot.storage.providers.contract import ProviderAdapter
+
 
 def build_store(storage: StorageSettings) -> ArtifactStore:
     if storage.local is not None:
@@ -95,6 +97,16 @@ def server_key(db: DatabaseSettings) -> str:
     except BackupbotError:
         return f"unparsed:{db.name}"
     return f"{conn.host}:{conn.port}"
+
+
+def status_adapter(db: DatabaseSettings) -> ProviderAdapter | None:
+    """A provider adapter for status reads and alert checks: short timeouts, one retry,
+    so an unreachable provider API costs a status reply seconds, not minutes (restores
+    build their own, patient adapter)."""
+    from backupbot.storage.providers.factory import adapter_for  # httpx: only when used
+    from backupbot.storage.providers.http import RetryPolicy
+
+    return adapter_for(db, timeout=5.0, policy=RetryPolicy(attempts=2, max_delay=2.0))
 
 
 def build_slack_client(creds: SlackCredentials) -> WebClient | None:

@@ -21,6 +21,12 @@ class _Section(BaseModel):
     # How long one provider operation (a restore) may run before the bot gives up
     # following it and says so (the provider's operation itself is not cancelled).
     operation_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # The recovery window the runbook asks of the provider (its retention: 30 days). A
+    # provider keeping less, or with point-in-time recovery off, is a warning in
+    # `/backup status` and the checklist; 0: do not compare the window.
+    expected_recovery_days: int = Field(default=30, ge=0, le=3650)
+    # While that warning holds, also open an alert (escalated like a failed backup).
+    alert_on_recovery_gap: bool = False
 
     @field_validator("api_url")
     @classmethod
