@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
+from backupbot.commands.migrations import failed_warning
 from backupbot.commands.rto_record import RtoLine, rto_line
 from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.commands.trends import SPARK_POINTS, Trend, trend
@@ -160,6 +161,8 @@ def database_status(
     finished = next((d for d in drills if d.status != "running"), None)
     if (warning := drill_warning(finished)) is not None:
         warnings.append(warning)
+    if (failed := failed_warning(name, ok)) is not None:
+        warnings.append(failed)
     return DatabaseStatus(
         name=name,
         provider=provider,

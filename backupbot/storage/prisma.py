@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
 
-APPLIED = "applied"
-FAILED = "failed"
-ROLLED_BACK = "rolled_back"
+APPLIED: Final = "applied"
+FAILED: Final = "failed"
+ROLLED_BACK: Final = "rolled_back"
 State = Literal["applied", "failed", "rolled_back"]
 
 _PRISMA_TABLE = """
