@@ -207,10 +207,12 @@ class Status:
 
 @command("migrations", ("migrations",), role=Role.VIEWER, slow=True)
 class Migrations:
-    """Prisma's migration history as Prisma sees it (`_prisma_migrations`): applied,
-    failed and rolled back, the head, and the head of the newest verified backup. A failed
-    migration comes with the `prisma migrate resolve --rolled-back` command to run once
-    its changes are undone."""
+    """Prisma's migrations as Prisma sees them: applied, failed and rolled back, and the
+    head.
+
+    Read from the database's _prisma_migrations, beside the head its newest verified
+    backup recorded. A failed migration comes with the prisma migrate resolve
+    --rolled-back command to run once what it changed is undone."""
 
     database: str = database_arg(Databases.ONE)
 
