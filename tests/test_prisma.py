@@ -188,7 +188,7 @@ def test_the_view_shows_failed_with_its_command_and_escapes_names(
     deploy(db, hostile, fails=True)
     view = MigrationsView("app", read_migrations(db), None)
     message = migrations_message(view)
-    text = json.dumps(message.blocks)
+    text = json.dumps(message.blocks, ensure_ascii=False)
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "head `20250201080000_posts` · 3 applied, 1 failed, 0 rolled back" in text
     assert "migrate resolve --rolled-back" in text
