@@ -21,7 +21,7 @@ import pytest
 
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
-from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
+from tests.acceptance.harness import REVIEWER, Deployment
 from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
 from tests.prisma_world import deploy
 
