@@ -17,6 +17,7 @@ from backupbot.bot.slack.blocks.migrations import ahead_line, migrations_message
 from backupbot.commands.migrations import (
     MigrationsView,
     ahead_of_backup,
+    failed_warning,
     lacking,
     resolve_command,
     restore_facts,
@@ -202,3 +203,19 @@ def test_no_prisma_table_is_said_plainly() -> None:
     view = MigrationsView("app", None, None)
     assert "does not use Prisma Migrate" in migrations_message(view).text
     assert view.as_json()["prisma"] is False
+
+
+def test_status_warns_about_a_failed_migration_the_newest_backup_saw() -> None:
+    from tests.test_blocks import succeeded
+
+    seen = succeeded(manifest={"prisma_migration": {"migration_name": POSTS, "failed": [BROKEN]}})
+    warning = failed_warning("app", seen)
+    assert warning is not None
+    assert str(warning) == (
+        f"Prisma migration {BROKEN} failed (as of backup {seen.id}): prisma migrate deploy "
+        "applies nothing until it is resolved. See /backup migrations app."
+    )
+    clean = succeeded(manifest={"prisma_migration": {"migration_name": POSTS, "failed": []}})
+    assert failed_warning("app", clean) is None
+    assert failed_warning("app", succeeded(manifest={})) is None
+    assert failed_warning("app", None) is None
