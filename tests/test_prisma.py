@@ -140,7 +140,7 @@ def test_the_backup_snapshot_records_the_whole_history(
     deploy(db, BROKEN, fails=True)
     session = SnapshotSession(ConnInfo.from_url(pg.url(db.info.dbname)))
     try:
-        facts = session.prisma_head()
+        facts = session.prisma_history()
     finally:
         session.close()
     assert facts is not None

@@ -84,7 +84,7 @@ class SnapshotSession:
     def row_counts(self) -> dict[str, int]:
         return count_rows(self._conn)
 
-    def prisma_head(self) -> dict[str, Any] | None:
+    def prisma_history(self) -> dict[str, Any] | None:
         """Prisma's migration history in the snapshot (`storage/prisma.py`), or None."""
         return prisma_facts(self._conn)
 
