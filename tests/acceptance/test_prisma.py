@@ -31,14 +31,24 @@ BROKEN = "20251202100000_add_badge_index"
 RESOLVE = f'npx prisma migrate resolve --rolled-back "{BROKEN}"'
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("http", "sqlite"), id="http-sqlite"),
+        pytest.param(("socket", "postgresql"), id="socket-pg"),
+    ],
+)
 def dep(
-    pg: Any, standin_module: SlackStandin, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    pg: Any,
+    standin_module: SlackStandin,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    """One installation: the Prisma facts live below the transports and state stores."""
+    """Two of the four installations (one per transport and state database): the Prisma
+    facts live below both."""
     url, _counts = source_database(pg)
     deployment = fresh_deployment(
-        ("http", "sqlite"),
+        request.param,
         pg,
         standin_module,
         tmp_path_factory.mktemp("prisma-deploy"),
