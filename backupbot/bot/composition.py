@@ -19,6 +19,7 @@ from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.provider_facts import ProviderConditions, ProviderFactsService
 from backupbot.commands.restore import RestoreService
@@ -304,6 +305,7 @@ def build_services(
         outbox=Outbox(engine),
         notes=NoteService(OperationNotes(engine), incidents, clock),
         status=_status_service(settings, catalog, drills, alerts, checklists, clock, providers),
+        migrations=MigrationService(databases=settings.databases, catalog=catalog),
     )
 
 

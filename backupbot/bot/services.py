@@ -18,6 +18,7 @@ from backupbot.commands.drill import DrillService
 from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.retention import RetentionService
@@ -78,6 +79,7 @@ class Services:
     postponements: DrillPostponer
     outbox: Outbox
     notes: NoteService
+    migrations: MigrationService
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

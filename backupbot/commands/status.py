@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
+from backupbot.commands.migrations import failed_warning
 from backupbot.commands.provider_facts import ProviderFacts
 from backupbot.commands.rto_record import RtoLine, rto_line
 from backupbot.commands.schedule import StaleRule, as_stale_rule
@@ -166,6 +167,8 @@ def database_status(
         warnings.append(warning)
     if recovery is not None:
         warnings.extend(recovery.warnings)
+    if (failed := failed_warning(name, ok)) is not None:
+        warnings.append(failed)
     return DatabaseStatus(
         name=name,
         provider=provider,
