@@ -27,7 +27,7 @@ from backupbot.commands.command_spec import (
     specs,
     switch,
 )
-from backupbot.commands.operation_notes import DEFAULT_KIND, KINDS, check_note
+from backupbot.commands.note_rules import DEFAULT_KIND, KINDS, check_note
 
 __all__ = [
     "REGISTRY",
