@@ -92,10 +92,15 @@ STORE_SERVER = "store"  # retention's "server" in the job limits: one run at a t
 
 def server_key(db: DatabaseSettings) -> str:
     """The `host:port` a database lives on, for the per-server job limit."""
+    return url_server_key(db.url.get_secret_value(), f"unparsed:{db.name}")
+
+
+def url_server_key(url: str, unparsed: str) -> str:
+    """The `host:port` of a connection URL (`unparsed` when it cannot be read)."""
     try:
-        conn = ConnInfo.from_url(db.url.get_secret_value())
+        conn = ConnInfo.from_url(url)
     except BackupbotError:
-        return f"unparsed:{db.name}"
+        return unparsed
     return f"{conn.host}:{conn.port}"
 
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from backupbot.bot.slack.kit import Message
 
 
-from backupbot.bot.infrastructure import STORE_SERVER, server_key
+from backupbot.bot.infrastructure import STORE_SERVER, server_key, url_server_key
 from backupbot.commands.access import Access
 
 
@@ -81,7 +81,12 @@ class Services:
     notes: NoteService
     migrations: MigrationService
 
-    def _server(self, database: str) -> str:
+    def _server(self, database: str, target_name: str | None = None) -> str:
+        """The server a job loads: the configured target's when it writes one (`--into
+        staging`, a drill on `drill.target`), else the database's own."""
+        target = self.settings.targets.get(target_name) if target_name else None
+        if target is not None:
+            return url_server_key(target.url.get_secret_value(), f"target:{target_name}")
         db = self.settings.database(database)
         return server_key(db) if db is not None else f"unconfigured:{database}"
 
@@ -109,7 +114,7 @@ class Services:
         job = Job(
             "restore",
             {"restore_id": record.id},
-            self._server(record.database),
+            self._server(record.database, record.target_name),
             f"restore:{record.id}",
         )
         try:
@@ -127,7 +132,10 @@ class Services:
         """Hand a started (waiting) drill to the workers. If it cannot be queued, the
         drill is failed and recorded at once, and the error raised."""
         job = Job(
-            "drill", {"drill_id": record.id}, self._server(record.database), f"drill:{record.id}"
+            "drill",
+            {"drill_id": record.id},
+            self._server(record.database, self.settings.drill_target(record.database)),
+            f"drill:{record.id}",
         )
         try:
             if not self.drills.hold(record, self._holder()):
