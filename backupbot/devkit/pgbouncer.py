@@ -115,8 +115,9 @@ class PgBouncer:
                 log = self.base_dir / "pgbouncer.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise PgBouncerUnavailable(f"pgbouncer exited at start:\n{tail}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
             ):
                 return
             time.sleep(0.05)

@@ -109,3 +109,36 @@ def url_pitfalls(database: str, url: str, provider: str) -> list[Pitfall]:
             )
         )
     return found
+
+
+def pitfalls(
+    database: str,
+    url: str,
+    provider: str,
+    *,
+    pooled: bool = False,
+    export_error: str | None = None,
+) -> list[Pitfall]:
+    """Every pitfall of `database`: the URL's own (`url_pitfalls`), a transaction pooler
+    the server showed (`pooled`, see `storage/pg_pooling.py`) that the URL did not name,
+    and a snapshot the server refused to export (`export_error`)."""
+    found = url_pitfalls(database, url, provider)
+    if pooled and not any(p.kind == "pooler" for p in found):
+        found.insert(0, Pitfall("pooler", pooler_advice(database, url, provider)))
+    if export_error is not None:
+        direct = direct_host(url, provider)
+        fix = f" If this is a pooler, connect to the direct host {direct}." if direct else ""
+        found.append(
+            Pitfall(
+                "snapshot",
+                f"{database}'s server did not export a snapshot ({export_error}): pg_dump "
+                f"runs without one and row counts are taken separately.{fix}",
+            )
+        )
+    return found
+
+
+def shares_snapshot(url: str, provider: str, *, pooled: bool) -> bool:
+    """Whether a backup hands the bot's snapshot to pg_dump: not through a transaction
+    pooler (the server showed one, or the URL names a provider's)."""
+    return not pooled and direct_host(url, provider) is None

@@ -108,7 +108,11 @@ class ConnInfo:
         return ConnInfo(params={**self.params, "dbname": dbname}, password=self.password)
 
     def connect(self, **kwargs: object) -> psycopg.Connection:
-        """Open a psycopg connection; failures become a `DatabaseUnreachable` in plain words."""
+        """Open a psycopg connection; failures become a `DatabaseUnreachable` in plain words.
+
+        No server-side prepared statements (`prepare_threshold=None`): through a
+        transaction pooler the next transaction may run on a backend that never saw them."""
+        kwargs.setdefault("prepare_threshold", None)
         try:
             return psycopg.connect(**self.params, password=self.password, **kwargs)  # type: ignore[arg-type]
         except psycopg.OperationalError as exc:
