@@ -12,11 +12,14 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from psycopg.conninfo import conninfo_to_dict
 
 
 class PgBouncerUnavailable(RuntimeError):
@@ -34,6 +37,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _let_traverse(directory: Path) -> None:
+    """Add the traverse bit for others to each ancestor of `directory` that lacks it
+    (pytest's temporary directories are 0700), as PgCluster does; listings stay private."""
+    for ancestor in reversed(directory.parents):
+        mode = stat.S_IMODE(ancestor.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            os.chmod(ancestor, mode | stat.S_IXOTH)
 
 
 class PgBouncer:
@@ -55,6 +67,19 @@ class PgBouncer:
         self.pool_size = pool_size
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def in_front_of(cls, server_url: str, base_dir: Path, pool_size: int = 5) -> PgBouncer:
+        """A pooler (not started) for the server of `server_url` (on 127.0.0.1), with
+        its user and password."""
+        params = conninfo_to_dict(server_url)
+        return cls(
+            base_dir,
+            int(str(params.get("port") or 5432)),
+            str(params.get("user") or "postgres"),
+            str(params.get("password") or ""),
+            pool_size=pool_size,
+        )
 
     def url(self, dbname: str, host: str = "127.0.0.1") -> str:
         """A URL through the pooler; a `host` name other than 127.0.0.1 (a provider's
@@ -92,6 +117,7 @@ class PgBouncer:
         kwargs: dict[str, Any] = {}
         if os.geteuid() == 0:
             pg_user = pwd.getpwnam("postgres")
+            _let_traverse(self.base_dir)
             for path in (self.base_dir, userlist, ini):
                 os.chown(path, pg_user.pw_uid, pg_user.pw_gid)
             os.chmod(userlist, 0o600)
