@@ -59,17 +59,19 @@ class PgBouncer:
         user: str,
         password: str,
         pool_size: int = 5,
+        query_wait_timeout: int = 120,
     ) -> None:
         self.base_dir = Path(base_dir).absolute()
         self.server_port = server_port
         self.user = user
         self.password = password
         self.pool_size = pool_size
+        self.query_wait_timeout = query_wait_timeout  # PgBouncer's default: 120 s
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def in_front_of(cls, server_url: str, base_dir: Path, pool_size: int = 5) -> PgBouncer:
+    def in_front_of(cls, server_url: str, base_dir: Path, **kwargs: int) -> PgBouncer:
         """A pooler (not started) for the server of `server_url` (on 127.0.0.1), with
         its user and password."""
         params = conninfo_to_dict(server_url)
@@ -78,7 +80,7 @@ class PgBouncer:
             int(str(params.get("port") or 5432)),
             str(params.get("user") or "postgres"),
             str(params.get("password") or ""),
-            pool_size=pool_size,
+            **kwargs,
         )
 
     def url(self, dbname: str, host: str = "127.0.0.1") -> str:
@@ -109,8 +111,11 @@ class PgBouncer:
             f"auth_file = {userlist}\n"
             "pool_mode = transaction\n"
             f"default_pool_size = {self.pool_size}\n"
+            f"query_wait_timeout = {self.query_wait_timeout}\n"
             "max_client_conn = 100\n"
-            "ignore_startup_parameters = extra_float_digits,options\n"
+            # as Supavisor and many PgBouncer set-ups do: `-c` settings in `options` are
+            # dropped (Neon's pooler refuses them instead)
+            "ignore_startup_parameters = options\n"
             f"logfile = {self.base_dir / 'pgbouncer.log'}\n",
             encoding="utf-8",
         )
