@@ -12,6 +12,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   need+=(postgresql)
 fi
 command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
+# the test cluster speaks TLS (sslmode=require, as Neon, Supabase and Render need) with a
+# self-signed certificate openssl makes
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # the connection-pitfall tests put a real PgBouncer (transaction pooling) in front
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -4,6 +4,7 @@ themselves (settings/connection_advice.py), and the sslmode the bot connects wit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,19 @@ def test_the_loaded_configuration_connects_tls_providers_with_sslmode_require(
     # pg_dump and pg_restore get it too: the URL's parameters become their environment
     with conns["neon"].client_env() as env:
         assert env["PGSSLMODE"] == "require"
+
+
+def test_a_tls_providers_connection_to_a_real_server_is_encrypted(
+    sample_db: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = parse_settings(
+        {
+            "storage": {"local": {"path": str(tmp_path)}},
+            "databases": [{"name": "app", "url": sample_db["url"], "provider": "render"}],
+        },
+        {},
+    )
+    conn = ConnInfo.from_url(settings.databases[0].url.get_secret_value())
+    with conn.connect(autocommit=True) as db:
+        row = db.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    assert row == (True,)

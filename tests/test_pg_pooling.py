@@ -12,8 +12,8 @@ import pytest
 
 from backupbot.devkit.pgbouncer import PgBouncer, pgbouncer_program
 from backupbot.storage.pg_pooling import transaction_pooled
-from backupbot.storage.pginspect import SnapshotSession
 from backupbot.storage.pgconn import ConnInfo
+from backupbot.storage.pginspect import SnapshotSession
 
 pytestmark = pytest.mark.skipif(
     pgbouncer_program() is None, reason="pgbouncer is not installed (make system-deps)"

@@ -143,9 +143,17 @@ def test_config_check_live_of_a_direct_connection_has_no_warning(
 
 
 def test_a_neon_url_without_sslmode_is_connected_with_tls_required(
-    sample_db: dict[str, Any], tmp_path: Path
+    bouncer: PgBouncer, sample_db: dict[str, Any], tmp_path: Path
 ) -> None:
-    # the test cluster speaks no TLS: the refused connection shows sslmode=require applied
-    result = _config_check(tmp_path, sample_db["url"], "neon")
+    # the test cluster speaks TLS (a self-signed certificate): require connects
+    result = _config_check(tmp_path / "cluster", sample_db["url"], "neon")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "app OK: PostgreSQL" in result.stdout
+    assert "warning: app" not in result.stdout
+    # this PgBouncer speaks no TLS to clients: the refusal shows require was applied
+    plain = bouncer.url(sample_db["name"]).replace("?sslmode=disable", "")
+    result = _config_check(tmp_path / "bouncer", plain, "neon")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "app FAILED: The SSL connection to" in result.stdout, result.stdout
+    result = _config_check(tmp_path / "generic", plain, "generic")  # prefer: no TLS, fine
+    assert "app OK: PostgreSQL" in result.stdout, result.stdout + result.stderr
