@@ -15,13 +15,15 @@ from backupbot.storage.pg_pooling import transaction_pooled
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
 
-pytestmark = pytest.mark.skipif(
-    pgbouncer_program() is None, reason="pgbouncer is not installed (make system-deps)"
-)
+
+def _need_pgbouncer() -> None:
+    if pgbouncer_program() is None:
+        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (make system-deps)")
 
 
 @pytest.fixture(params=[1, 5], ids=["pool-of-1", "pool-of-5"])
 def bouncer(request: pytest.FixtureRequest, pg: Any, tmp_path: Path) -> Iterator[PgBouncer]:
+    _need_pgbouncer()
     with PgBouncer.in_front_of(pg.url(), tmp_path / "bouncer", pool_size=request.param) as b:
         yield b
 

@@ -28,9 +28,11 @@ from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER
 from tests.conftest import PG_PASSWORD
 
-pytestmark = pytest.mark.skipif(
-    pgbouncer_program() is None, reason="pgbouncer is not installed (make system-deps)"
-)
+
+def _need_pgbouncer() -> None:
+    if pgbouncer_program() is None:
+        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (make system-deps)")
+
 
 POOLER_HOST = "ep-quiet-lake-a1b2c3-pooler.us-east-2.aws.neon.tech"
 DIRECT = "ep-quiet-lake-a1b2c3.us-east-2.aws.neon.tech"
@@ -38,6 +40,7 @@ DIRECT = "ep-quiet-lake-a1b2c3.us-east-2.aws.neon.tech"
 
 @pytest.fixture
 def bouncer(pg: Any, tmp_path: Path) -> Iterator[PgBouncer]:
+    _need_pgbouncer()
     with PgBouncer.in_front_of(
         pg.url(), tmp_path / "bouncer", pool_size=1, query_wait_timeout=20
     ) as b:
