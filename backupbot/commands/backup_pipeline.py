@@ -145,7 +145,9 @@ class BackupPipeline:
         stops: Stops,
     ) -> _Dumped:
         """pg_dump in the snapshot's transaction, compressed into the store, with the row
-        counts taken in the same snapshot. The watch names (and, past the limit, cancels)
+        counts taken in the same snapshot; through a transaction pooler without a shared
+        snapshot, with the warnings naming the direct host (`settings/connection_advice.py`).
+        The watch names (and, past the limit, cancels)
         any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
         this is left."""
         lock_wait = self._lock_wait_seconds

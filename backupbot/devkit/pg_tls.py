@@ -20,9 +20,10 @@ def tls_settings(data_dir: Path, chown: Callable[[Path], None]) -> dict[str, str
         openssl = shutil.which("openssl")
         if openssl is None:
             return {}
+        args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"]
+        args += ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)]
         made = subprocess.run(
-            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"]
-            + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+            [openssl, *args],
             capture_output=True,
             timeout=60,
             check=False,
