@@ -12,6 +12,7 @@ import pytest
 
 from backupbot.devkit.pgbouncer import PgBouncer, pgbouncer_program
 from backupbot.storage.pg_pooling import transaction_pooled
+from backupbot.storage.pg_sessions import with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
 
@@ -51,3 +52,13 @@ def test_an_unshared_session_counts_rows_without_holding_a_server_connection(
             assert other.execute("SELECT 1").fetchone() == (1,)
     finally:
         session.close()
+
+
+def test_a_pooler_refusing_startup_options_is_connected_without_them(
+    bouncer: PgBouncer, sample_db: dict[str, Any]
+) -> None:
+    conn = with_session_settings(
+        ConnInfo.from_url(bouncer.url(sample_db["name"])), lock_timeout="1000"
+    )
+    with conn.connect(autocommit=True) as db:
+        assert db.execute("SELECT current_database()").fetchone() == (sample_db["name"],)

@@ -1,7 +1,8 @@
 """A real PgBouncer in transaction pooling mode in front of a test cluster: what Neon's
 `-pooler` hosts and Supabase's port 6543 are. Every transaction of a client may run on
 another server connection, and session state (SET, prepared statements) does not follow
-the client. Needs the `pgbouncer` program (Debian: `apt-get install pgbouncer`).
+the client; like PgBouncer's default configuration it refuses the `options` startup
+parameter ("unsupported startup parameter: options"). Needs the `pgbouncer` program (Debian: `apt-get install pgbouncer`).
 
 Run as root, it runs as the `postgres` OS user (PgBouncer refuses to run as root)."""
 
@@ -113,9 +114,6 @@ class PgBouncer:
             f"default_pool_size = {self.pool_size}\n"
             f"query_wait_timeout = {self.query_wait_timeout}\n"
             "max_client_conn = 100\n"
-            # as Supavisor and many PgBouncer set-ups do: `-c` settings in `options` are
-            # dropped (Neon's pooler refuses them instead)
-            "ignore_startup_parameters = options\n"
             f"logfile = {self.base_dir / 'pgbouncer.log'}\n",
             encoding="utf-8",
         )
