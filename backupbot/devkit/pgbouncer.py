@@ -2,7 +2,8 @@
 `-pooler` hosts and Supabase's port 6543 are. Every transaction of a client may run on
 another server connection, and session state (SET, prepared statements) does not follow
 the client; like PgBouncer's default configuration it refuses the `options` startup
-parameter ("unsupported startup parameter: options"). Needs the `pgbouncer` program (Debian: `apt-get install pgbouncer`).
+parameter ("unsupported startup parameter: options"). Needs the `pgbouncer` program
+(Debian: `apt-get install pgbouncer`).
 
 Run as root, it runs as the `postgres` OS user (PgBouncer refuses to run as root)."""
 
