@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what backupbot's demo and tests need from the OS: a PostgreSQL server (the
-# throwaway cluster), its client tools (pg_dump/pg_restore), zstd and age (the tests
+# throwaway cluster), its client tools (pg_dump/pg_restore), PgBouncer, zstd and age (the tests
 # decrypt backups with the age CLI as a person restoring by hand would). Debian/Ubuntu only;
 # elsewhere it says what to install.
 set -euo pipefail
@@ -12,6 +12,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   need+=(postgresql)
 fi
 command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
+# the test cluster speaks TLS (sslmode=require, as Neon, Supabase and Render need) with a
+# self-signed certificate openssl makes
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# the connection-pitfall tests put a real PgBouncer (transaction pooling) in front
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

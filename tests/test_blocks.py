@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from backupbot.commands.registry import Surface, specs
 from backupbot.commands.status import DatabaseStatus, DrillSummary
 from backupbot.devkit.slack_standin import MAX_MESSAGE_TEXT, block_kit_errors
 from backupbot.phrases import Command, say
+from backupbot.settings.connection_advice import pooler_advice
 from backupbot.storage.catalog import FAILED, RUNNING, SUCCEEDED, BackupRecord
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.incidents import Incident
@@ -26,6 +28,8 @@ INTACT = ChainCheck(records=3)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "ab" * 32
+
+NEON_POOLER_URL = "postgresql://app@ep-quiet-lake-a1b2c3-pooler.us-east-2.aws.neon.tech/app"
 
 
 def record(**overrides: Any) -> BackupRecord:
@@ -178,6 +182,18 @@ RENDERED = {
             }
         )
     ),
+    "succeeded_through_pooler": lambda: backup_blocks.backup_result(
+        succeeded(
+            manifest={
+                "artifact": "x.dump.zst",
+                "row_counts": {"public.users": 3},
+                "row_counts_snapshot": "separate",
+                "connection_warnings": [
+                    pooler_advice("app", NEON_POOLER_URL, "neon"),
+                ],
+            }
+        )
+    ),
     "succeeded_no_manifest": lambda: backup_blocks.backup_result(
         succeeded(manifest=None, sha256=None)
     ),
@@ -276,6 +292,18 @@ def test_log_shows_reason_when_there_is_no_error() -> None:
     assert_slack_accepts(msg)
     assert "not approver" in shown(msg)
     assert "*backup*" in shown(msg)
+
+
+def test_connection_warnings_of_a_backup_are_escaped() -> None:
+    hostile = "app is reached through <!channel> & <https://evil.example|a pooler>"
+    msg = backup_blocks.backup_result(
+        succeeded(manifest={"artifact": "a.dump.zst", "connection_warnings": [hostile]})
+    )
+
+    blocks = json.dumps(msg.blocks)
+    assert "<!channel>" not in blocks and "<https://" not in blocks
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|a pooler&gt;" in blocks
+    assert f"Warning: {esc(hostile)}" in msg.as_kwargs()["text"]
 
 
 def test_failed_backup_with_10000_char_error_is_clipped_to_limits() -> None:

@@ -424,7 +424,8 @@ def test_load_settings_reads_yaml_and_interpolates_from_given_environ(tmp_path: 
     assert settings.storage.local is not None
     assert settings.storage.local.path == Path("/srv/backups")
     assert settings.databases[0].provider == "neon"
-    assert settings.databases[0].url.get_secret_value() == URL
+    # Neon accepts only TLS: a URL without sslmode gets require (settings/connection_advice.py)
+    assert settings.databases[0].url.get_secret_value() == URL + "?sslmode=require"
 
 
 def test_load_settings_errors_name_the_file_as_source(tmp_path: Path) -> None:

@@ -333,6 +333,7 @@ class BackupService:
                         "label": record.label,
                         "verification": details.manifest.get("verified", {}).get("method"),
                         "encrypted": details.manifest.get("encryption") is not None,
+                        "warnings": details.manifest.get("connection_warnings", []),
                     },
                 )
         current = self._catalog.get(record.id)

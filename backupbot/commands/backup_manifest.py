@@ -41,6 +41,7 @@ class DumpFacts:
     verification: str = FULL  # agecheck.FULL or agecheck.HEADER
     encryption: dict[str, Any] | None = None  # Encryption.manifest(), when encrypted
     schema: dict[str, Any] | None = None  # storage/pgschema.py's fingerprint
+    warnings: tuple[str, ...] = ()  # connection pitfalls (settings/connection_advice.py)
 
 
 def build_manifest(
@@ -76,6 +77,7 @@ def build_manifest(
         "sha256": streamed.sha256,
         "row_counts": dump.row_counts,
         "row_counts_snapshot": "same as dump" if session.consistent else "separate",
+        "connection_warnings": list(dump.warnings),
         "prisma_migration": dump.prisma,
         "schema": _schema(dump),
         "encryption": dump.encryption,

@@ -8,6 +8,7 @@ upload is aborted before its commit, and `BackupService` deletes what a later st
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from backupbot.commands.backup_progress import ProgressReporter
 from backupbot.commands.interrupts import Stops
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
+from backupbot.settings.connection_advice import pitfalls, shares_snapshot
 from backupbot.storage.agecheck import FULL, Verification, verify_encrypted
 from backupbot.storage.agestream import Encryption, encrypt_stream, identities_for
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
@@ -29,12 +31,14 @@ from backupbot.storage.catalog import BackupRecord, SuccessDetails
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult, compress_stream, verify_artifact
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
 from backupbot.storage.pg_dump import PgDump
+from backupbot.storage.pg_pooling import transaction_pooled
 from backupbot.storage.pg_session_watch import SessionWatch
 from backupbot.storage.pg_sessions import child_application_name, with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 class BackupPipeline:
@@ -87,6 +91,7 @@ class BackupPipeline:
             toc_entries=verified.toc_entries,
             verification=verified.method,
             encryption=None if self._encryption is None else self._encryption.manifest(),
+            warnings=dumped.warnings,
         )
         manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
         self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
@@ -140,10 +145,14 @@ class BackupPipeline:
         stops: Stops,
     ) -> _Dumped:
         """pg_dump in the snapshot's transaction, compressed into the store, with the row
-        counts taken in the same snapshot. The watch names (and, past the limit, cancels)
+        counts taken in the same snapshot; through a transaction pooler without a shared
+        snapshot, with the warnings naming the direct host (`settings/connection_advice.py`).
+        The watch names (and, past the limit, cancels)
         any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
         this is left."""
         lock_wait = self._lock_wait_seconds
+        url = db.url.get_secret_value()
+        pooled = transaction_pooled(conn)  # before the session holds a pooler's connection
         with SessionWatch(
             conn, child_application_name(conn, "backup"), lock_timeout=lock_wait
         ) as watch:
@@ -152,8 +161,17 @@ class BackupPipeline:
                     conn,
                     application_name=watch.name("snapshot"),
                     lock_timeout=str(max(1, round(lock_wait * 1000))),
+                ),
+                share=shares_snapshot(url, db.provider, pooled=pooled),
+            )
+            warnings = tuple(
+                p.text
+                for p in pitfalls(
+                    db.name, url, db.provider, pooled=pooled, export_error=session.export_error
                 )
             )
+            for warning in warnings:
+                log.warning("backup of %s: %s", db.name, warning)
             stops.add(session.interrupt)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
             try:
@@ -169,7 +187,9 @@ class BackupPipeline:
                     streamed, row_counts, prisma, schema = self._stream(
                         db, conn, session, dump, watch, pool, artifact_key, beat
                     )
-                    return _Dumped(session, binaries, streamed, row_counts, prisma, schema)
+                    return _Dumped(
+                        session, binaries, streamed, row_counts, prisma, schema, warnings
+                    )
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
                 raise
@@ -262,3 +282,4 @@ class _Dumped:
     row_counts: dict[str, int]
     prisma: dict[str, Any] | None
     schema: dict[str, Any]
+    warnings: tuple[str, ...] = ()

@@ -29,6 +29,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql as pgsql
 
+from backupbot.devkit.pg_tls import tls_settings
+
 INSTALL_HINT = (
     "install them: apt-get install -y postgresql (Debian/Ubuntu), "
     "dnf install -y postgresql-server (Fedora/RHEL), brew install postgresql (macOS), "
@@ -278,6 +280,7 @@ class PgCluster:
             "synchronous_commit": "off",
             "full_page_writes": "off",
             "logging_collector": "off",
+            **tls_settings(self.data_dir, self._chown),
         }
         conf = self.data_dir / "devkit.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()), encoding="utf-8")

@@ -13,11 +13,14 @@ from typing import Any
 import yaml
 from pydantic import (
     BaseModel,
+    SecretStr,
     ValidationError,
 )
 
 from backupbot.errors import ConfigError
+from backupbot.settings.connection_advice import with_provider_sslmode
 from backupbot.settings.model import SQLITE_URL, Settings
+from backupbot.settings.sections import DatabaseSettings
 
 DEFAULT_CONFIG_PATH = "backupbot.yml"
 CONFIG_ENV = "BACKUPBOT_CONFIG"
@@ -160,6 +163,7 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
     )
     resolved = settings.model_copy(
         update={
+            "databases": [_with_sslmode(d) for d in settings.databases],
             "state_url": resolve_state_url(settings.state_url, base),
             "storage": storage,
             "backup": backup,
@@ -168,6 +172,14 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
     )
     resolved._base_dir = base
     return resolved
+
+
+def _with_sslmode(db: DatabaseSettings) -> DatabaseSettings:
+    """`db` with the sslmode its provider needs when the URL names none
+    (`connection_advice.with_provider_sslmode`)."""
+    url = db.url.get_secret_value()
+    effective = with_provider_sslmode(url, db.provider)
+    return db if effective == url else db.model_copy(update={"url": SecretStr(effective)})
 
 
 def parse_settings(

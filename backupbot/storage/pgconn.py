@@ -60,6 +60,9 @@ _ENV_FOR_KEYWORD = {
 }
 
 
+_REFUSED_OPTIONS = "unsupported startup parameter: options"
+
+
 @dataclass(frozen=True)
 class ConnInfo:
     """A parsed database URL. `repr` never shows the password."""
@@ -108,10 +111,22 @@ class ConnInfo:
         return ConnInfo(params={**self.params, "dbname": dbname}, password=self.password)
 
     def connect(self, **kwargs: object) -> psycopg.Connection:
-        """Open a psycopg connection; failures become a `DatabaseUnreachable` in plain words."""
+        """Open a psycopg connection; failures become a `DatabaseUnreachable` in plain words.
+
+        No server-side prepared statements (`prepare_threshold=None`): through a
+        transaction pooler the next transaction may run on a backend that never saw them.
+        A pooler that refuses the `options` startup parameter (PgBouncer's default) is
+        connected to again without it: the `-c` settings the bot adds there are limits
+        its session watch also enforces (`pg_session_watch.py`), and a session-level SET
+        instead would stay on a pooled backend that the application then uses."""
+        kwargs.setdefault("prepare_threshold", None)
         try:
             return psycopg.connect(**self.params, password=self.password, **kwargs)  # type: ignore[arg-type]
         except psycopg.OperationalError as exc:
+            if "options" in self.params and _REFUSED_OPTIONS in str(exc):
+                log.info("%s refuses the options startup parameter; connecting without", self.where)
+                params = {k: v for k, v in self.params.items() if k != "options"}
+                return ConnInfo(params=params, password=self.password).connect(**kwargs)
             raise explain_connection_error(str(exc), self) from None
 
     @contextlib.contextmanager

@@ -59,14 +59,20 @@ class ServerInfo:
 class SnapshotSession:
     """A held snapshot plus the facts taken inside it. Close it after pg_dump finishes."""
 
-    def __init__(self, conn_info: ConnInfo) -> None:
-        self._conn = conn_info.connect(autocommit=False)
+    def __init__(self, conn_info: ConnInfo, *, share: bool = True) -> None:
+        """`share=False` (through a transaction pooler): no snapshot is exported, and
+        every query runs in its own transaction, so the session never holds one of the
+        pooler's server connections while pg_dump needs it."""
+        self._conn = conn_info.connect(autocommit=not share)
         self._closed = threading.Event()
         self.server = ServerInfo(
             version_num=self._conn.info.server_version,
             version=str(self._conn.info.parameter_status("server_version") or ""),
         )
         self.snapshot: str | None = None
+        self.export_error: str | None = None  # why the server refused to export one
+        if not share:
+            return
         self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         self._conn.read_only = True
         try:
@@ -74,6 +80,7 @@ class SnapshotSession:
             self.snapshot = str(row[0]) if row else None
         except psycopg.Error as exc:
             log.warning("cannot export a snapshot; row counts taken separately: %s", exc)
+            self.export_error = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
             self._conn.rollback()
 
     @property

@@ -17,7 +17,8 @@ from backupbot.commands.approval_stages import ALL, Stage
 from backupbot.commands.command_spec import Role
 from backupbot.commands.schedule import jobs_from_settings
 from backupbot.errors import BackupbotError, ConfigError
-from backupbot.settings import Settings, SlackCredentials
+from backupbot.settings import DatabaseSettings, Settings, SlackCredentials
+from backupbot.settings.connection_advice import pitfalls, shares_snapshot
 from backupbot.storage.agestream import (
     IDENTITY_SETTING,
     RECIPIENTS_SETTING,
@@ -197,8 +198,6 @@ def _live_checks(settings: Settings) -> bool:
     """Reach the store and every database (and find a matching pg_dump); False if any
     failed."""
     from backupbot.bot.infrastructure import build_store
-    from backupbot.storage.pg_binaries import find_binaries
-    from backupbot.storage.pginspect import SnapshotSession
 
     ok = True
     try:
@@ -211,16 +210,34 @@ def _live_checks(settings: Settings) -> bool:
         print(f"store FAILED: {render(exc.phrase)}")
     for db in settings.databases:
         try:
-            session = SnapshotSession(ConnInfo.from_url(db.url.get_secret_value()))
-            try:
-                bins = find_binaries(session.server.major, settings.backup.pg_bin_dirs)
-            finally:
-                session.close()
-            print(f"{db.name} OK: PostgreSQL {session.server.version}, pg_dump {bins.version}")
+            ok = _database_check(settings, db) and ok
         except BackupbotError as exc:
             ok = False
             print(f"{db.name} FAILED: {render(exc.phrase)}")
     return _target_checks(settings) and ok
+
+
+def _database_check(settings: Settings, db: DatabaseSettings) -> bool:
+    """Connect as a backup would (a transaction pooler asked for first, then a snapshot
+    exported unless through one), find a pg_dump at least the server's major version, and
+    print each connection pitfall (`settings/connection_advice.py`) as a warning line."""
+    from backupbot.storage.pg_binaries import find_binaries
+    from backupbot.storage.pg_pooling import transaction_pooled
+    from backupbot.storage.pginspect import SnapshotSession
+
+    url = db.url.get_secret_value()
+    conn = ConnInfo.from_url(url)
+    pooled = transaction_pooled(conn)
+    session = SnapshotSession(conn, share=shares_snapshot(url, db.provider, pooled=pooled))
+    try:
+        bins = find_binaries(session.server.major, settings.backup.pg_bin_dirs)
+    finally:
+        session.close()
+    print(f"{db.name} OK: PostgreSQL {session.server.version}, pg_dump {bins.version}")
+    found = pitfalls(db.name, url, db.provider, pooled=pooled, export_error=session.export_error)
+    for pitfall in found:
+        print(f"warning: {pitfall.text}")
+    return True
 
 
 def _provider_checks(settings: Settings) -> bool:

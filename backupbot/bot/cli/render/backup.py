@@ -15,14 +15,16 @@ def progress_line(p: Progress) -> str:
 
 
 def result_line(record: BackupRecord) -> str:
-    """One line: verified with size, duration, checksum and place, or failed and why."""
+    """One line: verified with size, duration, checksum and place, or failed and why;
+    then a `warning:` line per connection pitfall the backup met."""
     if record.status != SUCCEEDED:
         return f"backup {record.id} of {record.database} failed: {record.error}"
+    warnings = (record.manifest or {}).get("connection_warnings") or []
     return (
         f"backup {record.id} of {record.database} verified: "
         f"{humanize.size(record.stored_size)} in {humanize.duration(record.duration)}, "
         f"sha256 {record.sha256}, at {record.location}"
-    )
+    ) + "".join(f"\nwarning: {w}" for w in warnings)
 
 
 def record_json(r: BackupRecord | None) -> dict[str, Any] | None:

@@ -89,6 +89,8 @@ def _backup_succeeded(record: BackupRecord) -> Message:
     if isinstance(manifest.get("schema"), dict):
         pairs.append(("Schema recorded", esc(schema_summary(manifest["schema"]))))
     artifact = manifest.get("artifact", "FILE")
+    warnings: list[str] = [str(w) for w in manifest.get("connection_warnings") or []]
+    text += "".join(f" Warning: {w}" for w in warnings)
     return Message(
         text,
         [
@@ -97,6 +99,7 @@ def _backup_succeeded(record: BackupRecord) -> Message:
                 f"verified ({_code_tools(verification_summary(manifest))})"
             ),
             fields(pairs),
+            *(section(f":warning: {esc(w)}") for w in warnings),
             context(
                 f"id {code(record.id)} · by {mention(record.actor)}{_label(record)} · "
                 f"PostgreSQL {esc(record.server_version)} · restore by hand: "
