@@ -19,6 +19,7 @@ from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService
 from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.operation_notes import NoteService
+from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.status import BotStatus, DatabaseStatus
@@ -78,6 +79,7 @@ class Services:
     postponements: DrillPostponer
     outbox: Outbox
     notes: NoteService
+    points: PointsService
 
     def _server(self, database: str) -> str:
         db = self.settings.database(database)

@@ -16,6 +16,7 @@ a result without tables) fails the verification.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from backupbot.storage.pginspect import count_rows
 from backupbot.storage.providers.contract import Into, ProviderAdapter, ProviderOperation
 from backupbot.storage.providers.factory import adapter_for
 from backupbot.storage.restores import FAILED, SUCCEEDED, RestoreRecord, RestoreRequests
+
+log = logging.getLogger(__name__)
 
 SafetyDump = Callable[[RestoreRecord, DatabaseSettings, RunState], None]
 
@@ -126,8 +129,8 @@ class ProviderRunner:
             listener(
                 RestoreProgress(record.id, stage, dict(run.timings), run.safety_backup_id, detail)
             )
-        except Exception:  # the restore goes on without its message
-            pass
+        except Exception:
+            log.exception("restore progress listener failed; the restore goes on")
         return time.monotonic()
 
     def _execute(
@@ -339,12 +342,10 @@ def _target_state(record: RestoreRecord, run: RunState) -> str:
     )
     if record.provider_into == "in_place":
         return (
-            f"the provider may have changed {record.database} in place{safety}; check "
-            "its dashboard"
+            f"the provider may have changed {record.database} in place{safety}; check its dashboard"
         )
     made = record.result_name or record.target_db
     return (
         f"{record.database} was not touched; the provider's new {made} may exist "
         "(check its dashboard and remove it when not needed)"
     )
-

@@ -77,8 +77,8 @@ def _in_zone(wall: datetime, where: ZoneInfo, text: str) -> datetime:
     if back:  # the hour happens twice: clocks went back
         raise UsageError(
             f"{text} happens twice in {where.key} (the clocks go back that night): "
-            f"give the offset, e.g. --to \"{_offset_text(wall, early.utcoffset())}\" "
-            f"({_utc(first)}) or --to \"{_offset_text(wall, late.utcoffset())}\" "
+            f'give the offset, e.g. --to "{_offset_text(wall, early.utcoffset())}" '
+            f'({_utc(first)}) or --to "{_offset_text(wall, late.utcoffset())}" '
             f"({_utc(second)}), without --tz.",
             RESTORE_USAGE,
         )
