@@ -190,12 +190,13 @@ class ProviderRunner:
         while True:
             where = {"operation_id": operation.id[:400], "result_name": operation.result_name}
             where["result_host"] = operation.result_host
-            state = f"{operation.state}" + (f": {operation.detail}" if operation.detail else "")
-            self._stage(record, run, "provider", listener, f"{state} (check {polls})", **where)
-            if operation.state == "failed":
-                raise ProviderError(operation.detail or f"{adapter.provider} reports it failed")
-            if operation.state == "succeeded":
+            if operation.state != "running":  # ids kept; the outcome shows the rest
+                self._restores.progress(record.id, "provider", self._clock.now(), **where)
+                if operation.state == "failed":
+                    raise ProviderError(operation.detail or f"{adapter.provider} reports it failed")
                 return operation
+            state = "running" + (f": {operation.detail}" if operation.detail else "")
+            self._stage(record, run, "provider", listener, f"{state} (check {polls})", **where)
             if time.monotonic() >= deadline:
                 raise ProviderTimeout(
                     f"{adapter.provider}'s operation {operation.id} was still running after "
