@@ -7,20 +7,28 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from backupbot.bot.slack.blocks.points import points_message
 from backupbot.bot.slack.blocks.restore import restore_message, restore_report
 from backupbot.commands.provider_points import Point, PointsReport
-from backupbot.commands.provider_request import ProviderAsk, check_ask, result_name
+from backupbot.commands.provider_request import (
+    ProviderAsk,
+    ProviderPlanner,
+    ProviderRefused,
+    check_ask,
+    result_name,
+)
 from backupbot.commands.provider_time import in_zone_text, parse_point
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.devkit.slack_standin import block_kit_errors
 from backupbot.errors import UsageError
-from backupbot.storage.providers.contract import RecoveryWindow
+from backupbot.settings import DatabaseSettings
+from backupbot.storage.providers.contract import RecoveryWindow, RestorePlan
 from backupbot.storage.restores import FAILED, PROVIDER_SOURCE, RUNNING, SUCCEEDED
 from tests.restore_records import restore_record
 
@@ -246,3 +254,44 @@ def test_points_escape_provider_labels_and_say_when_pitr_is_off() -> None:
     assert "<!channel>" not in shown and "No point-in-time recovery" in shown
     assert "/backup restore app --snapshot 101" in shown
     assert block_kit_errors(message.blocks) == []
+
+
+# -- what each provider can do, refused before the request is posted ---------------------
+
+
+class _Adapter:
+    """An adapter whose plan says both kinds work (as Neon's and Railway's do)."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    def plan(self, into: str) -> RestorePlan:
+        return RestorePlan(into, "state", False, 1, ("new", "in_place"))  # type: ignore[arg-type]
+
+    def recovery_window(self) -> RecoveryWindow:
+        raise AssertionError("asked after the refusal")
+
+
+@pytest.mark.parametrize(
+    ("provider", "ask", "words"),
+    [
+        ("neon", ProviderAsk(snapshot="snap-1", in_place=True), "restores a snapshot into a new"),
+        ("railway", ProviderAsk(snapshot="b1"), "restores a snapshot in place"),
+        ("railway", ProviderAsk(to="2026-12-01 10:00", in_place=True), "a point in time into a"),
+        ("render", ProviderAsk(snapshot="exp-0001"), "cannot restore a snapshot of app through"),
+    ],
+)
+def test_a_kind_of_restore_the_provider_cannot_do_is_refused_first(
+    provider: str, ask: ProviderAsk, words: str
+) -> None:
+    db = DatabaseSettings(name="app", url=SecretStr("postgresql://u:p@h/app"))
+    planner = ProviderPlanner(
+        databases={"app": db},
+        catalog=cast(Any, None),
+        policy=cast(Any, None),
+        approvers=cast(Any, None),
+        settings=cast(Any, None),
+        adapters=lambda _db: cast(Any, _Adapter(provider)),
+    )
+    with pytest.raises(ProviderRefused, match=words):
+        planner.new_restore(db, ask, "UALICE", None, NOW)

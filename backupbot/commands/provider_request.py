@@ -39,6 +39,16 @@ from backupbot.storage.restores import NewRestore, ProviderSource
 
 Adapters = Callable[[DatabaseSettings], ProviderAdapter | None]
 _INTO_WORDS = {"new": "into a new branch/instance", "in_place": "in place (--in-place)"}
+# What each provider's API does with a snapshot and with a moment, where that is narrower
+# than `RestorePlan.supported_into` (which covers both): checked before the request is
+# posted, so an approved restore does not fail on it (storage/providers/*.restore).
+_SNAPSHOT_INTO: dict[str, tuple[Into, ...]] = {
+    "neon": ("new",),
+    "supabase": ("in_place",),
+    "railway": ("in_place",),
+    "render": (),  # its exports are dump files, not restorable through the API
+}
+_TIME_INTO: dict[str, tuple[Into, ...]] = {"railway": ("new",)}
 
 
 class ProviderRefused(BackupbotError):
@@ -169,12 +179,7 @@ class ProviderPlanner:
         adapter = self.adapter(db)
         into: Into = "in_place" if ask.in_place else "new"
         plan = adapter.plan(into)
-        if into not in plan.supported_into:
-            raise ProviderRefused(
-                f"{adapter.provider} cannot restore {db.name} {_INTO_WORDS[into]}; it restores "
-                + " or ".join(_INTO_WORDS[i] for i in plan.supported_into)
-                + "."
-            )
+        self._check_into(adapter.provider, db, into, plan, ask)
         window = adapter.recovery_window()
         snapshot = None
         if ask.snapshot is not None:
@@ -208,6 +213,26 @@ class ProviderPlanner:
                 point_at=None if snapshot else point,
                 snapshot_id=snapshot.id if snapshot else None,
             ),
+        )
+
+    def _check_into(
+        self, provider: str, db: DatabaseSettings, into: Into, plan: RestorePlan, ask: ProviderAsk
+    ) -> None:
+        what, can = "", tuple(plan.supported_into)
+        if ask.snapshot is not None:
+            what, can = " a snapshot", _SNAPSHOT_INTO.get(provider, can)
+        elif provider in _TIME_INTO:
+            what, can = " a point in time", _TIME_INTO[provider]
+        if into in can:
+            return
+        if not can:
+            raise ProviderRefused(
+                f"{provider} cannot restore{what} of {db.name} through its API; use --to TIME "
+                "or one of the bot's backups."
+            )
+        raise ProviderRefused(
+            f"{provider} cannot restore{what} of {db.name} {_INTO_WORDS[into]}; it restores"
+            f"{what} " + " or ".join(_INTO_WORDS[i] for i in can) + "."
         )
 
     def _check_window(
