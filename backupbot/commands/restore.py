@@ -195,6 +195,12 @@ class RestoreService:
                 "The bot stopped while this restore was running; the target "
                 f"{r.target_db} may be partially restored."
             )
+            if r.is_provider:
+                message = (
+                    f"The bot stopped while following {r.provider}'s restore; its operation "
+                    f"{r.operation_id or '(not started)'} may still be running: check the "
+                    "provider's dashboard."
+                )
             with self._incidents.atomic():
                 if not self._restores.finish(
                     r.id,

@@ -214,7 +214,9 @@ HANDLERS: dict[type[Any], Handler] = {
 }
 ACKS: dict[type[Any], Handler] = {
     r.RestoreRequest: lambda call, request: kit.notice(
-        "Checking the backup and the target database…"
+        "Asking the provider for its recovery window…"
+        if request.to or request.snapshot
+        else "Checking the backup and the target database…"
     ),
     r.Drill: _drill_ack,
 }
