@@ -183,8 +183,7 @@ def report(r: RestoreRecord) -> Message:
         return Message(text, [section(head), fields(pairs), section("\n".join(lines))])
     head = (
         f":white_check_mark: *Restored by {provider_name(r)}:* {res.get('tables', 0)} "
-        f"table(s), {res.get('rows', 0):,} row(s). *Connect to:* {_result_target(r)} "
-        "(credentials as for the source)."
+        f"table(s), {res.get('rows', 0):,} row(s). *Connect to:* {_result_target(r)}."
     )
     lines = [_comparison(res)]
     for d in (res.get("differing") or [])[:MAX_TABLE_LINES]:
