@@ -225,13 +225,14 @@ class ProviderPlanner:
             what, can = " a point in time", _TIME_INTO[provider]
         if into in can:
             return
+        subject = f"{what.strip()} of {db.name}" if what else db.name
         if not can:
             raise ProviderRefused(
-                f"{provider} cannot restore{what} of {db.name} through its API; use --to TIME "
-                "or one of the bot's backups."
+                f"{provider} cannot restore {subject} through its API; use --to TIME or one "
+                "of the bot's backups."
             )
         raise ProviderRefused(
-            f"{provider} cannot restore{what} of {db.name} {_INTO_WORDS[into]}; it restores"
+            f"{provider} cannot restore {subject} {_INTO_WORDS[into]}; it restores"
             f"{what} " + " or ".join(_INTO_WORDS[i] for i in can) + "."
         )
 
