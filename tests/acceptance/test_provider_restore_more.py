@@ -1,7 +1,8 @@
 """Provider restores of the other shapes, through the real `backupbot serve`: Supabase
 restores in place (so the bot takes its own safety backup first, and the configured
 database afterwards holds the point's data), Render recovers into a new instance (the
-current one untouched). Each stand-in runs in this test and creates real databases."""
+current one untouched), Railway restores a volume backup (`--snapshot`) in place after a
+safety backup. Each stand-in runs in this test and creates real databases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
+from backupbot.devkit.providers.railway import RailwayStandIn
 from backupbot.devkit.providers.render import RenderStandIn
 from backupbot.devkit.providers.standin import ProviderStandIn
 from backupbot.devkit.providers.supabase import SupabaseStandIn
@@ -88,6 +90,19 @@ def render(
     server = RenderStandIn(world.key, world.databases, postgres_id=PID, database=world.live)
     server.start()
     dep = _deploy(pg, world, slack, server, tmp_path, "render", {"postgres_id": PID})
+    yield server, dep
+    dep.close()
+    server.close()
+
+
+@pytest.fixture
+def railway(
+    world: World, pg: Any, slack: SlackStandin, tmp_path: Path
+) -> Iterator[tuple[RailwayStandIn, Deployment]]:
+    server = RailwayStandIn(world.key, world.databases, database=world.live)
+    server.start()
+    section = {"volume_instance_id": "vi-0000-main"}
+    dep = _deploy(pg, world, slack, server, tmp_path, "railway", section)
     yield server, dep
     dep.close()
     server.close()
@@ -171,3 +186,27 @@ def test_render_recovers_into_a_new_instance_and_refuses_in_place(
     row = _rows(dep, RestoreRow, RestoreRow.id == restore_id)[0]
     assert row.provider_into == "new" and new_id in (row.result_name or ""), row.result_name
     assert server.instances[new_id]["name"] == row.target_db
+
+
+def test_railway_restores_a_volume_backup_in_place_after_a_safety_backup(
+    world: World, railway: tuple[RailwayStandIn, Deployment]
+) -> None:
+    server, dep = railway
+    posts = len(dep.standin.response_posts())
+    assert dep.slash(REVIEWER, "restore app --snapshot bkp-0001").status == 200
+    answer = dep.wait_response(lambda p: dep.standin.response_posts().index(p) >= posts)
+    assert "railway cannot restore a snapshot of app into a new" in _text(answer.body)
+
+    request, restore_id = request_restore(dep, "app --snapshot bkp-0001 --in-place")
+    shown = _text(request)
+    assert "through Railway" in shown and "snapshot `bkp-0001`" in shown, shown
+    assert "Will be overwritten" in shown, shown
+    dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+    done = _text(_finished(dep, request.ts))
+    assert "Restored by Railway and verified" in done, done
+    safety = _rows(dep, BackupRow, BackupRow.label == "pre-restore")
+    assert len(safety) == 1 and safety[0].status == "succeeded"
+    assert row_counts(world.live_url) == world.old_counts  # the volume holds the backup's data
+    row = _rows(dep, RestoreRow, RestoreRow.id == restore_id)[0]
+    assert (row.snapshot_id, row.provider_into, row.point_at) == ("bkp-0001", "in_place", None)
+    assert any("volumeInstanceBackupRestore" in r.body["query"] for r in server.requests)
