@@ -23,6 +23,7 @@ from backupbot.bot.cli.render import (
     backup,
     drill,
     log,
+    migrations,
     note,
     render,
     restore,
@@ -32,6 +33,7 @@ from backupbot.bot.cli.render import (
 )
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.drill_model import DrillStage
+from backupbot.commands.migrations import MigrationsView
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.commands.retention_plan import (
     DatabasePolicy,
@@ -57,6 +59,7 @@ from backupbot.settings import RetentionSettings
 from backupbot.storage.drills import DrillRecord
 from backupbot.storage.incident_chain import ChainCheck
 from backupbot.storage.operation_notes import OperationNote
+from backupbot.storage.prisma import Migration
 from backupbot.storage.restores import RestoreRecord
 from tests.restore_records import restore_record
 from tests.test_blocks import NOW, failed, incident, succeeded
@@ -204,6 +207,15 @@ def restore_kinds() -> str:
         restore.run_result(_restore_done(), announced=False),
         restore.run_result(_restore_failed(), announced=True),
         restore.run_result(_restore_schema_failed(), announced=True),
+        restore.run_result(
+            dataclasses.replace(
+                _restore_done(), result={**_restore_done().result, "prisma": PRISMA_RESULT}
+            ),
+            announced=True,
+        ),
+        restore.request_posted(
+            restore_record(NOW, preview={"prisma_ahead": ["20251201090000_add_badges"]})
+        ),
     )
 
 
@@ -503,6 +515,43 @@ NOTE = OperationNote(
 )
 
 
+PRISMA_RESULT = {
+    "before": "20251201090000_add_badges",
+    "after": "20250201080000_admin_audit",
+    "lacks": ["20251201090000_add_badges"],
+    "failed_after": [],
+}
+
+
+def prisma_view() -> MigrationsView:
+    """A history with each state: two applied, one rolled back and deployed again, one
+    failed (with a name a shell must not run as is)."""
+    t = NOW - timedelta(days=3)
+
+    def at(hours: float) -> Any:
+        return t + timedelta(hours=hours)
+
+    rows = [
+        Migration("20250101090000_init", at(0), at(0.01), None, 1, "c1"),
+        Migration("20250201080000_admin_audit", at(1), None, at(2), 0, "c2"),
+        Migration("20250201080000_admin_audit", at(3), at(3.01), None, 1, "c3"),
+        Migration("20251202100000_add_index $(x)", at(4), None, None, 0, "c4"),
+    ]
+    backup_record = dataclasses.replace(
+        succeeded(),
+        manifest={"prisma_migration": {"migration_name": "20250101090000_init"}},
+    )
+    return MigrationsView("app", rows, backup_record)
+
+
+def migrations_kinds() -> str:
+    return _lines(
+        migrations.view_lines(prisma_view()),
+        migrations.view_lines(MigrationsView("app", None, None)),
+        json.dumps(prisma_view().as_json(), indent=1),
+    )
+
+
 def note_kinds() -> str:
     posted = dataclasses.replace(NOTE, channel="C0BACKUPS", message_ts="1714564800.000100")
     restore_note = dataclasses.replace(NOTE, kind="restore", author="cli:alice")
@@ -529,6 +578,7 @@ KINDS: dict[str, Callable[[], str]] = {
     "retention": retention_kinds,
     "log": log_kinds,
     "note": note_kinds,
+    "migrations": migrations_kinds,
 }
 
 

@@ -8,6 +8,7 @@ tests/test_slack_golden.py` and commit the files under `tests/golden/slack/`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pytest
 from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import drill as drill_blocks
+from backupbot.bot.slack.blocks import migrations as migrations_blocks
 from backupbot.bot.slack.blocks import note as note_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.kit import Message
@@ -31,10 +33,12 @@ from tests.test_blocks import RENDERED, succeeded
 from tests.test_cli_golden import (
     DRILL_PASSED,
     DRILL_SCHEMA_FAILED,
+    PRISMA_RESULT,
     SCHEMA_DIFFERENCES,
     SCHEMA_ERROR,
+    prisma_view,
 )
-from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state
+from tests.test_restore_blocks import ALL_STATUSES, NOW, in_state, preview
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
 SCHEMA_FINGERPRINT: dict[str, Any] = {
@@ -119,6 +123,20 @@ KINDS: dict[str, Callable[[], Message]] = {
         replace(NOTE, kind="restore", text="Restored app from the Neon dashboard to 14:00")
     ),
     "note_ack": lambda: note_blocks.note_ack(NOTE),
+    "migrations": lambda: migrations_blocks.migrations_message(prisma_view()),
+    "migrations_none": lambda: migrations_blocks.migrations_message(
+        dataclasses.replace(prisma_view(), rows=None)
+    ),
+    "restore_pending_prisma_ahead": lambda: restore_blocks.restore_message(
+        in_state(
+            "pending",
+            preview={**preview(), "prisma_ahead": ["20240201_add_badges", "20240202_<!here>"]},
+        ),
+        NOW,
+    ),
+    "restore_report_prisma": lambda: restore_blocks.restore_report(
+        in_state("succeeded", result={**in_state("succeeded").result, "prisma": PRISMA_RESULT})
+    ),
     "hostile_usage_error": lambda: kit.usage_error(
         say("There is no backup {ref} of {db}.", ref=Name("<!channel>"), db=Name("app")),
         "/backup restore DB",

@@ -19,7 +19,9 @@ from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService, BackupConditions
 from backupbot.commands.escalation_ack import AckRule
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
+from backupbot.commands.provider_facts import ProviderConditions, ProviderFactsService
 from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
@@ -63,6 +65,7 @@ from backupbot.bot.infrastructure import (
     build_slack_client,
     build_store,
     durable_state,
+    status_adapter,
 )
 from backupbot.bot.services import Services
 from backupbot.commands.access import Access, CachedDirectory
@@ -147,6 +150,7 @@ def _status_service(
     alerts: AlertService,
     checklists: ChecklistService,
     clock: Clock,
+    providers: ProviderFactsService,
 ) -> StatusService:
     return StatusService(
         settings=settings,
@@ -155,6 +159,7 @@ def _status_service(
         alerts=alerts,
         checklists=checklists,
         clock=clock,
+        providers=providers,
     )
 
 
@@ -201,8 +206,8 @@ def _alert_service(
     checklists: ChecklistService,
     clock: Clock,
     access: Access,
-    directory: CachedDirectory | None,
     restore_requests: RestoreRequests,
+    providers: ProviderFactsService,
 ) -> tuple[AlertService, BreakGlassReviews]:
     """Escalation over every condition the bot watches, and the break-glass reviews
     (one of them)."""
@@ -217,18 +222,23 @@ def _alert_service(
             DrillConditions(drills, timedelta(days=settings.drill.max_age_days)),
             ChecklistConditions(checklists),
             reviews,
+            ProviderConditions(providers, settings.databases),
         ],
         levels=settings.escalation.levels,
         providers={d.name: d.provider for d in settings.databases},
         clock=clock,
-        ack_rule=AckRule(settings.escalation.levels, access, directory),
+        ack_rule=AckRule(settings.escalation.levels, access, access.directory),
         reack_after_minutes=settings.escalation.reack_after_minutes,
     )
     return alerts, reviews
 
 
 def _checklist_service(
-    settings: Settings, engine: Engine, incidents: IncidentLog, clock: Clock
+    settings: Settings,
+    engine: Engine,
+    incidents: IncidentLog,
+    clock: Clock,
+    providers: ProviderFactsService,
 ) -> ChecklistService:
     return ChecklistService(
         settings=settings,
@@ -236,6 +246,7 @@ def _checklist_service(
         evidence=ChecklistEvidenceQueries(engine),
         incidents=incidents,
         clock=clock,
+        providers=providers,
     )
 
 
@@ -262,10 +273,11 @@ def build_services(
     restore_requests, runner, restores = _restore_services(
         settings, engine, catalog, incidents, store, backups, clock, access
     )
-    checklists = _checklist_service(settings, engine, incidents, clock)
+    providers = ProviderFactsService(settings.databases, status_adapter, clock)
+    checklists = _checklist_service(settings, engine, incidents, clock, providers)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
     alerts, reviews = _alert_service(
-        settings, engine, incidents, drills, checklists, clock, access, directory, restore_requests
+        settings, engine, incidents, drills, checklists, clock, access, restore_requests, providers
     )
     jobs = BackgroundJobs(long_workers=max(4, settings.jobs.max_parallel_jobs))
     return Services(
@@ -294,7 +306,8 @@ def build_services(
         outbox=Outbox(engine),
         notes=NoteService(OperationNotes(engine), incidents, clock),
         points=PointsService(databases=settings.databases, catalog=catalog),
-        status=_status_service(settings, catalog, drills, alerts, checklists, clock),
+        status=_status_service(settings, catalog, drills, alerts, checklists, clock, providers),
+        migrations=MigrationService(databases=settings.databases, catalog=catalog),
     )
 
 

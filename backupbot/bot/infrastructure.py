@@ -29,6 +29,8 @@ from backupbot.storage.pgconn import ConnInfo
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from backupbot.storage.providers.contract import ProviderAdapter
+
 
 def build_store(storage: StorageSettings) -> ArtifactStore:
     if storage.local is not None:
@@ -90,11 +92,26 @@ STORE_SERVER = "store"  # retention's "server" in the job limits: one run at a t
 
 def server_key(db: DatabaseSettings) -> str:
     """The `host:port` a database lives on, for the per-server job limit."""
+    return url_server_key(db.url.get_secret_value(), f"unparsed:{db.name}")
+
+
+def url_server_key(url: str, unparsed: str) -> str:
+    """The `host:port` of a connection URL (`unparsed` when it cannot be read)."""
     try:
-        conn = ConnInfo.from_url(db.url.get_secret_value())
+        conn = ConnInfo.from_url(url)
     except BackupbotError:
-        return f"unparsed:{db.name}"
+        return unparsed
     return f"{conn.host}:{conn.port}"
+
+
+def status_adapter(db: DatabaseSettings) -> ProviderAdapter | None:
+    """A provider adapter for status reads and alert checks: short timeouts, one retry,
+    so an unreachable provider API costs a status reply seconds, not minutes (restores
+    build their own, patient adapter)."""
+    from backupbot.storage.providers.factory import adapter_for  # httpx: only when used
+    from backupbot.storage.providers.http import RetryPolicy
+
+    return adapter_for(db, timeout=5.0, policy=RetryPolicy(attempts=2, max_delay=2.0))
 
 
 def build_slack_client(creds: SlackCredentials) -> WebClient | None:

@@ -18,6 +18,7 @@ from backupbot.commands.drill import DrillService
 from backupbot.commands.drill_postpone import DrillPostponer
 from backupbot.commands.escalation import AlertService
 from backupbot.commands.escalation_review import BreakGlassReviews
+from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from backupbot.bot.slack.kit import Message
 
 
-from backupbot.bot.infrastructure import STORE_SERVER, server_key
+from backupbot.bot.infrastructure import STORE_SERVER, server_key, url_server_key
 from backupbot.commands.access import Access
 
 
@@ -80,8 +81,14 @@ class Services:
     outbox: Outbox
     notes: NoteService
     points: PointsService
+    migrations: MigrationService
 
-    def _server(self, database: str) -> str:
+    def _server(self, database: str, target_name: str | None = None) -> str:
+        """The server a job loads: the configured target's when it writes one (`--into
+        staging`, a drill on `drill.target`), else the database's own."""
+        target = self.settings.targets.get(target_name) if target_name else None
+        if target is not None:
+            return url_server_key(target.url.get_secret_value(), f"target:{target_name}")
         db = self.settings.database(database)
         return server_key(db) if db is not None else f"unconfigured:{database}"
 
@@ -109,7 +116,7 @@ class Services:
         job = Job(
             "restore",
             {"restore_id": record.id},
-            self._server(record.database),
+            self._server(record.database, record.target_name),
             f"restore:{record.id}",
         )
         try:
@@ -127,7 +134,10 @@ class Services:
         """Hand a started (waiting) drill to the workers. If it cannot be queued, the
         drill is failed and recorded at once, and the error raised."""
         job = Job(
-            "drill", {"drill_id": record.id}, self._server(record.database), f"drill:{record.id}"
+            "drill",
+            {"drill_id": record.id},
+            self._server(record.database, self.settings.drill_target(record.database)),
+            f"drill:{record.id}",
         )
         try:
             if not self.drills.hold(record, self._holder()):

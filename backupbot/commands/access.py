@@ -221,6 +221,11 @@ class Access:
         self.rules = rules
         self._directory = directory
 
+    @property
+    def directory(self) -> Directory | None:
+        """Where Slack's answers about people come from (None: no Slack client)."""
+        return self._directory
+
     def caller(
         self,
         user: str,

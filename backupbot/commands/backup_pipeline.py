@@ -210,7 +210,7 @@ class BackupPipeline:
                 dump.finish()
             schema = _in_snapshot(schema_future, watch, db.name, self._lock_wait_seconds)
             row_counts = _in_snapshot(counts, watch, db.name, self._lock_wait_seconds)
-            prisma = session.prisma_head()
+            prisma = session.prisma_history()
             writer.commit()
         except BaseException:
             writer.abort()

@@ -28,6 +28,7 @@ from backupbot.commands.checklist_rules import (
     period_of,
 )
 from backupbot.commands.click_origin import ClickOrigin, mismatch, once_posted, refusal_facts
+from backupbot.commands.provider_facts import ProviderFactsService
 from backupbot.commands.schedule import SCHEDULER_ACTOR
 from backupbot.commands.status import ChecklistSummary
 from backupbot.errors import BackupbotError
@@ -75,8 +76,10 @@ class ChecklistService:
         evidence: ChecklistEvidenceQueries,
         incidents: IncidentLog,
         clock: Clock,
+        providers: ProviderFactsService | None = None,
     ) -> None:
         self._settings = settings
+        self._providers = providers
         self._checklists = checklists
         self._evidence = evidence
         self._incidents = incidents
@@ -98,7 +101,9 @@ class ChecklistService:
     # -- reading --------------------------------------------------------------------------
 
     def evaluate(self, now: datetime) -> ChecklistEvaluation:
-        return evaluate(gather_evidence(self._evidence, self._settings, now), self.policy)
+        recovery = tuple(self._providers.facts().values()) if self._providers else ()
+        evidence = gather_evidence(self._evidence, self._settings, now, recovery)
+        return evaluate(evidence, self.policy)
 
     def current(self, now: datetime) -> ChecklistRecord | None:
         """The newest checklist up to `now`'s period (last month's until this month's is

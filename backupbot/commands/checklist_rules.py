@@ -38,6 +38,7 @@ from backupbot.commands.checklist_items.model import (
 )
 from backupbot.commands.checklist_items.retention import retention_item
 from backupbot.commands.checklist_items.size import size_item
+from backupbot.commands.provider_facts import ProviderFacts
 from backupbot.commands.rto_record import TREND_DRILLS
 from backupbot.commands.schedule import ScheduledJob
 from backupbot.settings import Settings
@@ -94,9 +95,13 @@ def retention_due_by(settings: Settings, now: datetime) -> datetime | None:
 
 
 def gather_evidence(
-    queries: ChecklistEvidenceQueries, settings: Settings, now: datetime
+    queries: ChecklistEvidenceQueries,
+    settings: Settings,
+    now: datetime,
+    recovery: tuple[ProviderFacts, ...] = (),
 ) -> ChecklistEvidence:
-    """The facts `evaluate` needs, read from the state database."""
+    """The facts `evaluate` needs, read from the state database, and the providers'
+    recovery facts (`recovery`) as read by the caller."""
     since = window_start(now, settings.checklist.lookback_days)
     drills_since = min(since, previous_month_start(now, settings.schedules.timezone))
     return ChecklistEvidence(
@@ -109,4 +114,5 @@ def gather_evidence(
         retention_due_by=retention_due_by(settings, now),
         drills_since=drills_since,
         staging_restores=tuple(queries.staging_restores(drills_since)),
+        recovery=recovery,
     )

@@ -21,6 +21,8 @@ VERIFICATION_FAILED = "verification_failed"
 DRILL_FAILED = "drill_failed"
 DRILL_MISSING = "drill_missing"  # no passed drill within drill.max_age_days
 CHECKLIST_OVERDUE = "checklist_overdue"
+# the provider's point-in-time recovery is off, shorter than the runbook's, or unreadable
+PROVIDER_RECOVERY = "provider_recovery"
 CONDITIONS = (
     BACKUP_FAILED,
     STALE,
@@ -28,6 +30,7 @@ CONDITIONS = (
     DRILL_FAILED,
     DRILL_MISSING,
     CHECKLIST_OVERDUE,
+    PROVIDER_RECOVERY,
 )
 
 

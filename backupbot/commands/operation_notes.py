@@ -17,50 +17,20 @@ from typing import Any
 
 from backupbot.clock import Clock
 from backupbot.commands.click_origin import ClickOrigin, mismatch, refusal_facts
-from backupbot.errors import UsageError
-from backupbot.phrases import Actor, Command, Name, Phrase, say
+from backupbot.commands.note_rules import DEFAULT_KIND, KINDS, MAX_TEXT, check_note
+from backupbot.phrases import Actor, Name, Phrase, say
 from backupbot.storage.incidents import Incident, IncidentLog
 from backupbot.storage.operation_notes import STAGING_RESTORE, OperationNote, OperationNotes
 
-KINDS = ("restore", STAGING_RESTORE, "other")
-DEFAULT_KIND = "other"
-MAX_TEXT = 2000  # characters of a note
 KIND_WORDS = {
     "restore": "Restore done outside the bot",
     STAGING_RESTORE: "Staging restore test",
     "other": "Operation done outside the bot",
 }
 LOG_TEXT = 160  # characters of a note's text in a log line
+assert STAGING_RESTORE in KINDS  # the kind the checklist counts is one users can give
 
-
-def check_note(database: str, kind: str, text: str) -> None:
-    """Raise a `UsageError` for an unknown kind, a missing text or one too long."""
-    if kind not in KINDS:
-        raise UsageError(
-            say(
-                "{kind} is not a kind of note; say {kinds} (or leave it out: {default}).",
-                kind=Name(kind),
-                kinds=", ".join(KINDS),
-                default=DEFAULT_KIND,
-            ),
-            "note",
-        )
-    if not text.strip():
-        raise UsageError(
-            say(
-                "Say what was done, where and by whom after the database, e.g. {example}.",
-                example=Command(
-                    "note", database, "restore", "Restored from the provider dashboard to 14:00"
-                ),
-            ),
-            "note",
-        )
-    if len(text) > MAX_TEXT:
-        raise UsageError(
-            f"The note is {len(text)} characters; keep it to {MAX_TEXT} "
-            "(link to a ticket or a document for the rest).",
-            "note",
-        )
+__all__ = ["DEFAULT_KIND", "KINDS", "MAX_TEXT", "NoteService", "check_note"]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ _PROVIDER_NAMES = {
 }
 
 
+def provider_name(provider: str) -> str:
+    """The provider as people write it ("Neon"); an unknown label as it is configured."""
+    return _PROVIDER_NAMES.get(provider, provider)
+
+
 def provider_contact(provider: str | None) -> str | None:
     """One plain sentence with the runbook's support contact for `provider`; None when
     the alert is not about a database (no provider applies)."""

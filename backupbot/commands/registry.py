@@ -27,7 +27,7 @@ from backupbot.commands.command_spec import (
     specs,
     switch,
 )
-from backupbot.commands.operation_notes import DEFAULT_KIND, KINDS, check_note
+from backupbot.commands.note_rules import DEFAULT_KIND, KINDS, check_note
 
 __all__ = [
     "REGISTRY",
@@ -35,6 +35,7 @@ __all__ = [
     "Drill",
     "Help",
     "Log",
+    "Migrations",
     "Note",
     "Points",
     "ReportRto",
@@ -220,6 +221,18 @@ class Status:
     chart_file: str | None = option(
         "--chart", "FILE", "write the 90-day trend chart (PNG) to FILE", surfaces=CLI_ONLY
     )
+
+
+@command("migrations", ("migrations",), role=Role.VIEWER, slow=True)
+class Migrations:
+    """Prisma's migrations as Prisma sees them: applied, failed and rolled back, and the
+    head.
+
+    Read from the database's _prisma_migrations, beside the head its newest verified
+    backup recorded. A failed migration comes with the prisma migrate resolve
+    --rolled-back command to run once what it changed is undone."""
+
+    database: str = database_arg(Databases.ONE)
 
 
 @command("log", ("log",), role=Role.VIEWER, slow=True, too_many="{c} takes at most one number.")

@@ -107,8 +107,10 @@ class RestoreOutcomes:
         rto: int,
         jobs: int,
         schema: SchemaCheck | None = None,
+        prisma: dict[str, Any] | None = None,
     ) -> RestoreRecord:
-        """The restore's result (timings against the RTO), stored and recorded."""
+        """The restore's result (timings against the RTO), stored and recorded; `prisma`:
+        the Prisma head before and after and the migrations lost (`restore_facts`)."""
         now = self._clock.now()
         total = time.monotonic() - started
         result = {
@@ -125,6 +127,8 @@ class RestoreOutcomes:
         }
         if schema is not None:
             result["schema"] = schema.status
+        if prisma is not None:
+            result["prisma"] = prisma
         self._restores.finish(record.id, RESTORE_SUCCEEDED, now, result=result)
         record_incident(
             self._incidents,
@@ -140,6 +144,7 @@ class RestoreOutcomes:
             timings=result["timings"],
             safety_backup_id=run.safety_backup_id,
             break_glass=record.break_glass,
+            prisma=prisma,
         )
         return self._restores.get(record.id)
 

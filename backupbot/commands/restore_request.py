@@ -9,6 +9,7 @@ from typing import Any
 
 from backupbot.commands.approval_stages import total_needed
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
+from backupbot.commands.migrations import ahead_of_backup
 from backupbot.commands.restore_lookup import BackupLookup, choose_target, configured_as
 from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
 from backupbot.commands.restore_targets import Targets
@@ -159,6 +160,7 @@ class RestorePlanner:
                 "configured_as": configured_as(self._databases, target),
                 "name": plan.target_name,
             },
+            "prisma_ahead": ahead_of_backup(manifest.get("prisma_migration"), plan.facts.prisma),
             "rto_minutes": self.rto_minutes(db.name),
             "tested": (
                 last_tested(self._restores.test_restores(db.name), backup.id)

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from backupbot.clock import Clock
 from backupbot.commands.backup import BackupService
 from backupbot.commands.interrupts import KillSwitches
+from backupbot.commands.migrations import restore_facts
 from backupbot.commands.provider_run import ProviderRunner
 from backupbot.commands.restore_model import (
     BOT_ACTOR,
@@ -67,6 +68,7 @@ from backupbot.storage.pgadmin import create_database, inspect_target, server_ma
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import count_rows
 from backupbot.storage.pgschema import schema_fingerprint
+from backupbot.storage.prisma import prisma_facts
 from backupbot.storage.restores import RUNNING, RestoreRecord, RestoreRequests
 
 log = logging.getLogger(__name__)
@@ -272,7 +274,7 @@ class RestoreRunner:
         t = self._stage(record, run, "verify", listener)
         expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
         try:
-            actual, schema = self._verify(record, target, backup.manifest, expected)
+            actual, schema, prisma = self._verify(record, target, backup.manifest, expected)
         finally:  # a failed verification is timed too
             run.timings["verify"] = time.monotonic() - t
         return self._outcomes.succeeded(
@@ -282,6 +284,7 @@ class RestoreRunner:
             expected,
             actual,
             schema=schema,
+            prisma=restore_facts(facts.prisma, prisma) if facts.prisma or prisma else None,
             rto=self.rto_minutes(record.database),
             jobs=self._jobs(archive.raw_size),
         )
@@ -320,12 +323,14 @@ class RestoreRunner:
         target: ConnInfo,
         manifest: dict[str, Any] | None,
         expected: dict[str, int],
-    ) -> tuple[dict[str, int], SchemaCheck]:
+    ) -> tuple[dict[str, int], SchemaCheck, dict[str, Any] | None]:
         """Row counts and schema of the restored target, compared with the manifest's and
-        recorded; raises `_VerificationMismatch` when any table or schema object differs."""
+        recorded, and its Prisma history; raises `_VerificationMismatch` when any table or
+        schema object differs."""
         recorded, why_not = recorded_schema(manifest)
         with target.connect(autocommit=True) as conn:
             actual = count_rows(conn)
+            prisma = prisma_facts(conn)
             fingerprint = None if recorded is None else schema_fingerprint(conn)
             target_major = conn.info.server_version // 10000
         mismatches = compare_counts(expected, actual)
@@ -349,7 +354,7 @@ class RestoreRunner:
         )
         if mismatches or schema.differences:
             raise _VerificationMismatch(mismatches, schema.differences)
-        return actual, schema
+        return actual, schema, prisma
 
     def _safety_backup(
         self, record: RestoreRecord, db: DatabaseSettings, target: ConnInfo, run: RunState

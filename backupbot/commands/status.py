@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backupbot.commands import humanize
+from backupbot.commands.migrations import failed_warning
+from backupbot.commands.provider_facts import ProviderFacts
 from backupbot.commands.rto_record import RtoLine, rto_line
 from backupbot.commands.schedule import StaleRule, as_stale_rule
 from backupbot.commands.trends import SPARK_POINTS, Trend, trend
@@ -87,6 +89,7 @@ class DatabaseStatus:
     alerts: list[AlertSummary] = field(default_factory=list)  # open, about this database
     rto_minutes: int | None = None  # its RTO target (None: the latest drill's)
     trend: Trend = field(default_factory=Trend)  # the last stored backups' sizes, durations
+    recovery: ProviderFacts | None = None  # its provider's own recovery, with a section
 
     @property
     def healthy(self) -> bool:
@@ -136,9 +139,11 @@ def database_status(
     drills: Sequence[DrillSummary] = (),
     alerts: Sequence[AlertSummary] = (),
     rto_minutes: int | None = None,
+    recovery: ProviderFacts | None = None,
 ) -> DatabaseStatus:
     """Where one database stands at `now`. `stale_after`: when its newest verified backup
-    is stale (its schedule's rule, or a plain maximum age)."""
+    is stale (its schedule's rule, or a plain maximum age). `recovery`: what its provider
+    says of its own recovery (its warnings are the database's)."""
     rule = as_stale_rule(stale_after)
     ok = catalog.latest(name, SUCCEEDED)
     bad = catalog.latest(name, FAILED)
@@ -160,6 +165,10 @@ def database_status(
     finished = next((d for d in drills if d.status != "running"), None)
     if (warning := drill_warning(finished)) is not None:
         warnings.append(warning)
+    if recovery is not None:
+        warnings.extend(recovery.warnings)
+    if (failed := failed_warning(name, ok)) is not None:
+        warnings.append(failed)
     return DatabaseStatus(
         name=name,
         provider=provider,
@@ -175,6 +184,7 @@ def database_status(
         alerts=list(alerts),
         rto_minutes=rto_minutes,
         trend=trend(catalog.stored(name, limit=SPARK_POINTS)),
+        recovery=recovery,
     )
 
 
@@ -190,6 +200,7 @@ def status_report(
     drills: Mapping[str, Sequence[DrillSummary]] | None = None,
     alerts: Sequence[AlertSummary] = (),
     rto_minutes: Mapping[str, int] | None = None,
+    recovery: Mapping[str, ProviderFacts] | None = None,
 ) -> list[DatabaseStatus]:
     """Status of each `(name, provider)` given, in configuration order."""
     return [
@@ -204,6 +215,7 @@ def status_report(
             drills=(drills or {}).get(n, ()),
             alerts=[a for a in alerts if a.database == n],
             rto_minutes=(rto_minutes or {}).get(n),
+            recovery=(recovery or {}).get(n),
         )
         for n, p in databases
     ]

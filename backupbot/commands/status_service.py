@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from backupbot.commands.checklist import ChecklistService
     from backupbot.commands.drill import DrillService
     from backupbot.commands.escalation import AlertService
+    from backupbot.commands.provider_facts import ProviderFactsService
 
 
 class StatusService:
@@ -32,6 +33,7 @@ class StatusService:
         alerts: AlertService,
         checklists: ChecklistService,
         clock: Clock,
+        providers: ProviderFactsService | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -39,6 +41,7 @@ class StatusService:
         self._alerts = alerts
         self._checklists = checklists
         self._clock = clock
+        self._providers = providers
 
     def report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
@@ -55,6 +58,7 @@ class StatusService:
             drills={d.name: self._drills.summaries(d.name) for d in dbs},
             alerts=self._alerts.summaries(),
             rto_minutes={d.name: self._drills.rto_minutes(d.name) for d in dbs},
+            recovery=self._providers.facts(d.name for d in dbs) if self._providers else None,
         )
 
     def overall(self) -> BotStatus:

@@ -23,6 +23,12 @@ class _Section(BaseModel):
     operation_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # How often a running restore asks the provider how its operation is doing.
     poll_seconds: float = Field(default=10.0, ge=0.05, le=600)
+    # The recovery window the runbook asks of the provider (its retention: 30 days). A
+    # provider keeping less, or with point-in-time recovery off, is a warning in
+    # `/backup status` and the checklist; 0: do not compare the window.
+    expected_recovery_days: int = Field(default=30, ge=0, le=3650)
+    # While that warning holds, also open an alert (escalated like a failed backup).
+    alert_on_recovery_gap: bool = False
 
     @field_validator("api_url")
     @classmethod

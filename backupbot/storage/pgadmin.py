@@ -14,7 +14,8 @@ from psycopg import sql
 
 from backupbot.errors import DatabaseUnreachable
 from backupbot.storage.pgconn import ConnInfo
-from backupbot.storage.pginspect import count_rows, prisma_head
+from backupbot.storage.pginspect import count_rows
+from backupbot.storage.prisma import prisma_facts
 
 MAINTENANCE_DB = "postgres"
 
@@ -81,7 +82,7 @@ def database_exists(target: ConnInfo) -> bool:
 
 
 def inspect_target(target: ConnInfo) -> TargetFacts:
-    """Size, per-table row counts and Prisma head of `target`, or `exists=False`."""
+    """Size, per-table row counts and Prisma migrations of `target`, or `exists=False`."""
     if not database_exists(target):
         return TargetFacts(exists=False)
     with target.connect(autocommit=True) as conn:
@@ -90,7 +91,7 @@ def inspect_target(target: ConnInfo) -> TargetFacts:
             exists=True,
             size_bytes=int(size_row[0]) if size_row else 0,
             row_counts=count_rows(conn),
-            prisma=prisma_head(conn),
+            prisma=prisma_facts(conn),
         )
 
 

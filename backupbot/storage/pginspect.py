@@ -18,6 +18,7 @@ from psycopg import sql
 
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pgschema import schema_fingerprint
+from backupbot.storage.prisma import prisma_facts
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,6 @@ WHERE c.relkind = 'r'
 ORDER BY 1, 2
 """
 
-_PRISMA_TABLE = """
-SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname = '_prisma_migrations' AND c.relkind = 'r'
-ORDER BY (n.nspname = 'public') DESC, n.nspname LIMIT 1
-"""
-
 
 def count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """`schema.table` -> exact row count for every user table (extensions' tables excluded)."""
@@ -49,26 +44,6 @@ def count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
         row = conn.execute(query).fetchone()
         counts[f"{schema}.{table}"] = int(row[0]) if row else 0
     return counts
-
-
-def prisma_head(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-    """The newest applied, not rolled back `_prisma_migrations` row, if the table exists."""
-    row = conn.execute(_PRISMA_TABLE).fetchone()
-    if row is None:
-        return None
-    query = sql.SQL(
-        "SELECT migration_name, finished_at, checksum FROM {}._prisma_migrations "
-        "WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL "
-        "ORDER BY finished_at DESC, migration_name DESC LIMIT 1"
-    ).format(sql.Identifier(row[0]))
-    head = conn.execute(query).fetchone()
-    if head is None:
-        return None
-    return {
-        "migration_name": head[0],
-        "finished_at": head[1].isoformat() if head[1] else None,
-        "checksum": head[2],
-    }
 
 
 @dataclass(frozen=True)
@@ -109,8 +84,9 @@ class SnapshotSession:
     def row_counts(self) -> dict[str, int]:
         return count_rows(self._conn)
 
-    def prisma_head(self) -> dict[str, Any] | None:
-        return prisma_head(self._conn)
+    def prisma_history(self) -> dict[str, Any] | None:
+        """Prisma's migration history in the snapshot (`storage/prisma.py`), or None."""
+        return prisma_facts(self._conn)
 
     def schema(self) -> dict[str, Any]:
         """The schema fingerprint (`storage/pgschema.py`) in the snapshot. Take it before

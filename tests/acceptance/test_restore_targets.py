@@ -23,9 +23,10 @@ from backupbot.devkit.pgcluster import PgCluster
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
-from tests.acceptance.harness import CHANNEL, LEAD, REQUESTER, REVIEWER, Deployment
-from tests.acceptance.test_flows import _button, _text, backup_now, database_exists
+from tests.acceptance.harness import CHANNEL, LEAD, REQUESTER, REVIEWER, WAIT, Deployment
+from tests.acceptance.test_flows import _backup_id, _button, _text, backup_now, database_exists
 from tests.acceptance.test_flows import request_restore as _request
+from tests.acceptance.test_lock_timeouts import application_lock
 from tests.conftest import PG_PASSWORD
 
 KINDS = [
@@ -68,6 +69,8 @@ def dep(
                 "slack": {"channel": CHANNEL, "approvers": [REVIEWER, LEAD]},
                 "targets": {"staging": {"url": "${STAGING_URL}"}},
                 "drill": {"target": "staging"},
+                # a backup held behind a lock waits out a slow machine (the slot test)
+                "backup": {"lock_wait_seconds": 600},
             },
         )
         deployment.config["databases"][0]["protected"] = True
@@ -181,3 +184,36 @@ def test_a_target_that_is_a_configured_database_is_a_config_error(
     result = dep.cli("--config", str(bad), "config", "check", check=False)
     assert result.returncode == 2
     assert "target 'prod_copy' is the configured database 'app' itself" in result.stderr
+
+
+def _backup_stage(dep: Deployment, backup_id: str) -> tuple[str, str | None]:
+    engine = create_engine(dep.state_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, stage FROM backups WHERE id = :id"), {"id": backup_id}
+        ).one()
+    engine.dispose()
+    return (row[0], row[1])
+
+
+def test_a_restore_into_staging_does_not_wait_for_the_source_servers_job_slot(
+    dep: Deployment,
+) -> None:
+    """`jobs.max_parallel_per_server` is 1 by default: a backup of `app` stuck behind a
+    lock holds its server's slot. A restore `--into staging` loads the staging server,
+    so it runs (and finishes) while that backup still waits."""
+    backup_now(dep)
+    app_url = dep.exported["APP_DATABASE_URL"]
+    lock = 'LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE'
+    with application_lock(app_url, "slot-holder", lock):
+        answer = dep.slash(REQUESTER, "now app")
+        stuck = _backup_id(_text(answer.json()))
+        assert dep.standin.wait_for(
+            lambda: _backup_stage(dep, stuck) not in (("running", "queued"), ("running", None)),
+            WAIT,
+        ), "the backup was never claimed"
+        request, restore_id = _request(dep, "app latest --into staging")
+        dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+        dep.wait_message(lambda m: m.ts == request.ts and "Restored and verified" in _text(m))
+        assert _backup_stage(dep, stuck)[0] == "running"  # still behind the lock
+    assert dep.standin.wait_for(lambda: _backup_stage(dep, stuck)[0] == "succeeded", WAIT)

@@ -20,6 +20,7 @@ from backupbot.bot.cli.render import backup as backup_text
 from backupbot.bot.cli.render import cli_command
 from backupbot.bot.cli.render import drill as drill_text
 from backupbot.bot.cli.render import log as log_text
+from backupbot.bot.cli.render import migrations as migrations_text
 from backupbot.bot.cli.render import note as note_text
 from backupbot.bot.cli.render import points as points_text
 from backupbot.bot.cli.render import restore as restore_text
@@ -255,6 +256,16 @@ def report_rto(services: Services, request: r.ReportRto, as_json: bool) -> int:
     return 0
 
 
+def migrations(services: Services, request: r.Migrations, as_json: bool) -> int:
+    """Prisma's migration history of a database; exit 1 when a migration failed."""
+    view = services.migrations.view(request.database)
+    if as_json:
+        _print_json(view.as_json())
+    else:
+        print("\n".join(migrations_text.view_lines(view)))
+    return 1 if view.failed else 0
+
+
 def postpone(services: Services, request: r.DrillPostpone, as_json: bool) -> int:
     """Move the next scheduled drill of a database; stdout: its new time (ISO 8601)."""
     p = services.postponements.postpone(request.database, request.days, cli_actor())
@@ -306,4 +317,5 @@ HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.Log: log,
     r.ReportRto: report_rto,
     r.Points: points,
+    r.Migrations: migrations,
 }

@@ -5,7 +5,9 @@ Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
 
 This module parses arguments and dispatches; `actions.py` runs the operations,
 `render/` turns results and errors into plain text and JSON, `config_check.py` and
-`serve.py` hold `config check`, `serve` and `worker`.
+`serve.py` hold `config check`, `serve` and `worker`. Only the parser's modules (the
+command registry) are imported at start; the rest is imported once a command runs, so
+`backupbot --help` and a usage error answer without loading the database drivers.
 """
 
 from __future__ import annotations
@@ -14,23 +16,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from backupbot.bot.cli import actions
-from backupbot.bot.cli.actions import cli_actor
-from backupbot.bot.cli.config_check import config_check
-from backupbot.bot.cli.render import render
-from backupbot.bot.cli.serve import serve, worker
-from backupbot.bot.composition import build_services, load
-from backupbot.bot.logging_setup import configure_logging
-from backupbot.bot.services import Services
 from backupbot.commands.command_spec import Databases, Spec, build
-from backupbot.commands.refusals import record_unrecorded
 from backupbot.commands.registry import Surface, specs
 from backupbot.errors import BackupbotError, ConfigError, UsageError
-from backupbot.storage.pgconn import passfile_dir
 
-__all__ = ["cli_actor", "main"]
+if TYPE_CHECKING:
+    from backupbot.bot.services import Services
+
+__all__ = ["main"]
 
 JSON_HELP = "print the result as JSON on stdout (human text stays on stderr)"
 
@@ -137,6 +132,11 @@ def _process_parsers(sub: Subparsers) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(words)
+    from backupbot.bot.cli.render import render
+    from backupbot.bot.composition import build_services, load
+    from backupbot.bot.logging_setup import configure_logging
+    from backupbot.storage.pgconn import passfile_dir
+
     configure_logging("WARNING", "text")
     try:
         settings = load(args.config)
@@ -144,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("serve", "worker"):
             configure_logging(settings.logging.level, settings.logging.format)
         if args.command == "config":
+            from backupbot.bot.cli.config_check import config_check
+
             return config_check(settings, args.live)
         services = build_services(settings)
         try:
@@ -160,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(services: Services, args: argparse.Namespace, words: list[str]) -> int:
     """Run the command; a refusal is recorded (see `commands/refusals.py`) and raised."""
+    from backupbot.bot.cli import actions
+    from backupbot.bot.cli.serve import serve, worker
+    from backupbot.commands.refusals import record_unrecorded
+
     if args.command == "serve":
         return serve(services, args.host, args.port)
     if args.command == "worker":
@@ -172,7 +178,8 @@ def _dispatch(services: Services, args: argparse.Namespace, words: list[str]) ->
     except BackupbotError as exc:
         given = " ".join(words[words.index(spec.cli[0]) :])  # without --config FILE
         now = services.clock.now()
-        record_unrecorded(services.incidents, exc, at=now, actor=cli_actor(), command=given)
+        actor = actions.cli_actor()
+        record_unrecorded(services.incidents, exc, at=now, actor=actor, command=given)
         raise
 
 

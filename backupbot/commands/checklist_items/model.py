@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from backupbot.commands.provider_facts import ProviderFacts
 from backupbot.phrases import Name, Phrase, from_json, say, to_json
 from backupbot.settings import Settings
 from backupbot.storage.checklists import (
@@ -102,6 +103,7 @@ class ChecklistEvidence:
     retention_due_by: datetime | None = None
     drills_since: datetime | None = None
     staging_restores: tuple[OperationNote, ...] = ()  # noted by hand, since `drills_since`
+    recovery: tuple[ProviderFacts, ...] = ()  # each provider-backed database's own recovery
 
 
 def window_start(now: datetime, lookback_days: int) -> datetime:

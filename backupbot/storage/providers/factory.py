@@ -15,7 +15,7 @@ from backupbot.settings.providers import (
     SupabaseSettings,
 )
 from backupbot.storage.providers.contract import ProviderAdapter
-from backupbot.storage.providers.http import ProviderHttp
+from backupbot.storage.providers.http import ProviderHttp, RetryPolicy
 from backupbot.storage.providers.neon import NeonAdapter
 from backupbot.storage.providers.railway import RailwayAdapter, railway_headers
 from backupbot.storage.providers.render import RenderAdapter
@@ -23,9 +23,15 @@ from backupbot.storage.providers.supabase import SupabaseAdapter
 
 
 def adapter_for(
-    db: DatabaseSettings, *, sleep: Callable[[float], None] = time.sleep
+    db: DatabaseSettings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 30.0,
+    policy: RetryPolicy | None = None,
 ) -> ProviderAdapter | None:
-    """The adapter of the database's provider; None without a provider section."""
+    """The adapter of the database's provider; None without a provider section.
+    `timeout` and `policy` bound each request (status reads ask for less patience than
+    a restore)."""
     section = db.provider_section
     if section is None:
         return None
@@ -33,7 +39,9 @@ def adapter_for(
     bearer = {"Authorization": f"Bearer {section.api_key.get_secret_value()}"}
 
     def http(headers: dict[str, str]) -> ProviderHttp:
-        return ProviderHttp(db.provider, section.api_url, headers, sleep=sleep)
+        return ProviderHttp(
+            db.provider, section.api_url, headers, sleep=sleep, timeout=timeout, policy=policy
+        )
 
     if isinstance(section, NeonSettings):
         return NeonAdapter(section, url, http(bearer))

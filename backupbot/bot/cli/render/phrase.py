@@ -15,6 +15,7 @@ _CLI_FORMS: dict[str, tuple[str, ...]] = {
     "drill": ("drill",),
     "status": ("status",),
     "retention": ("retention",),
+    "migrations": ("migrations",),
     "help": ("--help",),
 }
 

@@ -32,6 +32,11 @@ def request_posted(record: RestoreRecord) -> str:
     tested = record.preview.get("tested")
     if tested is not None:
         lines.append(tested_line(tested, record.backup_id))
+    if ahead := record.preview.get("prisma_ahead"):
+        lines.append(
+            "warning: the target's Prisma migrations are ahead of the backup's: "
+            f"{', '.join(ahead)} applied on the target, not in the backup"
+        )
     return "\n".join(lines)
 
 
@@ -71,6 +76,12 @@ def run_result(record: RestoreRecord, *, announced: bool) -> list[str]:
         ]
     if res.get("safety_backup_id"):
         lines.append(f"safety backup: {res['safety_backup_id']}")
+    if prisma := res.get("prisma"):
+        lines.append(
+            f"prisma head: {prisma.get('before') or 'none'} -> {prisma.get('after') or 'none'}"
+        )
+        if prisma.get("lacks"):
+            lines.append(f"warning: the restored database lacks {', '.join(prisma['lacks'])}")
     if not announced:
         lines.append(
             f"Slack was not told yet; {cli_command('serve')} posts the notice when it can."
@@ -118,6 +129,7 @@ def record_json(r: RestoreRecord, *, announced: bool | None = None) -> dict[str,
         "result_host": r.result_host,
         "target_state": res.get("target_state"),
         **schema_json(res),
+        "prisma": res.get("prisma"),
         "error": r.error,
     }
     if announced is not None:

@@ -35,6 +35,8 @@ def database_lines(s: DatabaseStatus) -> list[str]:
     if f := s.last_failure:
         lines.append(f"  last failure: {humanize.age(f.started_at, s.now)}, id {f.id}: {f.error}")
     lines.append(f"  backups kept: {s.kept}")
+    if s.recovery:
+        lines.append(f"  {render(s.recovery.line(s.now))}")
     if s.running:
         lines.append(f"  running now: id {s.running.id}, started by {s.running.actor}")
     lines.append(f"  next scheduled backup: {s.next_backup_text}")
@@ -78,6 +80,7 @@ def status_json(s: DatabaseStatus) -> dict[str, Any]:
         "rto": s.rto.as_json(),
         "trend": {"stored_sizes": s.trend.sizes, "durations_seconds": s.trend.durations},
         "alerts": [alert_json(a) for a in s.alerts],
+        "provider_recovery": s.recovery.as_json() if s.recovery else None,
     }
 
 

@@ -32,6 +32,7 @@ from backupbot.commands.conditions import (
     CHECKLIST_OVERDUE,
     DRILL_FAILED,
     DRILL_MISSING,
+    PROVIDER_RECOVERY,
     STALE,
     VERIFICATION_FAILED,
 )
@@ -51,6 +52,7 @@ TITLES = {
     DRILL_FAILED: "Restore drill failed",
     DRILL_MISSING: "No passed restore drill",
     CHECKLIST_OVERDUE: "Monthly checklist overdue",
+    PROVIDER_RECOVERY: "Provider recovery not as the runbook asks",
     REVIEW_OVERDUE: "Break-glass restore not reviewed",
 }
 

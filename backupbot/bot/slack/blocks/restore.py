@@ -14,6 +14,7 @@ from typing import Any
 from backupbot.bot.slack.blocks import provider_restore as provider_blocks
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
+from backupbot.bot.slack.blocks.migrations import ahead_line, restore_lines
 from backupbot.bot.slack.blocks.restore_tested import tested_lines
 from backupbot.bot.slack.blocks.schema import schema_lines, schema_verdict
 from backupbot.bot.slack.kit import (
@@ -154,6 +155,8 @@ def _overwrite(r: RestoreRecord) -> Block:
         lines.append(
             f"Prisma migration: backup {code(bp or 'none')} · target now {code(tp or 'none')}{same}"
         )
+    if ahead := ahead_line(r.preview):
+        lines.append(ahead)
     return section("\n".join(lines))
 
 
@@ -341,6 +344,8 @@ def restore_report(r: RestoreRecord) -> Message:
             if extra
             else []
         )
+        if prisma := restore_lines(res):
+            tail.append(section("\n".join(prisma)))
         text = f"{recovered_line(r)}; {res.get('tables', 0)} tables verified."
     else:
         head = f":x: *Restore failed* during {esc(res.get('failed_stage', '?'))}: {esc(r.error)}"

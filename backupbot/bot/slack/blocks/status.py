@@ -50,7 +50,7 @@ def _status_lines(s: DatabaseStatus) -> list[Block]:
         ("Last good backup", last),
         ("Last failure", failure),
         ("Backups kept", str(s.kept)),
-        ("Provider", esc(s.provider)),
+        ("Provider", render(s.recovery.line(now)) if s.recovery else esc(s.provider)),
     ]
     if s.running:
         pairs.append(

@@ -26,6 +26,7 @@ from backupbot.bot.slack.blocks import backup as backup_blocks
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.blocks.drill import drill_ack, drill_postponed, drill_refused
+from backupbot.bot.slack.blocks.migrations import migrations_message
 from backupbot.bot.slack.blocks.note import note_ack
 from backupbot.bot.slack.blocks.points import points_message
 from backupbot.bot.slack.blocks.retention import retention_dry_run
@@ -195,6 +196,10 @@ def _retention(call: Invocation, request: r.Retention) -> kit.Message:
     return retention_dry_run(services.retention.plan(request.database, services.clock.now()))
 
 
+def _migrations(call: Invocation, request: r.Migrations) -> kit.Message:
+    return migrations_message(call.services.migrations.view(request.database))
+
+
 def _log(call: Invocation, request: r.Log) -> kit.Message:
     incidents = call.services.incidents
     return status_blocks.log_message(incidents.recent(request.limit), incidents.verify())
@@ -211,6 +216,7 @@ HANDLERS: dict[type[Any], Handler] = {
     r.Status: _status,
     r.Log: _log,
     r.Points: _points,
+    r.Migrations: _migrations,
 }
 ACKS: dict[type[Any], Handler] = {
     r.RestoreRequest: lambda call, request: kit.notice(
