@@ -22,6 +22,7 @@ from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
 from backupbot.commands.provider_facts import ProviderConditions, ProviderFactsService
+from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
@@ -304,6 +305,7 @@ def build_services(
         postponements=_postponer(settings, engine, incidents, clock),
         outbox=Outbox(engine),
         notes=NoteService(OperationNotes(engine), incidents, clock),
+        points=PointsService(databases=settings.databases, catalog=catalog),
         status=_status_service(settings, catalog, drills, alerts, checklists, clock, providers),
         migrations=MigrationService(databases=settings.databases, catalog=catalog),
     )

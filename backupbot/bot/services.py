@@ -20,6 +20,7 @@ from backupbot.commands.escalation import AlertService
 from backupbot.commands.escalation_review import BreakGlassReviews
 from backupbot.commands.migrations import MigrationService
 from backupbot.commands.operation_notes import NoteService
+from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.status import BotStatus, DatabaseStatus
@@ -79,6 +80,7 @@ class Services:
     postponements: DrillPostponer
     outbox: Outbox
     notes: NoteService
+    points: PointsService
     migrations: MigrationService
 
     def _server(self, database: str, target_name: str | None = None) -> str:

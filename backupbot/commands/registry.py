@@ -37,6 +37,7 @@ __all__ = [
     "Log",
     "Migrations",
     "Note",
+    "Points",
     "ReportRto",
     "RestoreRequest",
     "RestoreRun",
@@ -80,7 +81,11 @@ _RESTORE_TOO_MANY = (
 class RestoreRequest:
     """Ask to restore a backup; a second person approves in the channel. Without
     --into it goes to a new database <db>_restored_<time>; --in-place overwrites the
-    source after a safety backup."""
+    source after a safety backup.
+
+    With a provider section (neon:, supabase:, railway:, render:), --to TIME or
+    --snapshot ID restore through the provider instead: into a new branch/instance, or
+    --in-place where the provider can; the same approvals, then the result is verified."""
 
     database: str = database_arg(Databases.REQUIRED)
     backup_ref: str = positional("latest|BACKUP_ID", "latest (default) or an id", "latest")
@@ -91,6 +96,11 @@ class RestoreRequest:
         excludes="in_place",
     )
     in_place: bool = switch("--in-place", "overwrite the source (safety backup first)")
+    to: str | None = option(
+        "--to", "TIME", 'provider point in time, e.g. "2026-11-30 14:05" (UTC unless --tz)'
+    )
+    tz: str | None = option("--tz", "ZONE", "read --to in this zone, e.g. Europe/Berlin")
+    snapshot: str | None = option("--snapshot", "ID", "a provider snapshot (see points)")
     reason: str | None = option("--reason", "TEXT", REASON_HELP)
     slack_user: str | None = option(
         "--slack-user",
@@ -124,6 +134,14 @@ class RestoreRun:
         "your Slack user id (U...), so you cannot review your own break-glass restore",
         surfaces=CLI_ONLY,
     )
+
+
+@command("points", ("points",), role=Role.VIEWER, slow=True)
+class Points:
+    """What a database can be restored to, in one list: the provider's point-in-time
+    window and snapshots (with a provider section), and the bot's own verified backups."""
+
+    database: str = database_arg(Databases.REQUIRED)
 
 
 @command("drill", ("drill",), role=Role.OPERATOR, slow=True)

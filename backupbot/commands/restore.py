@@ -16,6 +16,7 @@ from typing import Any
 from backupbot.clock import Clock
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.click_origin import ClickOrigin
+from backupbot.commands.provider_request import ProviderAsk, ProviderPlanner, check_ask
 from backupbot.commands.restore_decisions import ClickResult, Reminder, RestoreDecisions
 from backupbot.commands.restore_lookup import BackupLookup
 from backupbot.commands.restore_model import (
@@ -73,6 +74,13 @@ class RestoreService:
             targets=self._targets,
             restores=restores,
         )
+        self._providers = ProviderPlanner(
+            databases=self._databases,
+            catalog=catalog,
+            policy=policy,
+            approvers=approvers,
+            settings=settings,
+        )
         self._decisions = RestoreDecisions(
             restores=restores, incidents=incidents, clock=clock, approvers=approvers
         )
@@ -98,13 +106,22 @@ class RestoreService:
         into: str | None = None,
         in_place: bool = False,
         reason: str | None = None,
+        provider: ProviderAsk | None = None,
     ) -> RestoreRecord:
-        """Record a pending restore request; raises `BackupbotError` in plain words."""
+        """Record a pending restore request; raises `BackupbotError` in plain words.
+        With `provider` asking for a point or snapshot, the source is the database's
+        provider (`provider_request.py`) instead of a backup."""
         now = self._clock.now()
+        ask = provider or ProviderAsk(in_place=in_place)
         try:
             reason = validate_reason(reason)
-            plan = self._planner.plan(database, ref, into, in_place, now)
-            new = self._planner.new_restore(plan, requester, reason, now, break_glass=False)
+            check_ask(ask, ref, into)
+            if ask.wanted:
+                db = self._planner.db(database)
+                new = self._providers.new_restore(db, ask, requester, reason, now)
+            else:
+                plan = self._planner.plan(database, ref, into, in_place, now)
+                new = self._planner.new_restore(plan, requester, reason, now, break_glass=False)
             self.fail_abandoned()  # a dead process's restore must not block the target
             with self._incidents.atomic():
                 record = self._restores.create(new, now)
@@ -120,6 +137,9 @@ class RestoreService:
                     target=record.target_where,
                     required_approvals=record.required_approvals,
                     expires_at=record.expires_at.isoformat(),
+                    provider=record.provider,
+                    point_at=record.point_at.isoformat() if record.point_at else None,
+                    snapshot_id=record.snapshot_id,
                 )
         except BackupbotError as exc:
             self._record(
@@ -175,6 +195,12 @@ class RestoreService:
                 "The bot stopped while this restore was running; the target "
                 f"{r.target_db} may be partially restored."
             )
+            if r.is_provider:
+                message = (
+                    f"The bot stopped while following {r.provider}'s restore; its operation "
+                    f"{r.operation_id or '(not started)'} may still be running: check the "
+                    "provider's dashboard."
+                )
             with self._incidents.atomic():
                 if not self._restores.finish(
                     r.id,

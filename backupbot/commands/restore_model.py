@@ -26,6 +26,7 @@ class RestoreProgress:
     stage: str
     timings: dict[str, float]
     safety_backup_id: str | None = None
+    detail: str | None = None  # a provider restore: what its operation says now
 
 
 ProgressListener = Callable[[RestoreProgress], None]
@@ -50,7 +51,7 @@ def record_incident(
         action=action,
         outcome=outcome,
         database=database,
-        backup_id=record.backup_id if record else None,
+        backup_id=(record.backup_id or None) if record else None,
         details={k: v for k, v in details.items() if v is not None},
     )
 

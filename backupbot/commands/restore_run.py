@@ -30,6 +30,7 @@ from backupbot.clock import Clock
 from backupbot.commands.backup import BackupService
 from backupbot.commands.interrupts import KillSwitches
 from backupbot.commands.migrations import restore_facts
+from backupbot.commands.provider_run import ProviderRunner
 from backupbot.commands.restore_model import (
     BOT_ACTOR,
     RESTORE_USAGE,
@@ -110,6 +111,14 @@ class RestoreRunner:
         self._targets = targets or Targets()
         self._interrupts = KillSwitches()
         self._outcomes = RestoreOutcomes(restores=restores, incidents=incidents, clock=clock)
+        self._provider = ProviderRunner(
+            restores=restores,
+            incidents=incidents,
+            clock=clock,
+            # the safety step of an in-place restore (a provider restore has no target conn)
+            safety_dump=lambda r, db, run: self._safety_backup(r, db, ConnInfo(params={}), run),
+            interrupts=self._interrupts,
+        )
 
     def rto_minutes(self, database: str) -> int:
         return rto_minutes(self._databases, self._settings, database)
@@ -151,6 +160,8 @@ class RestoreRunner:
             log.warning("restore %s is not waiting any more; not running it", restore_id)
             return self._restores.get(restore_id)
         db = self._db(record.database)
+        if record.is_provider:
+            return self._provider_restore(record, db, on_progress)
         backup = self._catalog.get(record.backup_id)
         run = RunState()
         started = time.monotonic()
@@ -186,6 +197,19 @@ class RestoreRunner:
             if work is not None:
                 shutil.rmtree(work, ignore_errors=True)
         return result
+
+    def _provider_restore(
+        self, record: RestoreRecord, db: DatabaseSettings, on_progress: ProgressListener
+    ) -> RestoreRecord:
+        """A restore through the database's provider (`provider_run.py`), heartbeating."""
+        beating = threading.Event()
+        threading.Thread(
+            target=self._beat, args=(record.id, beating), name=f"heartbeat-{record.id}", daemon=True
+        ).start()
+        try:
+            return self._provider.execute(record, db, on_progress)
+        finally:
+            beating.set()
 
     def _beat(self, restore_id: str, stop: threading.Event) -> None:
         """Keep the heartbeat fresh through long stages (a multi-hour pg_restore), so the

@@ -21,6 +21,8 @@ class _Section(BaseModel):
     # How long one provider operation (a restore) may run before the bot gives up
     # following it and says so (the provider's operation itself is not cancelled).
     operation_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # How often a running restore asks the provider how its operation is doing.
+    poll_seconds: float = Field(default=10.0, ge=0.05, le=600)
     # The recovery window the runbook asks of the provider (its retention: 30 days). A
     # provider keeping less, or with point-in-time recovery off, is a warning in
     # `/backup status` and the checklist; 0: do not compare the window.

@@ -140,6 +140,16 @@ class RestoreRow(Base):
     safety_backup_id: Mapped[str | None] = mapped_column(String(16))
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # A provider restore (migration 0014): 'backup' (pg_restore of backup_id) or
+    # 'provider' (the point or snapshot below, through the provider's API).
+    source_kind: Mapped[str] = mapped_column(String(12), default="backup", server_default="backup")
+    provider: Mapped[str | None] = mapped_column(String(20))
+    point_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    snapshot_id: Mapped[str | None] = mapped_column(String(200))
+    provider_into: Mapped[str | None] = mapped_column(String(12))  # new | in_place
+    operation_id: Mapped[str | None] = mapped_column(String(400))
+    result_name: Mapped[str | None] = mapped_column(String(200))  # branch/instance/service
+    result_host: Mapped[str | None] = mapped_column(String(255))  # never the URL
 
 
 class OutboxRow(Base):

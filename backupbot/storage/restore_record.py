@@ -17,6 +17,7 @@ OPEN = (PENDING, RUNNING)
 MODES = ("new", "into", "in_place", "drill")
 DRILL = "drill"  # a restore drill's scratch restore: running at once, no approval
 STARTING = "starting"  # claimed by its process, before the first stage
+BACKUP_SOURCE, PROVIDER_SOURCE = "backup", "provider"  # what a restore restores
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ class RestoreRecord:
     policy: list[dict[str, Any]] = field(default_factory=list)  # approval stages, as stored
     reminders_sent: int = 0  # expiry reminders posted so far
     target_name: str | None = None  # the `targets:` entry it writes; None: source's server
+    source_kind: str = BACKUP_SOURCE  # or PROVIDER_SOURCE: the point/snapshot below
+    provider: str | None = None
+    point_at: datetime | None = None
+    snapshot_id: str | None = None
+    provider_into: str | None = None
+    operation_id: str | None = None
+    result_name: str | None = None
+    result_host: str | None = None
 
     @classmethod
     def from_row(cls, row: RestoreRow) -> RestoreRecord:
@@ -62,6 +71,7 @@ class RestoreRecord:
         values["reminders_sent"] = row.reminders_sent or 0
         values["preview"] = dict(row.preview or {})
         values["result"] = dict(row.result or {})
+        values["source_kind"] = row.source_kind or BACKUP_SOURCE
         return cls(**values)
 
     @property
@@ -71,6 +81,10 @@ class RestoreRecord:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN
+
+    @property
+    def is_provider(self) -> bool:
+        return self.source_kind == PROVIDER_SOURCE
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,32 @@ class NewRestore:
     break_glass: bool = False
     policy: list[dict[str, Any]] = field(default_factory=list)  # `approval_stages.Stage`s
     target_name: str | None = None  # a `targets:` entry; None: the source's own server
+    source: ProviderSource | None = None  # a provider restore (backup_id is then "")
+
+
+@dataclass(frozen=True)
+class ProviderSource:
+    """What a provider restore restores: a point in time or a snapshot, into a new
+    branch/instance/service or in place."""
+
+    provider: str
+    into: str
+    point_at: datetime | None = None
+    snapshot_id: str | None = None
 
 
 def new_restore_id() -> str:
     return "r" + secrets.token_hex(4)
+
+
+def source_columns(new: NewRestore) -> dict[str, Any]:
+    """The provider columns of a new restore (migration 0014); a backup's restore has none."""
+    if new.source is None:
+        return {"source_kind": BACKUP_SOURCE}
+    return {
+        "source_kind": PROVIDER_SOURCE,
+        "provider": new.source.provider,
+        "provider_into": new.source.into,
+        "point_at": new.source.point_at,
+        "snapshot_id": new.source.snapshot_id,
+    }

@@ -32,12 +32,15 @@ from backupbot.storage.restore_record import (  # re-exported: the record and it
     MODES,
     OPEN,
     PENDING,
+    PROVIDER_SOURCE,
     RUNNING,
     STARTING,
     SUCCEEDED,
     NewRestore,
+    ProviderSource,
     RestoreRecord,
     new_restore_id,
+    source_columns,
 )
 from backupbot.storage.unit_of_work import orm_session, read_session, transaction
 
@@ -50,10 +53,12 @@ __all__ = [
     "MODES",
     "OPEN",
     "PENDING",
+    "PROVIDER_SOURCE",
     "RUNNING",
     "STARTING",
     "SUCCEEDED",
     "NewRestore",
+    "ProviderSource",
     "RestoreRecord",
     "RestoreRequests",
     "new_restore_id",
@@ -118,6 +123,7 @@ class RestoreRequests:
                 decided_by=new.requester if running else None,
                 decided_at=now if running else None,
                 result={},
+                **source_columns(new),
             )
             try:
                 with orm_session(self._engine) as session, session.begin_nested():

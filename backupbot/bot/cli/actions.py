@@ -22,6 +22,7 @@ from backupbot.bot.cli.render import drill as drill_text
 from backupbot.bot.cli.render import log as log_text
 from backupbot.bot.cli.render import migrations as migrations_text
 from backupbot.bot.cli.render import note as note_text
+from backupbot.bot.cli.render import points as points_text
 from backupbot.bot.cli.render import restore as restore_text
 from backupbot.bot.cli.render import retention as retention_text
 from backupbot.bot.cli.render import rto as rto_text
@@ -35,6 +36,7 @@ from backupbot.commands import registry as r
 from backupbot.commands.backup_progress import Progress
 from backupbot.commands.command_spec import resolve_database
 from backupbot.commands.drill_model import DrillStage
+from backupbot.commands.provider_request import ProviderAsk
 from backupbot.commands.restore_model import RestoreProgress
 from backupbot.errors import UsageError
 from backupbot.storage.catalog import SUCCEEDED
@@ -94,6 +96,7 @@ def restore_request(services: Services, request: r.RestoreRequest, as_json: bool
         into=request.into,
         in_place=request.in_place,
         reason=request.reason,
+        provider=ProviderAsk(request.to, request.tz, request.snapshot, request.in_place),
     )
     record = flow.post_request(record)
     _say(restore_text.request_posted(record))
@@ -292,6 +295,16 @@ def note(services: Services, request: r.Note, as_json: bool) -> int:
     return 0
 
 
+def points(services: Services, request: r.Points, as_json: bool) -> int:
+    """What the database can be restored to: provider window, snapshots, bot backups."""
+    report = services.points.points(request.database)
+    if as_json:
+        _print_json(points_text.points_json(report))
+    else:
+        print("\n".join(points_text.points_lines(report)))
+    return 0
+
+
 HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.BackupNow: backup_now,
     r.RestoreRequest: restore_request,
@@ -303,5 +316,6 @@ HANDLERS: dict[type[Any], Callable[[Services, Any, bool], int]] = {
     r.Status: status,
     r.Log: log,
     r.ReportRto: report_rto,
+    r.Points: points,
     r.Migrations: migrations,
 }

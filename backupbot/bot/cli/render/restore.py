@@ -19,9 +19,14 @@ def progress_line(p: RestoreProgress) -> str:
 def request_posted(record: RestoreRecord) -> str:
     """A request posted in Slack: where, what, and what it waits for."""
     into = f"target {record.target_name} ({record.target_where})" if record.target_name else ""
+    what = f"backup {record.backup_id}"
+    if record.is_provider:
+        point = record.snapshot_id or humanize.utc(record.point_at)
+        what = f"through {record.provider} to {point}"
+        into = "in place" if record.provider_into == "in_place" else f"new {record.target_db}"
     lines = [
-        f"restore request {record.id} posted in {record.channel}: {record.database} backup "
-        f"{record.backup_id} into {into or record.target_db}; needs "
+        f"restore request {record.id} posted in {record.channel}: {record.database} {what} "
+        f"into {into or record.target_db}; needs "
         f"{record.required_approvals} approval(s) before {humanize.utc(record.expires_at)}"
     ]
     tested = record.preview.get("tested")
@@ -115,6 +120,13 @@ def record_json(r: RestoreRecord, *, announced: bool | None = None) -> dict[str,
         "rto_minutes": res.get("rto_minutes"),
         "within_rto": res.get("within_rto"),
         "timings": res.get("timings"),
+        "source": r.source_kind,
+        "provider": r.provider,
+        "point_at": r.point_at.isoformat() if r.point_at else None,
+        "snapshot_id": r.snapshot_id,
+        "operation_id": r.operation_id,
+        "result_name": r.result_name,
+        "result_host": r.result_host,
         "target_state": res.get("target_state"),
         **schema_json(res),
         "prisma": res.get("prisma"),

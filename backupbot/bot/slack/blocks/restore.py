@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from backupbot.bot.slack.blocks import provider_restore as provider_blocks
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.blocks.approvals import approvals_text
 from backupbot.bot.slack.blocks.migrations import ahead_line, restore_lines
@@ -55,6 +56,7 @@ _STAGE_DONE = {
     "create": "Target database created",
     "restore": "pg_restore finished",
     "verify": "Row counts match the backup in every table",
+    "provider": "The provider's restore finished",
 }
 _MODE_WORDS = {
     "new": "a new database",
@@ -191,11 +193,14 @@ def _buttons(r: RestoreRecord) -> Block:
             }
         return b
 
+    what = f"backup {code(r.backup_id)}"
     overwrite = (
         f"It overwrites {code(r.target_db)} after a safety backup."
         if (r.preview.get("target") or {}).get("row_counts")
         else f"It restores into {code(r.target_db)}."
     )
+    if r.is_provider:
+        what, overwrite = provider_blocks.confirm_words(r)
     return {
         "type": "actions",
         "block_id": ACTIONS_BLOCK,
@@ -204,7 +209,7 @@ def _buttons(r: RestoreRecord) -> Block:
                 "Approve",
                 APPROVE_ACTION,
                 "primary",
-                f"Restore backup {code(r.backup_id)} of {code(r.database)} now. {overwrite}",
+                f"Restore {what} of {code(r.database)} now. {overwrite}",
             ),
             button("Deny", DENY_ACTION, "danger", "The request is closed; nothing is restored."),
             button("Cancel", CANCEL_ACTION, None, None),
@@ -285,13 +290,17 @@ def restore_message(
     r: RestoreRecord, now: datetime, progress: RestoreProgress | None = None
 ) -> Message:
     """The channel message of a restore request, in its current state."""
-    blocks = [
-        section(_title(r)),
-        _backup_fields(r, now),
-        _overwrite(r),
-        section(_plan(r)),
-        *_status(r, progress),
-    ]
+    if r.is_provider:  # a point or snapshot through the provider (`provider_restore.py`)
+        shown = provider_blocks.status(r, progress)
+        blocks = [*provider_blocks.body(r), *(shown or _status(r, progress))]
+    else:
+        blocks = [
+            section(_title(r)),
+            _backup_fields(r, now),
+            _overwrite(r),
+            section(_plan(r)),
+            *_status(r, progress),
+        ]
     text = {
         "pending": f"Restore of {r.database} into {r.target_db} requested by {r.requester}; "
         "waiting for approval.",
@@ -313,6 +322,8 @@ def stage_note(stage: str, seconds: float, safety_backup_id: str | None = None) 
 
 def restore_report(r: RestoreRecord) -> Message:
     """The thread reply with the result: stage timings against the RTO, or the failure."""
+    if r.is_provider:
+        return provider_blocks.report(r)
     res = r.result
     timings: dict[str, float] = res.get("timings") or {}
     pairs = [(stage.capitalize(), _seconds(sec)) for stage, sec in timings.items()]

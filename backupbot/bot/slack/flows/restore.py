@@ -126,7 +126,7 @@ class RestoreFlow:
 
         final = self._restores.execute(record.id, on_progress, claimed=True)
         for stage, seconds in (final.result.get("timings") or {}).items():
-            if stage not in last and final.status == "succeeded":
+            if stage not in last and final.status == "succeeded" and not final.is_provider:
                 self.thread_reply(final, restore_blocks.stage_note(stage, seconds))
         self._show_result(final)
         return final

@@ -28,6 +28,7 @@ from backupbot.bot.slack.blocks import status as status_blocks
 from backupbot.bot.slack.blocks.drill import drill_ack, drill_postponed, drill_refused
 from backupbot.bot.slack.blocks.migrations import migrations_message
 from backupbot.bot.slack.blocks.note import note_ack
+from backupbot.bot.slack.blocks.points import points_message
 from backupbot.bot.slack.blocks.retention import retention_dry_run
 from backupbot.bot.slack.charts import post_charts
 from backupbot.bot.slack.flows import Flows
@@ -35,6 +36,7 @@ from backupbot.bot.slack.flows.restore import RestoreFlow
 from backupbot.commands import registry as r
 from backupbot.commands.command_spec import usage_of
 from backupbot.commands.parse import parse_command
+from backupbot.commands.provider_request import ProviderAsk
 from backupbot.commands.refusals import record_unrecorded
 from backupbot.errors import BackupbotError, UsageError
 
@@ -139,9 +141,15 @@ def _restore_request(call: Invocation, request: r.RestoreRequest) -> kit.Message
         into=request.into,
         in_place=request.in_place,
         reason=request.reason,
+        provider=ProviderAsk(request.to, request.tz, request.snapshot, request.in_place),
     )
     record = call.flow.post_request(record)
     return restore_blocks.requested_ack(record, call.flow.channel)
+
+
+def _points(call: Invocation, request: r.Points) -> kit.Message:
+    """What the database can be restored to, to the requester only."""
+    return points_message(call.services.points.points(request.database))
 
 
 def _drill(call: Invocation, request: r.Drill) -> kit.Message | None:
@@ -207,11 +215,14 @@ HANDLERS: dict[type[Any], Handler] = {
     r.Retention: _retention,
     r.Status: _status,
     r.Log: _log,
+    r.Points: _points,
     r.Migrations: _migrations,
 }
 ACKS: dict[type[Any], Handler] = {
     r.RestoreRequest: lambda call, request: kit.notice(
-        "Checking the backup and the target database…"
+        "Asking the provider for its recovery window…"
+        if request.to or request.snapshot
+        else "Checking the backup and the target database…"
     ),
     r.Drill: _drill_ack,
 }
