@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -90,14 +92,32 @@ def _fresh_delivery_health() -> Iterator[None]:
     delivery.HEALTH.clear()
 
 
+@contextlib.contextmanager
+def cluster_dir(name: str) -> Iterator[Path]:
+    """A directory for a test PostgreSQL cluster, outside pytest's temporary root: as
+    root the server runs as `postgres`, which must traverse the path, and every pytest
+    start resets `/tmp/pytest-of-<user>` to 0700 (a second pytest run on the machine
+    would cut a running cluster off its own files)."""
+    path = Path(tempfile.mkdtemp(prefix=f"backupbot-{name}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pg() -> Iterator[Any]:
     """The PostgreSQL server: TEST_DATABASE_URL if set, else a throwaway cluster."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield ExternalServer(os.environ["TEST_DATABASE_URL"])
         return
+    with cluster_dir("pg") as path:
+        yield from _session_cluster(path)
+
+
+def _session_cluster(path: Path) -> Iterator[Any]:
     try:
-        cluster = PgCluster(tmp_path_factory.mktemp("pg"), password=PG_PASSWORD).start()
+        cluster = PgCluster(path, password=PG_PASSWORD).start()
     except PgUnavailable as exc:
         pytest.fail(
             f"{exc}\nThe tests need a real PostgreSQL server: install it (apt-get install -y "

@@ -14,6 +14,7 @@ import pytest
 
 from backupbot.devkit.pgcluster import PgCluster, PgUnavailable, find_pg_bin_dir
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data, row_counts
+from tests.conftest import cluster_dir
 
 # Characters that must be URL-quoted, plus non-ASCII, to exercise url().
 PASSWORD = "s3cr:t/@%é pw"
@@ -21,16 +22,17 @@ NON_ASCII = "Zoë — 東京 — Łódź — 👍"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+def cluster() -> Iterator[PgCluster]:
     try:
         bin_dir = find_pg_bin_dir()
     except PgUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-    pg = PgCluster(tmp_path_factory.mktemp("pgcluster"), password=PASSWORD, bin_dir=bin_dir)
-    with pg:
-        yield pg
-    pg.stop()  # idempotent: a second stop is a no-op
-    assert not (pg.data_dir / "postmaster.pid").exists()
+    with cluster_dir("pgcluster") as path:
+        pg = PgCluster(path, password=PASSWORD, bin_dir=bin_dir)
+        with pg:
+            yield pg
+        pg.stop()  # idempotent: a second stop is a no-op
+        assert not (pg.data_dir / "postmaster.pid").exists()
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,14 @@ class Services:
         db = self.settings.database(database)
         return server_key(db) if db is not None else f"unconfigured:{database}"
 
+    def _restore_server(self, record: RestoreRecord) -> str:
+        """A provider restore into a new branch/instance loads the provider, not the
+        database's server (no safety dump): it gets a slot of its own per database, so
+        an hour-long provider operation does not hold up the server's backups."""
+        if record.is_provider and record.provider_into == "new":
+            return f"provider:{record.provider}:{record.database}"
+        return self._server(record.database, record.target_name)
+
     def _holder(self) -> str:
         """Who holds a job's row while it waits: the shared queue, or this process."""
         return SHARED_QUEUE if isinstance(self.queue, PostgresQueue) else process_identity()
@@ -116,7 +124,7 @@ class Services:
         job = Job(
             "restore",
             {"restore_id": record.id},
-            self._server(record.database, record.target_name),
+            self._restore_server(record),
             f"restore:{record.id}",
         )
         try:

@@ -50,6 +50,7 @@ from backupbot.commands.drill_review import DrillReview, DrillReviews
 from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import work_root
 from backupbot.commands.status import DrillSummary
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Phrase
@@ -98,6 +99,7 @@ class DrillService:
             incidents=incidents,
             clock=clock,
             targets=self._targets,
+            work=work_root(settings),
         )
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,6 +21,7 @@ from backupbot.commands.drill_model import (
 )
 from backupbot.commands.restore_model import BOT_ACTOR, record_incident
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import remove_work_dirs
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.drills import FAILED, DrillLog, DrillRecord
@@ -44,7 +46,10 @@ class DrillCleanup:
         incidents: IncidentLog,
         clock: Clock,
         targets: Targets,
+        work: Path | None = None,
     ) -> None:
+        """`work`: where restores unpack archives (`restore_workdir.py`)."""
+        self._work = work
         self._databases = databases
         self._targets = targets
         self._drills = drills
@@ -123,6 +128,8 @@ class DrillCleanup:
             return
         message = "The bot stopped during the restore drill."
         result = {"target_state": "scratch database dropped by the drill clean-up"}
+        if self._work is not None:
+            remove_work_dirs(self._work, drill.restore_id)
         if self._restores.finish(
             drill.restore_id, RESTORE_FAILED, now, result=result, error=message
         ):

@@ -28,6 +28,7 @@ from backupbot.commands.restore_model import (
 from backupbot.commands.restore_request import RestorePlanner, validate_reason
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import remove_work_dirs, work_root
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Phrase
 from backupbot.settings import DatabaseSettings, RestoreSettings
@@ -64,6 +65,7 @@ class RestoreService:
         self._clock = clock
         self.policy = policy
         self._runner = runner
+        self._work_root = work_root(settings)
         self._lookup = BackupLookup(catalog)
         self._planner = RestorePlanner(
             databases=self._databases,
@@ -226,6 +228,7 @@ class RestoreService:
                     owner=r.owner,
                 )
             self._end_orphan(r)
+            remove_work_dirs(self._work_root, r.id)
             failed.append(self._restores.get(r.id))
         return failed
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from backupbot.commands.restore_outcome import (
     compare_counts,
 )
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import new_work_dir, work_root
 from backupbot.commands.schema_compare import (
     NOT_RECORDED,
     SchemaCheck,
@@ -176,7 +176,6 @@ class RestoreRunner:
             target=record.target_where,
             break_glass=record.break_glass,
         )
-        work_root = self._settings.work_dir or Path(tempfile.gettempdir())
         work = None
         beating = threading.Event()
         threading.Thread(
@@ -185,8 +184,7 @@ class RestoreRunner:
         target = ConnInfo.from_url(db.url.get_secret_value()).with_dbname(record.target_db)
         try:
             target = self._targets.conn(db, record.target_name, record.target_db)
-            work_root.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"backupbot-{record.id}-", dir=work_root))
+            work = new_work_dir(work_root(self._settings), record.id)
             result = self._execute(record, db, backup, target, work, run, started, on_progress)
         except BaseException as exc:
             return self._outcomes.failed(

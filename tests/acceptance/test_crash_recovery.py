@@ -24,7 +24,7 @@ from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, Deployment
 from tests.acceptance.test_flows import _backup_id, _text, backup_now
-from tests.conftest import PG_PASSWORD, wait_until
+from tests.conftest import PG_PASSWORD, cluster_dir, wait_until
 
 
 def _kill_mid_dump(dep: Deployment, url: str) -> str:
@@ -159,23 +159,30 @@ def test_a_start_whose_record_the_state_database_refuses_leaves_no_running_backu
 def own_state(pg: Any, tmp_path: Path) -> Iterator[tuple[Deployment, str, PgCluster]]:
     """A serve whose PostgreSQL state database is on a cluster of its own, so a test can
     stop and start it; with the source database's URL and that cluster."""
-    state = PgCluster(tmp_path / "state-pg", password=PG_PASSWORD, port=free_port()).start()
+    with cluster_dir("state") as state_dir:
+        state = PgCluster(state_dir, password=PG_PASSWORD, port=free_port()).start()
+        try:
+            yield from _serve_on(pg, tmp_path, state)
+        finally:
+            state.stop()
+
+
+def _serve_on(
+    pg: Any, tmp_path: Path, state: PgCluster
+) -> Iterator[tuple[Deployment, str, PgCluster]]:
     url, _counts = source_database(pg)
-    try:
-        with SlackStandin() as standin:
-            dep = fresh_deployment(
-                ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
-            )
-            state_url = state.create_database("backupbot_state")
-            dep.exported["BACKUPBOT_STATE_URL"] = state_url
-            dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
-            dep.start()
-            try:
-                yield dep, url, state
-            finally:
-                dep.close()
-    finally:
-        state.stop()
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "postgresql"), pg, standin, tmp_path / "deploy", databases={"app": url}
+        )
+        state_url = state.create_database("backupbot_state")
+        dep.exported["BACKUPBOT_STATE_URL"] = state_url
+        dep.state_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        dep.start()
+        try:
+            yield dep, url, state
+        finally:
+            dep.close()
 
 
 def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_is_back(

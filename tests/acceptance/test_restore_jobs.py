@@ -8,6 +8,7 @@ its target, nor a scratch database).
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
 from tests.acceptance.test_flows import _text, backup_now, request_restore
 from tests.acceptance.test_lifecycle import _pg_restore_sessions
 from tests.acceptance.test_workers import start_worker
-from tests.conftest import PG_PASSWORD, wait_until
+from tests.conftest import PG_PASSWORD, cluster_dir, wait_until
 
 
 @pytest.fixture
@@ -158,6 +159,7 @@ def test_a_worker_killed_mid_restore_is_abandoned_and_its_target_can_be_restored
             request, restore_id = request_restore(dep, f"app latest --into {target}")
             dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
             assert wait_until(lambda: _pg_restore_sessions(target_url) > 0), "no pg_restore ran"
+            assert _work_dirs(restore_id), "the restore unpacked its archive nowhere"
             # The worker and its pg_restore die at once (the OOM killer, a lost node).
             tree = psutil.Process(first.pid)
             children = tree.children(recursive=True)
@@ -171,6 +173,7 @@ def test_a_worker_killed_mid_restore_is_abandoned_and_its_target_can_be_restored
         )
         assert abandoned.details["stage"] == "restore"
         assert _pid(abandoned.details["owner"]) == first.pid
+        assert _work_dirs(restore_id) == []  # the unpacked archive went with the takeover
         # the request message no longer says restoring: the taker corrected it
         dep.wait_message(lambda m: m.ts == request.ts and "Restore failed" in _text(m))
         status, error = _row(
@@ -235,6 +238,11 @@ def test_a_killed_workers_orphaned_pg_restore_is_ended_by_the_takeover(
         worker.kill()
 
 
+def _work_dirs(restore_id: str) -> list[Path]:
+    """Where the restore unpacked its archive (`restore.work_dir` unset: TMPDIR)."""
+    return list(Path(tempfile.gettempdir()).glob(f"backupbot-{restore_id}-*"))
+
+
 def _alive(process: psutil.Process) -> bool:
     """Running, not a zombie (an orphan's reaper may be slow, or be no real init)."""
     try:
@@ -252,68 +260,74 @@ def _scratch_sessions(server: PgCluster) -> int:
     return int(row[0]) if row else 0
 
 
-def test_a_worker_killed_mid_drill_fails_it_drops_its_scratch_database_and_fixes_the_message(
-    pg: Any, tmp_path: Path
-) -> None:
-    server = PgCluster(tmp_path / "app-pg", password=PG_PASSWORD, port=free_port()).start()
-    try:
-        # Databases created from template1 on this server (the drill's scratch database;
-        # the source comes from template0) make every DDL wait: the drill's pg_restore is
-        # caught mid-restore however small the data.
-        server.execute(
-            "CREATE FUNCTION hold_ddl() RETURNS event_trigger LANGUAGE plpgsql "
-            "AS $$ BEGIN PERFORM pg_sleep(600); END $$",
-            "template1",
-        )
-        server.execute(
-            "CREATE EVENT TRIGGER hold_ddl ON ddl_command_start EXECUTE FUNCTION hold_ddl()",
-            "template1",
-        )
-        url = server.create_database("app")
-        load_sample_data(url)
-        with SlackStandin() as standin:
-            dep = workerless_deployment(pg, standin, tmp_path / "deploy", {"app": url})
-            dep.start()
-            worker = start_worker(dep, 1)
-            try:
-                backup_now(dep)
-                before = {m.ts for m in standin.messages()}
-                dep.slash(REQUESTER, "drill app")
-                started = dep.wait_message(
-                    lambda m: m.ts not in before and m.text.startswith("Restore drill of app")
-                )
-                assert wait_until(lambda: _scratch_sessions(server) > 0), "the drill never restored"
-                [scratch] = [d for d in _databases(server) if d.startswith("backupbot_drill_")]
-                tree = psutil.Process(worker.pid)
-                children = tree.children(recursive=True)
-                worker.kill()  # with its pg_restore, as the OOM killer or a lost node does
-                for child in children:
-                    child.kill()
+@pytest.fixture
+def app_server() -> Iterator[PgCluster]:
+    """A PostgreSQL server of the test's own (the test alters its template1)."""
+    with cluster_dir("app") as path:
+        server = PgCluster(path, password=PG_PASSWORD, port=free_port()).start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
-                failed = dep.wait_incident(lambda i: i.action == "drill.failed")
-                drill_id = failed.details["drill_id"]
-                assert "stopped during the drill" in failed.details["error"]
-                assert _pid(failed.details["owner"]) == worker.pid
-                assert scratch not in _databases(server)  # the scratch database is gone
-                dep.wait_action("drill.cleanup")
-                # the message posted when the drill started now shows how it ended
-                dep.wait_message(
-                    lambda m: (
-                        m.ts == started.ts and m.text.startswith("Restore drill of app failed")
-                    )
-                )
-                status, restore_status = _row(
-                    dep,
-                    "SELECT d.status, r.status FROM drills d JOIN restores r "
-                    "ON r.id = d.restore_id WHERE d.id = :id",
-                    id=drill_id,
-                )
-                assert (status, restore_status) == ("failed", "failed")
-            finally:
-                worker.kill()
-                dep.close()
-    finally:
-        server.stop()
+
+def test_a_worker_killed_mid_drill_fails_it_drops_its_scratch_database_and_fixes_the_message(
+    pg: Any, tmp_path: Path, app_server: PgCluster
+) -> None:
+    server = app_server
+    # Databases created from template1 on this server (the drill's scratch database;
+    # the source comes from template0) make every DDL wait: the drill's pg_restore is
+    # caught mid-restore however small the data.
+    server.execute(
+        "CREATE FUNCTION hold_ddl() RETURNS event_trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN PERFORM pg_sleep(600); END $$",
+        "template1",
+    )
+    server.execute(
+        "CREATE EVENT TRIGGER hold_ddl ON ddl_command_start EXECUTE FUNCTION hold_ddl()",
+        "template1",
+    )
+    url = server.create_database("app")
+    load_sample_data(url)
+    with SlackStandin() as standin:
+        dep = workerless_deployment(pg, standin, tmp_path / "deploy", {"app": url})
+        dep.start()
+        worker = start_worker(dep, 1)
+        try:
+            backup_now(dep)
+            before = {m.ts for m in standin.messages()}
+            dep.slash(REQUESTER, "drill app")
+            started = dep.wait_message(
+                lambda m: m.ts not in before and m.text.startswith("Restore drill of app")
+            )
+            assert wait_until(lambda: _scratch_sessions(server) > 0), "the drill never restored"
+            [scratch] = [d for d in _databases(server) if d.startswith("backupbot_drill_")]
+            tree = psutil.Process(worker.pid)
+            children = tree.children(recursive=True)
+            worker.kill()  # with its pg_restore, as the OOM killer or a lost node does
+            for child in children:
+                child.kill()
+
+            failed = dep.wait_incident(lambda i: i.action == "drill.failed")
+            drill_id = failed.details["drill_id"]
+            assert "stopped during the drill" in failed.details["error"]
+            assert _pid(failed.details["owner"]) == worker.pid
+            assert scratch not in _databases(server)  # the scratch database is gone
+            dep.wait_action("drill.cleanup")
+            # the message posted when the drill started now shows how it ended
+            dep.wait_message(
+                lambda m: m.ts == started.ts and m.text.startswith("Restore drill of app failed")
+            )
+            status, restore_status = _row(
+                dep,
+                "SELECT d.status, r.status FROM drills d JOIN restores r "
+                "ON r.id = d.restore_id WHERE d.id = :id",
+                id=drill_id,
+            )
+            assert (status, restore_status) == ("failed", "failed")
+        finally:
+            worker.kill()
+            dep.close()
 
 
 def _databases(server: PgCluster) -> list[str]:

@@ -27,7 +27,7 @@ from tests.acceptance.harness import CHANNEL, LEAD, REQUESTER, REVIEWER, WAIT, D
 from tests.acceptance.test_flows import _backup_id, _button, _text, backup_now, database_exists
 from tests.acceptance.test_flows import request_restore as _request
 from tests.acceptance.test_lock_timeouts import application_lock
-from tests.conftest import PG_PASSWORD
+from tests.conftest import PG_PASSWORD, cluster_dir
 
 KINDS = [
     pytest.param(("http", "sqlite"), id="http-sqlite"),
@@ -36,10 +36,11 @@ KINDS = [
 
 
 @pytest.fixture(scope="module")
-def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
-    cluster = PgCluster(tmp_path_factory.mktemp("staging"), password=PG_PASSWORD).start()
-    yield cluster
-    cluster.stop()
+def staging() -> Iterator[PgCluster]:
+    with cluster_dir("staging") as path:
+        cluster = PgCluster(path, password=PG_PASSWORD).start()
+        yield cluster
+        cluster.stop()
 
 
 @pytest.fixture(scope="module", params=KINDS)
