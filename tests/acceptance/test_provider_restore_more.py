@@ -210,3 +210,31 @@ def test_railway_restores_a_volume_backup_in_place_after_a_safety_backup(
     row = _rows(dep, RestoreRow, RestoreRow.id == restore_id)[0]
     assert (row.snapshot_id, row.provider_into, row.point_at) == ("bkp-0001", "in_place", None)
     assert any("volumeInstanceBackupRestore" in r.body["query"] for r in server.requests)
+
+
+def test_railway_restores_a_point_in_time_into_a_new_service(
+    world: World, railway: tuple[RailwayStandIn, Deployment]
+) -> None:
+    """Railway's PITR: `--to` creates a new Postgres service holding the data as of the
+    point; the bot connects to its DATABASE_PUBLIC_URL to verify; the current volume is
+    untouched."""
+    server, dep = railway
+    point = world.old_at + timedelta(minutes=5)  # before the newer snapshot
+    request, restore_id = request_restore(dep, f'app --to "{point:%Y-%m-%d %H:%M:%S}"')
+    assert "through Railway" in _text(request), _text(request)
+    dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+    done = _text(_finished(dep, request.ts))
+    assert "Restored by Railway and verified" in done, done
+    [restored] = [s for sid, s in server.services.items() if sid.startswith("svc-restored-")]
+    assert row_counts(restored["url"]) == world.old_counts  # the point's data
+    assert row_counts(world.live_url) == world.new_counts  # the current service untouched
+    row = _rows(dep, RestoreRow, RestoreRow.id == restore_id)[0]
+    assert row.provider_into == "new" and row.point_at is not None
+    assert row.point_at.replace(tzinfo=UTC) == point
+    assert any("volumeInstancePITRRestore" in r.body["query"] for r in server.requests)
+    record = dep.wait_incident(
+        lambda i: (
+            i.action == "restore.provider_succeeded" and i.details.get("restore_id") == restore_id
+        )
+    )
+    assert PG_PASSWORD not in str(record.details) and world.key not in done
