@@ -54,6 +54,7 @@ from backupbot.storage.schedule_runs import ScheduledRuns
 from backupbot.storage.state import create_state_engine, migrate
 
 if TYPE_CHECKING:
+    from slack_sdk import WebClient
     from sqlalchemy import Engine
 
 
@@ -151,6 +152,7 @@ def _status_service(
     checklists: ChecklistService,
     clock: Clock,
     providers: ProviderFactsService,
+    restores: RestoreRequests,
 ) -> StatusService:
     return StatusService(
         settings=settings,
@@ -160,6 +162,7 @@ def _status_service(
         checklists=checklists,
         clock=clock,
         providers=providers,
+        restores=restores,
     )
 
 
@@ -250,6 +253,11 @@ def _checklist_service(
     )
 
 
+def _directory(client: WebClient | None) -> CachedDirectory | None:
+    """Slack's answers about people (user groups, guests), cached; None without Slack."""
+    return CachedDirectory(SlackApproverDirectory(client)) if client else None
+
+
 def build_services(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
@@ -268,8 +276,7 @@ def build_services(
     slack = SlackCredentials.from_env(environ)
     slack_client = build_slack_client(slack)
     backups = _backup_service(settings, catalog, incidents, store, clock)
-    directory = CachedDirectory(SlackApproverDirectory(slack_client)) if slack_client else None
-    access = Access(access_rules(settings), directory)
+    access = Access(access_rules(settings), _directory(slack_client))
     restore_requests, runner, restores = _restore_services(
         settings, engine, catalog, incidents, store, backups, clock, access
     )
@@ -306,7 +313,9 @@ def build_services(
         outbox=Outbox(engine),
         notes=NoteService(OperationNotes(engine), incidents, clock),
         points=PointsService(databases=settings.databases, catalog=catalog),
-        status=_status_service(settings, catalog, drills, alerts, checklists, clock, providers),
+        status=_status_service(
+            settings, catalog, drills, alerts, checklists, clock, providers, restore_requests
+        ),
         migrations=MigrationService(databases=settings.databases, catalog=catalog),
     )
 

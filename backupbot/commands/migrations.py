@@ -27,6 +27,7 @@ from backupbot.settings import DatabaseSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.prisma import FAILED, Migration, head_of, read_migrations
+from backupbot.storage.restore_record import RestoreRecord
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -76,17 +77,31 @@ def restore_facts(before: dict[str, Any] | None, after: dict[str, Any] | None) -
     }
 
 
-def failed_warning(database: str, backup: BackupRecord | None) -> Phrase | None:
-    """`/backup status`'s warning when the newest verified backup saw a failed migration."""
-    failed = ((backup.manifest or {}).get("prisma_migration") or {}).get("failed") if backup else []
-    if not failed or backup is None:
+def failed_warning(
+    database: str, backup: BackupRecord | None, restore: RestoreRecord | None = None
+) -> Phrase | None:
+    """`/backup status`'s warning when the newest record of the database's migration
+    history saw a failed migration: the newest verified backup's manifest, or an in-place
+    restore finished after that backup started (its result's `prisma.failed_after`; one
+    without Prisma facts, a provider's, leaves it unknown until the next backup)."""
+    failed: list[str] = []
+    source: tuple[str, str] | None = None
+    if backup is not None:
+        failed = list(((backup.manifest or {}).get("prisma_migration") or {}).get("failed") or [])
+        source = ("backup", backup.id)
+    done = restore.finished_at if restore is not None else None
+    if restore is not None and done is not None and (backup is None or done > backup.started_at):
+        failed = list(((restore.result or {}).get("prisma") or {}).get("failed_after") or [])
+        source = ("restore", restore.id)
+    if not failed or source is None:
         return None
     return say(
-        "Prisma migration {names} failed (as of backup {id}): {deploy} applies nothing "
+        "Prisma migration {names} failed (as of {kind} {id}): {deploy} applies nothing "
         "until it is resolved. See {cmd}.",
         names=names(failed),
         deploy=Name("prisma migrate deploy"),
-        id=Name(backup.id),
+        kind=source[0],
+        id=Name(source[1]),
         cmd=Command("migrations", database),
     )
 

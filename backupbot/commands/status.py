@@ -21,6 +21,7 @@ from backupbot.commands.trends import SPARK_POINTS, Trend, trend
 from backupbot.phrases import Command, Phrase, say
 from backupbot.storage.catalog import FAILED, SUCCEEDED, BackupCatalog, BackupRecord
 from backupbot.storage.drills import DrillRecord
+from backupbot.storage.restore_record import RestoreRecord
 
 
 @dataclass(frozen=True)
@@ -127,26 +128,10 @@ def drill_warning(drill: DrillSummary | None) -> Phrase | None:
     )
 
 
-def database_status(
-    catalog: BackupCatalog,
-    name: str,
-    provider: str,
-    now: datetime,
-    stale_after: StaleRule | timedelta = timedelta(hours=26),
-    *,
-    next_backup: datetime | None = None,
-    timezone: str = "UTC",
-    drills: Sequence[DrillSummary] = (),
-    alerts: Sequence[AlertSummary] = (),
-    rto_minutes: int | None = None,
-    recovery: ProviderFacts | None = None,
-) -> DatabaseStatus:
-    """Where one database stands at `now`. `stale_after`: when its newest verified backup
-    is stale (its schedule's rule, or a plain maximum age). `recovery`: what its provider
-    says of its own recovery (its warnings are the database's)."""
-    rule = as_stale_rule(stale_after)
-    ok = catalog.latest(name, SUCCEEDED)
-    bad = catalog.latest(name, FAILED)
+def backup_warnings(
+    name: str, ok: BackupRecord | None, bad: BackupRecord | None, rule: StaleRule, now: datetime
+) -> list[Phrase]:
+    """No verified backup, none recent enough, or a failed attempt since the last good."""
     warnings: list[Phrase] = []
     if ok is None:
         warnings.append(say("No verified backup yet. Run {cmd}.", cmd=Command("now", name)))
@@ -162,12 +147,37 @@ def database_status(
         )
     if bad is not None and (ok is None or bad.started_at > ok.started_at):
         warnings.append(say("The latest backup attempt failed: {error}", error=bad.error or "?"))
+    return warnings
+
+
+def database_status(
+    catalog: BackupCatalog,
+    name: str,
+    provider: str,
+    now: datetime,
+    stale_after: StaleRule | timedelta = timedelta(hours=26),
+    *,
+    next_backup: datetime | None = None,
+    timezone: str = "UTC",
+    drills: Sequence[DrillSummary] = (),
+    alerts: Sequence[AlertSummary] = (),
+    rto_minutes: int | None = None,
+    recovery: ProviderFacts | None = None,
+    restored: RestoreRecord | None = None,
+) -> DatabaseStatus:
+    """Where one database stands at `now`. `stale_after`: when its newest verified backup
+    is stale (its schedule's rule, or a plain maximum age). `recovery`: what its provider
+    says of its own recovery (its warnings are the database's). `restored`: its newest
+    in-place restore (what the database's Prisma history is since, if newer)."""
+    ok = catalog.latest(name, SUCCEEDED)
+    bad = catalog.latest(name, FAILED)
+    warnings = backup_warnings(name, ok, bad, as_stale_rule(stale_after), now)
     finished = next((d for d in drills if d.status != "running"), None)
     if (warning := drill_warning(finished)) is not None:
         warnings.append(warning)
     if recovery is not None:
         warnings.extend(recovery.warnings)
-    if (failed := failed_warning(name, ok)) is not None:
+    if (failed := failed_warning(name, ok, restored)) is not None:
         warnings.append(failed)
     return DatabaseStatus(
         name=name,
@@ -201,6 +211,7 @@ def status_report(
     alerts: Sequence[AlertSummary] = (),
     rto_minutes: Mapping[str, int] | None = None,
     recovery: Mapping[str, ProviderFacts] | None = None,
+    restored: Mapping[str, RestoreRecord | None] | None = None,
 ) -> list[DatabaseStatus]:
     """Status of each `(name, provider)` given, in configuration order."""
     return [
@@ -216,6 +227,7 @@ def status_report(
             alerts=[a for a in alerts if a.database == n],
             rto_minutes=(rto_minutes or {}).get(n),
             recovery=(recovery or {}).get(n),
+            restored=(restored or {}).get(n),
         )
         for n, p in databases
     ]

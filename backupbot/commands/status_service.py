@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from backupbot.commands.drill import DrillService
     from backupbot.commands.escalation import AlertService
     from backupbot.commands.provider_facts import ProviderFactsService
+    from backupbot.storage.restore_record import RestoreRecord
+    from backupbot.storage.restores import RestoreRequests
 
 
 class StatusService:
@@ -34,6 +36,7 @@ class StatusService:
         checklists: ChecklistService,
         clock: Clock,
         providers: ProviderFactsService | None = None,
+        restores: RestoreRequests | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -42,6 +45,7 @@ class StatusService:
         self._checklists = checklists
         self._clock = clock
         self._providers = providers
+        self._restores = restores
 
     def report(self, database: str | None = None) -> list[DatabaseStatus]:
         """Status of one configured database, or of all in configuration order."""
@@ -59,7 +63,11 @@ class StatusService:
             alerts=self._alerts.summaries(),
             rto_minutes={d.name: self._drills.rto_minutes(d.name) for d in dbs},
             recovery=self._providers.facts(d.name for d in dbs) if self._providers else None,
+            restored={d.name: self._latest_in_place(d.name) for d in dbs},
         )
+
+    def _latest_in_place(self, database: str) -> RestoreRecord | None:
+        return self._restores.latest_in_place(database) if self._restores else None
 
     def overall(self) -> BotStatus:
         """The month's checklist and the alerts that are not about one database."""

@@ -370,6 +370,12 @@ class RestoreRequests:
             stmt = stmt.where(RestoreRow.database == database)
         return self._all(stmt)
 
+    def latest_in_place(self, database: str) -> RestoreRecord | None:
+        """The newest succeeded restore that overwrote `database` itself."""
+        mine = (RestoreRow.database == database, RestoreRow.mode == "in_place")
+        done = select(RestoreRow).where(*mine, RestoreRow.status == SUCCEEDED)
+        return self._first(done.order_by(RestoreRow.finished_at.desc()))
+
     def test_restores(self, database: str, limit: int = 50) -> list[RestoreRecord]:
         """Succeeded restores of `database` that tested a backup without touching it: a
         drill's, or one into a configured target (staging). Newest first."""

@@ -169,3 +169,7 @@ def test_scenario_3_a_bad_migration_seen_warned_about_and_undone_by_a_restore(
         "failed_after": [],
     }
     assert _prisma_head(source) == HEAD, "the restored database really is at the old head"
+    # The restore undid the failed migration: status no longer warns of it, though the
+    # newest verified backup (the restore's safety backup) saw it.
+    after = _ask(dep, "status app")
+    assert "Prisma migration" not in after, after
