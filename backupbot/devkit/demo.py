@@ -34,6 +34,7 @@ from backupbot.devkit.console import render_message
 from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.pgcluster import PgCluster
 from backupbot.devkit.sample_data import database_fingerprint, load_sample_data
+from backupbot.devkit.screenshots import save_view_png
 from backupbot.devkit.serve_process import ServeFailed, ServeProcess, user_environment, write_config
 from backupbot.devkit.slack_signer import SlackResponse, SocketModeSlackClient
 from backupbot.devkit.slack_standin import PostedMessage, ResponseUrlPost, SlackStandin
@@ -309,6 +310,30 @@ class Demo:
         self.show_tail(acked, alert)
         self.check("the alert was acknowledged", not _has_buttons(acked))
 
+    def pictures(self, workdir: Path) -> None:
+        """alice opens the Home tab and asks for the chart: both saved as PNG files."""
+        _say("App Home and the trend chart, saved as pictures")
+        seen = len(self.standin.published_views(USER))
+        self.client.app_home_opened(USER)
+        if not self.standin.wait_for(lambda: len(self.standin.published_views(USER)) > seen, WAIT):
+            raise DemoFailed("no App Home view was published")
+        view = self.standin.published_views(USER)[-1]
+        lines = save_view_png(view, workdir / "app-home.png", NAMES)
+        before = len(self.standin.uploaded_files(CHANNEL))
+        self.slash(USER, "status app --chart")
+
+        def uploaded() -> list[bytes]:
+            files = self.standin.uploaded_files(CHANNEL)[before:]
+            return [f.data or b"" for f in files if "app" in f.filename]
+
+        if not self.standin.wait_for(lambda: bool(uploaded()), WAIT):
+            raise DemoFailed("the trend chart of app was not uploaded")
+        chart = uploaded()[0]
+        (workdir / "trend-chart.png").write_bytes(chart)
+        print(f"  {workdir / 'app-home.png'}: the Home view ({lines} lines)")
+        print(f"  {workdir / 'trend-chart.png'}: the chart as uploaded ({len(chart)} bytes)")
+        self.check("App Home published and the chart uploaded as a PNG", chart[:4] == b"\x89PNG")
+
     def restore_by_hand(self, pg: PgCluster, store: Path, backup_id: str, source_url: str) -> None:
         _say("restore the backup by hand, without backupbot")
         artifacts = sorted(store.glob(f"app/*-{backup_id}.dump.zst"))
@@ -388,6 +413,7 @@ def run(workdir: Path) -> int:
                 print("  (serve came up after the schedules' times; starting again, later)")
                 serve.stop()
                 standin.wait_for(lambda: not standin.socket_connected(), WAIT)
+                standin.reset()  # the first start's messages and alerts are not this run's
                 (workdir / "backupbot.db").unlink(missing_ok=True)
                 planned = datetime.now(UTC) + timedelta(seconds=5 * (_attempt + 1))
                 write_config(config, demo_config(planned))
@@ -401,6 +427,7 @@ def run(workdir: Path) -> int:
             demo.retention()
             demo.checklist()
             demo.failed_backup_alert()
+            demo.pictures(workdir)
             demo.restore_by_hand(pg, workdir / "backups", backup_id, app_url)
         except (DemoFailed, ServeFailed, TimeoutError, subprocess.CalledProcessError) as err:
             print(f"\ndemo failed: {err}", file=sys.stderr)

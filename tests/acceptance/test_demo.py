@@ -28,6 +28,8 @@ SECTIONS = [
     "You are on the escalation path as DevOps Lead",
     "Acknowledged by @bob",
     "the manifest's sha256 is the same: yes",
+    "app-home.png: the Home view (",
+    "✅ App Home published and the chart uploaded as a PNG",
     "app_restored identical to the source (schema and every row): yes",
     "serve exited with 0",
 ]
