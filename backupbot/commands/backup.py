@@ -79,6 +79,7 @@ class BackupService:
         lock_wait_seconds: float = 60.0,
         durable_queue: bool = False,
         encryption: Encryption | None = None,
+        verify: str = "checksums",
     ) -> None:
         """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
         state), so a waiting backup belongs to no process until a worker claims it."""
@@ -95,6 +96,7 @@ class BackupService:
             pg_bin_dirs=pg_bin_dirs,
             lock_wait_seconds=lock_wait_seconds,
             encryption=encryption,
+            verify=verify,
         )
         self._suffix = "" if encryption is None else SUFFIX
         self._heartbeat_seconds = heartbeat_seconds
