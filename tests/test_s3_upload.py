@@ -1,0 +1,90 @@
+"""The S3 writer with checksums, on moto's server: every part carries its SHA-256, the
+composite checksum S3 keeps is the writer's own, and parts are written from reused
+buffers (memory: at most `max_concurrency` parts in flight plus the one being filled)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tracemalloc
+from typing import Any
+
+from backupbot.storage.s3_store import S3Store
+from backupbot.storage.s3_upload import composite_sha256
+
+MB = 1 << 20
+
+
+def test_the_composite_checksum_s3_keeps_is_the_writers_own(s3: Any, bucket: str) -> None:
+    data = os.urandom(11 * MB + 123)
+    store = S3Store(s3, bucket, "team/", part_size=5 * MB, max_concurrency=2, checksums=True)
+    writer = store.open_writer("app/x.dump.zst")
+    for i in range(0, len(data), 100_000):  # writes that straddle part boundaries
+        writer.write(data[i : i + 100_000])
+    writer.commit()
+    parts = [data[i : i + 5 * MB] for i in range(0, len(data), 5 * MB)]
+    expected = composite_sha256([hashlib.sha256(p).digest() for p in parts])
+    assert writer.checksum == expected and expected.endswith("-3")
+    head = s3.head_object(Bucket=bucket, Key="team/app/x.dump.zst", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"].split("-")[0] == expected.split("-")[0]
+    assert b"".join(store.read_chunks("app/x.dump.zst")) == data
+
+
+def test_an_empty_artifact_is_one_empty_part_with_its_checksum(s3: Any, bucket: str) -> None:
+    store = S3Store(s3, bucket, checksums=True)
+    writer = store.open_writer("empty")
+    writer.commit()
+    empty = hashlib.sha256(b"").digest()
+    assert writer.checksum == f"{base64.b64encode(hashlib.sha256(empty).digest()).decode()}-1"
+    assert store.get_bytes("empty") == b""
+
+
+def _held_by(snapshot: tracemalloc.Snapshot, *parts: str) -> int:
+    """Bytes allocated (and still held) by code in files whose path has one of `parts`."""
+    return sum(
+        stat.size
+        for stat in snapshot.statistics("filename")
+        if any(p in stat.traceback[0].filename for p in parts)
+    )
+
+
+def test_parts_are_sent_from_reused_buffers_in_bounded_memory(s3: Any, bucket: str) -> None:
+    """40 MB in 5 MB parts, 2 in flight: every part is sent from one of 3 buffers (2 in
+    flight, 1 being filled), allocated once (no allocation, no copy per part); each time a
+    part is sent, the writer holds at most those 3 and the S3 client no copy of a part.
+    (The moto server in this process keeps its own copies: not counted.)"""
+    held: list[tuple[int, int]] = []
+    bodies: set[int] = set()
+
+    def body(params: dict[str, Any], **_kwargs: Any) -> None:
+        assert isinstance(params["Body"], bytearray)  # the buffer itself, not a copy
+        bodies.add(id(params["Body"]))
+
+    def measure(**_kwargs: Any) -> None:
+        snapshot = tracemalloc.take_snapshot()
+        held.append(
+            (
+                _held_by(snapshot, "backupbot/storage/"),
+                _held_by(snapshot, "botocore", "urllib3", "http/client"),
+            )
+        )
+
+    s3.meta.events.register("before-send.s3.UploadPart", measure)
+    s3.meta.events.register("provide-client-params.s3.UploadPart", body)
+    store = S3Store(s3, bucket, part_size=5 * MB, max_concurrency=2, checksums=True)
+    chunk = os.urandom(MB)
+    tracemalloc.start()
+    try:
+        writer = store.open_writer("big")
+        for _ in range(40):
+            writer.write(chunk)
+        writer.commit()
+    finally:
+        tracemalloc.stop()
+        s3.meta.events.unregister("before-send.s3.UploadPart", measure)
+        s3.meta.events.unregister("provide-client-params.s3.UploadPart", body)
+    assert writer.checksum is not None and writer.checksum.endswith("-8")
+    assert len(held) >= 8 and len(bodies) <= 3
+    assert max(h for h, _client in held) <= 3 * 5 * MB + MB, held
+    assert max(client for _h, client in held) < MB, held
