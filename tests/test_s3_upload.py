@@ -18,11 +18,26 @@ MB = 1 << 20
 
 def test_the_composite_checksum_s3_keeps_is_the_writers_own(s3: Any, bucket: str) -> None:
     data = os.urandom(11 * MB + 123)
+    sent: list[tuple[type, int]] = []
+
+    def body(params: dict[str, Any], **_kwargs: Any) -> None:
+        sent.append((type(params["Body"]), len(params["Body"])))
+
     store = S3Store(s3, bucket, "team/", part_size=5 * MB, max_concurrency=2, checksums=True)
-    writer = store.open_writer("app/x.dump.zst")
-    for i in range(0, len(data), 100_000):  # writes that straddle part boundaries
-        writer.write(data[i : i + 100_000])
-    writer.commit()
+    s3.meta.events.register("provide-client-params.s3.UploadPart", body)
+    try:
+        writer = store.open_writer("app/x.dump.zst")
+        for i in range(0, len(data), 100_000):  # writes that straddle part boundaries
+            writer.write(data[i : i + 100_000])
+        writer.commit()
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.UploadPart", body)
+    # the last, short part too is sent from its buffer (shrunk in place), not a copy
+    assert sorted(sent, key=lambda t: -t[1]) == [
+        (bytearray, 5 * MB),
+        (bytearray, 5 * MB),
+        (bytearray, MB + 123),
+    ]
     parts = [data[i : i + 5 * MB] for i in range(0, len(data), 5 * MB)]
     expected = composite_sha256([hashlib.sha256(p).digest() for p in parts])
     assert writer.checksum == expected and expected.endswith("-3")

@@ -3,8 +3,9 @@
 The flow, each step able to fail and leave nothing that looks good behind:
 claim the database (one backup at a time) -> export a snapshot and count rows in it ->
 pg_dump --snapshot | zstd | sha256 -> store -> verify (the archive on its way out and S3's
-checksums, or a read-back: `backup.verify`) -> write the manifest -> mark succeeded. Any failure aborts the upload or deletes what was stored, marks the
-backup failed with a plain-language reason, and writes an incident record.
+checksums, or a read-back: `backup.verify`) -> write the manifest -> mark succeeded. Any
+failure aborts the upload or deletes what was stored, marks the backup failed with a
+plain-language reason, and writes an incident record.
 
 `BackupService` claims, runs and records backups; the work of one is in
 `backup_pipeline.py`, its progress and heartbeat in `backup_progress.py`.

@@ -76,9 +76,8 @@ class MultipartWriter:
             raise s3_error(exc, self._bucket, "starting the upload") from exc
         self._upload_id = resp["UploadId"]
 
-    def _upload(self, number: int, buf: bytearray, size: int) -> dict[str, Any]:
+    def _upload(self, number: int, body: bytearray) -> dict[str, Any]:
         try:
-            body: bytes | bytearray = buf if size == len(buf) else bytes(memoryview(buf)[:size])
             extra: dict[str, str] = {}
             if self._checksums:
                 digest = hashlib.sha256(body).digest()  # releases the GIL: parts hash in parallel
@@ -94,7 +93,7 @@ class MultipartWriter:
             )
             return {"PartNumber": number, "ETag": resp["ETag"], **extra}
         finally:
-            self._spare.append(buf)  # before the slot: the next part finds a buffer
+            self._spare.append(body)  # before the slot: the next part finds a buffer
             self._slots.release()
 
     def _raise_failed_part(self) -> None:
@@ -110,12 +109,15 @@ class MultipartWriter:
         self._raise_failed_part()
         self._slots.acquire()  # bounds memory: waits while max_concurrency parts are in flight
         number = len(self._parts) + 1
-        self._parts.append(self._pool.submit(self._upload, number, self._buf, self._fill))
+        if self._fill < len(self._buf):  # the last part: shrunk in place, not copied
+            del self._buf[self._fill :]
+        self._parts.append(self._pool.submit(self._upload, number, self._buf))
         # Every buffer not in flight is spare or being filled: at most max_concurrency + 1.
         self._buf = self._spare.pop() if self._spare else bytearray(self._part_size)
         self._fill = 0
 
     def write(self, data: bytes) -> None:
+        """Copy `data` into the part being filled, sending each part once full."""
         self._size += len(data)
         view = memoryview(data)
         while view:
@@ -131,7 +133,7 @@ class MultipartWriter:
             self._flush_part()
             if not self._parts:  # an empty artifact still needs one part
                 self._slots.acquire()
-                self._parts.append(self._pool.submit(self._upload, 1, bytearray(), 0))
+                self._parts.append(self._pool.submit(self._upload, 1, bytearray()))
             try:
                 parts = [f.result() for f in self._parts]
             except (ClientError, BotoCoreError) as exc:
