@@ -10,8 +10,13 @@ import os
 import tracemalloc
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
+from backupbot.errors import StoreError, VerificationFailed
 from backupbot.storage.s3_store import S3Store
 from backupbot.storage.s3_upload import composite_sha256
+from tests.conftest import s3_keys
 
 MB = 1 << 20
 
@@ -103,3 +108,46 @@ def test_parts_are_sent_from_reused_buffers_in_bounded_memory(s3: Any, bucket: s
     assert len(held) >= 8 and len(bodies) <= 3
     assert max(h for h, _client in held) <= 3 * 5 * MB + MB, held
     assert max(client for _h, client in held) < MB, held
+
+
+def test_a_service_keeping_no_checksum_fails_naming_verify_full(s3: Any, bucket: str) -> None:
+    """An S3 look-alike without additional checksums answers HeadObject without one: the
+    upload cannot be proven, so it is discarded, and the error names the setting."""
+
+    def strip(parsed: dict[str, Any], **_kwargs: Any) -> None:
+        parsed.pop("ChecksumSHA256", None)
+
+    s3.meta.events.register("after-call.s3.HeadObject", strip)
+    store = S3Store(s3, bucket, part_size=5 * MB, checksums=True)
+    writer = store.open_writer("app/n.dump.zst")
+    try:
+        writer.write(os.urandom(MB))
+        with pytest.raises(VerificationFailed, match=r"set backup\.verify: full"):
+            writer.commit()
+    finally:
+        s3.meta.events.unregister("after-call.s3.HeadObject", strip)
+    assert s3_keys(s3, bucket) == []
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_part_s3_refuses_as_bad_digest_fails_in_plain_words(s3: Any, bucket: str) -> None:
+    """What S3 answers when a part's bytes do not hash to the SHA-256 sent with it."""
+
+    def refuse_part_2(params: dict[str, Any], **_kwargs: Any) -> None:
+        if params["PartNumber"] == 2:
+            error = {"Code": "BadDigest", "Message": "The SHA256 you specified did not match"}
+            raise ClientError({"Error": error}, "UploadPart")
+
+    s3.meta.events.register("provide-client-params.s3.UploadPart", refuse_part_2)
+    store = S3Store(s3, bucket, part_size=5 * MB, max_concurrency=1, checksums=True)
+    writer = store.open_writer("app/b.dump.zst")
+    try:
+        with pytest.raises(StoreError, match="damaged on the way"):
+            for _ in range(3):
+                writer.write(os.urandom(5 * MB))
+            writer.commit()
+    finally:
+        writer.abort()
+        s3.meta.events.unregister("provide-client-params.s3.UploadPart", refuse_part_2)
+    assert s3_keys(s3, bucket) == []
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
