@@ -99,6 +99,7 @@ def _backup_service(
         lock_wait_seconds=settings.backup.lock_wait_seconds,
         durable_queue=durable_state(settings),
         encryption=encryption(settings),
+        verify=settings.backup.verify,
     )
 
 
@@ -272,7 +273,7 @@ def build_services(
     migrate(engine)
     catalog = BackupCatalog(engine)
     incidents = IncidentLog(engine)
-    store = store or build_store(settings.storage)
+    store = store or build_store(settings.storage, settings.backup.verify)
     slack = SlackCredentials.from_env(environ)
     slack_client = build_slack_client(slack)
     backups = _backup_service(settings, catalog, incidents, store, clock)

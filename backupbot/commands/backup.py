@@ -2,9 +2,10 @@
 
 The flow, each step able to fail and leave nothing that looks good behind:
 claim the database (one backup at a time) -> export a snapshot and count rows in it ->
-pg_dump --snapshot | zstd | sha256 -> store -> read back and verify -> write the manifest
--> mark succeeded. Any failure aborts the upload or deletes what was stored, marks the
-backup failed with a plain-language reason, and writes an incident record.
+pg_dump --snapshot | zstd | sha256 -> store -> verify (the archive on its way out and S3's
+checksums, or a read-back: `backup.verify`) -> write the manifest -> mark succeeded. Any
+failure aborts the upload or deletes what was stored, marks the backup failed with a
+plain-language reason, and writes an incident record.
 
 `BackupService` claims, runs and records backups; the work of one is in
 `backup_pipeline.py`, its progress and heartbeat in `backup_progress.py`.
@@ -79,6 +80,7 @@ class BackupService:
         lock_wait_seconds: float = 60.0,
         durable_queue: bool = False,
         encryption: Encryption | None = None,
+        verify: str = "checksums",
     ) -> None:
         """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
         state), so a waiting backup belongs to no process until a worker claims it."""
@@ -95,6 +97,7 @@ class BackupService:
             pg_bin_dirs=pg_bin_dirs,
             lock_wait_seconds=lock_wait_seconds,
             encryption=encryption,
+            verify=verify,
         )
         self._suffix = "" if encryption is None else SUFFIX
         self._heartbeat_seconds = heartbeat_seconds

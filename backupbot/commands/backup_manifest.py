@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from backupbot.settings import DatabaseSettings
-from backupbot.storage.agecheck import FULL, HEADER
+from backupbot.storage.agecheck import CHECKSUMS, FULL, HEADER
 from backupbot.storage.agestream import SUFFIX
 from backupbot.storage.catalog import BackupRecord
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult
@@ -42,6 +42,7 @@ class DumpFacts:
     encryption: dict[str, Any] | None = None  # Encryption.manifest(), when encrypted
     schema: dict[str, Any] | None = None  # storage/pgschema.py's fingerprint
     warnings: tuple[str, ...] = ()  # connection pitfalls (settings/connection_advice.py)
+    store_checksum: str | None = None  # S3's composite SHA-256 of the stored parts
 
 
 def build_manifest(
@@ -96,17 +97,22 @@ def _schema(dump: DumpFacts) -> dict[str, Any] | None:
 
 
 def _verified(dump: DumpFacts, finished: datetime) -> dict[str, Any]:
-    """What verification after upload proved: `full` read the archive itself; `age-header`
-    (an encrypted backup, no private key on the bot) the stored bytes and the age header."""
-    full = dump.verification == FULL
+    """What verification proved: `full` read the stored copy back and the archive in it;
+    `checksums` checked the archive on its way out and S3's SHA-256 checksums prove the
+    stored copy is those bytes; `age-header` (an encrypted backup, no private key on the
+    bot) read back the stored bytes and the age header."""
+    full = dump.verification in (FULL, CHECKSUMS)
     verified: dict[str, Any] = {
         "method": dump.verification,
         "sha256": True,
         "zstd_checksum": full,
         "pg_restore_list": full,
         "toc_entries": dump.toc_entries,
+        "read_back": dump.verification != CHECKSUMS,
         "at": finished.isoformat(),
     }
+    if dump.store_checksum is not None:
+        verified["s3_checksum"] = {"algorithm": "SHA256", "composite": dump.store_checksum}
     if dump.encryption is not None:
         verified["age_header"] = True
         verified["decrypted"] = full
@@ -120,6 +126,11 @@ def verification_summary(manifest: dict[str, Any]) -> str:
         return (
             "size, checksum and age header on the stored copy; not decrypted "
             "(no backup.verify_identity)"
+        )
+    if verified.get("method") == CHECKSUMS:
+        return (
+            "pg_restore --list on the way out; SHA-256 of every part checked by S3, "
+            "composite checksum matched"
         )
     if manifest.get("encryption"):
         return "checksum, decrypted, and pg_restore --list on the stored copy"

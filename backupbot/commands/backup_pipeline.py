@@ -1,5 +1,7 @@
 """The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd
-[| age] | sha256 into the store, the stored copy read back and verified, then the manifest.
+[| age] | sha256 into the store, verified, then the manifest. Verified: the stored copy is
+read back (`backup.verify: full`, the local store, encrypted backups), or the archive is
+checked on its way out and the store proves it holds those bytes (`checksums` on S3).
 
 Any failure raises, and leaves nothing in the store that looks like a good backup: the
 upload is aborted before its commit, and `BackupService` deletes what a later step left.
@@ -24,7 +26,7 @@ from backupbot.commands.interrupts import Stops
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.settings.connection_advice import pitfalls, shares_snapshot
-from backupbot.storage.agecheck import FULL, Verification, verify_encrypted
+from backupbot.storage.agecheck import CHECKSUMS, FULL, Verification, verify_encrypted
 from backupbot.storage.agestream import Encryption, encrypt_stream, identities_for
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
 from backupbot.storage.catalog import BackupRecord, SuccessDetails
@@ -36,6 +38,7 @@ from backupbot.storage.pg_session_watch import SessionWatch
 from backupbot.storage.pg_sessions import child_application_name, with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
+from backupbot.storage.streamcheck import CheckingWriter
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -54,8 +57,11 @@ class BackupPipeline:
         pg_bin_dirs: Sequence[Path],
         lock_wait_seconds: float,
         encryption: Encryption | None = None,
+        verify: str = "checksums",
     ) -> None:
         self._store = store
+        # On the way out, S3's checksums proving the stored bytes (`storage/streamcheck.py`)
+        self._on_the_way = verify == "checksums" and store.checksums and encryption is None
         self._clock = clock
         self._level = compression_level
         self._threads = compression_threads
@@ -79,7 +85,7 @@ class BackupPipeline:
         dumped = self._dump(db, conn, artifact_key, beat, stops)
         streamed = dumped.streamed
         beat.stage("verifying", 0)
-        verified = self._verify(artifact_key, dumped, beat)
+        verified = dumped.verified or self._verify(artifact_key, dumped, beat)
         facts = DumpFacts(
             session=dumped.session,
             pg_dump_version=dumped.binaries.version,
@@ -90,6 +96,7 @@ class BackupPipeline:
             compression_level=self._level,
             toc_entries=verified.toc_entries,
             verification=verified.method,
+            store_checksum=dumped.store_checksum,
             encryption=None if self._encryption is None else self._encryption.manifest(),
             warnings=dumped.warnings,
         )
@@ -184,11 +191,11 @@ class BackupPipeline:
                     watch=watch,
                 ) as dump:
                     stops.add(dump.kill)
-                    streamed, row_counts, prisma, schema = self._stream(
-                        db, conn, session, dump, watch, pool, artifact_key, beat
+                    streamed, row_counts, prisma, schema, checked = self._stream(
+                        db, conn, session, dump, watch, pool, artifact_key, beat, binaries
                     )
                     return _Dumped(
-                        session, binaries, streamed, row_counts, prisma, schema, warnings
+                        session, binaries, streamed, row_counts, prisma, schema, warnings, *checked
                     )
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
@@ -207,19 +214,30 @@ class BackupPipeline:
         pool: ThreadPoolExecutor,
         artifact_key: str,
         beat: ProgressReporter,
-    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None, dict[str, Any]]:
+        binaries: PgBinaries,
+    ) -> tuple[
+        StreamResult,
+        dict[str, int],
+        dict[str, Any] | None,
+        dict[str, Any],
+        tuple[Verification | None, str | None],
+    ]:
         """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
         row counts, the Prisma head and the schema fingerprint (all in the dump's snapshot)
         are in hand: anything else aborts it, so nothing half-written stays. The schema
         starts just before pg_dump (its sequences first, see `SnapshotSession.schema`),
         on the session's own thread, so an application's table lock holds it back no
         longer than pg_dump's lock wait; row counts follow it in a consistent snapshot,
-        and start after pg_dump otherwise."""
+        and start after pg_dump otherwise. With checks on the way out, the archive is
+        proven before the commit, and the store's checksum once committed."""
         schema_future = pool.submit(session.schema)
         counts: Future[dict[str, int]] | None = None
         if session.consistent:
             counts = pool.submit(session.row_counts)
-        writer = self._store.open_writer(artifact_key)
+        writer: ArtifactWriter = self._store.open_writer(artifact_key)
+        checking: CheckingWriter | None = None
+        if self._on_the_way:
+            writer = checking = CheckingWriter(writer, binaries, self._store.location(artifact_key))
         try:
             with conn.client_env() as env:
                 stdout = dump.start(env)
@@ -231,11 +249,15 @@ class BackupPipeline:
             schema = _in_snapshot(schema_future, watch, db.name, self._lock_wait_seconds)
             row_counts = _in_snapshot(counts, watch, db.name, self._lock_wait_seconds)
             prisma = session.prisma_history()
+            verified = None
+            if checking is not None:
+                toc = checking.verified(streamed, row_counts).toc_entries
+                verified = Verification(CHECKSUMS, toc)
             writer.commit()
         except BaseException:
             writer.abort()
             raise
-        return streamed, row_counts, prisma, schema
+        return streamed, row_counts, prisma, schema, (verified, writer.checksum)
 
     def _compress(
         self, stdout: IO[bytes], writer: ArtifactWriter, beat: ProgressReporter
@@ -283,3 +305,5 @@ class _Dumped:
     prisma: dict[str, Any] | None
     schema: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    verified: Verification | None = None  # checked on the way out (None: read it back)
+    store_checksum: str | None = None  # the store's own proof (S3's composite SHA-256)

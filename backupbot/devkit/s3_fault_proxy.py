@@ -9,7 +9,9 @@ matches, answers instead with a fault:
 - `forward_then_error`: forwards (the server performs the request), answers 500;
 - `truncate`: forwards, then sends the full Content-Length header but only part of the
   body, and closes the connection;
-- `delay`: waits before forwarding (to slow uploads or widen race windows).
+- `delay`: waits before forwarding (to slow uploads or widen race windows);
+- `corrupt`: forwards the request with one byte of its body flipped (headers as signed,
+  checksums included), and answers what the server answered: damage in flight.
 
 Rules are switched at run time (`inject`, `remove`, `clear`) from the test's thread; the
 proxy records every request it saw and what it did (`seen`).
@@ -34,7 +36,7 @@ from types import TracebackType
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-ACTIONS = ("error", "drop", "forward_then_error", "truncate", "delay")
+ACTIONS = ("error", "drop", "forward_then_error", "truncate", "delay", "corrupt")
 # Hop-by-hop headers: about this connection, not the request; never forwarded.
 _HOP = {
     "connection",
@@ -167,6 +169,11 @@ class Fault:
         times: int | None = None,
     ) -> Fault:
         return cls(operation, "truncate", key_suffix=key_suffix, keep=keep, times=times)
+
+    @classmethod
+    def corrupt(cls, operation: str = "UploadPart", *, part_number: int | None = None) -> Fault:
+        """Flip a byte in the middle of the body of every matching request."""
+        return cls(operation, "corrupt", part_number=part_number)
 
     @classmethod
     def delay(cls, operation: str, seconds: float, *, times: int | None = None) -> Fault:
@@ -407,10 +414,18 @@ class S3FaultProxy:
                     proxy._record(Seen(request, action, None))
                     self._hang_up()
                     return
+                if action == "corrupt" and body:
+                    damaged = bytearray(body)
+                    damaged[len(body) // 2] ^= 0x01
+                    body = bytes(damaged)
                 forwarded = self._forward_or_502(request, body)
                 if forwarded is None:
                     return
                 status, reason, headers, data = forwarded
+                if action == "corrupt":
+                    proxy._record(Seen(request, action, status))
+                    self._answer(status, reason, headers, data)
+                    return
                 if action == "forward_then_error":
                     proxy._record(Seen(request, action, chosen.status))
                     self._error(chosen)

@@ -257,6 +257,7 @@ class BackupSettings(Strict):
     # An age identity file the bot may read: full verification of encrypted backups,
     # and the key restores and drills decrypt with. Relative to this file.
     verify_identity: Path | None = None
+    verify: Literal["checksums", "full"] = "checksums"  # README "Verification": why default
 
     @field_validator("encrypt_to")
     @classmethod

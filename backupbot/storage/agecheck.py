@@ -39,11 +39,12 @@ from backupbot.storage.pg_restore import PgRestoreList
 
 FULL = "full"  # decrypted, decompressed and listed by pg_restore --list
 HEADER = "age-header"  # size, SHA-256 and the age header: no private key on the bot
+CHECKSUMS = "checksums"  # checked on the way out; the store's checksums prove the copy
 
 
 @dataclass(frozen=True)
 class Verification:
-    method: str  # FULL or HEADER
+    method: str  # FULL, HEADER or CHECKSUMS
     toc_entries: int | None  # None: the archive was not read (HEADER)
 
 

@@ -39,6 +39,11 @@ class ObjectLocked(StoreError):
 
 
 class ArtifactWriter(Protocol):
+    @property
+    def checksum(self) -> str | None:
+        """Once committed: the store's own checksum of what it holds (S3's composite
+        SHA-256), proven equal to the bytes written; None: the store proves nothing."""
+
     def write(self, data: bytes) -> None: ...
 
     def commit(self) -> None:
@@ -50,6 +55,9 @@ class ArtifactWriter(Protocol):
 
 class ArtifactStore(Protocol):
     kind: str
+    # Whether the store proves each artifact's bytes itself (S3 additional checksums),
+    # so a backup need not be read back (`backup.verify: checksums`).
+    checksums: bool
 
     def location(self, key: str) -> str:
         """Where `key` lives, for people: a path or an s3:// URL."""

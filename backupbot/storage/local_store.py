@@ -71,6 +71,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _LocalWriter:
+    checksum: str | None = None  # a directory proves nothing itself: backups are read back
+
     def __init__(self, root: Path, final: Path) -> None:
         self.final = final
         _private_dirs(root, final.parent)
@@ -108,6 +110,7 @@ class _LocalWriter:
 
 class LocalStore:
     kind = "local"
+    checksums = False
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()

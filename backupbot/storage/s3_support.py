@@ -30,6 +30,13 @@ def s3_error(exc: BaseException, bucket: str, action: str) -> StoreError:
                 f"S3 refused access to bucket {bucket!r} ({code}). Check the credentials and "
                 "the bucket policy."
             )
+        if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+            return StoreError(
+                f"S3 refused the bytes it received while {action}: they did not match "
+                f"their SHA-256 checksum ({code}), so they were damaged on the way. Nothing "
+                "was kept; try again, and check the network or proxy in between if it recurs.",
+                permanent=False,
+            )
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if code in _UNAVAILABLE or status >= 500:
             return StoreError(

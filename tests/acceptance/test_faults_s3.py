@@ -1,6 +1,10 @@
 """S3 faults, injected for real: the real `backupbot serve` stores its backups in moto's S3
 server through a fault-injecting proxy (`storage.s3.endpoint_url` points at the proxy).
 
+The deployment here verifies by reading every backup back (`backup.verify: full`), the
+read-back these faults are about; the default, S3's own checksums, is in
+`test_s3_checksums.py`.
+
 For each fault: no false "succeeded" (a success only after the read-back verified it), a
 failure told in plain words in the channel with a `backup.failed` incident, nothing of
 that backup left in the bucket (no object, no manifest, no open multipart upload), and
@@ -13,6 +17,7 @@ so one transient error is survived; a persistent one must fail cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -82,6 +87,7 @@ def dep(
             standin,
             tmp_path_factory.mktemp("faults-s3"),
             databases={"app": url},
+            extra={"backup": {"verify": "full"}},
         )
         deployment.config["storage"] = {
             "s3": {
@@ -262,7 +268,16 @@ def test_one_dropped_connection_is_retried_and_the_backup_is_good(
     proxy.inject(Fault.drop("UploadPart", part_number=1, times=1))
     message = backup_now(dep)
     assert part_tries(proxy, 1)[-2:] == ["drop", "forwarded"]
-    assert_good_backup(dep, message, moto, fault_bucket, pg, tmp_path)
+    backup_id = assert_good_backup(dep, message, moto, fault_bucket, pg, tmp_path)
+    # verify: full reads the stored copy back, and the manifest says so
+    reads = [s for s in proxy.seen("GetObject") if s.request.key.endswith(f"{backup_id}.dump.zst")]
+    assert [s.status for s in reads] == [200]
+    manifest_key = keys_of(moto, fault_bucket, backup_id)[1]
+    verified = json.loads(moto.get_object(Bucket=fault_bucket, Key=manifest_key)["Body"].read())[
+        "verified"
+    ]
+    assert verified["method"] == "full" and verified["read_back"] is True
+    assert "s3_checksum" not in verified
 
 
 # -- CompleteMultipartUpload performed, but the client told it failed ------------------------

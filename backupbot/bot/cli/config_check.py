@@ -201,7 +201,7 @@ def _live_checks(settings: Settings) -> bool:
 
     ok = True
     try:
-        store = build_store(settings.storage)
+        store = build_store(settings.storage, settings.backup.verify)
         store.check()
         print("store OK")
         ok = _object_lock_check(settings, store)
