@@ -26,6 +26,7 @@ from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import work_root
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status_service import StatusService
@@ -98,6 +99,8 @@ def _backup_service(
         lock_wait_seconds=settings.backup.lock_wait_seconds,
         durable_queue=durable_state(settings),
         encryption=encryption(settings),
+        jobs=settings.backup.jobs,
+        work_root=work_root(settings.restore),
     )
 
 

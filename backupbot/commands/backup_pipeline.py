@@ -1,5 +1,7 @@
 """The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd
 [| age] | sha256 into the store, the stored copy read back and verified, then the manifest.
+With `backup.jobs` > 1, pg_dump -Fd -j N --snapshot writes a private work directory
+(removed however the backup ends, or by a takeover), streamed as tar into the same chain.
 
 Any failure raises, and leaves nothing in the store that looks like a good backup: the
 upload is aborted before its commit, and `BackupService` deletes what a later step left.
@@ -7,9 +9,12 @@ upload is aborted before its commit, and `BackupService` deletes what a later st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,7 @@ from backupbot.clock import Clock
 from backupbot.commands.backup_manifest import DumpFacts, build_manifest
 from backupbot.commands.backup_progress import ProgressReporter
 from backupbot.commands.interrupts import Stops
+from backupbot.commands.restore_workdir import new_work_dir
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.settings.connection_advice import pitfalls, shares_snapshot
@@ -28,6 +34,7 @@ from backupbot.storage.agecheck import FULL, Verification, verify_encrypted
 from backupbot.storage.agestream import Encryption, encrypt_stream, identities_for
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
 from backupbot.storage.catalog import BackupRecord, SuccessDetails
+from backupbot.storage.dirtar import TarTocLister, dump_members, tar_stream, top_directory
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult, compress_stream, verify_artifact
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
 from backupbot.storage.pg_dump import PgDump
@@ -54,8 +61,13 @@ class BackupPipeline:
         pg_bin_dirs: Sequence[Path],
         lock_wait_seconds: float,
         encryption: Encryption | None = None,
+        jobs: int = 1,
+        work_root: Path | None = None,
     ) -> None:
+        """`jobs` > 1: a parallel directory-format dump, assembled under `work_root`."""
         self._store = store
+        self._jobs = jobs
+        self.work_root = work_root or Path(tempfile.gettempdir())
         self._clock = clock
         self._level = compression_level
         self._threads = compression_threads
@@ -76,7 +88,8 @@ class BackupPipeline:
         what the catalog keeps of the verified backup."""
         conn = ConnInfo.from_url(db.url.get_secret_value())
         beat.stage("snapshot", 0)
-        dumped = self._dump(db, conn, artifact_key, beat, stops)
+        with self._work_dir(record.id, artifact_key) as work:
+            dumped = self._dump(db, conn, artifact_key, beat, stops, work)
         streamed = dumped.streamed
         beat.stage("verifying", 0)
         verified = self._verify(artifact_key, dumped, beat)
@@ -92,6 +105,7 @@ class BackupPipeline:
             verification=verified.method,
             encryption=None if self._encryption is None else self._encryption.manifest(),
             warnings=dumped.warnings,
+            jobs=self._jobs,
         )
         manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
         self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
@@ -108,10 +122,28 @@ class BackupPipeline:
             manifest=manifest,
         )
 
+    @contextlib.contextmanager
+    def _work_dir(self, backup_id: str, artifact_key: str) -> Iterator[Path | None]:
+        """Where pg_dump -Fd writes (None: a custom-format stream needs none): a new
+        directory named by the artifact in a 0700 one named by the backup (found by
+        `remove_work_dirs` after a crash), removed however this is left."""
+        if self._jobs <= 1:
+            yield None
+            return
+        work = new_work_dir(self.work_root, backup_id)
+        try:
+            yield work / top_directory(artifact_key.rsplit("/", 1)[-1])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def _verify(self, artifact_key: str, dumped: _Dumped, beat: ProgressReporter) -> Verification:
-        """Read the stored copy back and prove it (see `verify_artifact`, `verify_encrypted`)."""
+        """Read the stored copy back and prove it (see `verify_artifact`, `verify_encrypted`);
+        a directory-format tar's table of contents is read from the stored copy too."""
         on_bytes = lambda n: beat.tick("verifying", n)  # noqa: E731
         encryption = self._encryption
+        lister = None
+        if dumped.members:
+            lister = TarTocLister(dumped.binaries, list(dumped.members), self.work_root)
         if encryption is None:
             verified = verify_artifact(
                 self._store,
@@ -120,6 +152,7 @@ class BackupPipeline:
                 dumped.binaries,
                 expected_tables=dumped.row_counts,
                 on_bytes=on_bytes,
+                lister=lister,
             )
             return Verification(FULL, verified.toc_entries)
         identities = None
@@ -134,6 +167,7 @@ class BackupPipeline:
             identities=identities,
             expected_tables=dumped.row_counts,
             on_bytes=on_bytes,
+            lister=lister,
         )
 
     def _dump(
@@ -143,13 +177,14 @@ class BackupPipeline:
         artifact_key: str,
         beat: ProgressReporter,
         stops: Stops,
+        work: Path | None = None,
     ) -> _Dumped:
         """pg_dump in the snapshot's transaction, compressed into the store, with the row
         counts taken in the same snapshot; through a transaction pooler without a shared
         snapshot, with the warnings naming the direct host (`settings/connection_advice.py`).
         The watch names (and, past the limit, cancels)
         any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
-        this is left."""
+        this is left. `work`: the directory a parallel (-Fd) pg_dump writes."""
         lock_wait = self._lock_wait_seconds
         url = db.url.get_secret_value()
         pooled = transaction_pooled(conn)  # before the session holds a pooler's connection
@@ -182,13 +217,15 @@ class BackupPipeline:
                     snapshot=session.snapshot,
                     lock_wait_seconds=lock_wait,
                     watch=watch,
+                    directory=work,
+                    jobs=self._jobs,
                 ) as dump:
                     stops.add(dump.kill)
-                    streamed, row_counts, prisma, schema = self._stream(
-                        db, conn, session, dump, watch, pool, artifact_key, beat
+                    streamed, row_counts, prisma, schema, members = self._stream(
+                        db, conn, session, dump, watch, pool, artifact_key, beat, work
                     )
                     return _Dumped(
-                        session, binaries, streamed, row_counts, prisma, schema, warnings
+                        session, binaries, streamed, row_counts, prisma, schema, warnings, members
                     )
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
@@ -207,27 +244,41 @@ class BackupPipeline:
         pool: ThreadPoolExecutor,
         artifact_key: str,
         beat: ProgressReporter,
-    ) -> tuple[StreamResult, dict[str, int], dict[str, Any] | None, dict[str, Any]]:
+        work: Path | None,
+    ) -> tuple[
+        StreamResult, dict[str, int], dict[str, Any] | None, dict[str, Any], tuple[str, ...]
+    ]:
         """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
         row counts, the Prisma head and the schema fingerprint (all in the dump's snapshot)
         are in hand: anything else aborts it, so nothing half-written stays. The schema
         starts just before pg_dump (its sequences first, see `SnapshotSession.schema`),
         on the session's own thread, so an application's table lock holds it back no
         longer than pg_dump's lock wait; row counts follow it in a consistent snapshot,
-        and start after pg_dump otherwise."""
+        and start after pg_dump otherwise. With `work`, pg_dump -Fd writes there first,
+        then the directory is streamed as tar (its member names are returned)."""
         schema_future = pool.submit(session.schema)
         counts: Future[dict[str, int]] | None = None
         if session.consistent:
             counts = pool.submit(session.row_counts)
         writer = self._store.open_writer(artifact_key)
+        members: tuple[str, ...] = ()
         try:
             with conn.client_env() as env:
-                stdout = dump.start(env)
+                stdout = None
+                if work is None:
+                    stdout = dump.start(env)
+                else:
+                    dump.start_directory(env)
                 if counts is None:
                     counts = pool.submit(session.row_counts)
                 beat.stage("dumping", 0)
-                streamed = self._compress(stdout, writer, beat)
+                if stdout is not None:
+                    streamed = self._compress(stdout, writer, beat)
                 dump.finish()
+            if work is not None:
+                members = tuple(dump_members(work, work.name))
+                with tar_stream(work, work.name) as tarred:
+                    streamed = self._compress(tarred, writer, beat)
             schema = _in_snapshot(schema_future, watch, db.name, self._lock_wait_seconds)
             row_counts = _in_snapshot(counts, watch, db.name, self._lock_wait_seconds)
             prisma = session.prisma_history()
@@ -235,7 +286,7 @@ class BackupPipeline:
         except BaseException:
             writer.abort()
             raise
-        return streamed, row_counts, prisma, schema
+        return streamed, row_counts, prisma, schema, members
 
     def _compress(
         self, stdout: IO[bytes], writer: ArtifactWriter, beat: ProgressReporter
@@ -283,3 +334,4 @@ class _Dumped:
     prisma: dict[str, Any] | None
     schema: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()  # a directory-format dump's tar members
