@@ -182,9 +182,8 @@ class BackupPipeline:
         """pg_dump in the snapshot's transaction, compressed into the store, with the row
         counts taken in the same snapshot; through a transaction pooler without a shared
         snapshot, with the warnings naming the direct host (`settings/connection_advice.py`).
-        The watch names (and, past the limit, cancels)
-        any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
-        this is left. `work`: the directory a parallel (-Fd) pg_dump writes."""
+        The watch names (and, past the limit, cancels) any lock wait of the row counts or
+        of pg_dump; pg_dump (-Fd -j into `work`, if given) is killed and reaped however left."""
         lock_wait = self._lock_wait_seconds
         url = db.url.get_secret_value()
         pooled = transaction_pooled(conn)  # before the session holds a pooler's connection
@@ -199,14 +198,7 @@ class BackupPipeline:
                 ),
                 share=shares_snapshot(url, db.provider, pooled=pooled),
             )
-            warnings = tuple(
-                p.text
-                for p in pitfalls(
-                    db.name, url, db.provider, pooled=pooled, export_error=session.export_error
-                )
-            )
-            for warning in warnings:
-                log.warning("backup of %s: %s", db.name, warning)
+            warnings = _warnings(db, url, pooled, session)
             stops.add(session.interrupt)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
             try:
@@ -305,6 +297,21 @@ class BackupPipeline:
             threads=self._threads,
             on_bytes=on_bytes,
         )
+
+
+def _warnings(
+    db: DatabaseSettings, url: str, pooled: bool, session: SnapshotSession
+) -> tuple[str, ...]:
+    """The connection pitfalls of this backup, logged."""
+    warnings = tuple(
+        p.text
+        for p in pitfalls(
+            db.name, url, db.provider, pooled=pooled, export_error=session.export_error
+        )
+    )
+    for warning in warnings:
+        log.warning("backup of %s: %s", db.name, warning)
+    return warnings
 
 
 def _in_snapshot(future: Future[_T], watch: SessionWatch, database: str, lock_wait: float) -> _T:
