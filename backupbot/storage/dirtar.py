@@ -95,21 +95,20 @@ class TarTocLister:
         return self._sink
 
     def _read(self, source: IO[bytes]) -> None:
-        try:
-            with source, tarfile.open(fileobj=source, mode="r|") as tar:
-                for member in tar:
-                    self._seen.append(member.name)
-                    if member.isfile() and member.name.endswith("/" + TOC):
-                        extracted = tar.extractfile(member)
-                        assert extracted is not None
-                        self._toc = extracted.read()
-                while source.read(1 << 16):  # the end-of-archive blocks and padding
-                    pass
-        except BaseException as exc:
-            self._failure = exc
-            with contextlib.suppress(OSError):
-                while source.read(1 << 16):  # never leave the writer blocked
-                    pass
+        with source:
+            try:
+                with tarfile.open(fileobj=source, mode="r|") as tar:
+                    for member in tar:
+                        self._seen.append(member.name)
+                        if member.isfile() and member.name.endswith("/" + TOC):
+                            extracted = tar.extractfile(member)
+                            assert extracted is not None
+                            self._toc = extracted.read()
+            except Exception as exc:
+                self._failure = exc
+            with contextlib.suppress(OSError, ValueError):  # the end-of-archive blocks and
+                while source.read(1 << 16):  # padding, or what follows a failure: never
+                    pass  # leave the writer blocked
 
     def finish(self) -> str:
         assert self._thread is not None and self._sink is not None
