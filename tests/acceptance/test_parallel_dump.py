@@ -1,7 +1,8 @@
 """Parallel dumps (`backup.jobs: 2`) through the real `backupbot serve`: pg_dump -Fd -j 2
 from the exported snapshot, stored as one `.tar.zst`, restorable by the bot (approved
 restore, drill) and by hand (`zstd -dc | tar -x`, then `pg_restore -j`); a pg_dump killed
-mid-dump, or a serve SIGKILLed mid-dump, leaves no work directory and no artifact."""
+mid-dump, or a serve SIGKILLed mid-dump, leaves no work directory and no artifact; an
+encrypted one (`.tar.zst.age`) is decrypted for verification and restores the same."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
+from tests.acceptance.test_encryption import encrypted_deployment, restored, write_identity
 from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
 from tests.conftest import wait_until
 
@@ -144,3 +146,39 @@ def test_a_serve_killed_mid_parallel_dump_has_its_work_directory_removed_by_the_
     dep.wait_incident(lambda i: i.action == "backup.abandoned" and i.backup_id == backup_id)
     assert _left_in(work) == []
     assert _files(dep) == []
+
+
+def test_an_encrypted_parallel_dump_is_verified_decrypted_and_restores_by_hand_and_by_the_bot(
+    pg: Any, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "operators-key.txt"
+    public = write_identity(key_file)
+    with SlackStandin() as standin:
+        dep, url = encrypted_deployment(pg, standin, tmp_path / "deploy", [public], key_file)
+        dep.config["backup"]["jobs"] = 2
+        dep.start()
+        try:
+            message = backup_now(dep)
+            assert message.text.startswith("Backup of app succeeded"), _text(message)
+            backup_id = _backup_id(message.text)
+            [artifact] = dep.store_dir.glob(f"app/*-{backup_id}.tar.zst.age")
+            manifest = json.loads(
+                artifact.with_name(
+                    artifact.name.replace(".tar.zst.age", ".manifest.json")
+                ).read_text()
+            )
+            assert manifest["dump_format"] == "directory-tar"
+            assert manifest["verified"]["method"] == "full"  # decrypted, toc.dat listed
+            assert manifest["restore_command"].startswith(
+                f"age -d -i key.txt {artifact.name} | zstd -dc | tar -x && pg_restore -j 4"
+            )
+
+            by_hand = pg.create_database(f"byhand_age_{backup_id}")
+            restore_by_hand(artifact, by_hand, identity=key_file)
+            assert database_fingerprint(by_hand) == database_fingerprint(url)
+
+            target = f"age_into_{backup_id}"
+            assert "Restored and verified" in restored(dep, f"app {backup_id} --into {target}")
+            assert database_fingerprint(pg.url(target)) == database_fingerprint(url)
+        finally:
+            dep.close()
