@@ -47,7 +47,8 @@ class DumpFacts:
     encryption: dict[str, Any] | None = None  # Encryption.manifest(), when encrypted
     schema: dict[str, Any] | None = None  # storage/pgschema.py's fingerprint
     warnings: tuple[str, ...] = ()  # connection pitfalls (settings/connection_advice.py)
-    jobs: int = 1  # > 1: pg_dump -Fd -j jobs, stored as a tar (`dirtar.py`)
+    jobs: int = 1  # pg_dump --jobs of a directory-format dump
+    directory: bool = False  # pg_dump -Fd, stored as a tar (`dirtar.py`, backup.jobs > 1)
 
 
 def build_manifest(
@@ -75,8 +76,8 @@ def build_manifest(
         "server_version_num": session.server.version_num,
         "pg_dump_version": dump.pg_dump_version,
         "artifact": name,
-        "archive_format": _archive_format(dump.jobs),
-        "dump_format": DIRECTORY_TAR if dump.jobs > 1 else CUSTOM,
+        "archive_format": _archive_format(dump),
+        "dump_format": DIRECTORY_TAR if dump.directory else CUSTOM,
         "dump_jobs": dump.jobs,
         "compression": COMPRESSION,
         "compression_level": dump.compression_level,
@@ -94,8 +95,9 @@ def build_manifest(
     }
 
 
-def _archive_format(jobs: int) -> str:
-    if jobs > 1:
+def _archive_format(dump: DumpFacts) -> str:
+    if dump.directory:
+        jobs = dump.jobs
         return f"pg_dump directory format (--format=directory --jobs={jobs} --compress=0) in tar"
     return "pg_dump custom format (--format=custom --compress=0)"
 

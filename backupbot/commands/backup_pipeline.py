@@ -105,7 +105,8 @@ class BackupPipeline:
             verification=verified.method,
             encryption=None if self._encryption is None else self._encryption.manifest(),
             warnings=dumped.warnings,
-            jobs=self._jobs,
+            jobs=dumped.jobs,
+            directory=bool(dumped.members),
         )
         manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
         self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
@@ -198,7 +199,8 @@ class BackupPipeline:
                 ),
                 share=shares_snapshot(url, db.provider, pooled=pooled),
             )
-            warnings = _warnings(db, url, pooled, session)
+            jobs = 1 if pooled else self._jobs  # a pooler: one connection, no snapshot to share
+            warnings = _warnings(db, url, pooled, session, self._jobs)
             stops.add(session.interrupt)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
             try:
@@ -210,15 +212,14 @@ class BackupPipeline:
                     lock_wait_seconds=lock_wait,
                     watch=watch,
                     directory=work,
-                    jobs=self._jobs,
+                    jobs=jobs,
                 ) as dump:
                     stops.add(dump.kill)
                     streamed, row_counts, prisma, schema, members = self._stream(
                         db, conn, session, dump, watch, pool, artifact_key, beat, work
                     )
-                    return _Dumped(
-                        session, binaries, streamed, row_counts, prisma, schema, warnings, members
-                    )
+                    found = (streamed, row_counts, prisma, schema, warnings, members, jobs)
+                    return _Dumped(session, binaries, *found)
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
                 raise
@@ -300,15 +301,22 @@ class BackupPipeline:
 
 
 def _warnings(
-    db: DatabaseSettings, url: str, pooled: bool, session: SnapshotSession
+    db: DatabaseSettings, url: str, pooled: bool, session: SnapshotSession, jobs: int
 ) -> tuple[str, ...]:
-    """The connection pitfalls of this backup, logged."""
+    """The connection pitfalls of this backup (and `backup.jobs` not used through a
+    transaction pooler), logged."""
     warnings = tuple(
         p.text
         for p in pitfalls(
             db.name, url, db.provider, pooled=pooled, export_error=session.export_error
         )
     )
+    if pooled and jobs > 1:
+        warnings += (
+            f"backup.jobs: {jobs} was not used: through a transaction pooler pg_dump's "
+            "workers cannot share one snapshot, so the dump ran with one connection "
+            "(still in directory format). Connect to the direct host to dump in parallel.",
+        )
     for warning in warnings:
         log.warning("backup of %s: %s", db.name, warning)
     return warnings
@@ -342,3 +350,4 @@ class _Dumped:
     schema: dict[str, Any]
     warnings: tuple[str, ...] = ()
     members: tuple[str, ...] = ()  # a directory-format dump's tar members
+    jobs: int = 1  # pg_dump --jobs of a directory-format dump

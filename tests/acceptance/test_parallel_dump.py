@@ -2,7 +2,8 @@
 from the exported snapshot, stored as one `.tar.zst`, restorable by the bot (approved
 restore, drill) and by hand (`zstd -dc | tar -x`, then `pg_restore -j`); a pg_dump killed
 mid-dump, or a serve SIGKILLed mid-dump, leaves no work directory and no artifact; an
-encrypted one (`.tar.zst.age`) is decrypted for verification and restores the same."""
+encrypted one (`.tar.zst.age`) is decrypted for verification and restores the same; through
+a transaction pooler the dump runs with one connection and says so."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ import psycopg
 import pytest
 
 from backupbot.devkit.manual_restore import restore_by_hand
+from backupbot.devkit.pgbouncer import PgBouncer
 from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
 from tests.acceptance.test_encryption import encrypted_deployment, restored, write_identity
 from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
+from tests.acceptance.test_pooler import POOLER_HOST, _dbname, _need_pgbouncer
 from tests.conftest import wait_until
 
 
@@ -180,5 +183,50 @@ def test_an_encrypted_parallel_dump_is_verified_decrypted_and_restores_by_hand_a
             target = f"age_into_{backup_id}"
             assert "Restored and verified" in restored(dep, f"app {backup_id} --into {target}")
             assert database_fingerprint(pg.url(target)) == database_fingerprint(url)
+        finally:
+            dep.close()
+
+
+@pytest.fixture
+def pooler(pg: Any, tmp_path: Path) -> Iterator[PgBouncer]:
+    """A real PgBouncer in transaction mode with one server connection (test_pooler.py's)."""
+    _need_pgbouncer()
+    with PgBouncer.in_front_of(
+        pg.url(), tmp_path / "bouncer", pool_size=1, query_wait_timeout=20
+    ) as bouncer:
+        yield bouncer
+
+
+def test_through_a_transaction_pooler_a_parallel_dump_uses_one_connection_and_says_so(
+    pg: Any, pooler: PgBouncer, tmp_path: Path
+) -> None:
+    """pg_dump's workers cannot share a snapshot through PgBouncer in transaction mode
+    (and its one server connection is the leader's for the whole dump): the backup still
+    succeeds, in directory format with one job, and the warning names `backup.jobs`."""
+    url, _counts = source_database(pg, "pardump_pooled")
+    with SlackStandin() as standin:
+        dep = fresh_deployment(
+            ("http", "sqlite"),
+            pg,
+            standin,
+            tmp_path / "deploy",
+            databases={"app": pooler.url(_dbname(url), host=POOLER_HOST)},
+            extra={"backup": {"jobs": 2}},
+        )
+        dep.start()
+        try:
+            message = backup_now(dep)
+            shown = _text(message)
+            assert message.text.startswith("Backup of app succeeded"), shown
+            assert "backup.jobs: 2 was not used" in shown
+            backup_id = _backup_id(message.text)
+            [artifact] = dep.store_dir.glob(f"app/*-{backup_id}.tar.zst")
+            manifest = json.loads(
+                artifact.with_name(artifact.name.replace(".tar.zst", ".manifest.json")).read_text()
+            )
+            assert manifest["dump_format"] == "directory-tar" and manifest["dump_jobs"] == 1
+            by_hand = pg.create_database(f"pooled_by_hand_{secrets.token_hex(3)}")
+            restore_by_hand(artifact, by_hand)
+            assert database_fingerprint(by_hand) == database_fingerprint(url)
         finally:
             dep.close()
