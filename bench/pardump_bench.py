@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import statistics
@@ -111,26 +112,46 @@ def write_config(work: Path, jobs: int, urls: dict[str, str]) -> tuple[Path, dic
 def run_backup(
     config: Path, env: dict[str, str], database: str, work: Path, jobs: int
 ) -> dict[str, Any]:
-    """One timed `backupbot backup now`: wall seconds, phases, stored size."""
+    """One timed `backupbot backup now`: wall seconds, phases (from the CLI's stage lines
+    on stderr: start-up and snapshot, dump (with tar and upload), verify, exit), size."""
     bot = Path(sys.executable).with_name("backupbot")
+    marks: dict[str, float] = {}
+    lines: list[str] = []
     t0 = time.perf_counter()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [str(bot), "--config", str(config), "backup", "now", database],
-        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=work,
-        timeout=3600,
-        check=False,
     )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line.rstrip())
+        stage = re.match(r"^\[\S+\] (dumping|verifying)\b", line)
+        if stage and stage.group(1) not in marks:
+            marks[stage.group(1)] = time.perf_counter() - t0
+        elif re.match(r"^backup \S+ of \S+ verified: ", line):
+            marks["verified"] = time.perf_counter() - t0
+    rc = proc.wait()
     seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"backup of {database} (jobs {jobs}) failed:\n{done.stderr[-3000:]}")
+    if rc != 0:
+        raise SystemExit(f"backup of {database} (jobs {jobs}) failed:\n" + "\n".join(lines[-30:]))
     store = work / f"store-j{jobs}"
     [artifact] = [p for p in store.rglob("*") if p.name.endswith((".dump.zst", ".tar.zst"))]
     stored = artifact.stat().st_size
     shutil.rmtree(store)  # one artifact on disk at a time
-    return {"seconds": seconds, "stored_bytes": stored, "artifact": artifact.name}
+    phases = None
+    if {"dumping", "verifying", "verified"} <= marks.keys():
+        phases = {
+            "start": marks["dumping"],
+            "dump": marks["verifying"] - marks["dumping"],
+            "verify": marks["verified"] - marks["verifying"],
+            "exit": seconds - marks["verified"],
+        }
+    return {"seconds": seconds, "stored_bytes": stored, "artifact": artifact.name, "phases": phases}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +219,12 @@ def summarize(
                 "median_seconds": statistics.median(r["seconds"] for r in mine),
                 "runs_seconds": [round(r["seconds"], 3) for r in mine],
                 "stored_bytes": mine[-1]["stored_bytes"],
+                "median_phases": {
+                    k: statistics.median(r["phases"][k] for r in mine if r["phases"])
+                    for k in ("start", "dump", "verify", "exit")
+                }
+                if all(r["phases"] for r in mine)
+                else None,
             }
     pg_dump = subprocess.run(
         [str(find_pg_bin_dir() / "pg_dump"), "--version"], capture_output=True, text=True
@@ -224,8 +251,9 @@ def render(result: dict[str, Any]) -> str:
         f"median of {s['rounds']} interleaved rounds; {result['date']}, "
         f"{result['machine']['nproc']} CPUs, {result['machine']['pg_dump']}.",
         "",
-        "| database | backup.jobs | median s | runs (s) | vs jobs 1 | stored MB |",
-        "|---|---|---|---|---|---|",
+        "| database | backup.jobs | median s | runs (s) | vs jobs 1 | dump s | verify s "
+        "| stored MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     medians = result["medians"]
     for m in medians.values():
@@ -235,9 +263,14 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| {m['database']} ({db_mb:.0f} MB) | {m['jobs']} | {m['median_seconds']:.2f} | "
             f"{', '.join(f'{x:.2f}' for x in m['runs_seconds'])} | {ratio:.2f}x | "
-            f"{m['stored_bytes'] / MB:.1f} |"
+            f"{_phase(m, 'dump')} | {_phase(m, 'verify')} | {m['stored_bytes'] / MB:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _phase(median: dict[str, Any], name: str) -> str:
+    phases = median.get("median_phases")
+    return f"{phases[name]:.2f}" if phases else "?"
 
 
 if __name__ == "__main__":
