@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size-mb", type=int, default=200)
     p.add_argument("--delay-ms", type=float, default=5.0)
+    p.add_argument("--window-kb", type=int, default=0, help="in flight per connection; 0: no limit")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--jobs", default="1,2,4")
     p.add_argument("--work-dir", default=str(REPO / "bench" / ".work" / "pardump"))
@@ -182,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             for name in SHAPES:
                 row = conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
                 sizes[name] = row[0] if row else 0
-        with LatencyProxy((cluster.host, cluster.port), delay=args.delay_ms / 1000) as proxy:
+        window = args.window_kb * 1024 or None
+        proxy = LatencyProxy(
+            (cluster.host, cluster.port), delay=args.delay_ms / 1000, window=window
+        )
+        with proxy:
             urls = {name: via_proxy(cluster.url(name), proxy.ports[0]) for name in SHAPES}
             configs = {j: write_config(work, j, urls) for j in jobs_list}
             for rnd in range(args.rounds):
@@ -199,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     result = summarize(args, runs, sizes, jobs_list)
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    (results / "pardump.json").write_text(json.dumps(result, indent=2) + "\n")
+    stem = "pardump" + (f"_window{args.window_kb}k" if args.window_kb else "")
+    (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render(result)
-    (results / "pardump.md").write_text(markdown)
+    (results / f"{stem}.md").write_text(markdown)
     print(markdown)
     return 0
 
@@ -237,7 +243,12 @@ def summarize(
             "python": platform.python_version(),
             "pg_dump": pg_dump.stdout.strip(),
         },
-        "settings": {"size_mb": args.size_mb, "delay_ms": args.delay_ms, "rounds": args.rounds},
+        "settings": {
+            "size_mb": args.size_mb,
+            "delay_ms": args.delay_ms,
+            "window_kb": args.window_kb,
+            "rounds": args.rounds,
+        },
         "database_bytes": sizes,
         "medians": medians,
         "runs": runs,
@@ -247,7 +258,8 @@ def summarize(
 def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
-        f"`backupbot backup now` through a {s['delay_ms']:g} ms-per-packet latency proxy, "
+        f"`backupbot backup now` through a {s['delay_ms']:g} ms-per-packet latency proxy"
+        f"{window_text(s.get('window_kb') or 0)}, "
         f"median of {s['rounds']} interleaved rounds; {result['date']}, "
         f"{result['machine']['nproc']} CPUs, {result['machine']['pg_dump']}.",
         "",
@@ -266,6 +278,10 @@ def render(result: dict[str, Any]) -> str:
             f"{_phase(m, 'dump')} | {_phase(m, 'verify')} | {m['stored_bytes'] / MB:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def window_text(window_kb: int) -> str:
+    return f" with a {window_kb} KiB window per connection" if window_kb else ""
 
 
 def _phase(median: dict[str, Any], name: str) -> str:
