@@ -5,6 +5,10 @@ network far more than it works on the local CPUs.
 
     with LatencyProxy(("127.0.0.1", 5432), delay=0.010, listeners=10) as proxy:
         proxy.ports  # ten ports, each another "server" to the bot (host:port)
+
+With `window` (bytes), at most that much is in flight per connection and direction, as
+a TCP window over a long link allows: one connection then moves at most `window` /
+`delay` bytes per second, however fast the link, and parallel connections add up.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ from typing import Any
 
 
 class LatencyProxy:
-    def __init__(self, target: tuple[str, int], *, delay: float, listeners: int = 1) -> None:
+    def __init__(
+        self,
+        target: tuple[str, int],
+        *,
+        delay: float,
+        listeners: int = 1,
+        window: int | None = None,
+    ) -> None:
         self.target = target
         self.delay = delay
+        self.window = window
         self.listeners = listeners
         self.ports: list[int] = []
         self.connections = 0
@@ -59,14 +71,24 @@ class LatencyProxy:
         """Copy `reader` to `writer`, each chunk `delay` after it arrived; EOF likewise."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        window = self.window
+        in_flight = 0
+        room = asyncio.Event()
+        room.set()
 
         async def read() -> None:
+            nonlocal in_flight
             with contextlib.suppress(OSError):
-                while data := await reader.read(65536):
+                while data := await reader.read(min(65536, window or 65536)):
                     queue.put_nowait((loop.time() + self.delay, data))
+                    in_flight += len(data)
+                    if window is not None and in_flight >= window:
+                        room.clear()
+                        await room.wait()
             queue.put_nowait((loop.time() + self.delay, b""))
 
         async def write() -> None:
+            nonlocal in_flight
             try:
                 while True:
                     due, data = await queue.get()
@@ -76,6 +98,9 @@ class LatencyProxy:
                         break
                     writer.write(data)
                     await writer.drain()
+                    in_flight -= len(data)
+                    if window is None or in_flight < window:
+                        room.set()
             except OSError:
                 pass
             finally:

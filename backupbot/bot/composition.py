@@ -26,6 +26,7 @@ from backupbot.commands.provider_points import PointsService
 from backupbot.commands.restore import RestoreService
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
+from backupbot.commands.restore_workdir import work_root
 from backupbot.commands.retention import RetentionService
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
 from backupbot.commands.status_service import StatusService
@@ -100,6 +101,8 @@ def _backup_service(
         durable_queue=durable_state(settings),
         encryption=encryption(settings),
         verify=settings.backup.verify,
+        jobs=settings.backup.jobs,
+        work_root=work_root(settings.restore),
     )
 
 

@@ -17,21 +17,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from backupbot.clock import Clock
+from backupbot.commands.backup_naming import artifact_keys, validate_label
 from backupbot.commands.backup_pipeline import BackupPipeline
 from backupbot.commands.backup_progress import ProgressListener, ProgressReporter, Pulse
 from backupbot.commands.interrupts import Interrupts
+from backupbot.commands.restore_workdir import remove_work_dirs
 from backupbot.errors import BackupbotError, StateUnavailable, UsageError
 from backupbot.settings import DatabaseSettings
 from backupbot.storage.agestream import SUFFIX, Encryption
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord, SuccessDetails
+from backupbot.storage.dirtar import TAR_EXTENSION
 from backupbot.storage.dumpstream import EXTENSION
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import STALE_AFTER, owner_is_dead, process_identity
@@ -39,27 +41,6 @@ from backupbot.storage.liveness import STALE_AFTER, owner_is_dead, process_ident
 log = logging.getLogger(__name__)
 
 OUTCOME_RETRY_SECONDS = 300.0  # how long a finished backup waits for the state database
-MAX_LABEL = 200
-
-
-def artifact_keys(
-    database: str, started_at: datetime, backup_id: str, suffix: str = ""
-) -> tuple[str, str]:
-    """`<database>/<UTC timestamp>-<id>.dump.zst` (`suffix` `.age`: encrypted) and its
-    manifest beside it."""
-    stem = f"{database}/{started_at.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}"
-    return stem + EXTENSION + suffix, stem + ".manifest.json"
-
-
-def validate_label(label: str | None) -> str | None:
-    if label is None:
-        return None
-    label = label.strip()
-    if not label:
-        raise UsageError("--label needs some text, e.g. --label pre-deploy.")
-    if len(label) > MAX_LABEL or any(ord(c) < 32 for c in label):
-        raise UsageError(f"A label must be one line of at most {MAX_LABEL} characters.")
-    return label
 
 
 class BackupService:
@@ -81,9 +62,12 @@ class BackupService:
         durable_queue: bool = False,
         encryption: Encryption | None = None,
         verify: str = "checksums",
+        jobs: int = 1,
+        work_root: Path | None = None,
     ) -> None:
         """`durable_queue`: backups wait in a queue that outlives this process (PostgreSQL
-        state), so a waiting backup belongs to no process until a worker claims it."""
+        state), so a waiting backup belongs to no process until a worker claims it.
+        `jobs` > 1: parallel directory-format dumps, assembled under `work_root`."""
         self._databases = {d.name: d for d in databases}
         self._catalog = catalog
         self._incidents = incidents
@@ -98,7 +82,10 @@ class BackupService:
             lock_wait_seconds=lock_wait_seconds,
             encryption=encryption,
             verify=verify,
+            jobs=jobs,
+            work_root=work_root,
         )
+        self._ext = TAR_EXTENSION if jobs > 1 else EXTENSION
         self._suffix = "" if encryption is None else SUFFIX
         self._heartbeat_seconds = heartbeat_seconds
         self._adhoc: dict[str, DatabaseSettings] = {}
@@ -193,12 +180,16 @@ class BackupService:
                     backup_id=r.id,
                     details={"error": message, "stage": r.stage, "owner": r.owner},
                 )
-            self._delete_quietly(*artifact_keys(r.database, r.started_at, r.id, self._suffix))
+            for ext in (EXTENSION, TAR_EXTENSION):  # whichever backup.jobs it ran with
+                keys = artifact_keys(r.database, r.started_at, r.id, self._suffix, ext)
+                self._delete_quietly(*keys)
+            remove_work_dirs(self._pipeline.work_root, r.id)  # a parallel dump's directory
             taken.append(self._catalog.get(r.id))
         return taken
 
     def _keys(self, record: BackupRecord) -> tuple[str, str]:
-        return artifact_keys(record.database, record.started_at, record.id, self._suffix)
+        r = record
+        return artifact_keys(r.database, r.started_at, r.id, self._suffix, self._ext)
 
     def fail_unqueued(self, record: BackupRecord, exc: BaseException) -> BackupRecord:
         """The queue refused the backup `start` recorded: fail it, so it does not wait."""
@@ -237,9 +228,7 @@ class BackupService:
             return self._catalog.get(record.id)
         with self._adhoc_lock:
             db = self._adhoc.pop(record.id, None) or self._databases[record.database]
-        artifact_key, manifest_key = artifact_keys(
-            db.name, record.started_at, record.id, self._suffix
-        )
+        artifact_key, manifest_key = self._keys(record)
         beat = ProgressReporter(self._catalog, record, on_progress, self._heartbeat_seconds)
         try:
             with (

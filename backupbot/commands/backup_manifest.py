@@ -11,6 +11,7 @@ from backupbot.settings import DatabaseSettings
 from backupbot.storage.agecheck import CHECKSUMS, FULL, HEADER
 from backupbot.storage.agestream import SUFFIX
 from backupbot.storage.catalog import BackupRecord
+from backupbot.storage.dirtar import CUSTOM, DIRECTORY_TAR, TAR_EXTENSION, top_directory
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
@@ -20,10 +21,14 @@ MANIFEST_FORMAT = "backupbot-manifest/1"
 
 def restore_command(artifact_name: str) -> str:
     """The shell command that restores the artifact by hand, without backupbot (an
-    encrypted one, `….age`, is decrypted first with the age CLI and a recipient's key)."""
+    encrypted one, `….age`, is decrypted first with the age CLI and a recipient's key; a
+    `.tar.zst` is untarred, then restored by parallel pg_restore)."""
     unpack = f"zstd -dc {artifact_name}"
     if artifact_name.endswith(SUFFIX):
         unpack = f"age -d -i key.txt {artifact_name} | zstd -dc"
+    if TAR_EXTENSION in artifact_name:  # a directory-format dump (backup.jobs > 1)
+        directory = top_directory(artifact_name)
+        return f"{unpack} | tar -x && pg_restore -j 4 --no-owner --no-acl -d TARGET_DB {directory}"
     return f"{unpack} | pg_restore --no-owner --no-acl -d TARGET_DB"
 
 
@@ -43,6 +48,8 @@ class DumpFacts:
     schema: dict[str, Any] | None = None  # storage/pgschema.py's fingerprint
     warnings: tuple[str, ...] = ()  # connection pitfalls (settings/connection_advice.py)
     store_checksum: str | None = None  # S3's composite SHA-256 of the stored parts
+    jobs: int = 1  # pg_dump --jobs of a directory-format dump
+    directory: bool = False  # pg_dump -Fd, stored as a tar (`dirtar.py`, backup.jobs > 1)
 
 
 def build_manifest(
@@ -70,7 +77,9 @@ def build_manifest(
         "server_version_num": session.server.version_num,
         "pg_dump_version": dump.pg_dump_version,
         "artifact": name,
-        "archive_format": "pg_dump custom format (--format=custom --compress=0)",
+        "archive_format": _archive_format(dump),
+        "dump_format": DIRECTORY_TAR if dump.directory else CUSTOM,
+        "dump_jobs": dump.jobs,
         "compression": COMPRESSION,
         "compression_level": dump.compression_level,
         "raw_size": streamed.raw_size,
@@ -85,6 +94,13 @@ def build_manifest(
         "verified": _verified(dump, finished),
         "restore_command": restore_command(name),
     }
+
+
+def _archive_format(dump: DumpFacts) -> str:
+    if dump.directory:
+        jobs = dump.jobs
+        return f"pg_dump directory format (--format=directory --jobs={jobs} --compress=0) in tar"
+    return "pg_dump custom format (--format=custom --compress=0)"
 
 
 def _schema(dump: DumpFacts) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 """The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd
 [| age] | sha256 into the store, verified, then the manifest. Verified: the stored copy is
-read back (`backup.verify: full`, the local store, encrypted backups), or the archive is
-checked on its way out and the store proves it holds those bytes (`checksums` on S3).
+read back (`backup.verify: full`, the local store, encrypted and directory dumps), or the
+archive is checked on its way out and the store proves it holds those bytes (`checksums`
+on S3). With `backup.jobs` > 1, pg_dump -Fd -j N --snapshot writes a private work
+directory (removed however the backup ends, or by a takeover), streamed as tar.
 
 Any failure raises, and leaves nothing in the store that looks like a good backup: the
 upload is aborted before its commit, and `BackupService` deletes what a later step left.
@@ -9,9 +11,12 @@ upload is aborted before its commit, and `BackupService` deletes what a later st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,7 @@ from backupbot.clock import Clock
 from backupbot.commands.backup_manifest import DumpFacts, build_manifest
 from backupbot.commands.backup_progress import ProgressReporter
 from backupbot.commands.interrupts import Stops
+from backupbot.commands.restore_workdir import new_work_dir
 from backupbot.errors import BackupbotError
 from backupbot.settings import DatabaseSettings
 from backupbot.settings.connection_advice import pitfalls, shares_snapshot
@@ -30,6 +36,7 @@ from backupbot.storage.agecheck import CHECKSUMS, FULL, Verification, verify_enc
 from backupbot.storage.agestream import Encryption, encrypt_stream, identities_for
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
 from backupbot.storage.catalog import BackupRecord, SuccessDetails
+from backupbot.storage.dirtar import TarTocLister, dump_members, tar_stream, top_directory
 from backupbot.storage.dumpstream import COMPRESSION, StreamResult, compress_stream, verify_artifact
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
 from backupbot.storage.pg_dump import PgDump
@@ -58,10 +65,15 @@ class BackupPipeline:
         lock_wait_seconds: float,
         encryption: Encryption | None = None,
         verify: str = "checksums",
+        jobs: int = 1,
+        work_root: Path | None = None,
     ) -> None:
+        """`jobs` > 1: a parallel directory-format dump, assembled under `work_root`."""
         self._store = store
         # On the way out, S3's checksums proving the stored bytes (`storage/streamcheck.py`)
         self._on_the_way = verify == "checksums" and store.checksums and encryption is None
+        self._jobs = jobs
+        self.work_root = work_root or Path(tempfile.gettempdir())
         self._clock = clock
         self._level = compression_level
         self._threads = compression_threads
@@ -82,23 +94,26 @@ class BackupPipeline:
         what the catalog keeps of the verified backup."""
         conn = ConnInfo.from_url(db.url.get_secret_value())
         beat.stage("snapshot", 0)
-        dumped = self._dump(db, conn, artifact_key, beat, stops)
-        streamed = dumped.streamed
+        with self._work_dir(record.id, artifact_key) as work:
+            dumped = self._dump(db, conn, artifact_key, beat, stops, work)
+        streamed = dumped.out.streamed
         beat.stage("verifying", 0)
-        verified = dumped.verified or self._verify(artifact_key, dumped, beat)
+        verified = dumped.out.verified or self._verify(artifact_key, dumped, beat)
         facts = DumpFacts(
             session=dumped.session,
             pg_dump_version=dumped.binaries.version,
             streamed=streamed,
-            row_counts=dumped.row_counts,
-            prisma=dumped.prisma,
-            schema=dumped.schema,
+            row_counts=dumped.out.row_counts,
+            prisma=dumped.out.prisma,
+            schema=dumped.out.schema,
             compression_level=self._level,
             toc_entries=verified.toc_entries,
             verification=verified.method,
-            store_checksum=dumped.store_checksum,
+            store_checksum=dumped.out.store_checksum,
             encryption=None if self._encryption is None else self._encryption.manifest(),
             warnings=dumped.warnings,
+            jobs=dumped.jobs,
+            directory=bool(dumped.out.members),
         )
         manifest = build_manifest(db, record, conn, artifact_key, facts, self._clock.now())
         self._store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
@@ -115,18 +130,37 @@ class BackupPipeline:
             manifest=manifest,
         )
 
+    @contextlib.contextmanager
+    def _work_dir(self, backup_id: str, artifact_key: str) -> Iterator[Path | None]:
+        """Where pg_dump -Fd writes (None: a custom-format stream needs none): a new
+        directory named by the artifact in a 0700 one named by the backup (found by
+        `remove_work_dirs` after a crash), removed however this is left."""
+        if self._jobs <= 1:
+            yield None
+            return
+        work = new_work_dir(self.work_root, backup_id)
+        try:
+            yield work / top_directory(artifact_key.rsplit("/", 1)[-1])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def _verify(self, artifact_key: str, dumped: _Dumped, beat: ProgressReporter) -> Verification:
-        """Read the stored copy back and prove it (see `verify_artifact`, `verify_encrypted`)."""
+        """Read the stored copy back and prove it (see `verify_artifact`, `verify_encrypted`);
+        a directory-format tar's table of contents is read from the stored copy too."""
         on_bytes = lambda n: beat.tick("verifying", n)  # noqa: E731
         encryption = self._encryption
+        lister = None
+        if dumped.out.members:
+            lister = TarTocLister(dumped.binaries, list(dumped.out.members), self.work_root)
         if encryption is None:
             verified = verify_artifact(
                 self._store,
                 artifact_key,
-                dumped.streamed,
+                dumped.out.streamed,
                 dumped.binaries,
-                expected_tables=dumped.row_counts,
+                expected_tables=dumped.out.row_counts,
                 on_bytes=on_bytes,
+                lister=lister,
             )
             return Verification(FULL, verified.toc_entries)
         identities = None
@@ -135,12 +169,13 @@ class BackupPipeline:
         return verify_encrypted(
             self._store,
             artifact_key,
-            dumped.streamed,
+            dumped.out.streamed,
             dumped.binaries,
             recipients=len(encryption.recipients),
             identities=identities,
-            expected_tables=dumped.row_counts,
+            expected_tables=dumped.out.row_counts,
             on_bytes=on_bytes,
+            lister=lister,
         )
 
     def _dump(
@@ -150,13 +185,13 @@ class BackupPipeline:
         artifact_key: str,
         beat: ProgressReporter,
         stops: Stops,
+        work: Path | None = None,
     ) -> _Dumped:
         """pg_dump in the snapshot's transaction, compressed into the store, with the row
         counts taken in the same snapshot; through a transaction pooler without a shared
         snapshot, with the warnings naming the direct host (`settings/connection_advice.py`).
-        The watch names (and, past the limit, cancels)
-        any lock wait of the row counts or of pg_dump; pg_dump is killed and reaped however
-        this is left."""
+        The watch names (and, past the limit, cancels) any lock wait of the row counts or
+        of pg_dump; pg_dump (-Fd -j into `work`, if given) is killed and reaped however left."""
         lock_wait = self._lock_wait_seconds
         url = db.url.get_secret_value()
         pooled = transaction_pooled(conn)  # before the session holds a pooler's connection
@@ -171,14 +206,8 @@ class BackupPipeline:
                 ),
                 share=shares_snapshot(url, db.provider, pooled=pooled),
             )
-            warnings = tuple(
-                p.text
-                for p in pitfalls(
-                    db.name, url, db.provider, pooled=pooled, export_error=session.export_error
-                )
-            )
-            for warning in warnings:
-                log.warning("backup of %s: %s", db.name, warning)
+            jobs = 1 if pooled else self._jobs  # a pooler: one connection, no snapshot to share
+            warnings = _warnings(db, url, pooled, session, self._jobs)
             stops.add(session.interrupt)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rowcount")
             try:
@@ -189,14 +218,14 @@ class BackupPipeline:
                     snapshot=session.snapshot,
                     lock_wait_seconds=lock_wait,
                     watch=watch,
+                    directory=work,
+                    jobs=jobs,
                 ) as dump:
                     stops.add(dump.kill)
-                    streamed, row_counts, prisma, schema, checked = self._stream(
-                        db, conn, session, dump, watch, pool, artifact_key, beat, binaries
+                    out = self._stream(
+                        db, conn, session, dump, watch, pool, artifact_key, beat, binaries, work
                     )
-                    return _Dumped(
-                        session, binaries, streamed, row_counts, prisma, schema, warnings, *checked
-                    )
+                    return _Dumped(session, binaries, out, warnings, jobs)
             except BaseException:
                 session.interrupt()  # a row count still waiting must not hold up the failure
                 raise
@@ -215,13 +244,8 @@ class BackupPipeline:
         artifact_key: str,
         beat: ProgressReporter,
         binaries: PgBinaries,
-    ) -> tuple[
-        StreamResult,
-        dict[str, int],
-        dict[str, Any] | None,
-        dict[str, Any],
-        tuple[Verification | None, str | None],
-    ]:
+        work: Path | None,
+    ) -> _Streamed:
         """Stream pg_dump's output into a new artifact; commit it only once pg_dump, the
         row counts, the Prisma head and the schema fingerprint (all in the dump's snapshot)
         are in hand: anything else aborts it, so nothing half-written stays. The schema
@@ -229,23 +253,34 @@ class BackupPipeline:
         on the session's own thread, so an application's table lock holds it back no
         longer than pg_dump's lock wait; row counts follow it in a consistent snapshot,
         and start after pg_dump otherwise. With checks on the way out, the archive is
-        proven before the commit, and the store's checksum once committed."""
+        proven before the commit, and the store's checksum once committed. With `work`,
+        pg_dump -Fd writes there first, then the directory is streamed as tar."""
         schema_future = pool.submit(session.schema)
         counts: Future[dict[str, int]] | None = None
         if session.consistent:
             counts = pool.submit(session.row_counts)
         writer: ArtifactWriter = self._store.open_writer(artifact_key)
         checking: CheckingWriter | None = None
-        if self._on_the_way:
+        if self._on_the_way and work is None:  # a tar of a directory is read back instead
             writer = checking = CheckingWriter(writer, binaries, self._store.location(artifact_key))
+        members: tuple[str, ...] = ()
         try:
             with conn.client_env() as env:
-                stdout = dump.start(env)
+                stdout = None
+                if work is None:
+                    stdout = dump.start(env)
+                else:
+                    dump.start_directory(env)
                 if counts is None:
                     counts = pool.submit(session.row_counts)
                 beat.stage("dumping", 0)
-                streamed = self._compress(stdout, writer, beat)
+                if stdout is not None:
+                    streamed = self._compress(stdout, writer, beat)
                 dump.finish()
+            if work is not None:
+                members = tuple(dump_members(work, work.name))
+                with tar_stream(work, work.name) as tarred:
+                    streamed = self._compress(tarred, writer, beat)
             schema = _in_snapshot(schema_future, watch, db.name, self._lock_wait_seconds)
             row_counts = _in_snapshot(counts, watch, db.name, self._lock_wait_seconds)
             prisma = session.prisma_history()
@@ -257,7 +292,7 @@ class BackupPipeline:
         except BaseException:
             writer.abort()
             raise
-        return streamed, row_counts, prisma, schema, (verified, writer.checksum)
+        return _Streamed(streamed, row_counts, prisma, schema, members, verified, writer.checksum)
 
     def _compress(
         self, stdout: IO[bytes], writer: ArtifactWriter, beat: ProgressReporter
@@ -278,6 +313,28 @@ class BackupPipeline:
         )
 
 
+def _warnings(
+    db: DatabaseSettings, url: str, pooled: bool, session: SnapshotSession, jobs: int
+) -> tuple[str, ...]:
+    """The connection pitfalls of this backup (and `backup.jobs` not used through a
+    transaction pooler), logged."""
+    warnings = tuple(
+        p.text
+        for p in pitfalls(
+            db.name, url, db.provider, pooled=pooled, export_error=session.export_error
+        )
+    )
+    if pooled and jobs > 1:
+        warnings += (
+            f"backup.jobs: {jobs} was not used: through a transaction pooler pg_dump's "
+            "workers cannot share one snapshot, so the dump ran with one connection "
+            "(still in directory format). Connect to the direct host to dump in parallel.",
+        )
+    for warning in warnings:
+        log.warning("backup of %s: %s", db.name, warning)
+    return warnings
+
+
 def _in_snapshot(future: Future[_T], watch: SessionWatch, database: str, lock_wait: float) -> _T:
     """The row counts (or schema), or a plain-words failure if reading them waited too
     long for a lock."""
@@ -295,15 +352,24 @@ def _in_snapshot(future: Future[_T], watch: SessionWatch, database: str, lock_wa
 
 
 @dataclass(frozen=True)
+class _Streamed:
+    """What pg_dump's stream left in the store, and what was read in its snapshot."""
+
+    streamed: StreamResult
+    row_counts: dict[str, int]
+    prisma: dict[str, Any] | None
+    schema: dict[str, Any]
+    members: tuple[str, ...] = ()  # a directory-format dump's tar members
+    verified: Verification | None = None  # checked on the way out (None: read it back)
+    store_checksum: str | None = None  # the store's own proof (S3's composite SHA-256)
+
+
+@dataclass(frozen=True)
 class _Dumped:
     """What a finished dump leaves for verification and the manifest."""
 
     session: SnapshotSession
     binaries: PgBinaries
-    streamed: StreamResult
-    row_counts: dict[str, int]
-    prisma: dict[str, Any] | None
-    schema: dict[str, Any]
+    out: _Streamed
     warnings: tuple[str, ...] = ()
-    verified: Verification | None = None  # checked on the way out (None: read it back)
-    store_checksum: str | None = None  # the store's own proof (S3's composite SHA-256)
+    jobs: int = 1  # pg_dump --jobs of a directory-format dump

@@ -1,5 +1,6 @@
 """The README's manual restore, without backupbot: `zstd -dc FILE | pg_restore -d TARGET`,
-and for an encrypted backup `age -d -i key.txt FILE | zstd -dc | pg_restore -d TARGET`.
+and for an encrypted backup `age -d -i key.txt FILE | zstd -dc | pg_restore -d TARGET`;
+a parallel dump (`….tar.zst`) is `zstd -dc FILE | tar -x`, then `pg_restore -j 2 -d TARGET DIR`.
 
 The demo and the tests use it to prove an artifact is good with the standard tools alone.
 """
@@ -10,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,9 +52,16 @@ def restore_by_hand(artifact: Path, target_url: str, identity: Path | None = Non
         for stage in stages[:-1]:
             assert stage.stdout is not None
             stage.stdout.close()  # the next stage holds it now
+        pg_restore = ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target_url]
+        if ".tar.zst" in artifact.name:  # untar, then restore the directory in parallel
+            untarred = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            tar = [_tool("tar"), "-x", "-C", str(untarred)]
+            subprocess.run(tar, stdin=unzstd.stdout, check=True, capture_output=True)
+            [directory] = list(untarred.iterdir())
+            pg_restore += ["-j", "2", str(directory)]
         subprocess.run(
-            ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", target_url],
-            stdin=unzstd.stdout,
+            pg_restore,
+            stdin=None if "-j" in pg_restore else unzstd.stdout,
             env=env,
             check=True,
             capture_output=True,

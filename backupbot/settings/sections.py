@@ -249,6 +249,7 @@ class BackupSettings(Strict):
     stale_grace_hours: float = Field(default=2, ge=0)
     stale_after_hours: int | None = Field(default=None, ge=1)
     pg_bin_dirs: list[Path] = []
+    jobs: int = Field(default=1, ge=1, le=32)  # >1: pg_dump -Fd -j N, stored as tar+zstd
     # A table lock pg_dump (or the row count) cannot get within this fails the backup,
     # naming the table and the session holding it (pg_dump --lock-wait-timeout).
     lock_wait_seconds: float = Field(default=60, gt=0, le=3600)

@@ -4,7 +4,7 @@ private key) and unpacking it for a restore or drill. See `agestream.py`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,11 @@ from backupbot.storage.agestream import (
 )
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupRecord
+from backupbot.storage.dirtar import DIRECTORY_TAR, extract_dump
 from backupbot.storage.dumpstream import (
     ReadBack,
     StreamResult,
+    TocLister,
     TocUnpacker,
     Unpacked,
     check_free_space,
@@ -58,6 +60,7 @@ def verify_encrypted(
     identities: list[Any] | None,
     expected_tables: Iterable[str] = (),
     on_bytes: Callable[[int], None] = lambda _n: None,
+    lister: TocLister | None = None,
 ) -> Verification:
     """Read the stored encrypted artifact back and prove it is what was written: size,
     SHA-256 and the age header (one X25519 stanza per recipient) always; with
@@ -70,7 +73,7 @@ def verify_encrypted(
         check_read_back(where, ReadBack(reader.size, reader.hash.hexdigest(), 0), _bytes(expected))
         check_header(where, bytes(reader.head), recipients)
         return Verification(HEADER, None)
-    unpack = TocUnpacker(PgRestoreList(binaries), where)
+    unpack = TocUnpacker(lister or PgRestoreList(binaries), where)
     produced = 0
 
     def write(data: bytes) -> None:
@@ -198,7 +201,19 @@ def unpack_backup(
 ) -> Unpacked:
     """Download and unpack the verified `backup` to `dest` for pg_restore, decrypting it
     with the identity file `identity` if it is encrypted (refused, `KeyUnavailable`
-    naming the setting, without one)."""
+    naming the setting, without one). A directory-format backup (`dump_format`
+    `directory-tar`) is then untarred beside `dest`: the returned path is its directory."""
+    unpacked = _unpack_stored(store, backup, dest, identity)
+    if (backup.manifest or {}).get("dump_format") != DIRECTORY_TAR:
+        return unpacked
+    check_free_space(dest.parent, unpacked.raw_size)
+    return replace(unpacked, path=extract_dump(unpacked.path, dest.with_suffix(".d")))
+
+
+def _unpack_stored(
+    store: ArtifactStore, backup: BackupRecord, dest: Path, identity: Path | None
+) -> Unpacked:
+    """`unpack_backup` up to the archive file."""
     key, sha256 = backup.artifact_key, backup.sha256
     if not (key and sha256 and backup.stored_size and backup.raw_size):
         raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")

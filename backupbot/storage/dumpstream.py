@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import zstandard
 
@@ -123,10 +123,19 @@ def _read_through(
     return ReadBack(stored=stored, sha256=hasher.hexdigest(), produced=produced)
 
 
+class TocLister(Protocol):
+    """Reads an archive written to `start()`'s stream; `finish` gives its table of
+    contents (`PgRestoreList`; `dirtar.TarTocLister` for a directory-format tar)."""
+
+    def start(self) -> IO[bytes]: ...
+
+    def finish(self) -> str: ...
+
+
 class TocUnpacker:
     """Decompresses the stored artifact and feeds the archive to `pg_restore --list`."""
 
-    def __init__(self, lister: PgRestoreList, where: str) -> None:
+    def __init__(self, lister: TocLister, where: str) -> None:
         self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._lister = lister
         self._sink: IO[bytes] | None = lister.start()
@@ -166,15 +175,16 @@ def verify_artifact(
     binaries: PgBinaries,
     expected_tables: Iterable[str] = (),
     on_bytes: Callable[[int], None] = lambda _n: None,
+    lister: TocLister | None = None,
 ) -> VerifyResult:
     """Read the stored artifact back and prove it is the archive that was written.
 
     Checks: stored size and SHA-256 equal what was streamed; the zstd frame decompresses
     completely with a valid checksum to exactly `raw_size` bytes; `pg_restore --list`
-    reads the archive; every counted table has a TABLE DATA entry.
+    reads the archive (or `lister`); every counted table has a TABLE DATA entry.
     """
     where = store.location(key)
-    unpack = TocUnpacker(PgRestoreList(binaries), where)
+    unpack = TocUnpacker(lister or PgRestoreList(binaries), where)
     try:
         read = _read_through(store.read_chunks(key), unpack.feed, on_bytes, "verify")
     except NotFound:

@@ -1,5 +1,6 @@
-"""`PgDump`: pg_dump writing a custom-format archive to a pipe, and its failures in
-plain words (a table lock it could not get names the session holding it)."""
+"""`PgDump`: pg_dump writing a custom-format archive to a pipe (or, with `jobs` > 1, a
+directory-format archive with parallel workers), and its failures in plain words (a
+table lock it could not get names the session holding it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import re
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 from typing import IO
 
 from backupbot.errors import CommandFailed
@@ -29,7 +31,9 @@ _LOCK_TABLE = re.compile(r"LOCK TABLE (\S+(?: \S+)*?) IN \w+(?: \w+)? MODE")
 
 
 class PgDump(PgProcess):
-    """`pg_dump --format=custom --compress=0` to a pipe; the caller reads `stdout`.
+    """`pg_dump --format=custom --compress=0` to a pipe; the caller reads `stdout`. With
+    `directory` (and `jobs` > 1): `--format=directory --jobs=N` into that (new) directory,
+    the workers sharing `snapshot`; the caller waits with `finish`.
 
     Compression happens outside pg_dump (multi-threaded zstd), so pg_dump itself does not
     compress: see README "Why external zstd". A table lock pg_dump cannot get within
@@ -46,14 +50,19 @@ class PgDump(PgProcess):
         snapshot: str | None = None,
         lock_wait_seconds: float = 60,
         watch: SessionWatch | None = None,
+        directory: Path | None = None,
+        jobs: int = 1,
     ) -> None:
         super().__init__(
             conn, watch.name("pg_dump") if watch else child_application_name(conn, "pg_dump")
         )
         self.lock_wait_seconds = lock_wait_seconds
+        layout = ["--format=custom"]
+        if directory is not None:
+            layout = ["--format=directory", f"--jobs={jobs}", f"--file={directory}"]
         self.args = [
             binaries.pg_dump,
-            "--format=custom",
+            *layout,
             "--compress=0",
             "--no-password",
             f"--lock-wait-timeout={max(1, round(lock_wait_seconds * 1000))}",
@@ -63,6 +72,18 @@ class PgDump(PgProcess):
         self._watch = watch
 
     def start(self, env: dict[str, str]) -> IO[bytes]:
+        """Start the custom-format dump; its archive is on the returned pipe."""
+        self._start_watch()
+        proc = self._spawn(env, subprocess.PIPE)
+        assert proc.stdout is not None
+        return proc.stdout
+
+    def start_directory(self, env: dict[str, str]) -> None:
+        """Start the directory-format dump (pg_dump writes the files itself)."""
+        self._start_watch()
+        self._spawn(env, subprocess.DEVNULL)
+
+    def _start_watch(self) -> None:
         if self._watch is None:
             self._watch = SessionWatch(
                 self.conn,
@@ -71,9 +92,6 @@ class PgDump(PgProcess):
             )
             self._own_watch = True
         self._watch.start()
-        proc = self._spawn(env, subprocess.PIPE)
-        assert proc.stdout is not None
-        return proc.stdout
 
     def finish(self) -> None:
         """Wait for exit; raise `CommandFailed` in plain words unless pg_dump succeeded."""
