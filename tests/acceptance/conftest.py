@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from backupbot.devkit.s3_fault_proxy import S3FaultProxy
 from backupbot.devkit.sample_data import load_sample_data
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.harness import Deployment, new_deployment
@@ -108,3 +110,34 @@ def own_deployment(
         dep.start()
         yield dep, url
         dep.close()
+
+
+# -- S3 through the fault proxy (`s3_world.py`) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto(s3_endpoint: str) -> Any:
+    """A client of moto itself, not of the proxy: what is really in the bucket."""
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def fault_bucket(moto: Any) -> str:
+    name = f"faults-{secrets.token_hex(4)}"
+    moto.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def proxy(s3_endpoint: str) -> Iterator[S3FaultProxy]:
+    with S3FaultProxy(s3_endpoint) as started:
+        yield started
+
+
+@pytest.fixture
+def cleared_proxy(proxy: S3FaultProxy) -> Iterator[S3FaultProxy]:
+    """The proxy with no faults and no requests seen, cleared again after the test."""
+    proxy.clear()
+    proxy.forget()
+    yield proxy
+    proxy.clear()

@@ -24,7 +24,7 @@ from backupbot.devkit.sample_data import database_fingerprint
 from backupbot.devkit.slack_standin import SlackStandin
 from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import Deployment
-from tests.acceptance.test_faults_s3 import add_incompressible_rows
+from tests.acceptance.s3_world import add_incompressible_rows
 from tests.acceptance.test_flows import _backup_id, _text, backup_now
 
 DISK = "2m"

@@ -18,56 +18,24 @@ so one transient error is survived; a persistent one must fail cleanly.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import psycopg
 import pytest
 
-from backupbot.devkit.manual_restore import restore_by_hand
 from backupbot.devkit.s3_fault_proxy import Fault, S3FaultProxy
 from backupbot.devkit.sample_data import database_fingerprint
-from backupbot.devkit.slack_standin import PostedMessage, SlackStandin
-from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, REVIEWER, WAIT, Deployment
+from tests.acceptance.s3_world import (
+    assert_failed_cleanly,
+    assert_good_backup,
+    keys_of,
+    s3_fault_deployment,
+)
 from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
 
-PART_MB = 5
-BLOB_MB = 16  # stored ~16 MB: parts 1-3 full, part 4 the rest
-
-
-def add_incompressible_rows(url: str, megabytes: int) -> None:
-    """A table of random bytes, so the compressed dump spans several parts."""
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE blobs (id int PRIMARY KEY, data bytea NOT NULL)")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO blobs VALUES (%s, %s)",
-                [(i, os.urandom(256 << 10)) for i in range(megabytes * 4)],
-            )
-
-
-@pytest.fixture(scope="module")
-def moto(s3_endpoint: str) -> Any:
-    """A client of moto itself, not of the proxy: what is really in the bucket."""
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture(scope="module")
-def fault_bucket(moto: Any) -> str:
-    name = f"faults-{secrets.token_hex(4)}"
-    moto.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def proxy(s3_endpoint: str) -> Iterator[S3FaultProxy]:
-    with S3FaultProxy(s3_endpoint) as started:
-        yield started
+pytestmark = pytest.mark.usefixtures("cleared_proxy")
 
 
 @pytest.fixture(scope="module")
@@ -78,115 +46,21 @@ def dep(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
     """`serve` (Socket Mode, PostgreSQL state) with storage.s3 behind the proxy."""
-    url, _counts = source_database(pg, "faults")
-    add_incompressible_rows(url, BLOB_MB)
-    with SlackStandin() as standin:
-        deployment = fresh_deployment(
-            ("socket", "postgresql"),
-            pg,
-            standin,
-            tmp_path_factory.mktemp("faults-s3"),
-            databases={"app": url},
-            extra={"backup": {"verify": "full"}},
-        )
-        deployment.config["storage"] = {
-            "s3": {
-                "bucket": fault_bucket,
-                "prefix": "team/",
-                "region": "us-east-1",
-                "endpoint_url": "${S3_ENDPOINT_URL}",
-                "part_size_mb": PART_MB,
-                "max_concurrency": 2,
-            }
-        }
-        deployment.exported.update(
-            S3_ENDPOINT_URL=proxy.url,
-            AWS_ACCESS_KEY_ID="backupbot-test",
-            AWS_SECRET_ACCESS_KEY="backupbot-test-secret",
-        )
-        deployment.start()
+    with s3_fault_deployment(
+        ("socket", "postgresql"),
+        pg,
+        proxy,
+        fault_bucket,
+        tmp_path_factory.mktemp("faults-s3"),
+        "faults",
+        extra={"backup": {"verify": "full"}},
+    ) as deployment:
         yield deployment
-        deployment.close()
-
-
-@pytest.fixture(autouse=True)
-def _faults_cleared(proxy: S3FaultProxy) -> Iterator[None]:
-    proxy.clear()
-    proxy.forget()
-    yield
-    proxy.clear()
-
-
-# -- what the bucket holds --------------------------------------------------------------
-
-
-def keys_of(moto: Any, bucket: str, backup_id: str) -> list[str]:
-    resp = moto.list_objects_v2(Bucket=bucket, Prefix="team/")
-    return sorted(o["Key"] for o in resp.get("Contents", []) if backup_id in o["Key"])
-
-
-def open_uploads(moto: Any, bucket: str) -> list[str]:
-    resp = moto.list_multipart_uploads(Bucket=bucket)
-    return [u["Key"] for u in resp.get("Uploads", [])]
 
 
 def part_tries(proxy: S3FaultProxy, part: int) -> list[str]:
     """What the proxy did with each try of UploadPart `part`, in order."""
     return [s.action for s in proxy.seen("UploadPart") if s.request.part_number == part]
-
-
-# -- the checks every fault shares -------------------------------------------------------
-
-
-def assert_failed_cleanly(
-    dep: Deployment, message: PostedMessage, moto: Any, bucket: str, *words: str
-) -> str:
-    """The backup in `message` failed, said so plainly, was recorded, and left nothing."""
-    backup_id = _backup_id(message.text)
-    shown = _text(message)
-    assert message.text.startswith("Backup of app failed"), shown
-    assert "succeeded" not in shown
-    for word in words:
-        assert word in message.text, message.text
-    # plain words: no endpoint URL, upload id or Python exception text
-    for leak in ("http://", "uploadId", "botocore", "Traceback", "IncompleteRead"):
-        assert leak not in message.text, message.text
-    failed = dep.wait_incident(lambda i: i.action == "backup.failed" and i.backup_id == backup_id)
-    assert failed.details["error"] in message.text
-    assert not [
-        i for i in dep.incidents() if i.action == "backup.succeeded" and i.backup_id == backup_id
-    ]
-    assert keys_of(moto, bucket, backup_id) == []
-    assert open_uploads(moto, bucket) == []
-    assert "backupbot-test-secret" not in dep.serve.log_text()  # type: ignore[union-attr]
-    return backup_id
-
-
-def assert_good_backup(
-    dep: Deployment, message: PostedMessage, moto: Any, bucket: str, pg: Any, tmp: Path
-) -> str:
-    """The backup in `message` succeeded, is whole in the bucket, and restores by hand
-    (zstd | pg_restore, no backupbot) to exactly the source's rows."""
-    assert message.text.startswith("Backup of app succeeded"), _text(message)
-    backup_id = _backup_id(message.text)
-    dep.wait_incident(lambda i: i.action == "backup.succeeded" and i.backup_id == backup_id)
-    keys = keys_of(moto, bucket, backup_id)
-    assert [k.rsplit("-", 1)[-1] for k in keys] == [
-        f"{backup_id}.dump.zst",
-        f"{backup_id}.manifest.json",
-    ]
-    assert open_uploads(moto, bucket) == []
-    artifact = tmp / f"{backup_id}.dump.zst"
-    moto.download_file(bucket, keys[0], str(artifact))
-    target = f"faults_restored_{backup_id}"
-    target_url = pg.create_database(target)
-    try:
-        restore_by_hand(artifact, target_url)
-        source = dep.exported["APP_DATABASE_URL"]
-        assert database_fingerprint(target_url) == database_fingerprint(source)
-    finally:
-        pg.drop_database(target)
-    return backup_id
 
 
 def assert_still_serving(dep: Deployment, moto: Any, bucket: str, pg: Any, tmp: Path) -> None:

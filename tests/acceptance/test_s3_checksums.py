@@ -17,23 +17,17 @@ from typing import Any
 import pytest
 
 from backupbot.devkit.s3_fault_proxy import Fault, S3FaultProxy
-from backupbot.devkit.slack_standin import SlackStandin
-from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import Deployment
-from tests.acceptance.test_faults_s3 import (
-    BLOB_MB,
+from tests.acceptance.s3_world import (
     PART_MB,
-    add_incompressible_rows,
     assert_failed_cleanly,
     assert_good_backup,
-    fault_bucket,
     keys_of,
-    moto,
-    proxy,
+    s3_fault_deployment,
 )
 from tests.acceptance.test_flows import _text, backup_now
 
-__all__ = ["fault_bucket", "moto", "proxy"]  # module fixtures shared with the fault suite
+pytestmark = pytest.mark.usefixtures("cleared_proxy")
 
 
 @pytest.fixture(scope="module")
@@ -45,42 +39,15 @@ def dep(
 ) -> Iterator[Deployment]:
     """`serve` (HTTP, SQLite state) with storage.s3 behind the proxy and no
     `backup.verify` setting: the default."""
-    url, _counts = source_database(pg, "checksums")
-    add_incompressible_rows(url, BLOB_MB)
-    with SlackStandin() as standin:
-        deployment = fresh_deployment(
-            ("http", "sqlite"),
-            pg,
-            standin,
-            tmp_path_factory.mktemp("s3-checksums"),
-            databases={"app": url},
-        )
-        deployment.config["storage"] = {
-            "s3": {
-                "bucket": fault_bucket,
-                "prefix": "team/",
-                "region": "us-east-1",
-                "endpoint_url": "${S3_ENDPOINT_URL}",
-                "part_size_mb": PART_MB,
-                "max_concurrency": 2,
-            }
-        }
-        deployment.exported.update(
-            S3_ENDPOINT_URL=proxy.url,
-            AWS_ACCESS_KEY_ID="backupbot-test",
-            AWS_SECRET_ACCESS_KEY="backupbot-test-secret",
-        )
-        deployment.start()
+    with s3_fault_deployment(
+        ("http", "sqlite"),
+        pg,
+        proxy,
+        fault_bucket,
+        tmp_path_factory.mktemp("s3-checksums"),
+        "checksums",
+    ) as deployment:
         yield deployment
-        deployment.close()
-
-
-@pytest.fixture(autouse=True)
-def _faults_cleared(proxy: S3FaultProxy) -> Iterator[None]:
-    proxy.clear()
-    proxy.forget()
-    yield
-    proxy.clear()
 
 
 def _composite(data: bytes, part_size: int) -> str:
@@ -166,3 +133,35 @@ def test_a_completion_performed_but_answered_no_such_upload_is_proven_by_its_che
     backup_id = assert_good_backup(dep, message, moto, fault_bucket, pg, tmp_path)
     artifact_key = keys_of(moto, fault_bucket, backup_id)[0]
     assert [s for s in proxy.seen("GetObject") if s.request.key == artifact_key] == []
+
+
+def test_a_parallel_dump_on_s3_is_verified_by_reading_it_back_and_restores_by_hand(
+    pg: Any,
+    proxy: S3FaultProxy,
+    moto: Any,
+    fault_bucket: str,
+    tmp_path: Path,
+) -> None:
+    """`backup.jobs: 2` stores a `.tar.zst`, whose archive cannot be listed on its way out
+    (pg_restore reads a directory's toc.dat, not a tar stream): under the default
+    `verify: checksums` it is read back and checked, and the manifest says so."""
+    with s3_fault_deployment(
+        ("http", "sqlite"),
+        pg,
+        proxy,
+        fault_bucket,
+        tmp_path / "deploy",
+        "pardump_s3",
+        extra={"backup": {"jobs": 2}},
+    ) as parallel:
+        message = backup_now(parallel)
+        backup_id = assert_good_backup(parallel, message, moto, fault_bucket, pg, tmp_path)
+    manifest_key, artifact_key = keys_of(moto, fault_bucket, backup_id)
+    assert artifact_key.endswith(".tar.zst")
+    manifest = json.loads(moto.get_object(Bucket=fault_bucket, Key=manifest_key)["Body"].read())
+    assert manifest["dump_format"] == "directory-tar" and manifest["dump_jobs"] == 2
+    verified = manifest["verified"]
+    assert verified["method"] == "full" and verified["read_back"] is True
+    assert verified["pg_restore_list"] is True
+    reads = [s for s in proxy.seen("GetObject") if s.request.key == artifact_key]
+    assert [s.status for s in reads] == [200]
