@@ -10,7 +10,9 @@ realistic mixed data of about --size-gb GB, then times, interleaved round-robin:
   floor          pg_dump -Fc -Z0 > /dev/null
   pg_dump -Fc    pg_dump -Fc (default gzip) to a file, what teams run today
   zstd CLI       pg_dump -Fc -Z0 | zstd -T0 -3 to a file (if the zstd program exists)
-  bot local      backupbot backup now, local directory store
+  bot local      backupbot backup now, local directory store, backup.verify: checksums
+                 (the default: checked on the way out, the stored file's SHA-256 read back)
+  bot local full the same with backup.verify: full (the stored copy read back and unpacked)
   bot S3         backupbot backup now, S3 store (moto server on 127.0.0.1),
                  backup.verify: checksums (the default)
   bot S3 full    the same with backup.verify: full (the stored copy read back)
@@ -751,8 +753,10 @@ class Bench:
             f"storage:\n  s3:\n    bucket: {BUCKET}\n    prefix: bench/\n"
             f"    region: us-east-1\n    endpoint_url: {self.s3_endpoint}\n"
         )
+        local = f"storage:\n  local:\n    path: {self.work / 'store-local'}\n"
         stores = {  # kind -> (storage, backup.verify)
-            "local": (f"storage:\n  local:\n    path: {self.work / 'store-local'}\n", None),
+            "local": (local, None),  # verify: checksums, the default
+            "localfull": (local, "full"),
             "s3": (s3, None),  # verify: checksums, the default
             "s3full": (s3, "full"),
         }
@@ -967,7 +971,7 @@ class Bench:
         run.raw_bytes = last.get("raw_size")
         location = str(last.get("location") or "")
         stored: int | None = None
-        if kind == "local":
+        if kind.startswith("local"):
             path = Path(location)
             if path.is_file():
                 stored = path.stat().st_size
@@ -1013,6 +1017,15 @@ class Bench:
                 "backupbot local",
                 f"backupbot backup now {MAIN_DB} (local store)",
                 lambda r: self.run_bot("bot_local", "local", MAIN_DB, r),
+                is_bot=True,
+            )
+        )
+        v.append(
+            Variant(
+                "bot_local_full",
+                "backupbot local full",
+                f"backupbot backup now {MAIN_DB} (local store; verify: full)",
+                lambda r: self.run_bot("bot_local_full", "localfull", MAIN_DB, r),
                 is_bot=True,
             )
         )
@@ -1128,14 +1141,14 @@ def summarize(
 def evaluate(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     gzip_size = summary.get("pg_dump_gzip", {}).get("artifact_bytes")
-    for key in ("bot_local", "bot_s3", "bot_s3_full"):
+    for key in ("bot_local", "bot_local_full", "bot_s3", "bot_s3_full"):
         s = summary.get(key)
         if s is None:
             continue
         label = s["label"]
         failed = s["failed_runs"] > 0 or s["median_seconds"] is None
         ratio = s["ratio_to_floor"]
-        target = TARGET_TIME_RATIO if key == "bot_local" else TARGET_S3_TIME_RATIO
+        target = TARGET_TIME_RATIO if key.startswith("bot_local") else TARGET_S3_TIME_RATIO
         checks.append(
             {
                 "variant": key,
