@@ -32,6 +32,7 @@ import os
 import platform
 import pwd
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -656,6 +657,7 @@ class Run:
     phases: dict[str, float] = field(default_factory=dict)
     backup_id: str | None = None
     error: str | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds, see `CpuMeter`
 
 
 @dataclass
@@ -666,6 +668,39 @@ class Variant:
     fn: Callable[[int], Run]
     is_bot: bool = False
     database: str = MAIN_DB
+
+
+class CpuMeter:
+    """CPU seconds (user + system) a run cost, by who spent them: `client` = this
+    process's reaped children and theirs (backupbot, pg_dump, zstd), `server` = the
+    PostgreSQL backends the postmaster reaped (its cutime + cstime in /proc), `bench` =
+    this process itself (moto's threads for the S3 variants, the RSS sampler)."""
+
+    def __init__(self, postmaster_pid: int | None) -> None:
+        self._pid = postmaster_pid
+
+    def _server(self) -> float:
+        if self._pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime
+
+    def snapshot(self) -> dict[str, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "client": children.ru_utime + children.ru_stime,
+            "server": self._server(),
+            "bench": me.ru_utime + me.ru_stime,
+        }
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {k: after[k] - before[k] for k in before}
 
 
 class Bench:
@@ -760,6 +795,8 @@ class Bench:
             "s3": (s3, None),  # verify: checksums, the default
             "s3full": (s3, "full"),
         }
+        if self.args.no_s3:
+            stores = {k: v for k, v in stores.items() if k.startswith("local")}
         for kind, (storage, verify) in stores.items():
             common = (
                 f"databases:\n{databases}"
@@ -1063,6 +1100,7 @@ class Bench:
 
     def measure(self, variants: list[Variant]) -> list[Run]:
         runs: list[Run] = []
+        meter = CpuMeter(self.postmaster_pid())
         log("warm-up (untimed): pg_dump -Fc -Z0 > /dev/null of each database")
         for db in sorted({v.database for v in variants}):
             warm = self.run_floor(-1, db)
@@ -1073,7 +1111,9 @@ class Bench:
             order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
             for variant in order:
                 log(f"round {rnd + 1}/{self.args.reps}: {variant.label} ...")
+                before = meter.snapshot()
                 run = variant.fn(rnd)
+                run.cpu = meter.spent(before, meter.snapshot())
                 runs.append(run)
                 rss = f", peak RSS {run.peak_rss_bytes / MB:.0f} MB" if run.peak_rss_bytes else ""
                 size = f", {run.artifact_bytes / MB:.1f} MB" if run.artifact_bytes else ""
@@ -1081,6 +1121,14 @@ class Bench:
                 log(f"  {variant.label}: {run.seconds:.2f} s{size}{rss} {status}")
                 time.sleep(self.args.pause)
         return runs
+
+    def postmaster_pid(self) -> int | None:
+        """The cluster's postmaster, whose reaped children are the backends."""
+        assert self.cluster is not None
+        try:
+            return int((self.cluster.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def shutdown(self) -> None:
         kill_live_children()
@@ -1130,6 +1178,9 @@ def summarize(
             "peak_rss_bytes": max(rss) if rss else None,
             "peak_rss_bytes_each": rss,
             "phases_median_seconds": phases,
+            "cpu_median_seconds": {
+                k: statistics.median(r.cpu[k] for r in good) for k in (good[0].cpu if good else {})
+            },
         }
     floor = out.get("floor", {}).get("median_seconds")
     for entry in out.values():
@@ -1287,7 +1338,32 @@ def render_markdown(result: dict[str, Any]) -> str:
                 f"| {label} | {p['startup']:.2f} | {p['snapshot']:.2f} | {p['dump']:.2f} "
                 f"| {p['verify']:.2f} | {p['exit']:.2f} |"
             )
+    lines += _cpu_lines(s, result["machine"]["nproc"])
     return "\n".join(lines) + "\n"
+
+
+def _cpu_lines(s: dict[str, Any], nproc: int) -> list[str]:
+    """Where the CPU went, per variant: what bounds the wall time on `nproc` cores."""
+    lines = [
+        "",
+        f"CPU seconds (median, user + system): client = the command's processes (backupbot, "
+        f"pg_dump, zstd), server = the PostgreSQL backend, bench = this process (moto's "
+        f"threads for S3). busy = all of them / ({nproc} cores x wall time): near 100 % the "
+        "run is CPU-bound, and no pipeline can be faster than total / cores.",
+        "",
+        "| Variant | client | server | bench | total | total / cores | busy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in s.values():
+        cpu, wall = e.get("cpu_median_seconds") or {}, e["median_seconds"]
+        if not cpu or not wall:
+            continue
+        total = sum(cpu.values())
+        lines.append(
+            f"| {e['label']} | {cpu['client']:.2f} | {cpu['server']:.2f} | {cpu['bench']:.2f} "
+            f"| {total:.2f} | {total / nproc:.2f} s | {100 * total / (nproc * wall):.0f} % |"
+        )
+    return lines
 
 
 def _tool_version(cmd: list[str]) -> str | None:
