@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,15 +186,7 @@ def verify_artifact(
     where = store.location(key)
     unpack = TocUnpacker(lister or PgRestoreList(binaries), where)
     try:
-        read = _read_through(store.read_chunks(key), unpack.feed, on_bytes, "verify")
-    except NotFound:
-        raise VerificationFailed(
-            f"The backup vanished from {where} right after it was written. It was not kept."
-        ) from None
-    except StoreError as exc:
-        raise VerificationFailed(
-            f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
-        ) from exc
+        read = _read_through(stored_chunks(store, key), unpack.feed, on_bytes, "verify")
     finally:
         toc_or_error = unpack.finish()
     if not unpack.complete:
@@ -205,6 +197,22 @@ def verify_artifact(
             f"pg_restore could not read the stored backup at {where}. It was not kept."
         ) from toc_or_error
     return check_toc(where, toc_or_error, expected_tables)
+
+
+def stored_chunks(store: ArtifactStore, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    """The just-written artifact at `key`, read back to verify it: a vanished or
+    unreadable one is a `VerificationFailed` (the backup is not kept)."""
+    try:
+        yield from store.read_chunks(key, chunk_size)
+    except NotFound:
+        raise VerificationFailed(
+            f"The backup vanished from {store.location(key)} right after it was written. "
+            "It was not kept."
+        ) from None
+    except StoreError as exc:
+        raise VerificationFailed(
+            f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
+        ) from exc
 
 
 def check_read_back(where: str, read: ReadBack, expected: StreamResult) -> None:

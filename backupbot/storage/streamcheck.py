@@ -17,9 +17,15 @@ import hashlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from backupbot.errors import NotFound, StoreError, VerificationFailed
+from backupbot.errors import VerificationFailed
 from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
-from backupbot.storage.dumpstream import StreamResult, TocUnpacker, VerifyResult, check_toc
+from backupbot.storage.dumpstream import (
+    StreamResult,
+    TocUnpacker,
+    VerifyResult,
+    check_toc,
+    stored_chunks,
+)
 from backupbot.storage.pg_binaries import PgBinaries
 from backupbot.storage.pg_restore import PgRestoreList
 
@@ -102,19 +108,10 @@ def prove_stored(
     where = store.location(key)
     hasher = hashlib.sha256()
     size = 0
-    try:
-        for chunk in store.read_chunks(key, chunk_size=4 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-            on_bytes(size)
-    except NotFound:
-        raise VerificationFailed(
-            f"The backup vanished from {where} right after it was written. It was not kept."
-        ) from None
-    except StoreError as exc:
-        raise VerificationFailed(
-            f"Could not read the stored backup back to verify it, so it was not kept: {exc}"
-        ) from exc
+    for chunk in stored_chunks(store, key, chunk_size=4 << 20):
+        hasher.update(chunk)
+        size += len(chunk)
+        on_bytes(size)
     if size != streamed.stored_size or hasher.hexdigest() != streamed.sha256:
         raise VerificationFailed(
             f"The stored backup at {where} does not match what was written and checked "
