@@ -25,8 +25,10 @@ from tests.acceptance.conftest import fresh_deployment, source_database
 from tests.acceptance.harness import REQUESTER, REVIEWER, Deployment
 from tests.acceptance.test_encryption import encrypted_deployment, restored, write_identity
 from tests.acceptance.test_flows import _backup_id, _text, backup_now, request_restore
-from tests.acceptance.test_pooler import POOLER_HOST, _dbname, _need_pgbouncer
+from tests.acceptance.test_pooler import POOLER_HOST, _dbname, bouncer
 from tests.conftest import wait_until
+
+__all__ = ["bouncer"]  # test_pooler.py's fixture: a real PgBouncer in transaction mode
 
 
 @pytest.fixture
@@ -187,18 +189,8 @@ def test_an_encrypted_parallel_dump_is_verified_decrypted_and_restores_by_hand_a
             dep.close()
 
 
-@pytest.fixture
-def pooler(pg: Any, tmp_path: Path) -> Iterator[PgBouncer]:
-    """A real PgBouncer in transaction mode with one server connection (test_pooler.py's)."""
-    _need_pgbouncer()
-    with PgBouncer.in_front_of(
-        pg.url(), tmp_path / "bouncer", pool_size=1, query_wait_timeout=20
-    ) as bouncer:
-        yield bouncer
-
-
 def test_through_a_transaction_pooler_a_parallel_dump_uses_one_connection_and_says_so(
-    pg: Any, pooler: PgBouncer, tmp_path: Path
+    pg: Any, bouncer: PgBouncer, tmp_path: Path
 ) -> None:
     """pg_dump's workers cannot share a snapshot through PgBouncer in transaction mode
     (and its one server connection is the leader's for the whole dump): the backup still
@@ -210,7 +202,7 @@ def test_through_a_transaction_pooler_a_parallel_dump_uses_one_connection_and_sa
             pg,
             standin,
             tmp_path / "deploy",
-            databases={"app": pooler.url(_dbname(url), host=POOLER_HOST)},
+            databases={"app": bouncer.url(_dbname(url), host=POOLER_HOST)},
             extra={"backup": {"jobs": 2}},
         )
         dep.start()
