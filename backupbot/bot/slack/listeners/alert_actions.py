@@ -14,10 +14,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import alert as alert_blocks
 from backupbot.bot.slack.flows.alert import AlertFlow
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer, answer_error
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
@@ -40,8 +39,7 @@ def _acknowledge(
     try:
         result = flow.acknowledge(alert_id, user, ClickOrigin.of(body))
     except BackupbotError as exc:  # e.g. an alert id that does not exist
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
     if result.refusal is not None:
-        answer = alert_blocks.refused(result.refusal)
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+        answer(respond, alert_blocks.refused(result.refusal))

@@ -14,10 +14,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import checklist as checklist_blocks
 from backupbot.bot.slack.flows.checklist import ChecklistFlow
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer, answer_error
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.commands.command_spec import Role
 from backupbot.errors import BackupbotError
@@ -65,9 +64,9 @@ def _tick(
             checklist_id, user, selected, seen, now=services.clock.now(), origin=origin
         )
     except BackupbotError as exc:
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
-    _answer(respond, flow.after_click(result))
+    answer(respond, flow.after_click(result))
 
 
 def _sign_off(
@@ -92,14 +91,9 @@ def _sign_off(
             checklist_id, user, now=services.clock.now(), origin=origin
         )
     except BackupbotError as exc:
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
     trigger = str(body.get("trigger_id") or "")
     if result.needs_reason and flow.ask_reason(trigger, checklist_id, origin, result.needs_reason):
         return
-    _answer(respond, flow.after_click(result))
-
-
-def _answer(respond: Respond, answer: Any) -> None:
-    if answer is not None:
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+    answer(respond, flow.after_click(result))

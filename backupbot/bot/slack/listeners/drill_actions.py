@@ -11,9 +11,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import delivery, kit
+from backupbot.bot.slack import delivery
 from backupbot.bot.slack.blocks import drill as drill_blocks
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer_error, answer_refusal
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
@@ -33,12 +33,11 @@ def _review(services: Services, client: WebClient, respond: Respond, body: dict[
     try:
         result = services.drills.review(drill_id, user, ClickOrigin.of(body))
     except BackupbotError as exc:  # no such drill
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
     record = result.record
     if record.channel and record.message_ts:  # redraw: the button goes, or comes back
         message = drill_blocks.drill_message(record, services.clock.now())
         delivery.update(client, record.channel, record.message_ts, message)
     if result.refusal is not None:
-        answer = kit.notice(f":no_entry: {kit.render(result.refusal)}")
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+        answer_refusal(respond, result.refusal)

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks import home as home_blocks
+from backupbot.bot.slack.listeners.button_access import refusal
 from backupbot.commands.access import BUTTON_ROLES
 from backupbot.commands.refusals import record_unrecorded
 from backupbot.commands.status import ChecklistSummary
@@ -93,24 +94,9 @@ def _permalink(client: WebClient, checklist: ChecklistSummary | None) -> str | N
 
 
 def _admitted(services: Services, body: dict[str, Any], action: str) -> Phrase | None:
-    """None if the clicker may take `action`; else the refusal, recorded."""
-    user = str(body["user"]["id"])
-    team = (body.get("team") or {}).get("id") or body["user"].get("team_id")
-    enterprise = (body.get("enterprise") or {}).get("id")
-    try:
-        caller = services.access.caller(user, team=team, enterprise=enterprise)
-        services.access.require(caller, BUTTON_ROLES[action])
-    except BackupbotError as exc:
-        target = str((body.get("actions") or [{}])[0].get("value", ""))[:80]
-        record_unrecorded(
-            services.incidents,
-            exc,
-            at=services.clock.now(),
-            actor=user,
-            command=f"button {action} {target}",
-        )
-        return say(":no_entry: {why}", why=exc.phrase)
-    return None
+    """None if the clicker may take `action`; else the refusal (recorded) to show."""
+    refused = refusal(services, body, action)
+    return None if refused is None else say(":no_entry: {why}", why=refused.phrase)
 
 
 def _channel(services: Services) -> str:

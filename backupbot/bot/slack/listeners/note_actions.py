@@ -11,10 +11,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import note as note_blocks
 from backupbot.bot.slack.flows import Flows
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer_error, answer_refusal
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
@@ -34,9 +33,8 @@ def _confirm(services: Services, client: WebClient, respond: Respond, body: dict
     try:
         result = services.notes.confirm(note_id, user, ClickOrigin.of(body))
     except BackupbotError as exc:  # no such note
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
     Flows(services, client).note.redraw(result.note)  # the button goes, or comes back
     if result.refusal is not None:
-        answer = kit.notice(f":no_entry: {kit.render(result.refusal)}")
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+        answer_refusal(respond, result.refusal)

@@ -14,10 +14,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import restore as restore_blocks
 from backupbot.bot.slack.flows.restore import RestoreFlow
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer, answer_error
 from backupbot.commands.approvals import APPROVE, CANCEL, DENY
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
@@ -59,8 +58,6 @@ def _click(
     try:
         result = services.restores.click(restore_id, action, user, origin)
     except BackupbotError as exc:  # e.g. a request id that does not exist
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
-    answer = flow.after_click(result)
-    if answer is not None:
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+    answer(respond, flow.after_click(result))

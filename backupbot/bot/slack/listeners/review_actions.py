@@ -14,10 +14,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from backupbot.bot.services import Services
-from backupbot.bot.slack import kit
 from backupbot.bot.slack.blocks import review as review_blocks
 from backupbot.bot.slack.flows.restore import RestoreFlow
-from backupbot.bot.slack.listeners.button_access import admitted
+from backupbot.bot.slack.listeners.button_access import admitted, answer_error, answer_refusal
 from backupbot.commands.click_origin import ClickOrigin
 from backupbot.errors import BackupbotError
 
@@ -38,8 +37,7 @@ def _review(services: Services, flow: RestoreFlow, respond: Respond, body: dict[
     try:
         result = flow.review(restore_id, user, ClickOrigin.of(body))
     except BackupbotError as exc:  # e.g. a restore id that does not exist
-        respond(response_type="ephemeral", replace_original=False, text=kit.render(exc.phrase))
+        answer_error(respond, exc)
         return
     if result.refusal is not None:
-        answer = kit.notice(f":no_entry_sign: {kit.render(result.refusal)}")
-        respond(response_type="ephemeral", replace_original=False, **answer.as_kwargs())
+        answer_refusal(respond, result.refusal, ":no_entry_sign:")
