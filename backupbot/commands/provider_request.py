@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from backupbot.commands import humanize
 from backupbot.commands.approval_stages import total_needed
 from backupbot.commands.approvals import ApprovalPolicy, CachedApprovers
 from backupbot.commands.provider_time import in_zone_text, parse_point
+from backupbot.commands.provider_window import ProviderRefused, check_window
 from backupbot.commands.restore_model import RESTORE_USAGE, rto_minutes
-from backupbot.errors import BackupbotError, UsageError
+from backupbot.errors import UsageError
 from backupbot.phrases import Command, Name, say
 from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
@@ -49,13 +49,6 @@ _SNAPSHOT_INTO: dict[str, tuple[Into, ...]] = {
     "render": (),  # its exports are dump files, not restorable through the API
 }
 _TIME_INTO: dict[str, tuple[Into, ...]] = {"railway": ("new",)}
-
-
-class ProviderRefused(BackupbotError):
-    """The provider cannot do the restore asked for (outside its window, PITR off, no
-    such snapshot, not in place/new); nothing was requested."""
-
-    code = "restore.provider_refused"
 
 
 @dataclass(frozen=True)
@@ -187,7 +180,7 @@ class ProviderPlanner:
             point = snapshot.created_at
         else:
             point = parse_point(ask.to or "", ask.tz)
-            self._check_window(adapter.provider, db, window, point, now)
+            check_window(adapter.provider, db, window, point, now)
         source = ConnInfo.from_url(db.url.get_secret_value())
         in_place = into == "in_place"
         target_db = source.dbname if in_place else result_name(db.name, now)
@@ -235,34 +228,6 @@ class ProviderPlanner:
             f"{provider} cannot restore {subject} {_INTO_WORDS[into]}; it restores"
             f"{what} " + " or ".join(_INTO_WORDS[i] for i in can) + "."
         )
-
-    def _check_window(
-        self,
-        provider: str,
-        db: DatabaseSettings,
-        window: RecoveryWindow,
-        point: datetime,
-        now: datetime,
-    ) -> None:
-        if not window.enabled:
-            raise ProviderRefused(
-                f"{provider} has no point-in-time recovery for {db.name}"
-                + (f": {window.reason}" if window.reason else "")
-                + ". Restore a provider snapshot (--snapshot ID, see /backup points "
-                f"{db.name}) or one of the bot's backups."
-            )
-        if point > now + timedelta(seconds=1):
-            raise ProviderRefused(
-                f"{humanize.utc(point)} is in the future; give a moment in the past."
-            )
-        earliest, latest = window.earliest, window.latest
-        if (earliest and point < earliest) or (latest and point > latest):
-            raise ProviderRefused(
-                f"{humanize.utc(point)} is outside {provider}'s recovery window for "
-                f"{db.name}: {humanize.utc(earliest) if earliest else '?'} to "
-                f"{humanize.utc(latest) if latest else 'now'}. For an older state restore "
-                f"one of the bot's backups (see /backup points {db.name})."
-            )
 
     def _snapshot(self, adapter: ProviderAdapter, db: DatabaseSettings, ref: str) -> RecoveryPoint:
         points = adapter.recovery_points()

@@ -26,6 +26,7 @@ import psycopg
 
 from backupbot.clock import Clock
 from backupbot.commands.interrupts import KillSwitches
+from backupbot.commands.provider_window import check_window
 from backupbot.commands.restore_model import (
     BOT_ACTOR,
     ProgressListener,
@@ -148,6 +149,10 @@ class ProviderRunner:
             raise ProviderError(
                 f"{db.name} no longer has a provider section in the config; nothing was restored."
             )
+        if record.point_at is not None and not record.snapshot_id:  # the window moved on
+            window = adapter.recovery_window()
+            now = self._clock.now()
+            check_window(adapter.provider, db, window, record.point_at, now, "Since the request, ")
         provider: dict[str, Any] = record.preview.get("provider") or {}
         if provider.get("needs_safety_dump"):
             t = self._stage(record, run, "safety", listener)

@@ -225,6 +225,34 @@ def test_a_failed_provider_operation_is_a_failed_restore_that_says_why(
     assert _restore_row(dep, restore_id).status == "failed"
 
 
+def test_a_point_the_window_left_while_the_request_waited_is_refused_when_approved(
+    dep: Deployment, neon: NeonStandIn, verified_backup: str
+) -> None:
+    """Requested inside the window; by the approval Neon keeps only 10 minutes of
+    history: the restore fails saying so, and nothing is asked of Neon."""
+    point = datetime.now(UTC) - timedelta(minutes=30)
+    request, restore_id = request_restore(dep, f'app --to "{point:%Y-%m-%d %H:%M}"')
+    kept, neon.history_retention_seconds = neon.history_retention_seconds, 600
+    posts = len([r for r in neon.requests if r.method == "POST"])
+    try:
+        dep.click(REVIEWER, "restore_approve", restore_id, request.ts)
+        done = _finished(dep, request.ts)
+    finally:
+        neon.history_retention_seconds = kept
+    text = _text(done)
+    assert "Provider restore failed" in text and "Restored by" not in text, text
+    assert "Since the request, " in text and "is outside neon's recovery window" in text, text
+    assert "app was not touched" in text, text
+    assert len([r for r in neon.requests if r.method == "POST"]) == posts, "Neon was not asked"
+    failed = dep.wait_incident(
+        lambda i: (
+            i.action == "restore.provider_failed" and i.details.get("restore_id") == restore_id
+        )
+    )
+    assert "recovery window" in failed.details["error"]
+    assert _restore_row(dep, restore_id).status == "failed"
+
+
 def test_the_cli_asks_the_same_way_and_points_lists_everything(
     dep: Deployment, world: World, neon: NeonStandIn, verified_backup: str, tmp_path: Path
 ) -> None:
