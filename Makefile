@@ -29,7 +29,7 @@ test: system-deps lint
 	$(BIN)/python -m pytest
 
 bench: system-deps $(STAMP)
-	$(BIN)/python bench/backup_bench.py --size-gb 1
+	$(BIN)/python bench/targets.py --size-gb 1
 
 clean:
 	rm -rf .demo .pytest_cache .ruff_cache
