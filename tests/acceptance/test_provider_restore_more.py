@@ -6,7 +6,7 @@ safety backup. Each stand-in runs in this test and creates real databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,41 +71,42 @@ def _deploy(
     return dep
 
 
+Deploy = Callable[[ProviderStandIn, str, dict[str, str]], Deployment]
+
+
 @pytest.fixture
-def supabase(
-    world: World, pg: Any, slack: SlackStandin, tmp_path: Path
-) -> Iterator[tuple[SupabaseStandIn, Deployment]]:
+def deploy(world: World, pg: Any, slack: SlackStandin, tmp_path: Path) -> Iterator[Deploy]:
+    """Starts a provider stand-in and a serve of `app` on it (`provider`, its config
+    `section`); both closed after the test."""
+    started: list[ProviderStandIn | Deployment] = []
+
+    def deployed(server: ProviderStandIn, provider: str, section: dict[str, str]) -> Deployment:
+        started.append(server.start())
+        dep = _deploy(pg, world, slack, server, tmp_path, provider, section)
+        started.append(dep)
+        return dep
+
+    yield deployed
+    for each in reversed(started):
+        each.close()
+
+
+@pytest.fixture
+def supabase(world: World, deploy: Deploy) -> tuple[SupabaseStandIn, Deployment]:
     server = SupabaseStandIn(world.key, world.databases, project_ref=REF, database=world.live)
-    server.start()
-    dep = _deploy(pg, world, slack, server, tmp_path, "supabase", {"project_ref": REF})
-    yield server, dep
-    dep.close()
-    server.close()
+    return server, deploy(server, "supabase", {"project_ref": REF})
 
 
 @pytest.fixture
-def render(
-    world: World, pg: Any, slack: SlackStandin, tmp_path: Path
-) -> Iterator[tuple[RenderStandIn, Deployment]]:
+def render(world: World, deploy: Deploy) -> tuple[RenderStandIn, Deployment]:
     server = RenderStandIn(world.key, world.databases, postgres_id=PID, database=world.live)
-    server.start()
-    dep = _deploy(pg, world, slack, server, tmp_path, "render", {"postgres_id": PID})
-    yield server, dep
-    dep.close()
-    server.close()
+    return server, deploy(server, "render", {"postgres_id": PID})
 
 
 @pytest.fixture
-def railway(
-    world: World, pg: Any, slack: SlackStandin, tmp_path: Path
-) -> Iterator[tuple[RailwayStandIn, Deployment]]:
+def railway(world: World, deploy: Deploy) -> tuple[RailwayStandIn, Deployment]:
     server = RailwayStandIn(world.key, world.databases, database=world.live)
-    server.start()
-    section = {"volume_instance_id": "vi-0000-main"}
-    dep = _deploy(pg, world, slack, server, tmp_path, "railway", section)
-    yield server, dep
-    dep.close()
-    server.close()
+    return server, deploy(server, "railway", {"volume_instance_id": "vi-0000-main"})
 
 
 def _rows(dep: Deployment, model: Any, *where: Any) -> list[Any]:
