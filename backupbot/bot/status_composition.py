@@ -1,0 +1,90 @@
+"""The composition root's light part: `load` (the configuration, read and validated
+here) and what `backupbot status` builds: the state database (migrated) and what status
+reads from it, nothing else. No artifact store, job queue or Slack client, and none of
+the backup, restore, approval or escalation machinery (their modules are not even
+imported), so the CLI's most frequent command starts quickly. It reads through the same
+stores and rules as `composition.build_services`, which builds the same `StatusService`
+over the full services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from backupbot.bot.infrastructure import status_adapter
+from backupbot.clock import Clock, SystemClock
+from backupbot.commands.checklist import ChecklistService
+from backupbot.commands.provider_facts import ProviderFactsService
+from backupbot.commands.status_service import StatusService
+from backupbot.commands.status_sources import DrillHistory, OpenAlerts
+from backupbot.settings import Settings, config_path, load_settings
+from backupbot.storage.alerts import AlertStore
+from backupbot.storage.catalog import BackupCatalog
+from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
+from backupbot.storage.drills import DrillLog
+from backupbot.storage.incidents import IncidentLog
+from backupbot.storage.liveness import STALE_AFTER
+from backupbot.storage.restores import RestoreRequests
+from backupbot.storage.state import create_state_engine, migrate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def load(cli_config: str | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The configuration (`--config`, `$BACKUPBOT_CONFIG` or ./backupbot.yml), validated."""
+    environ = os.environ if environ is None else environ
+    return load_settings(config_path(cli_config, environ), environ)
+
+
+@dataclass
+class StatusServices:
+    """What `backupbot status` uses (the CLI records a refusal in `incidents`)."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    incidents: IncidentLog
+    status: StatusService
+
+
+def checklist_service(
+    settings: Settings,
+    engine: Engine,
+    incidents: IncidentLog,
+    clock: Clock,
+    providers: ProviderFactsService,
+) -> ChecklistService:
+    return ChecklistService(
+        settings=settings,
+        checklists=Checklists(engine),
+        evidence=ChecklistEvidenceQueries(engine),
+        incidents=incidents,
+        clock=clock,
+        providers=providers,
+    )
+
+
+def build_status_services(settings: Settings, *, clock: Clock | None = None) -> StatusServices:
+    """Open the state database (migrating it) and the services status reads."""
+    clock = clock or SystemClock()
+    engine = create_state_engine(settings.state_url)
+    migrate(engine)
+    catalog = BackupCatalog(engine)
+    incidents = IncidentLog(engine)
+    providers = ProviderFactsService(settings.databases, status_adapter, clock)
+    status = StatusService(
+        settings=settings,
+        catalog=catalog,
+        drills=DrillHistory(
+            DrillLog(engine, stale_after=STALE_AFTER), settings.databases, settings.restore
+        ),
+        alerts=OpenAlerts(AlertStore(engine)),
+        checklists=checklist_service(settings, engine, incidents, clock, providers),
+        clock=clock,
+        providers=providers,
+        restores=RestoreRequests(engine, stale_after=STALE_AFTER),
+    )
+    return StatusServices(settings, clock, engine, incidents, status)
