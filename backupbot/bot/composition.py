@@ -64,10 +64,9 @@ from backupbot.bot.infrastructure import (
     build_slack_client,
     build_store,
     durable_state,
-    status_adapter,
 )
 from backupbot.bot.services import Services
-from backupbot.bot.status_composition import checklist_service
+from backupbot.bot.status_composition import checklist_service, status_adapter
 from backupbot.bot.status_composition import load as load  # the configuration, read once
 from backupbot.commands.access import Access, CachedDirectory
 

@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backupbot.bot.infrastructure import status_adapter
 from backupbot.clock import Clock, SystemClock
 from backupbot.commands.checklist import ChecklistService
 from backupbot.commands.provider_facts import ProviderFactsService
 from backupbot.commands.status_service import StatusService
 from backupbot.commands.status_sources import DrillHistory, OpenAlerts
-from backupbot.settings import Settings, config_path, load_settings
+from backupbot.settings import DatabaseSettings, Settings, config_path, load_settings
 from backupbot.storage.alerts import AlertStore
 from backupbot.storage.catalog import BackupCatalog
 from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
@@ -31,6 +30,8 @@ from backupbot.storage.state import create_state_engine, migrate
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from backupbot.storage.providers.contract import ProviderAdapter
 
 
 def load(cli_config: str | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +49,16 @@ class StatusServices:
     engine: Engine
     incidents: IncidentLog
     status: StatusService
+
+
+def status_adapter(db: DatabaseSettings) -> ProviderAdapter | None:
+    """A provider adapter for status reads and alert checks: short timeouts, one retry,
+    so an unreachable provider API costs a status reply seconds, not minutes (restores
+    build their own, patient adapter)."""
+    from backupbot.storage.providers.factory import adapter_for  # httpx: only when used
+    from backupbot.storage.providers.http import RetryPolicy
+
+    return adapter_for(db, timeout=5.0, policy=RetryPolicy(attempts=2, max_delay=2.0))
 
 
 def checklist_service(
