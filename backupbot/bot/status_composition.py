@@ -46,7 +46,6 @@ class StatusServices:
 
     settings: Settings
     clock: Clock
-    engine: Engine
     incidents: IncidentLog
     status: StatusService
 
@@ -98,4 +97,4 @@ def build_status_services(settings: Settings, *, clock: Clock | None = None) -> 
         providers=providers,
         restores=RestoreRequests(engine, stale_after=STALE_AFTER),
     )
-    return StatusServices(settings, clock, engine, incidents, status)
+    return StatusServices(settings, clock, incidents, status)
