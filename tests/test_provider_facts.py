@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backupbot.bot.infrastructure import status_adapter
+from backupbot.bot.status_composition import status_adapter
 from backupbot.commands.provider_facts import ProviderFacts, ProviderFactsService
 from backupbot.devkit.providers.databases import ClusterDatabases
 from backupbot.devkit.providers.neon import NeonStandIn

@@ -33,14 +33,11 @@ from backupbot.commands.status_service import StatusService
 from backupbot.settings import (
     Settings,
     SlackCredentials,
-    config_path,
-    load_settings,
 )
 from backupbot.storage.agestream import Encryption
 from backupbot.storage.alerts import AlertStore, BackupFacts
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import BackupCatalog
-from backupbot.storage.checklists import ChecklistEvidenceQueries, Checklists
 from backupbot.storage.drill_postponements import DrillPostponements
 from backupbot.storage.drills import DrillLog
 from backupbot.storage.incidents import IncidentLog
@@ -67,9 +64,10 @@ from backupbot.bot.infrastructure import (
     build_slack_client,
     build_store,
     durable_state,
-    status_adapter,
 )
 from backupbot.bot.services import Services
+from backupbot.bot.status_composition import checklist_service, status_adapter
+from backupbot.bot.status_composition import load as load  # the configuration, read once
 from backupbot.commands.access import Access, CachedDirectory
 
 
@@ -240,23 +238,6 @@ def _alert_service(
     return alerts, reviews
 
 
-def _checklist_service(
-    settings: Settings,
-    engine: Engine,
-    incidents: IncidentLog,
-    clock: Clock,
-    providers: ProviderFactsService,
-) -> ChecklistService:
-    return ChecklistService(
-        settings=settings,
-        checklists=Checklists(engine),
-        evidence=ChecklistEvidenceQueries(engine),
-        incidents=incidents,
-        clock=clock,
-        providers=providers,
-    )
-
-
 def _directory(client: WebClient | None) -> CachedDirectory | None:
     """Slack's answers about people (user groups, guests), cached; None without Slack."""
     return CachedDirectory(SlackApproverDirectory(client)) if client else None
@@ -285,7 +266,7 @@ def build_services(
         settings, engine, catalog, incidents, store, backups, clock, access
     )
     providers = ProviderFactsService(settings.databases, status_adapter, clock)
-    checklists = _checklist_service(settings, engine, incidents, clock, providers)
+    checklists = checklist_service(settings, engine, incidents, clock, providers)
     drills = _drill_service(settings, engine, catalog, restore_requests, runner, incidents, clock)
     alerts, reviews = _alert_service(
         settings, engine, incidents, drills, checklists, clock, access, restore_requests, providers
@@ -322,8 +303,3 @@ def build_services(
         ),
         migrations=MigrationService(databases=settings.databases, catalog=catalog),
     )
-
-
-def load(cli_config: str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
-    return load_settings(config_path(cli_config, environ), environ)

@@ -29,8 +29,6 @@ from backupbot.storage.pgconn import ConnInfo
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from backupbot.storage.providers.contract import ProviderAdapter
-
 
 def build_store(storage: StorageSettings, verify: str = "checksums") -> ArtifactStore:
     """The artifact store; on S3 with `verify` "checksums" (`backup.verify`) every upload
@@ -111,16 +109,6 @@ def url_server_key(url: str, unparsed: str) -> str:
     except BackupbotError:
         return unparsed
     return f"{conn.host}:{conn.port}"
-
-
-def status_adapter(db: DatabaseSettings) -> ProviderAdapter | None:
-    """A provider adapter for status reads and alert checks: short timeouts, one retry,
-    so an unreachable provider API costs a status reply seconds, not minutes (restores
-    build their own, patient adapter)."""
-    from backupbot.storage.providers.factory import adapter_for  # httpx: only when used
-    from backupbot.storage.providers.http import RetryPolicy
-
-    return adapter_for(db, timeout=5.0, policy=RetryPolicy(attempts=2, max_delay=2.0))
 
 
 def build_slack_client(creds: SlackCredentials) -> WebClient | None:

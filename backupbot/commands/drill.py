@@ -47,11 +47,12 @@ from backupbot.commands.drill_model import (
     start_problem,
 )
 from backupbot.commands.drill_review import DrillReview, DrillReviews
-from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress, rto_minutes
+from backupbot.commands.restore_model import BOT_ACTOR, RestoreProgress
 from backupbot.commands.restore_run import RestoreRunner
 from backupbot.commands.restore_targets import Targets
 from backupbot.commands.restore_workdir import work_root
 from backupbot.commands.status import DrillSummary
+from backupbot.commands.status_sources import DrillHistory
 from backupbot.errors import BackupbotError, UsageError
 from backupbot.phrases import Phrase
 from backupbot.settings import DatabaseSettings, RestoreSettings
@@ -92,6 +93,7 @@ class DrillService:
         self._clock = clock
         self._settings = settings
         self._heartbeat_seconds = heartbeat_seconds
+        self._history = DrillHistory(drills, databases, settings)  # what status reads
         self._cleanup = DrillCleanup(
             databases=self._databases,
             drills=drills,
@@ -107,7 +109,7 @@ class DrillService:
         return list(self._databases)
 
     def rto_minutes(self, database: str) -> int:
-        return rto_minutes(self._databases, self._settings, database)
+        return self._history.rto_minutes(database)
 
     # -- running a drill ----------------------------------------------------------------
 
@@ -339,7 +341,7 @@ class DrillService:
         self._drills.set_message(drill_id, channel, ts)
 
     def recent(self, database: str, limit: int = 6) -> list[DrillRecord]:
-        return self._drills.recent(database, limit)  # newest first
+        return self._history.recent(database, limit)  # newest first
 
     def latest(self, database: str) -> DrillRecord | None:
         return self._drills.latest(database)  # running or finished
@@ -368,12 +370,10 @@ class DrillService:
         return self._catalog.first_started(database)
 
     def summaries(self, database: str, limit: int = 7) -> list[DrillSummary]:
-        """What `/backup status` shows: the last drills (the RTO record), newest first."""
-        return [DrillSummary.from_record(r) for r in self.recent(database, limit)]
+        return self._history.summaries(database, limit)  # what `/backup status` shows
 
     def history(self, since: datetime, database: str | None = None) -> list[DrillRecord]:
-        """Every drill (of `database`, or of all) started at or after `since`, oldest first."""
-        return self._drills.since(since, database)
+        return self._history.history(since, database)  # oldest first
 
     # -- helpers ------------------------------------------------------------------------
 

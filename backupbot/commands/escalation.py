@@ -49,6 +49,7 @@ from backupbot.commands.escalation_types import (
 )
 from backupbot.commands.provider_support import provider_contact
 from backupbot.commands.status import AlertSummary
+from backupbot.commands.status_sources import OpenAlerts
 from backupbot.phrases import say
 from backupbot.settings import EscalationLevel
 from backupbot.storage.alerts import OPEN, AlertRecord, AlertStore, PostClaim, open_key
@@ -352,22 +353,11 @@ class AlertService:
 
     def open_alerts(self) -> list[AlertRecord]:
         """Open alerts, oldest first (for `/backup status`)."""
-        return self._store.open_alerts()
+        return OpenAlerts(self._store).open_alerts()
 
     def summaries(self) -> list[AlertSummary]:
         """Open alerts as `/backup status` shows them."""
-        return [
-            AlertSummary(
-                id=a.id,
-                condition=a.condition,
-                database=a.database,
-                summary=a.summary_phrase,
-                opened_at=a.opened_at,
-                acknowledged_by=a.acknowledged_by,
-                acknowledged_at=a.acknowledged_at,
-            )
-            for a in self.open_alerts()
-        ]
+        return OpenAlerts(self._store).summaries()
 
     def _record(
         self,

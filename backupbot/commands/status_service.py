@@ -6,23 +6,48 @@ history for auditors. Rendering is the front ends' job."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from backupbot.clock import Clock
 from backupbot.commands.rto_report import RtoReport, default_since, rto_report
 from backupbot.commands.schedule import jobs_from_settings, stale_rules
-from backupbot.commands.status import BotStatus, DatabaseStatus, status_report
+from backupbot.commands.status import (
+    AlertSummary,
+    BotStatus,
+    ChecklistSummary,
+    DatabaseStatus,
+    DrillSummary,
+    status_report,
+)
 from backupbot.commands.trends import ChartData, chart_data, chart_since
 from backupbot.settings import Settings
 from backupbot.storage.catalog import BackupCatalog
 
 if TYPE_CHECKING:
-    from backupbot.commands.checklist import ChecklistService
-    from backupbot.commands.drill import DrillService
-    from backupbot.commands.escalation import AlertService
     from backupbot.commands.provider_facts import ProviderFactsService
+    from backupbot.storage.drills import DrillRecord
     from backupbot.storage.restore_record import RestoreRecord
     from backupbot.storage.restores import RestoreRequests
+
+
+class Drills(Protocol):
+    """`DrillService`, or its read side alone (`status_sources.DrillHistory`)."""
+
+    def summaries(self, database: str, limit: int = 7) -> list[DrillSummary]: ...
+    def rto_minutes(self, database: str) -> int: ...
+    def history(self, since: datetime, database: str | None = None) -> list[DrillRecord]: ...
+
+
+class Alerts(Protocol):
+    """`AlertService`, or its read side alone (`status_sources.OpenAlerts`)."""
+
+    def summaries(self) -> list[AlertSummary]: ...
+
+
+class Checklists(Protocol):
+    """`ChecklistService`."""
+
+    def summary(self, now: datetime) -> ChecklistSummary | None: ...
 
 
 class StatusService:
@@ -31,9 +56,9 @@ class StatusService:
         *,
         settings: Settings,
         catalog: BackupCatalog,
-        drills: DrillService,
-        alerts: AlertService,
-        checklists: ChecklistService,
+        drills: Drills,
+        alerts: Alerts,
+        checklists: Checklists,
         clock: Clock,
         providers: ProviderFactsService | None = None,
         restores: RestoreRequests | None = None,

@@ -10,14 +10,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from backupbot import dburl
 from backupbot.cron import check_cron
@@ -28,7 +21,6 @@ from backupbot.settings.providers import (
     RenderSettings,
     SupabaseSettings,
 )
-from backupbot.storage.agestream import parse_recipient
 
 PROVIDERS = ("neon", "supabase", "railway", "render", "generic")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -263,6 +255,10 @@ class BackupSettings(Strict):
     @field_validator("encrypt_to")
     @classmethod
     def _age_recipients(cls, value: list[str]) -> list[str]:
+        if not value:
+            return value
+        from backupbot.storage.agestream import parse_recipient  # pyrage, zstandard
+
         for index, recipient in enumerate(value):
             try:
                 parse_recipient(recipient)

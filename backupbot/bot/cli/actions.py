@@ -5,17 +5,14 @@ scripts (a backup id, a restore id, `--json`); exit codes: 0 ok, 1 the operation
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from backupbot.bot.charts import render_chart
 from backupbot.bot.cli import log_export
+from backupbot.bot.cli.common import cli_actor
+from backupbot.bot.cli.common import print_json as _print_json
 from backupbot.bot.cli.render import backup as backup_text
 from backupbot.bot.cli.render import cli_command
 from backupbot.bot.cli.render import drill as drill_text
@@ -26,7 +23,7 @@ from backupbot.bot.cli.render import points as points_text
 from backupbot.bot.cli.render import restore as restore_text
 from backupbot.bot.cli.render import retention as retention_text
 from backupbot.bot.cli.render import rto as rto_text
-from backupbot.bot.cli.render import status as status_text
+from backupbot.bot.cli.status_cmd import status
 from backupbot.bot.services import Services
 from backupbot.bot.slack.blocks.retention import retention_summary
 from backupbot.bot.slack.delivery import post
@@ -42,21 +39,10 @@ from backupbot.errors import UsageError
 from backupbot.storage.catalog import SUCCEEDED
 
 
-def cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid{os.getuid()}"
-
-
 def _say(*lines: str) -> None:
     """Human text beside a script's stdout."""
     for line in lines:
         print(line, file=sys.stderr)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
 
 
 def backup_now(services: Services, request: r.BackupNow, as_json: bool) -> int:
@@ -191,31 +177,6 @@ def retention(services: Services, request: r.Retention, as_json: bool) -> int:
     if summary is not None and services.slack_client is not None and services.settings.slack:
         post(services.slack_client, services.settings.slack.channel, summary)
     return 0 if report.ok else 1
-
-
-def status(services: Services, request: r.Status, as_json: bool) -> int:
-    """Where each database stands; exit 1 if any needs attention."""
-    report = services.status_report(request.database)
-    if request.chart_file:
-        write_charts(services, request.database, request.chart_file)
-    if as_json:
-        _print_json([status_text.status_json(s) for s in report])
-    else:
-        print("\n".join(status_text.status_lines(report, services.bot_status())))
-    return 0 if all(s.healthy for s in report) else 1
-
-
-def write_charts(services: Services, database: str | None, path: str) -> None:
-    """`status --chart FILE`: the trend chart as PNG; with several databases one file
-    each, FILE's name with the database before the suffix."""
-    charts = services.status.charts(database)
-    for data in charts:
-        target = Path(path)
-        if len(charts) > 1:
-            target = target.with_name(f"{target.stem}-{data.database}{target.suffix or '.png'}")
-        chart = render_chart(data)
-        target.write_bytes(chart.png)
-        print(f"wrote {target}: {chart.comment}", file=sys.stderr)
 
 
 def log(services: Services, request: r.Log, as_json: bool) -> int:

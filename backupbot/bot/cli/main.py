@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from backupbot.commands.command_spec import Databases, Spec, build
 from backupbot.commands.registry import Surface, specs
@@ -24,6 +24,9 @@ from backupbot.errors import BackupbotError, ConfigError, UsageError
 
 if TYPE_CHECKING:
     from backupbot.bot.services import Services
+    from backupbot.clock import Clock
+    from backupbot.settings import Settings
+    from backupbot.storage.incidents import IncidentLog
 
 __all__ = ["main"]
 
@@ -133,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(words)
     from backupbot.bot.cli.render import render
-    from backupbot.bot.composition import build_services, load
     from backupbot.bot.logging_setup import configure_logging
+    from backupbot.bot.status_composition import load
     from backupbot.storage.pgconn import passfile_dir
 
     configure_logging("WARNING", "text")
@@ -147,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from backupbot.bot.cli.config_check import config_check
 
             return config_check(settings, args.live)
+        if args.command == "status":  # builds only what status reads
+            from backupbot.bot.cli.status_cmd import status
+            from backupbot.bot.status_composition import build_status_services
+
+            return _run(build_status_services(settings), args, words, status)
+        from backupbot.bot.composition import build_services
+
         services = build_services(settings)
         try:
             return _dispatch(services, args, words)
@@ -161,25 +171,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(services: Services, args: argparse.Namespace, words: list[str]) -> int:
-    """Run the command; a refusal is recorded (see `commands/refusals.py`) and raised."""
     from backupbot.bot.cli import actions
     from backupbot.bot.cli.serve import serve, worker
-    from backupbot.commands.refusals import record_unrecorded
 
     if args.command == "serve":
         return serve(services, args.host, args.port)
     if args.command == "worker":
         return worker(services, args.host, args.port)
+    return _run(services, args, words, actions.HANDLERS[args.spec.request])
+
+
+class _Built(Protocol):
+    """`Services`, or `StatusServices` (what `status` alone builds)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def incidents(self) -> IncidentLog: ...
+
+
+S = TypeVar("S", bound=_Built)
+
+
+def _run(
+    services: S, args: argparse.Namespace, words: list[str], handler: Callable[[S, Any, bool], int]
+) -> int:
+    """Run the command; a refusal is recorded (see `commands/refusals.py`) and raised."""
+    from backupbot.bot.cli.common import cli_actor
+    from backupbot.commands.refusals import record_unrecorded
+
     spec: Spec = args.spec
     values = {name: getattr(args, name) for name, _ in spec.args(Surface.CLI)}
     try:
         request = build(spec, values, services.settings.database_names, Surface.CLI)
-        return actions.HANDLERS[spec.request](services, request, args.json)
+        return handler(services, request, args.json)
     except BackupbotError as exc:
         given = " ".join(words[words.index(spec.cli[0]) :])  # without --config FILE
         now = services.clock.now()
-        actor = actions.cli_actor()
-        record_unrecorded(services.incidents, exc, at=now, actor=actor, command=given)
+        record_unrecorded(services.incidents, exc, at=now, actor=cli_actor(), command=given)
         raise
 
 
