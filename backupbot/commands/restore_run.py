@@ -49,7 +49,7 @@ from backupbot.commands.restore_outcome import (
 )
 from backupbot.commands.restore_prep import TargetPrep
 from backupbot.commands.restore_targets import Targets
-from backupbot.commands.restore_workdir import new_work_dir, work_root
+from backupbot.commands.restore_workdir import new_work_dir, remove_in_background, work_root
 from backupbot.commands.schema_compare import (
     NOT_RECORDED,
     SchemaCheck,
@@ -243,8 +243,8 @@ class RestoreRunner:
         started: float,
         listener: ProgressListener,
     ) -> RestoreRecord:
-        """The stages in order: download and check, safety backup, create, pg_restore,
-        verify; each is timed into `run` and reported to `listener`."""
+        """The stages in order: download and check (and create), safety backup,
+        pg_restore, verify; each is timed into `run` and reported to `listener`."""
         if not (backup.artifact_key and backup.sha256 and backup.stored_size and backup.raw_size):
             raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")
         # 1. The artifact, checked byte for byte, before anything is touched; meanwhile
@@ -272,13 +272,15 @@ class RestoreRunner:
         run.touched = True
         self._pg_restore(record, binaries, target, archive, clean=facts.has_data)
         run.timings["restore"] = time.monotonic() - t
-        # 5. Verification against the manifest.
+        # 5. Verification against the manifest (the archive is removed meanwhile).
         t = self._stage(record, run, "verify", listener)
+        removing = remove_in_background(work)
         expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
         try:
             actual, schema, prisma = self._verify(record, target, backup.manifest, expected)
         finally:  # a failed verification is timed too
             run.timings["verify"] = time.monotonic() - t
+            removing.join()
         return self._outcomes.succeeded(
             record,
             run,
