@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from backupbot.commands.restore_outcome import RunState
 from backupbot.storage.pg_binaries import PgBinaries, find_binaries
 from backupbot.storage.pgadmin import TargetFacts, create_database, inspect_target, server_major
 from backupbot.storage.pgconn import ConnInfo
@@ -33,12 +34,15 @@ class PreparedTarget:
 class TargetPrep:
     """Inspects the target, finds pg_restore and creates a missing target in a thread."""
 
-    def __init__(self, target: ConnInfo, pg_bin_dirs: Sequence[Path], name: str) -> None:
+    def __init__(
+        self, target: ConnInfo, pg_bin_dirs: Sequence[Path], run: RunState, name: str
+    ) -> None:
+        """`run.created` is set as soon as the target exists, so a clean-up drops it."""
         self._target = target
         self._pg_bin_dirs = list(pg_bin_dirs)
+        self._run_state = run
         self._result: PreparedTarget | None = None
         self._error: BaseException | None = None
-        self.created = False  # this restore created the target: a failure drops it
         self._thread = threading.Thread(target=self._run, name=f"target-{name}", daemon=True)
 
     def start(self) -> TargetPrep:
@@ -53,16 +57,20 @@ class TargetPrep:
             if not facts.exists:
                 t = time.monotonic()
                 create_database(self._target)  # an error: not ours, never dropped
-                self.created = True
+                self._run_state.created = True
                 seconds = time.monotonic() - t
             self._result = PreparedTarget(facts, binaries, seconds)
         except BaseException as exc:
             self._error = exc
 
-    def wait(self) -> bool:
-        """Wait for the thread; whether it created the target (for the clean-up)."""
-        self._thread.join()
-        return self.created
+    def wait(self) -> None:
+        """Wait for the thread, even when interrupted (Ctrl-C in the CLI): the clean-up
+        must know whether the target was created before it decides what to drop."""
+        try:
+            self._thread.join()
+        except BaseException:
+            self._thread.join()
+            raise
 
     def result(self) -> PreparedTarget:
         """The prepared target, or the error preparing it raised."""

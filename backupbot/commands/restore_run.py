@@ -251,11 +251,11 @@ class RestoreRunner:
         # the target is inspected and, if it does not exist, created (`restore_prep.py`).
         t = self._stage(record, run, "download", listener)
         check_free_space(work, backup.raw_size)  # before the target is created
-        prep = TargetPrep(target, self._pg_bin_dirs, record.id).start()
+        prep = TargetPrep(target, self._pg_bin_dirs, run, record.id).start()
         try:
             archive = unpack_backup(self._store, backup, work / "archive.dump", self._identity)
         finally:
-            run.created = prep.wait()
+            prep.wait()  # run.created says whether the target was created meanwhile
         run.timings["download"] = time.monotonic() - t
         ready = prep.result()
         facts, binaries = ready.facts, ready.binaries
