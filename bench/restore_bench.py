@@ -15,9 +15,15 @@ then times, interleaved round-robin, each into a freshly dropped target database
                       download, SHA-256 check, unpack, CREATE DATABASE, the same pg_restore,
                       row counts of every table against the manifest
 
-and prints the median wall time, the ratio backupbot / pg_restore (target <= 1.1), the peak
-RSS of the backupbot process and backupbot's own stage timings. Results also go to
-bench/results/restore_latest.{md,json}. See bench/README.md.
+and prints the median wall time, the ratio backupbot / pg_restore (target <= 1.05), the peak
+RSS of the backupbot process, backupbot's own stage timings (a stage its restore record lists
+as `overlapped`, such as CREATE DATABASE during the download, is shown but not added up) and
+the 1- and 5-minute load average around each run (the machine may be shared). Results also go
+to bench/results/restore_latest.{md,json}. See bench/README.md.
+
+`--profile DIR` adds one untimed backupbot restore under `python -X importtime -m cProfile`
+after the timed rounds: DIR/restore.prof (pstats), DIR/importtime.txt, and the top of both
+printed.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 # ------------------------------------------------------------------------------ targets
-TARGET_TIME_RATIO = 1.1  # backupbot restore wall time <= 1.1 x plain pg_restore with the same -j
+TARGET_TIME_RATIO = 1.05  # backupbot restore wall time <= 1.05 x plain pg_restore, same -j
 
 MB = bb.MB
 TARGET_DB = "bench_restore_target"
@@ -84,6 +90,8 @@ class RestoreRun:
     jobs: int | None = None
     restore_id: str | None = None
     error: str | None = None
+    overlapped: list[str] = field(default_factory=list)  # stages timed inside another
+    load: tuple[float, float] | None = None  # 1- and 5-minute load average before the run
 
 
 @dataclass
@@ -343,7 +351,9 @@ class RestoreBench(bb.Bench):
         result = record.result or {}
         timings = result.get("timings") or {}
         run.stages = {k: float(v) for k, v in timings.items()}
-        run.stages["other"] = max(0.0, run.seconds - sum(run.stages.values()))
+        run.overlapped = list(result.get("overlapped") or [])
+        counted = sum(v for k, v in run.stages.items() if k not in run.overlapped)
+        run.stages["other"] = max(0.0, run.seconds - counted)
         run.jobs = result.get("jobs")
         if record.status != "succeeded":
             run.ok = False
@@ -394,8 +404,10 @@ class RestoreBench(bb.Bench):
             order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
             for variant in order:
                 self.reset_target()
-                log(f"round {rnd + 1}/{self.args.reps}: {variant.label} ...")
+                load = os.getloadavg()[:2]
+                log(f"round {rnd + 1}/{self.args.reps}: {variant.label} (load {load[0]:.2f}) ...")
                 run = variant.fn(rnd)
+                run.load = (round(load[0], 2), round(load[1], 2))
                 runs.append(run)
                 rss = f", peak RSS {run.peak_rss_bytes / MB:.0f} MB" if run.peak_rss_bytes else ""
                 stages = ", ".join(f"{k} {v:.2f}" for k, v in run.stages.items())
@@ -403,6 +415,46 @@ class RestoreBench(bb.Bench):
                 log(f"  {variant.label}: {run.seconds:.2f} s ({stages}){rss} {status}")
                 time.sleep(self.args.pause)
         return runs
+
+    def profile_restore(self, out: Path) -> None:
+        """One untimed backupbot restore (the CLI) under `-X importtime` and cProfile:
+        out/restore.prof, out/profile.txt (top functions by cumulative time) and
+        out/importtime.txt; logs the import total and the restore record's stages."""
+        if self.via != "cli":
+            log("--profile needs the CLI (`restore run`); skipped")
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        prof = out / "restore.prof"
+        cli = ["-m", "backupbot.bot.cli.main", *self.bot_restore_cmd()[len(self.bot_cmd) :]]
+        cmd = [sys.executable, "-X", "importtime", "-m", "cProfile", "-o", str(prof), *cli]
+        self.reset_target()
+        log("profile (untimed): backupbot restore under -X importtime and cProfile")
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            cmd, env=self.bot_env, cwd=self.work, capture_output=True, text=True, timeout=3600
+        )
+        run = RestoreRun("backupbot", -1, time.perf_counter() - t0, proc.returncode == 0)
+        self.collect_restore(run)
+        (out / "importtime.txt").write_text(proc.stderr, encoding="utf-8")
+        top = 0
+        for line in proc.stderr.splitlines():  # "import time: self | cumulative | name"
+            parts = line.split("|")
+            if line.startswith("import time:") and len(parts) == 3 and parts[2][1:2] != " ":
+                with contextlib.suppress(ValueError):
+                    top += int(parts[1])
+        import io
+        import pstats
+
+        buf = io.StringIO()
+        if prof.exists():
+            pstats.Stats(str(prof), stream=buf).sort_stats("cumulative").print_stats(40)
+        (out / "profile.txt").write_text(buf.getvalue(), encoding="utf-8")
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in run.stages.items())
+        log(
+            f"  profiled run: {run.seconds:.2f} s ({stages}); imports {top / 1e6:.2f} s "
+            f"(-X importtime, inflates them); {out}/profile.txt, importtime.txt "
+            + ("ok" if run.ok else f"FAILED: {run.error}")
+        )
 
     def cleanup(self) -> None:
         """Drop the target and remove the archives (keeps bench/.work small)."""
@@ -449,6 +501,8 @@ def summarize(variants: list[RestoreVariant], runs: list[RestoreRun]) -> dict[st
                 [r.seconds - r.stages["restore"] for r in good if "restore" in r.stages]
             ),
             "jobs": sorted({r.jobs for r in good if r.jobs is not None}),
+            "overlapped": sorted({k for r in good for k in r.overlapped}),
+            "load_1min_each": [r.load[0] for r in mine if r.load],
         }
     base = out.get("pg_restore", {}).get("median_seconds")
     for entry in out.values():
@@ -500,6 +554,12 @@ def render_markdown(result: dict[str, Any]) -> str:
         )
         + ".",
         "",
+        "Load average (1 min) when each run started: "
+        + "; ".join(
+            f"{e['label']} {', '.join(f'{x:.2f}' for x in e['load_1min_each'])}" for e in s.values()
+        )
+        + " (2 cores: above 2 the machine was shared, and times are longer).",
+        "",
         "| Variant | Command | Wall time (median) | x pg_restore | Peak RSS (backupbot) |",
         "|---|---|---:|---:|---:|",
     ]
@@ -526,8 +586,15 @@ def render_markdown(result: dict[str, Any]) -> str:
             "Stages (median s). backupbot's come from its restore record: download = read the "
             "artifact + SHA-256 + unpack to a file, create = CREATE DATABASE, restore = "
             "pg_restore, verify = count every table's rows against the manifest, other = wall "
-            "time minus those (process start-up, state database, target inspection, exit). "
-            "For pg_restore -j N the bench times CREATE DATABASE and pg_restore itself.",
+            "time minus those (process start-up, state database, exit). "
+            + (
+                f"backupbot's {', '.join(s['backupbot']['overlapped'])} ran during the download "
+                "(with the target inspection): its time is shown but is inside download's, not "
+                "added to the total. "
+                if s["backupbot"]["overlapped"]
+                else ""
+            )
+            + "For pg_restore -j N the bench times CREATE DATABASE and pg_restore itself.",
             "",
             "| Variant | " + " | ".join(cols) + " | total |",
             "|---|" + "---:|" * (len(cols) + 1),
@@ -585,6 +652,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the untimed pg_restore before the first round",
     )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="after the timed rounds, one untimed backupbot restore under -X importtime and "
+        "cProfile, written to DIR",
+    )
     p.add_argument("--work-dir", default=str(bb.REPO / "bench" / ".work"))
     p.add_argument("--results-dir", default=str(bb.REPO / "bench" / "results"))
     args = p.parse_args(argv)
@@ -616,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.unpack_baseline()
         variants = bench.restore_variants()
         runs = bench.measure_restores(variants)
+        if args.profile:
+            bench.profile_restore(Path(args.profile))
         summary = summarize(variants, runs)
         checks = evaluate(summary, args.jobs)
         assert bench.pg_bin is not None

@@ -55,6 +55,7 @@ class RunState:
     created: bool = False
     touched: bool = False
     stage: str = "download"
+    overlapped: list[str] = field(default_factory=list)  # timed stages run inside another
 
 
 # The two failures below keep their leading underscore: incident records name the error
@@ -125,6 +126,8 @@ class RestoreOutcomes:
             "jobs": jobs,
             "target_state": "restored and verified",
         }
+        if run.overlapped:  # their time is inside another stage's (not to be added up)
+            result["overlapped"] = list(run.overlapped)
         if schema is not None:
             result["schema"] = schema.status
         if prisma is not None:
@@ -219,15 +222,10 @@ def _target_state(
     record: RestoreRecord, run: RunState, target: ConnInfo, exc: BaseException
 ) -> str:
     """The state the failed restore left the target in (a target it created is dropped)."""
-    if not run.touched:
+    if not run.touched and not run.created:
         return f"{record.target_db} was not touched"
     if run.created and not isinstance(exc, _VerificationMismatch):
-        try:
-            drop_database(target)
-            return f"{record.target_db} was created for this restore and has been removed"
-        except (BackupbotError, psycopg.Error):
-            log.exception("could not drop %s after a failed restore", record.target_db)
-            return f"{record.target_db} is partially restored; drop it by hand"
+        return _drop_created(record, run, target)
     safety = (
         f"; its previous state is in safety backup {run.safety_backup_id}"
         if run.safety_backup_id
@@ -236,3 +234,19 @@ def _target_state(
     if isinstance(exc, _VerificationMismatch):
         return f"{record.target_db} is restored but does not match the backup{safety}"
     return f"{record.target_db} is partially restored{safety}"
+
+
+def _drop_created(record: RestoreRecord, run: RunState, target: ConnInfo) -> str:
+    """Drop the target this restore created (empty while the download ran, or partly
+    restored); the state that leaves."""
+    name = record.target_db
+    try:
+        drop_database(target)
+    except (BackupbotError, psycopg.Error):
+        log.exception("could not drop %s after a failed restore", name)
+        if not run.touched:
+            return f"{name} was created, empty, for this restore; drop it by hand"
+        return f"{name} is partially restored; drop it by hand"
+    if not run.touched:
+        return f"{name} was created, empty, for this restore and has been removed"
+    return f"{name} was created for this restore and has been removed"

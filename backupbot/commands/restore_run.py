@@ -1,10 +1,11 @@
 """Executing an approved restore, stage by stage, and proving the result.
 
-download the artifact and check its SHA-256 while unpacking it (nothing is touched before
-this passes) -> safety backup of a target that has tables (label `pre-restore`) -> create
-the target if missing -> `pg_restore --exit-on-error [-j N] [--clean --if-exists]` ->
-count every table's rows and compare them, and the schema (`schema_compare.py`), with the
-manifest -> timings against the RTO. A failure at any stage says what state the target
+download the artifact and check its SHA-256 while unpacking it (nothing is restored before
+this passes; meanwhile the target is inspected and created if missing, dropped again if the
+download fails) -> safety backup of a target that has tables (label `pre-restore`) ->
+`pg_restore --exit-on-error [-j N] [--clean --if-exists]` -> count every table's rows and
+compare them, and the schema (`schema_compare.py`), with the manifest -> timings against
+the RTO. A failure at any stage says what state the target
 is in.
 
 `RestoreRunner` runs the stages; how a restore ended is recorded by `RestoreOutcomes`
@@ -46,8 +47,9 @@ from backupbot.commands.restore_outcome import (
     _VerificationMismatch,
     compare_counts,
 )
+from backupbot.commands.restore_prep import TargetPrep
 from backupbot.commands.restore_targets import Targets
-from backupbot.commands.restore_workdir import new_work_dir, work_root
+from backupbot.commands.restore_workdir import new_work_dir, remove_in_background, work_root
 from backupbot.commands.schema_compare import (
     NOT_RECORDED,
     SchemaCheck,
@@ -59,12 +61,11 @@ from backupbot.settings import DatabaseSettings, RestoreSettings
 from backupbot.storage.agecheck import unpack_backup
 from backupbot.storage.artifacts import ArtifactStore
 from backupbot.storage.catalog import SUCCEEDED, BackupCatalog, BackupRecord
-from backupbot.storage.dumpstream import Unpacked
+from backupbot.storage.dumpstream import Unpacked, check_free_space
 from backupbot.storage.incidents import IncidentLog
 from backupbot.storage.liveness import process_identity
-from backupbot.storage.pg_binaries import PgBinaries, find_binaries
+from backupbot.storage.pg_binaries import PgBinaries
 from backupbot.storage.pg_restore import PgRestore
-from backupbot.storage.pgadmin import create_database, inspect_target, server_major
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import count_rows
 from backupbot.storage.pgschema import schema_fingerprint
@@ -242,39 +243,44 @@ class RestoreRunner:
         started: float,
         listener: ProgressListener,
     ) -> RestoreRecord:
-        """The stages in order: download and check, safety backup, create, pg_restore,
-        verify; each is timed into `run` and reported to `listener`."""
+        """The stages in order: download and check (and create), safety backup,
+        pg_restore, verify; each is timed into `run` and reported to `listener`."""
         if not (backup.artifact_key and backup.sha256 and backup.stored_size and backup.raw_size):
             raise VerificationFailed(f"Backup {backup.id} has no stored artifact to restore.")
-        # 1. The artifact, checked byte for byte, before anything is touched.
+        # 1. The artifact, checked byte for byte, before anything is touched; meanwhile
+        # the target is inspected and, if it does not exist, created (`restore_prep.py`).
         t = self._stage(record, run, "download", listener)
-        archive = unpack_backup(self._store, backup, work / "archive.dump", self._identity)
+        check_free_space(work, backup.raw_size)  # before the target is created
+        prep = TargetPrep(target, self._pg_bin_dirs, run, record.id).start()
+        try:
+            archive = unpack_backup(self._store, backup, work / "archive.dump", self._identity)
+        finally:
+            prep.wait()  # run.created says whether the target was created meanwhile
         run.timings["download"] = time.monotonic() - t
-        facts = inspect_target(target)
-        binaries = find_binaries(server_major(target), self._pg_bin_dirs)
+        ready = prep.result()
+        facts, binaries = ready.facts, ready.binaries
+        if ready.create_seconds is not None:  # 3. the target, created during the download
+            run.timings["create"] = ready.create_seconds
+            run.overlapped.append("create")
         # 2. A safety backup of whatever the restore would overwrite.
         if facts.has_data:
             t = self._stage(record, run, "safety", listener)
             self._safety_backup(record, db, target, run)
             run.timings["safety"] = time.monotonic() - t
-        # 3. The target.
-        if not facts.exists:
-            t = self._stage(record, run, "create", listener)
-            create_database(target)
-            run.created = True
-            run.timings["create"] = time.monotonic() - t
         # 4. pg_restore.
         t = self._stage(record, run, "restore", listener)
         run.touched = True
         self._pg_restore(record, binaries, target, archive, clean=facts.has_data)
         run.timings["restore"] = time.monotonic() - t
-        # 5. Verification against the manifest.
+        # 5. Verification against the manifest (the archive is removed meanwhile).
         t = self._stage(record, run, "verify", listener)
+        removing = remove_in_background(work)
         expected: dict[str, int] = (backup.manifest or {}).get("row_counts") or {}
         try:
             actual, schema, prisma = self._verify(record, target, backup.manifest, expected)
         finally:  # a failed verification is timed too
             run.timings["verify"] = time.monotonic() - t
+            removing.join()
         return self._outcomes.succeeded(
             record,
             run,

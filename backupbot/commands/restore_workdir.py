@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from backupbot.settings import RestoreSettings
@@ -28,3 +29,18 @@ def remove_work_dirs(root: Path, restore_id: str) -> int:
     for path in found:
         shutil.rmtree(path, ignore_errors=True)
     return len(found)
+
+
+def remove_in_background(work: Path) -> threading.Thread:
+    """Start removing `work` (pg_restore has finished with the archive in it) in a thread:
+    freeing a file as large as the database takes a while, and the verification that runs
+    meanwhile does not need it. Join the thread before the restore ends."""
+    thread = threading.Thread(
+        target=shutil.rmtree,
+        args=(work,),
+        kwargs={"ignore_errors": True},
+        name=f"remove-{work.name}",
+        daemon=True,
+    )
+    thread.start()
+    return thread

@@ -22,9 +22,11 @@ from backupbot.storage.agestream import (
     stored_failure,
 )
 from backupbot.storage.artifacts import ArtifactStore
+from backupbot.storage.bgwrite import BackgroundWriter
 from backupbot.storage.catalog import BackupRecord
 from backupbot.storage.dirtar import DIRECTORY_TAR, extract_dump
 from backupbot.storage.dumpstream import (
+    CHUNK,
     ReadBack,
     StreamResult,
     TocLister,
@@ -33,6 +35,7 @@ from backupbot.storage.dumpstream import (
     check_free_space,
     check_read_back,
     check_toc,
+    decompress_into,
     unpack_artifact,
     unpack_failure,
 )
@@ -138,17 +141,15 @@ def unpack_encrypted(
     verified backup. On any failure `dest` is removed and nothing is restored."""
     check_free_space(dest.parent, raw_size)
     where = store.location(key)
-    dobj = zstandard.ZstdDecompressor().decompressobj()
+    dobj = zstandard.ZstdDecompressor().decompressobj(write_size=CHUNK)
     reader = StoredReader(iter(store.read_chunks(key)), on_bytes)
     produced = 0
     try:
-        with open(dest, "wb") as out:
+        with open(dest, "wb") as out, BackgroundWriter(out) as writer:
 
-            def write(data: bytes) -> None:
+            def write(data: bytes) -> None:  # the file write runs in the writer's thread
                 nonlocal produced
-                unpacked = dobj.decompress(data)
-                out.write(unpacked)
-                produced += len(unpacked)
+                produced += decompress_into(dobj, data, writer)
 
             failure: pyrage.DecryptError | None = None
             try:
