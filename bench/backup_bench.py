@@ -10,9 +10,9 @@ realistic mixed data of about --size-gb GB, then times, interleaved round-robin:
   floor          pg_dump -Fc -Z0 > /dev/null
   pg_dump -Fc    pg_dump -Fc (default gzip) to a file, what teams run today
   zstd CLI       pg_dump -Fc -Z0 | zstd -T0 -3 to a file (if the zstd program exists)
-  bot local      backupbot backup now, local directory store, backup.verify: checksums
-                 (the default: checked on the way out, the stored file's SHA-256 read back)
-  bot local full the same with backup.verify: full (the stored copy read back and unpacked)
+  bot local      backupbot backup now, local directory store (read back: a directory
+                 keeps no checksum, so backup.verify: checksums applies to S3 only)
+  bot local full the same with backup.verify: full set explicitly (a control: same work)
   bot S3         backupbot backup now, S3 store (moto server on 127.0.0.1),
                  backup.verify: checksums (the default)
   bot S3 full    the same with backup.verify: full (the stored copy read back)
@@ -790,7 +790,7 @@ class Bench:
         )
         local = f"storage:\n  local:\n    path: {self.work / 'store-local'}\n"
         stores = {  # kind -> (storage, backup.verify)
-            "local": (local, None),  # verify: checksums, the default
+            "local": (local, None),  # the default: read back, as with verify: full
             "localfull": (local, "full"),
             "s3": (s3, None),  # verify: checksums, the default
             "s3full": (s3, "full"),

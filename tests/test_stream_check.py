@@ -9,7 +9,7 @@ import pytest
 
 from backupbot.errors import VerificationFailed
 from backupbot.storage.local_store import LocalStore
-from backupbot.storage.streamcheck import CheckingWriter, prove_stored
+from backupbot.storage.streamcheck import CheckingWriter
 from tests.test_verify import stored
 
 __all__ = ["stored"]  # the fixture: a real backup's artifact in a local store
@@ -54,24 +54,3 @@ def test_a_table_missing_from_the_archive_is_caught(stored: dict[str, Any]) -> N
     tables = {**stored["tables"], "public.Ghost": 3}
     with pytest.raises(VerificationFailed, match=r"no data for 1 table\(s\): public.Ghost"):
         _write_through(stored, stored["path"].read_bytes(), tables)
-
-
-# -- prove_stored: a local store's proof that it holds the bytes checked on the way out --
-
-
-def test_the_stored_copy_proven_by_its_size_and_sha256(stored: dict[str, Any]) -> None:
-    prove_stored(stored["store"], stored["key"], stored["expected"])
-
-
-def test_a_stored_copy_changed_after_the_commit_is_refused(stored: dict[str, Any]) -> None:
-    data = bytearray(stored["path"].read_bytes())
-    data[len(data) // 3] ^= 0x01  # same size, one bit different
-    stored["path"].write_bytes(bytes(data))
-    with pytest.raises(VerificationFailed, match="does not match what was written and checked"):
-        prove_stored(stored["store"], stored["key"], stored["expected"])
-
-
-def test_a_stored_copy_that_vanished_is_refused(stored: dict[str, Any]) -> None:
-    stored["path"].unlink()
-    with pytest.raises(VerificationFailed, match="vanished"):
-        prove_stored(stored["store"], stored["key"], stored["expected"])

@@ -114,10 +114,9 @@ def _schema(dump: DumpFacts) -> dict[str, Any] | None:
 
 def _verified(dump: DumpFacts, finished: datetime) -> dict[str, Any]:
     """What verification proved: `full` read the stored copy back and the archive in it;
-    `checksums` checked the archive on its way out, and S3's SHA-256 checksums (or the
-    stored file's SHA-256, read back: a local store) prove the stored copy is those bytes;
-    `age-header` (an encrypted backup, no private key on the bot) read back the stored
-    bytes and the age header."""
+    `checksums` checked the archive on its way out and S3's SHA-256 checksums prove the
+    stored copy is those bytes; `age-header` (an encrypted backup, no private key on the
+    bot) read back the stored bytes and the age header."""
     full = dump.verification in (FULL, CHECKSUMS)
     verified: dict[str, Any] = {
         "method": dump.verification,
@@ -125,7 +124,7 @@ def _verified(dump: DumpFacts, finished: datetime) -> dict[str, Any]:
         "zstd_checksum": full,
         "pg_restore_list": full,
         "toc_entries": dump.toc_entries,
-        "read_back": dump.verification != CHECKSUMS or dump.store_checksum is None,
+        "read_back": dump.verification != CHECKSUMS,
         "at": finished.isoformat(),
     }
     if dump.store_checksum is not None:
@@ -144,13 +143,11 @@ def verification_summary(manifest: dict[str, Any]) -> str:
             "size, checksum and age header on the stored copy; not decrypted "
             "(no backup.verify_identity)"
         )
-    if verified.get("method") == CHECKSUMS and "s3_checksum" in verified:
+    if verified.get("method") == CHECKSUMS:
         return (
             "pg_restore --list on the way out; SHA-256 of every part checked by S3, "
             "composite checksum matched"
         )
-    if verified.get("method") == CHECKSUMS:
-        return "pg_restore --list on the way out; the stored copy's size and SHA-256 matched"
     if manifest.get("encryption"):
         return "checksum, decrypted, and pg_restore --list on the stored copy"
     return "checksum and pg_restore --list on the stored copy"

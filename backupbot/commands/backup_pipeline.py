@@ -1,10 +1,9 @@
 """The work of one backup: a snapshot and its row counts, pg_dump --snapshot | zstd
 [| age] | sha256 into the store, verified, then the manifest. Verified: the stored copy is
-read back whole (`backup.verify: full`, encrypted and directory dumps), or the archive is
-checked on its way out and the stored bytes proven by S3's checksums or, locally, by their
-SHA-256 read back (`checksums`). With `backup.jobs` > 1, pg_dump -Fd -j N --snapshot
-writes a private work directory (removed however the backup ends, or by a takeover),
-streamed as tar.
+read back (`backup.verify: full`, the local store, encrypted and directory dumps), or the
+archive is checked on its way out and the store proves it holds those bytes (`checksums`
+on S3). With `backup.jobs` > 1, pg_dump -Fd -j N --snapshot writes a private work
+directory (removed however the backup ends, or by a takeover), streamed as tar.
 
 Any failure raises, and leaves nothing in the store that looks like a good backup: the
 upload is aborted before its commit, and `BackupService` deletes what a later step left.
@@ -46,7 +45,7 @@ from backupbot.storage.pg_session_watch import SessionWatch
 from backupbot.storage.pg_sessions import child_application_name, with_session_settings
 from backupbot.storage.pgconn import ConnInfo
 from backupbot.storage.pginspect import SnapshotSession
-from backupbot.storage.streamcheck import CheckingWriter, prove_stored
+from backupbot.storage.streamcheck import CheckingWriter
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -71,9 +70,8 @@ class BackupPipeline:
     ) -> None:
         """`jobs` > 1: a parallel directory-format dump, assembled under `work_root`."""
         self._store = store
-        # Checked on the way out, the stored bytes proven by S3's checksums or by their
-        # SHA-256 read back (`storage/streamcheck.py`); encrypted backups are read back whole
-        self._on_the_way = verify == "checksums" and encryption is None
+        # On the way out, S3's checksums proving the stored bytes (`storage/streamcheck.py`)
+        self._on_the_way = verify == "checksums" and store.checksums and encryption is None
         self._jobs = jobs
         self.work_root = work_root or Path(tempfile.gettempdir())
         self._clock = clock
@@ -100,12 +98,7 @@ class BackupPipeline:
             dumped = self._dump(db, conn, artifact_key, beat, stops, work)
         streamed = dumped.out.streamed
         beat.stage("verifying", 0)
-        verified = dumped.out.verified
-        if verified is None:
-            verified = self._verify(artifact_key, dumped, beat)
-        elif dumped.out.store_checksum is None:  # a store that keeps no checksum of its own
-            on_bytes = lambda n: beat.tick("verifying", n)  # noqa: E731
-            prove_stored(self._store, artifact_key, dumped.out.streamed, on_bytes)
+        verified = dumped.out.verified or self._verify(artifact_key, dumped, beat)
         facts = DumpFacts(
             session=dumped.session,
             pg_dump_version=dumped.binaries.version,

@@ -4,27 +4,23 @@ What the full read-back proves of the archive itself, proven on the bytes as the
 written instead of on a second download: the zstd frame decompresses completely (its
 content checksum valid) to exactly the bytes pg_dump wrote, and `pg_restore --list` reads
 the archive, every counted table with data. That the store holds exactly these bytes is
-the store's own proof (S3's SHA-256 checksums, see `s3_upload.py`) or, for a store that
-keeps no checksum (a local directory), `prove_stored`: the committed file read back, its
-size and SHA-256 those of the bytes checked. The artifact's whole-file SHA-256 goes to the
-manifest as before, for restores and drills to check.
+the store's own proof (S3's SHA-256 checksums, see `s3_upload.py`); the artifact's
+whole-file SHA-256 goes to the manifest as before, for restores and drills to check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from backupbot.errors import VerificationFailed
-from backupbot.storage.artifacts import ArtifactStore, ArtifactWriter
+from backupbot.storage.artifacts import ArtifactWriter
 from backupbot.storage.dumpstream import (
     StreamResult,
     TocUnpacker,
     VerifyResult,
     check_toc,
-    stored_chunks,
 )
 from backupbot.storage.pg_binaries import PgBinaries
 from backupbot.storage.pg_restore import PgRestoreList
@@ -94,28 +90,3 @@ class CheckingWriter:
             ) from self._toc
         assert self._toc is not None
         return check_toc(where, self._toc, expected_tables)
-
-
-def prove_stored(
-    store: ArtifactStore,
-    key: str,
-    streamed: StreamResult,
-    on_bytes: Callable[[int], None] = lambda _n: None,
-) -> None:
-    """The committed artifact at `key` is byte for byte what was streamed (and checked on
-    the way out): read back, its size and SHA-256 match, or `VerificationFailed`. No
-    decompression, no pg_restore: those ran on exactly the bytes sent."""
-    where = store.location(key)
-    hasher = hashlib.sha256()
-    size = 0
-    for chunk in stored_chunks(store, key, chunk_size=4 << 20):
-        hasher.update(chunk)
-        size += len(chunk)
-        on_bytes(size)
-    if size != streamed.stored_size or hasher.hexdigest() != streamed.sha256:
-        raise VerificationFailed(
-            f"The stored backup at {where} does not match what was written and checked "
-            f"({size} bytes, sha256 {hasher.hexdigest()[:12]}… instead of "
-            f"{streamed.stored_size} bytes, {streamed.sha256[:12]}…). It was not kept; run "
-            "the backup again."
-        )
