@@ -21,7 +21,7 @@ from backupbot.commands.restore_model import RestoreProgress
 from backupbot.settings import DatabaseSettings
 from backupbot.settings.providers import NeonSettings
 from backupbot.storage.incidents import IncidentLog
-from backupbot.storage.providers.contract import ProviderOperation
+from backupbot.storage.providers.contract import ProviderOperation, RecoveryWindow
 from backupbot.storage.restores import NewRestore, ProviderSource, RestoreRequests
 from backupbot.storage.state import create_state_engine, migrate
 from tests.conftest import PG_PASSWORD
@@ -36,6 +36,10 @@ class Scripted:
 
     def __init__(self, polls: int, final: ProviderOperation) -> None:
         self.polls, self.final, self.asked = polls, final, 0
+
+    def recovery_window(self) -> RecoveryWindow:
+        """A week of history: the restores' points (minutes ago) are inside it."""
+        return RecoveryWindow(True, earliest=datetime.now(UTC) - timedelta(days=7))
 
     def restore(self, **_: Any) -> ProviderOperation:
         return ProviderOperation("op-1", "running", "creating branch", "rescue")

@@ -369,8 +369,9 @@ class PgCluster:
             shutil.rmtree(self._temp_socket_dir, ignore_errors=True)
             self._temp_socket_dir = None
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown). Safe to call more than once."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`mode` fast: backends told to end, then a checkpoint;
+        immediate: as a crash, recovered at the next start). Safe to call more than once."""
         if not self._running:
             return
         self._running = False
@@ -378,7 +379,7 @@ class PgCluster:
         try:
             if (self.data_dir / "postmaster.pid").exists():
                 self._run(
-                    [self._tool("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"],
+                    [self._tool("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
                     timeout=_STARTUP_TIMEOUT_S,
                 )
         finally:

@@ -195,7 +195,7 @@ def test_a_state_database_down_while_a_backup_finishes_gets_its_outcome_once_it_
         blocker.execute('LOCK TABLE "Opportunity" IN ACCESS EXCLUSIVE MODE')
         backup_id = _backup_id(_text(dep.slash(REQUESTER, "now app").json()))
         dep.wait_message(lambda m: backup_id in _text(m) and "dumping" in m.text)
-        state.stop()  # the state database goes away mid-backup
+        state.stop("immediate")  # the state database goes away mid-backup, as in a crash
         blocker.rollback()  # and the dump finishes while it is away
     assert wait_until(lambda: "recording the outcome of backup" in serve.log_text(), 60)
     state.start()  # back (same port): the outcome is written now, once
